@@ -1,0 +1,114 @@
+/*
+ * The agent's configuration: the YAML schema of DESIGN.md, parsed with libyaml
+ * and validated in one pass. Every error names the key path and line; all
+ * errors are collected, not just the first.
+ */
+#ifndef EP_CONFIG_H
+#define EP_CONFIG_H
+
+#include <limits.h>
+#include <net/if.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+
+#define EP_NAME_MAX 64
+#define EP_CFG_MAX_BACKENDS_PER_SVC 4096
+
+enum ep_iface_role {
+	EP_ROLE_UPLINK = 0, /* XDP load balancer (+ TC reverse NAT for backends behind it) */
+	EP_ROLE_PODS,	    /* TC reverse NAT */
+};
+
+enum ep_xdp_mode {
+	EP_XDP_NATIVE = 0,
+	EP_XDP_SKB,
+};
+
+/* How a balanced packet leaves XDP (docs/datapath.md explains the choice). */
+enum ep_forwarding {
+	EP_FWD_STACK = 0, /* XDP_PASS after the rewrite; the kernel routes it */
+	EP_FWD_REDIRECT,  /* bpf_fib_lookup + XDP_REDIRECT, stack as fallback */
+};
+
+struct ep_cfg_iface {
+	char name[IFNAMSIZ];
+	enum ep_iface_role role;
+	int line;
+};
+
+struct ep_cfg_backend {
+	struct ep_ip addr;
+	uint16_t port;
+	uint32_t weight; /* 0..65535; 0 = no new flows */
+	bool canary;
+	int line;
+};
+
+struct ep_cfg_canary {
+	uint32_t percent_bp; /* percent * 100 (basis points), 0..10000 */
+	bool sticky_flow;    /* sticky: flow (false = client, the default) */
+};
+
+struct ep_cfg_service {
+	char name[EP_NAME_MAX];
+	struct ep_ip vip;
+	uint16_t port;
+	uint8_t proto; /* IPPROTO_TCP / IPPROTO_UDP */
+	struct ep_cfg_backend *backends;
+	size_t n_backends;
+	struct ep_cfg_canary canary;
+	int line;
+};
+
+struct ep_cfg_datapath {
+	char bpffs[PATH_MAX];		/* default /sys/fs/bpf/edgeplane */
+	enum ep_xdp_mode xdp_mode;	/* default native */
+	enum ep_forwarding forwarding; /* default stack */
+	uint32_t conntrack_size;	/* default EP_CT_DEFAULT_SIZE; 1024..16M */
+	uint32_t maglev_table_size;	/* default EP_MAGLEV_DEFAULT_SIZE; prime, 251..EP_MAGLEV_MAX_SIZE */
+	uint32_t ct_timeout_tcp_s;	/* idle TCP flows are forgotten after this; default 3600 */
+	uint32_t ct_timeout_udp_s;	/* default 60 */
+};
+
+struct ep_config {
+	char node_name[256]; /* default: $NODE_NAME, then the hostname */
+	struct ep_cfg_datapath datapath;
+	struct ep_cfg_iface *ifaces;
+	size_t n_ifaces;
+	struct ep_cfg_service *services;
+	size_t n_services;
+	char metrics_listen[128]; /* default 127.0.0.1:9464; "" disables */
+	char control_socket[PATH_MAX]; /* default /run/edgeplane/agent.sock */
+};
+
+/* One validation problem. */
+struct ep_cfg_error {
+	int line;	 /* 1-based, 0 when unknown */
+	char key[160];	 /* e.g. "services[0].backends[1].port" */
+	char msg[256];
+};
+
+struct ep_cfg_errors {
+	struct ep_cfg_error *v;
+	size_t n;
+};
+
+/*
+ * Parses and validates YAML text. On success returns 0 and fills *out (free
+ * with ep_config_free). On failure returns -EINVAL and fills errs (free with
+ * ep_cfg_errors_free); *out is left zeroed.
+ */
+int ep_config_parse(const char *text, size_t len, struct ep_config *out, struct ep_cfg_errors *errs);
+/* Reads FILE and parses it; a read error is reported as an error with line 0. */
+int ep_config_load(const char *path, struct ep_config *out, struct ep_cfg_errors *errs);
+void ep_config_free(struct ep_config *cfg);
+void ep_cfg_errors_free(struct ep_cfg_errors *errs);
+/* "FILE:LINE: KEY: MESSAGE" lines, one per error, into stream. */
+void ep_cfg_errors_print(const struct ep_cfg_errors *errs, const char *path, void *stream);
+
+const struct ep_cfg_service *ep_config_find_service(const struct ep_config *cfg, const char *name);
+
+#endif

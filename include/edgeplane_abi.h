@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * The datapath ABI: every map key and value that BPF programs and user space
+ * share. Pinned maps outlive the agent, so a layout change here must bump
+ * EP_ABI_VERSION; the agent refuses to reuse pins written by another ABI.
+ *
+ * Addresses are stored as four big-endian 32-bit words; an IPv4 address sits in
+ * word 0 with words 1..3 zero, so one key type serves both families.
+ * Ports are kept in network byte order, exactly as they appear on the wire, so
+ * the fast path never swaps bytes.
+ */
+#ifndef EDGEPLANE_ABI_H
+#define EDGEPLANE_ABI_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define EP_ABI_VERSION 1
+
+#define EP_MAX_SERVICES 4096
+#define EP_MAX_VIPS 4096
+/* Backend ids index an array; id 0 means "none" so an empty Maglev slot is 0. */
+#define EP_MAX_BACKENDS 131072
+/* A backend address:port may serve at most this many VIP:ports (reverse NAT
+ * tries each candidate against conntrack, so the bound keeps TC cheap). */
+#define EP_MAX_SVCS_PER_BACKEND 8
+#define EP_MAGLEV_DEFAULT_SIZE 16381
+#define EP_MAGLEV_MAX_SIZE 1000003
+#define EP_CT_DEFAULT_SIZE 262144
+
+#define EP_FAMILY_V4 4
+#define EP_FAMILY_V6 6
+
+/* Maglev rings per service: outer index = svc_id * EP_RINGS_PER_SVC + ring. */
+#define EP_RING_STABLE 0
+#define EP_RING_CANARY 1
+#define EP_RINGS_PER_SVC 2
+
+/* Canary shares are in basis points so 0.01% steps are possible. */
+#define EP_BP_MAX 10000
+
+/* Key of ep_vips (is this destination address a VIP at all?). */
+struct ep_vip_key {
+	__u32 addr[4];
+	__u32 family;
+};
+
+/* An L4 endpoint: the key of ep_services (VIP:port/proto) and of
+ * ep_backend_rev (backend:port/proto). */
+struct ep_endpoint {
+	__u32 addr[4];
+	__u16 port; /* network order */
+	__u8 proto; /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8 family;
+};
+
+#define EP_SVC_F_STICKY_FLOW (1u << 0) /* canary split per flow, not per client */
+
+struct ep_service {
+	__u32 id;
+	__u32 table_size; /* Maglev ring size (prime) */
+	__u32 flags;
+	__u16 canary_bp; /* share of new clients sent to the canary ring */
+	__u16 mirror_bp; /* share of packets cloned to the mirror target */
+};
+
+#define EP_BE_F_VALID (1u << 0)
+#define EP_BE_F_DRAIN (1u << 1)	 /* out of the rings, existing flows continue */
+#define EP_BE_F_CANARY (1u << 2)
+#define EP_BE_F_REMOVED (1u << 3) /* gone from config; kept while flows use it */
+
+struct ep_backend {
+	__u32 addr[4];
+	__u16 port; /* network order */
+	__u8 family;
+	__u8 flags;
+	__u32 svc_id;
+};
+
+/* Conntrack key: the client's view of the flow (client -> VIP). */
+struct ep_flow_key {
+	__u32 src[4];
+	__u32 dst[4];
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 family;
+	__u16 pad;
+};
+
+struct ep_ct_entry {
+	__u32 baddr[4];
+	__u16 bport;
+	__u16 flags;
+	__u32 backend_id;
+	__u64 last_seen_ns; /* bpf_ktime_get_coarse_ns(), refreshed at most once a second */
+};
+
+/* Reverse index: which VIP:ports a backend address:port serves. */
+struct ep_rev_vip {
+	__u32 addr[4];
+	__u16 port;
+	__u16 pad;
+};
+
+struct ep_backend_rev {
+	__u32 count;
+	__u32 pad;
+	struct ep_rev_vip vips[EP_MAX_SVCS_PER_BACKEND];
+};
+
+/* Per-CPU, indexed by backend id. */
+struct ep_backend_stats {
+	__u64 packets;
+	__u64 bytes;
+	__u64 flows;
+	__u64 rnat_packets;
+};
+
+/* Why a packet aimed at a VIP address was dropped. Names in ep_drop_names. */
+enum ep_drop_reason {
+	EP_DROP_TRUNCATED = 0, /* headers or payload shorter than they claim */
+	EP_DROP_MALFORMED,     /* impossible header fields (ihl < 5, doff < 5, ...) */
+	EP_DROP_IP_OPTIONS,    /* IPv4 options present */
+	EP_DROP_IPV6_EXTHDR,   /* IPv6 extension header present */
+	EP_DROP_FRAGMENT,      /* any IP fragment: cannot be balanced without reassembly */
+	EP_DROP_NO_BACKEND,    /* service has no usable backend */
+	EP_DROP_ICMP_NO_FLOW,  /* ICMP error quoting a flow conntrack does not know */
+	EP_DROP_MAX,
+};
+
+#define EP_DROP_NAMES                                                                              \
+	{                                                                                          \
+		"truncated", "malformed", "ip_options", "ipv6_exthdr", "fragment", "no_backend",   \
+			"icmp_no_flow"                                                             \
+	}
+
+/* Per-CPU, indexed by enum ep_drop_reason. */
+struct ep_drop_stats {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* Global knobs, one entry at index 0 of ep_config. */
+#define EP_CFG_F_XDP_REDIRECT (1u << 0) /* XDP_REDIRECT to the backend's interface via
+					  * bpf_fib_lookup instead of XDP_PASS */
+
+struct ep_config {
+	__u32 flags;
+	__u32 abi_version;
+};
+
+#endif /* EDGEPLANE_ABI_H */

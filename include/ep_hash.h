@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * Flow hashing shared by the XDP program and user space. User space needs the
+ * exact same function to predict which Maglev slot a flow lands in (tests,
+ * `edgeplane` diagnostics), so it lives here and nowhere else.
+ *
+ * Bob Jenkins' lookup3 final mix (the kernel's jhash), as Katran uses.
+ */
+#ifndef EP_HASH_H
+#define EP_HASH_H
+
+#include "edgeplane_abi.h"
+
+#ifndef EP_INLINE
+#ifdef __VMLINUX_H__
+#define EP_INLINE static __always_inline
+#else
+#define EP_INLINE static inline
+#endif
+#endif
+
+#define EP_JHASH_INITVAL 0xdeadbeef
+#define EP_HASH_SEED_FLOW 0x5eed0001u
+#define EP_HASH_SEED_CLIENT 0x5eed0002u
+
+EP_INLINE __u32 ep_rol32(__u32 word, unsigned int shift)
+{
+	return (word << shift) | (word >> ((-shift) & 31));
+}
+
+#define EP_JHASH_MIX(a, b, c)                                                                      \
+	do {                                                                                       \
+		a -= c;                                                                            \
+		a ^= ep_rol32(c, 4);                                                               \
+		c += b;                                                                            \
+		b -= a;                                                                            \
+		b ^= ep_rol32(a, 6);                                                               \
+		a += c;                                                                            \
+		c -= b;                                                                            \
+		c ^= ep_rol32(b, 8);                                                               \
+		b += a;                                                                            \
+		a -= c;                                                                            \
+		a ^= ep_rol32(c, 16);                                                              \
+		c += b;                                                                            \
+		b -= a;                                                                            \
+		b ^= ep_rol32(a, 19);                                                              \
+		a += c;                                                                            \
+		c -= b;                                                                            \
+		c ^= ep_rol32(b, 4);                                                               \
+		b += a;                                                                            \
+	} while (0)
+
+#define EP_JHASH_FINAL(a, b, c)                                                                    \
+	do {                                                                                       \
+		c ^= b;                                                                            \
+		c -= ep_rol32(b, 14);                                                              \
+		a ^= c;                                                                            \
+		a -= ep_rol32(c, 11);                                                              \
+		b ^= a;                                                                            \
+		b -= ep_rol32(a, 25);                                                              \
+		c ^= b;                                                                            \
+		c -= ep_rol32(b, 16);                                                              \
+		a ^= c;                                                                            \
+		a -= ep_rol32(c, 4);                                                               \
+		b ^= a;                                                                            \
+		b -= ep_rol32(a, 14);                                                              \
+		c ^= b;                                                                            \
+		c -= ep_rol32(b, 24);                                                              \
+	} while (0)
+
+EP_INLINE __u32 ep_jhash_3words(__u32 a, __u32 b, __u32 c, __u32 initval)
+{
+	a += EP_JHASH_INITVAL + initval;
+	b += EP_JHASH_INITVAL + initval;
+	c += EP_JHASH_INITVAL + initval;
+	EP_JHASH_FINAL(a, b, c);
+	return c;
+}
+
+/* Five words: one mix round then the final round, as jhash2() does for length 5. */
+EP_INLINE __u32 ep_jhash_5words(__u32 w0, __u32 w1, __u32 w2, __u32 w3, __u32 w4, __u32 initval)
+{
+	__u32 a, b, c;
+
+	a = b = c = EP_JHASH_INITVAL + (5u << 2) + initval;
+	a += w0;
+	b += w1;
+	c += w2;
+	EP_JHASH_MIX(a, b, c);
+	a += w3;
+	b += w4;
+	EP_JHASH_FINAL(a, b, c);
+	return c;
+}
+
+/* Hash of the client side of a flow (source address and both ports). The
+ * destination is implied by the service the ring belongs to. */
+EP_INLINE __u32 ep_flow_hash(const struct ep_flow_key *k)
+{
+	__u32 ports = ((__u32)k->sport << 16) | k->dport;
+
+	if (k->family == EP_FAMILY_V4)
+		return ep_jhash_3words(k->src[0], ports, k->proto, EP_HASH_SEED_FLOW);
+	return ep_jhash_5words(k->src[0], k->src[1], k->src[2], k->src[3], ports ^ k->proto,
+			       EP_HASH_SEED_FLOW);
+}
+
+/* Hash of the client address alone: keeps a client on one side of a canary split. */
+EP_INLINE __u32 ep_client_hash(const struct ep_flow_key *k)
+{
+	if (k->family == EP_FAMILY_V4)
+		return ep_jhash_3words(k->src[0], 0, 0, EP_HASH_SEED_CLIENT);
+	return ep_jhash_5words(k->src[0], k->src[1], k->src[2], k->src[3], 0, EP_HASH_SEED_CLIENT);
+}
+
+#endif /* EP_HASH_H */

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * Map definitions shared by every edgeplane BPF object. Each object declares
+ * its own copy; the agent pins them by name under <bpffs>/maps and every later
+ * load reuses the pins, so XDP and TC programs see the same maps and the maps
+ * survive agent restarts.
+ */
+#ifndef EP_MAPS_BPF_H
+#define EP_MAPS_BPF_H
+
+#include "edgeplane_abi.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EP_MAX_VIPS);
+	__type(key, struct ep_vip_key);
+	__type(value, __u32);
+} ep_vips SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EP_MAX_SERVICES);
+	__type(key, struct ep_endpoint);
+	__type(value, struct ep_service);
+} ep_services SEC(".maps");
+
+/* Inner Maglev rings are built by the agent off to the side and swapped in
+ * with one update of the outer slot. BPF_F_INNER_MAP lets rings differ in
+ * size, so the table size can change without recreating the outer map. */
+struct ep_maglev_ring {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, EP_MAGLEV_DEFAULT_SIZE);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, EP_MAX_SERVICES *EP_RINGS_PER_SVC);
+	__type(key, __u32);
+	__array(values, struct ep_maglev_ring);
+} ep_maglev SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, EP_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct ep_backend);
+} ep_backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EP_MAX_BACKENDS);
+	__type(key, struct ep_endpoint);
+	__type(value, struct ep_backend_rev);
+} ep_backend_rev SEC(".maps");
+
+/* Size set by the agent from datapath.conntrack_size before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, EP_CT_DEFAULT_SIZE);
+	__type(key, struct ep_flow_key);
+	__type(value, struct ep_ct_entry);
+} ep_ct SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, EP_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct ep_backend_stats);
+} ep_backend_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, EP_DROP_MAX);
+	__type(key, __u32);
+	__type(value, struct ep_drop_stats);
+} ep_drops SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ep_config);
+} ep_config SEC(".maps");
+
+/* Interfaces XDP may redirect to (redirect forwarding mode). */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u32);
+} ep_tx_ports SEC(".maps");
+
+#endif /* EP_MAPS_BPF_H */

