@@ -142,13 +142,19 @@ struct ep_drop_stats {
 	__u64 bytes;
 };
 
-/* Global knobs, one entry at index 0 of ep_config. */
+/* Global knobs, one entry at index 0 of the ep_config map. */
 #define EP_CFG_F_XDP_REDIRECT (1u << 0) /* XDP_REDIRECT to the backend's interface via
 					  * bpf_fib_lookup instead of XDP_PASS */
 
-struct ep_config {
+struct ep_dp_config {
 	__u32 flags;
 	__u32 abi_version;
+	/* Identity of the XDP object attached by the agent that wrote this
+	 * (hash of its ELF bytes): a restarted agent with the same build leaves
+	 * the attached program alone instead of swapping it. */
+	__u64 xdp_build_id;
+	__u32 xdp_mode; /* 0 native, 1 skb: mode the build id was attached in */
+	__u32 pad;
 };
 
 #endif /* EDGEPLANE_ABI_H */

@@ -82,7 +82,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct ep_config);
+	__type(value, struct ep_dp_config);
 } ep_config SEC(".maps");
 
 /* Interfaces XDP may redirect to (redirect forwarding mode). */

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
- * edgeplane reverse NAT (TC ingress on pods and uplink interfaces).
+ * edgeplane reverse NAT: TC ingress on pods interfaces, TC egress on uplinks.
  *
  * A reply from a backend (source = backend:port) is matched to its flow and
  * its source rewritten to the VIP:port the client talked to. The backend's
@@ -340,8 +340,7 @@ static __always_inline int ep_forward_reply(struct __sk_buff *skb, const struct 
 	return bpf_redirect(fib.ifindex, 0);
 }
 
-SEC("tc")
-int ep_tc_rnat(struct __sk_buff *skb)
+static __always_inline int ep_rnat(struct __sk_buff *skb, const int forward)
 {
 	struct ep_reply r = {};
 	struct ep_rev_vip vip;
@@ -370,5 +369,20 @@ int ep_tc_rnat(struct __sk_buff *skb)
 		if (st)
 			st->rnat_packets++;
 	}
-	return ep_forward_reply(skb, &r, &vip);
+	return forward ? ep_forward_reply(skb, &r, &vip) : TC_ACT_OK;
+}
+
+/* Ingress of pod (and uplink) interfaces: translate and route the reply. */
+SEC("tc")
+int ep_tc_rnat(struct __sk_buff *skb)
+{
+	return ep_rnat(skb, 1);
+}
+
+/* Egress of uplinks: catches replies of backends that are not behind a pods
+ * interface (remote hosts); the stack has already routed them. */
+SEC("tc")
+int ep_tc_rnat_egress(struct __sk_buff *skb)
+{
+	return ep_rnat(skb, 0);
 }

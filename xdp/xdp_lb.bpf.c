@@ -350,7 +350,7 @@ static __always_inline int ep_pick_backend(struct ep_pkt *pkt, const struct ep_s
 static __always_inline int ep_forward(struct xdp_md *ctx, struct ep_pkt *pkt, const __u8 family)
 {
 	struct bpf_fib_lookup fib = {};
-	struct ep_config *cfg;
+	struct ep_dp_config *cfg;
 	__u32 zero = 0;
 	long rc;
 

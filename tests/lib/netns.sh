@@ -7,27 +7,27 @@
 # caller made.
 
 NS_PREFIX=${NS_PREFIX:-ep$$}
-_NS_LIST=()
-_NS_PIDS=()
-_NS_MOUNTS=()
-_NS_DIRS=()
-_NS_CLEANUP_HOOKS=()
-_NS_TRAPPED=0
+# Everything created is recorded in a state file keyed by the top-level
+# shell's pid ($$ is the same in subshells), so helpers work when called as
+# $(netns_add x) and cleanup still sees what subshells created.
+_NS_STATE=${_NS_STATE:-/tmp/.netns-state.$$}
+: >>"$_NS_STATE"
+_ns_record() { echo "$1 $2" >>"$_NS_STATE"; }
 
-_ns_trap() {
-  [ "$_NS_TRAPPED" = 1 ] && return
+# The trap is installed once, by the top-level shell, when the library is
+# sourced; subshells never run cleanup.
+if [ "${BASHPID:-$$}" = "$$" ] && [ -z "${_NS_TRAPPED:-}" ]; then
   _NS_TRAPPED=1
   trap 'netns_cleanup' EXIT
   trap 'netns_cleanup; exit 130' INT
   trap 'netns_cleanup; exit 143' TERM
-}
+fi
 
 # netns_add SHORT -> creates namespace "$NS_PREFIX-SHORT", prints its name
 netns_add() {
-  _ns_trap
   local ns="$NS_PREFIX-$1"
   ip netns add "$ns" || return 1
-  _NS_LIST+=("$ns")
+  _ns_record ns "$ns"
   ip -n "$ns" link set lo up
   echo "$ns"
 }
@@ -47,60 +47,71 @@ netns_veth() {
 netns_exec() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
 # netns_bg NS cmd... : starts a background process in NS, remembers its pid
-# for cleanup and prints it.
+# for cleanup and prints it. Redirect its output yourself if it is chatty:
+#   pid=$(netns_bg NS cmd >log 2>&1)   would hang: use netns_bg_log instead.
 netns_bg() {
-  _ns_trap
   local ns=$1; shift
   ip netns exec "$ns" "$@" &
   local pid=$!
-  _NS_PIDS+=("$pid")
+  _ns_record pid "$pid"
+  echo "$pid"
+}
+
+# netns_bg_log LOG NS cmd... : like netns_bg, output to LOG, pid printed
+netns_bg_log() {
+  local log=$1 ns=$2; shift 2
+  ip netns exec "$ns" "$@" >"$log" 2>&1 </dev/null &
+  local pid=$!
+  _ns_record pid "$pid"
   echo "$pid"
 }
 
 # netns_track_pid PID : kill PID at cleanup
-netns_track_pid() { _NS_PIDS+=("$1"); }
+netns_track_pid() { _ns_record pid "$1"; }
 
 # netns_tmpdir : a scratch directory removed at cleanup, printed
 netns_tmpdir() {
-  _ns_trap
   local d
   d=$(mktemp -d "/tmp/$NS_PREFIX.XXXXXX")
-  _NS_DIRS+=("$d")
+  _ns_record dir "$d"
   echo "$d"
 }
 
 # netns_bpffs DIR : mounts a bpffs at DIR (outside /sys so pins survive
 # `ip netns exec`), unmounted at cleanup
 netns_bpffs() {
-  _ns_trap
   mkdir -p "$1"
   mount -t bpf bpf "$1" || return 1
-  _NS_MOUNTS+=("$1")
+  _ns_record mount "$1"
 }
 
 # netns_on_cleanup "shell code" : run at cleanup (before namespaces go)
-netns_on_cleanup() { _ns_trap; _NS_CLEANUP_HOOKS+=("$1"); }
+netns_on_cleanup() { _ns_record hook "$1"; }
 
 netns_cleanup() {
-  local p ns m d h
-  for h in "${_NS_CLEANUP_HOOKS[@]}"; do eval "$h" >/dev/null 2>&1 || true; done
-  _NS_CLEANUP_HOOKS=()
-  for p in "${_NS_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${_NS_PIDS[@]}"; do
+  [ -f "$_NS_STATE" ] || return 0
+  local kind arg p
+  local -a hooks=() pids=() nss=() mounts=() dirs=()
+  while read -r kind arg; do
+    case $kind in
+      hook) hooks+=("$arg");; pid) pids+=("$arg");; ns) nss+=("$arg");;
+      mount) mounts+=("$arg");; dir) dirs+=("$arg");;
+    esac
+  done <"$_NS_STATE"
+  rm -f "$_NS_STATE"
+  for arg in "${hooks[@]}"; do eval "$arg" >/dev/null 2>&1 || true; done
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
     for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$p" 2>/dev/null || true
   done
-  _NS_PIDS=()
-  for ns in "${_NS_LIST[@]}"; do
+  for arg in "${nss[@]}"; do
     # Processes started some other way inside the namespace go too.
-    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-    ip netns del "$ns" 2>/dev/null || true
+    for p in $(ip netns pids "$arg" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+    ip netns del "$arg" 2>/dev/null || true
   done
-  _NS_LIST=()
-  for m in "${_NS_MOUNTS[@]}"; do umount -l "$m" 2>/dev/null || true; rmdir "$m" 2>/dev/null || true; done
-  _NS_MOUNTS=()
-  for d in "${_NS_DIRS[@]}"; do rm -rf "$d"; done
-  _NS_DIRS=()
+  for arg in "${mounts[@]}"; do umount -l "$arg" 2>/dev/null || true; rmdir "$arg" 2>/dev/null || true; done
+  for arg in "${dirs[@]}"; do rm -rf "$arg"; done
 }
 
 # wait_for SECONDS cmd... : polls cmd every 0.1 s until it succeeds (bounded)

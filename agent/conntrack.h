@@ -1,0 +1,29 @@
+/* Conntrack housekeeping from user space: counting, idle expiry, purging a
+ * removed service, and which backend ids flows still reference. The LRU map
+ * evicts under pressure on its own; this keeps the count honest and lets
+ * removed backends be released once their last flow is gone. */
+#ifndef EP_CONNTRACK_H
+#define EP_CONNTRACK_H
+
+#include <stdint.h>
+
+#include "edgeplane_abi.h"
+
+struct ep_ct_gc_result {
+	uint64_t entries;  /* live entries after the pass */
+	uint64_t expired;  /* deleted for idleness */
+	uint64_t scanned;
+};
+
+int ep_ncpus(void);
+
+/* One pass over conntrack: deletes entries idle longer than their protocol's
+ * timeout and sets bit `backend_id` in refs (EP_MAX_BACKENDS bits) for every
+ * entry kept. now_ns is CLOCK_MONOTONIC_COARSE (the clock the datapath uses). */
+int ep_ct_gc(int ct_fd, uint64_t now_ns, uint32_t tcp_timeout_s, uint32_t udp_timeout_s,
+	     uint8_t *refs, struct ep_ct_gc_result *res);
+
+/* Deletes every flow of one service (VIP:port/proto). Returns how many. */
+long ep_ct_purge_service(int ct_fd, const struct ep_endpoint *svc);
+
+#endif
