@@ -20,7 +20,7 @@
 #include "util.h"
 
 #define TICK_MS 100
-#define GC_INTERVAL_NS (5ULL * 1000000000ULL)
+#define GC_INTERVAL_NS (2ULL * 1000000000ULL)
 #define RELOAD_DEBOUNCE_NS (200ULL * 1000000ULL)
 #define CONFIG_MAX_BYTES (4u << 20)
 #define CONFIG_POLL_NS (2ULL * 1000000000ULL)
@@ -206,7 +206,7 @@ static void run_gc(struct ep_agent *a)
 
 	if (!refs)
 		return;
-	if (ep_ct_gc(a->dp.maps.ct, ep_coarse_ns(), a->cfg.datapath.ct_timeout_tcp_s,
+	if (ep_ct_gc(a->dp.maps.ct, ep_datapath_clock_now(), a->cfg.datapath.ct_timeout_tcp_s,
 		     a->cfg.datapath.ct_timeout_udp_s, refs, &res) == 0) {
 		pthread_mutex_lock(&a->lock);
 		a->last_gc = res;
@@ -303,6 +303,10 @@ static void on_tick(struct ep_agent *a)
 	while (read(a->timerfd, &expirations, sizeof(expirations)) > 0)
 		;
 	__atomic_store_n(&a->heartbeat_ns, now, __ATOMIC_RELAXED);
+	if (ep_datapath_clock_now() != a->published_s) {
+		a->published_s = ep_datapath_clock_now();
+		ep_datapath_publish_clock(&a->dp);
+	}
 	/* inotify can miss changes (bind mounts, some network filesystems): also
 	 * compare the file's identity every couple of seconds. */
 	if (now >= a->next_stat_ns) {

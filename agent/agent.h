@@ -51,6 +51,7 @@ struct ep_agent {
 	struct ep_ct_gc_result last_gc;
 	uint64_t ct_expired_total;
 	uint64_t next_gc_ns;
+	uint32_t published_s; /* last conntrack clock value written to the datapath */
 };
 
 /* Runs the agent until SIGTERM/SIGINT. Returns the process exit code:

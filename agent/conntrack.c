@@ -83,7 +83,7 @@ static long ct_walk(int fd, ct_visit_fn fn, void *arg, uint64_t *scanned)
 }
 
 struct gc_arg {
-	uint64_t now, tcp_ns, udp_ns;
+	uint32_t now, tcp_s, udp_s;
 	uint8_t *refs;
 	uint64_t kept;
 };
@@ -91,9 +91,13 @@ struct gc_arg {
 static int gc_visit(const struct ep_flow_key *k, const struct ep_ct_entry *v, void *arg)
 {
 	struct gc_arg *a = arg;
-	uint64_t limit = k->proto == IPPROTO_TCP ? a->tcp_ns : a->udp_ns;
+	uint32_t limit = k->proto == IPPROTO_TCP ? a->tcp_s : a->udp_s;
 
-	if (a->now > v->last_seen_ns && a->now - v->last_seen_ns > limit)
+	if (v->flags & EP_CT_F_CLOSING)
+		limit = EP_CT_CLOSING_TIMEOUT_S;
+
+	/* Unsigned difference: correct across the (theoretical) wrap. */
+	if (a->now - v->last_seen_s > limit && a->now - v->last_seen_s < (1u << 31))
 		return 1;
 	if (a->refs && v->backend_id < EP_MAX_BACKENDS)
 		a->refs[v->backend_id / 8] |= (uint8_t)(1u << (v->backend_id % 8));
@@ -101,13 +105,13 @@ static int gc_visit(const struct ep_flow_key *k, const struct ep_ct_entry *v, vo
 	return 0;
 }
 
-int ep_ct_gc(int ct_fd, uint64_t now_ns, uint32_t tcp_timeout_s, uint32_t udp_timeout_s,
+int ep_ct_gc(int ct_fd, uint32_t now_s, uint32_t tcp_timeout_s, uint32_t udp_timeout_s,
 	     uint8_t *refs, struct ep_ct_gc_result *res)
 {
 	struct gc_arg a = {
-		.now = now_ns,
-		.tcp_ns = (uint64_t)tcp_timeout_s * 1000000000ULL,
-		.udp_ns = (uint64_t)udp_timeout_s * 1000000000ULL,
+		.now = now_s,
+		.tcp_s = tcp_timeout_s,
+		.udp_s = udp_timeout_s,
 		.refs = refs,
 	};
 	long deleted;

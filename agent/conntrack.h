@@ -19,8 +19,9 @@ int ep_ncpus(void);
 
 /* One pass over conntrack: deletes entries idle longer than their protocol's
  * timeout and sets bit `backend_id` in refs (EP_MAX_BACKENDS bits) for every
- * entry kept. now_ns is CLOCK_MONOTONIC_COARSE (the clock the datapath uses). */
-int ep_ct_gc(int ct_fd, uint64_t now_ns, uint32_t tcp_timeout_s, uint32_t udp_timeout_s,
+ * entry kept. now_s is the clock the agent publishes to the datapath
+ * (ep_datapath_publish_clock). */
+int ep_ct_gc(int ct_fd, uint32_t now_s, uint32_t tcp_timeout_s, uint32_t udp_timeout_s,
 	     uint8_t *refs, struct ep_ct_gc_result *res);
 
 /* Deletes every flow of one service (VIP:port/proto). Returns how many. */

@@ -191,6 +191,7 @@ int ep_datapath_open(struct ep_datapath *dp, const struct ep_cfg_datapath *cfg, 
 		goto fail;
 	}
 	dp->maps.vips = bpf_map__fd(dp->tc_skel->maps.ep_vips);
+	dp->maps.vip_filter = bpf_map__fd(dp->tc_skel->maps.ep_vip_filter);
 	dp->maps.services = bpf_map__fd(dp->tc_skel->maps.ep_services);
 	dp->maps.maglev = bpf_map__fd(dp->tc_skel->maps.ep_maglev);
 	dp->maps.backends = bpf_map__fd(dp->tc_skel->maps.ep_backends);
@@ -212,10 +213,9 @@ int ep_datapath_open(struct ep_datapath *dp, const struct ep_cfg_datapath *cfg, 
 		rc = -EINVAL;
 		goto fail;
 	}
-	if (!c.abi_version) {
-		c.abi_version = EP_ABI_VERSION;
-		bpf_map_update_elem(dp->maps.config, &zero, &c, BPF_ANY);
-	}
+	c.abi_version = EP_ABI_VERSION;
+	c.now_s = ep_datapath_clock_now();
+	bpf_map_update_elem(dp->maps.config, &zero, &c, BPF_ANY);
 	pin_prog(dp->root, "ep_tc_rnat", dp->rnat_in_fd);
 	pin_prog(dp->root, "ep_tc_rnat_egress", dp->rnat_eg_fd);
 	return 0;
@@ -659,6 +659,22 @@ int ep_datapath_set_forwarding(struct ep_datapath *dp, enum ep_forwarding fwd)
 	else
 		c.flags &= ~EP_CFG_F_XDP_REDIRECT;
 	c.abi_version = EP_ABI_VERSION;
+	return bpf_map_update_elem(dp->maps.config, &zero, &c, BPF_ANY) ? -errno : 0;
+}
+
+uint32_t ep_datapath_clock_now(void)
+{
+	return (uint32_t)(ep_coarse_ns() / 1000000000ULL);
+}
+
+int ep_datapath_publish_clock(struct ep_datapath *dp)
+{
+	struct ep_dp_config c = {};
+	__u32 zero = 0;
+
+	if (bpf_map_lookup_elem(dp->maps.config, &zero, &c))
+		return -errno;
+	c.now_s = ep_datapath_clock_now();
 	return bpf_map_update_elem(dp->maps.config, &zero, &c, BPF_ANY) ? -errno : 0;
 }
 

@@ -15,7 +15,7 @@
 #include "config.h"
 
 struct ep_map_fds {
-	int vips, services, maglev, backends, backend_rev, ct, backend_stats, drops, config,
+	int vips, vip_filter, services, maglev, backends, backend_rev, ct, backend_stats, drops, config,
 		tx_ports;
 };
 
@@ -52,6 +52,11 @@ int ep_datapath_sync_ifaces(struct ep_datapath *dp, const struct ep_config *cfg,
 			    size_t errlen);
 
 int ep_datapath_set_forwarding(struct ep_datapath *dp, enum ep_forwarding fwd);
+
+/* The datapath's conntrack clock (seconds, CLOCK_MONOTONIC_COARSE) and its
+ * publication into the ep_config map, done every agent tick. */
+uint32_t ep_datapath_clock_now(void);
+int ep_datapath_publish_clock(struct ep_datapath *dp);
 
 /* Detaches every program and removes the pins (--detach-on-exit). */
 int ep_datapath_detach_all(struct ep_datapath *dp);

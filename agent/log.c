@@ -35,7 +35,8 @@ int ep_log_level_parse(const char *s, enum ep_log_level *out)
 	return -1;
 }
 
-static void vlog(enum ep_log_level lvl, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void vlog(enum ep_log_level lvl, const char *fmt,
+						       va_list ap)
 {
 	char msg[2048], ts[64];
 	struct timespec now;
@@ -87,7 +88,8 @@ static bool capturing;
 static char capture[16384];
 static size_t capture_len;
 
-static void lib_message(enum ep_log_level l, const char *lib, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void lib_message(enum ep_log_level l, const char *lib,
+							      const char *fmt, va_list ap)
 {
 	char buf[2048];
 	size_t n;
@@ -109,13 +111,15 @@ static void lib_message(enum ep_log_level l, const char *lib, const char *fmt, v
 	ep_log(l, "%s: %s", lib, buf);
 }
 
-static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static int libbpf_print(enum libbpf_print_level level,
+							      const char *fmt, va_list ap)
 {
 	lib_message(level == LIBBPF_WARN ? EP_LOG_WARN : EP_LOG_DEBUG, "libbpf", fmt, ap);
 	return 0;
 }
 
-static int libxdp_print(enum libxdp_print_level level, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static int libxdp_print(enum libxdp_print_level level,
+							      const char *fmt, va_list ap)
 {
 	lib_message(level == LIBXDP_WARN ? EP_LOG_WARN : EP_LOG_DEBUG, "libxdp", fmt, ap);
 	return 0;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "conntrack.h"
+#include "ep_hash.h"
 #include "log.h"
 #include "maglev.h"
 #include "util.h"
@@ -41,6 +42,11 @@ static void endpoint_key(struct ep_endpoint *k, const struct ep_ip *ip, uint16_t
 int ep_services_init(struct ep_services *s, const struct ep_map_fds *maps)
 {
 	memset(s, 0, sizeof(*s));
+	/* A zero fd is stdin, never a map: catches a caller that forgot one. */
+	if (maps->vips <= 0 || maps->vip_filter <= 0 || maps->services <= 0 || maps->maglev <= 0 ||
+	    maps->backends <= 0 || maps->backend_rev <= 0 || maps->ct <= 0 ||
+	    maps->backend_stats <= 0)
+		return -EBADF;
 	s->maps = maps;
 	s->svc_ids = calloc(EP_MAX_SERVICES / 8, 1);
 	s->be_ids = calloc(EP_MAX_BACKENDS / 8, 1);
@@ -322,6 +328,31 @@ static int write_service(struct ep_services *s, const struct ep_svc_state *st)
 	return bpf_map_update_elem(s->maps->services, &st->key, &v, BPF_ANY) ? -errno : 0;
 }
 
+/* The pre-filter's bits for the current VIPs. New bits are set before stale
+ * ones are cleared (each word is one atomic update), so a VIP that stays is
+ * never filtered out, not even for a moment. */
+static void sync_vip_filter(struct ep_services *s)
+{
+	uint64_t want[EP_VIP_FILTER_WORDS] = {0};
+
+	for (size_t i = 0; i < s->n_svcs; i++) {
+		__u32 slot = ep_vip_filter_slot(s->svcs[i].vip.addr, s->svcs[i].vip.family);
+
+		want[slot / 64] |= 1ULL << (slot % 64);
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		for (__u32 w = 0; w < EP_VIP_FILTER_WORDS; w++) {
+			uint64_t cur = 0, next;
+
+			if (bpf_map_lookup_elem(s->maps->vip_filter, &w, &cur))
+				continue;
+			next = pass == 0 ? (cur | want[w]) : want[w];
+			if (next != cur)
+				bpf_map_update_elem(s->maps->vip_filter, &w, &next, BPF_ANY);
+		}
+	}
+}
+
 /* VIP addresses: exactly the set of VIPs of current services. */
 static void sync_vips(struct ep_services *s)
 {
@@ -348,6 +379,7 @@ static void sync_vips(struct ep_services *s)
 		k.family = s->svcs[i].vip.family;
 		bpf_map_update_elem(s->maps->vips, &k, &one, BPF_ANY);
 	}
+	sync_vip_filter(s);
 }
 
 /* Reverse NAT index: for every backend endpoint still known (removed ones

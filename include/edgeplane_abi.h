@@ -40,6 +40,12 @@
 /* Canary shares are in basis points so 0.01% steps are possible. */
 #define EP_BP_MAX 10000
 
+/* VIP pre-filter: one bit per hash slot of a destination address, so the
+ * common case (not a VIP) costs one array load. A set bit only means "maybe";
+ * ep_vips is the exact answer, consulted before anything is dropped. */
+#define EP_VIP_FILTER_BITS 16
+#define EP_VIP_FILTER_WORDS ((1u << EP_VIP_FILTER_BITS) / 64)
+
 /* Key of ep_vips (is this destination address a VIP at all?). */
 struct ep_vip_key {
 	__u32 addr[4];
@@ -89,12 +95,22 @@ struct ep_flow_key {
 	__u16 pad;
 };
 
+/* TCP only: a FIN or RST was seen; the entry expires after
+ * EP_CT_CLOSING_TIMEOUT_S instead of the idle timeout, and a new SYN on the
+ * same 4-tuple is balanced afresh. */
+#define EP_CT_F_CLOSING (1u << 0)
+#define EP_CT_CLOSING_TIMEOUT_S 10
+
 struct ep_ct_entry {
 	__u32 baddr[4];
 	__u16 bport;
 	__u16 flags;
 	__u32 backend_id;
-	__u64 last_seen_ns; /* bpf_ktime_get_coarse_ns(), refreshed at most once a second */
+	__u32 last_seen_s; /* ep_dp_config.now_s when the flow last sent a packet */
+	/* TCP: the client's initial sequence number (network order). The
+	 * backend's SYN-ACK must acknowledge it, or the entry belongs to an
+	 * older connection and the reply is not ours to translate. */
+	__u32 isn;
 };
 
 /* Reverse index: which VIP:ports a backend address:port serves. */
@@ -154,7 +170,10 @@ struct ep_dp_config {
 	 * the attached program alone instead of swapping it. */
 	__u64 xdp_build_id;
 	__u32 xdp_mode; /* 0 native, 1 skb: mode the build id was attached in */
-	__u32 pad;
+	/* Seconds of CLOCK_MONOTONIC_COARSE, published by the agent every tick:
+	 * conntrack timestamps cost a load here instead of a helper call per
+	 * packet. While no agent runs it stands still, and so does expiry. */
+	__u32 now_s;
 };
 
 #endif /* EDGEPLANE_ABI_H */

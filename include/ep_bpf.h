@@ -45,8 +45,6 @@
 #define TC_ACT_OK 0
 #define TC_ACT_SHOT 2
 
-#define EP_CT_REFRESH_NS 1000000000ULL
-
 /* Fold a 32-bit one's-complement accumulator and complement it. */
 static __always_inline __u16 ep_csum_fold(__u32 csum)
 {

@@ -113,4 +113,15 @@ EP_INLINE __u32 ep_client_hash(const struct ep_flow_key *k)
 	return ep_jhash_5words(k->src[0], k->src[1], k->src[2], k->src[3], 0, EP_HASH_SEED_CLIENT);
 }
 
+/* Slot of a destination address in the VIP pre-filter (multiplicative hash:
+ * one multiply, good enough to spread a handful of VIPs). */
+EP_INLINE __u32 ep_vip_filter_slot(const __u32 *addr, __u8 family)
+{
+	__u32 x = addr[0];
+
+	if (family == EP_FAMILY_V6)
+		x ^= addr[1] ^ addr[2] ^ addr[3];
+	return (x * 0x9E3779B1u) >> (32 - EP_VIP_FILTER_BITS);
+}
+
 #endif /* EP_HASH_H */

@@ -18,6 +18,13 @@ struct {
 } ep_vips SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, EP_VIP_FILTER_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} ep_vip_filter SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, EP_MAX_SERVICES);
 	__type(key, struct ep_endpoint);
@@ -56,10 +63,13 @@ struct {
 	__type(value, struct ep_backend_rev);
 } ep_backend_rev SEC(".maps");
 
-/* Size set by the agent from datapath.conntrack_size before load. */
+/* Size set by the agent from datapath.conntrack_size before load. Per-CPU
+ * LRU lists: inserting a new flow takes no global lock (lookups still see
+ * every CPU's entries). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, EP_CT_DEFAULT_SIZE);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__type(key, struct ep_flow_key);
 	__type(value, struct ep_ct_entry);
 } ep_ct SEC(".maps");

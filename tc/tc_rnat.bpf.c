@@ -5,9 +5,10 @@
  * A reply from a backend (source = backend:port) is matched to its flow and
  * its source rewritten to the VIP:port the client talked to. The backend's
  * reverse index names the candidate VIP:ports; conntrack decides which one
- * this client used. If conntrack lost the flow (LRU eviction) and the backend
- * serves a single VIP:port, that one is used; with several it is ambiguous and
- * the packet is left alone.
+ * this client used. Without a conntrack entry nothing is rewritten: the
+ * packet may belong to a connection made to the backend directly, and
+ * guessing a VIP would break it. (So conntrack must be sized for the flows:
+ * docs/datapath.md.)
  *
  * Translated replies are forwarded here with bpf_fib_lookup + bpf_redirect
  * rather than handed to the stack: the stack would see a VIP source arriving
@@ -50,7 +51,14 @@ struct ep_reply {
 	__u32 inner_csum_off; /* ICMP error: quoted IPv4 header checksum */
 	__u8 l4_is_udp;
 	__u8 pseudo; /* does the L4 checksum cover the outer addresses? */
+	__u8 tcp_flags;
+	__u32 tcp_ack;
 };
+
+#define EP_TCP_FIN 0x01
+#define EP_TCP_SYN 0x02
+#define EP_TCP_RST 0x04
+#define EP_TCP_ACK 0x10
 
 static __always_inline int ep_parse_reply_l4(void *data, void *end, __u32 l4_off, __u8 proto,
 					     struct ep_reply *r)
@@ -66,6 +74,8 @@ static __always_inline int ep_parse_reply_l4(void *data, void *end, __u32 l4_off
 		r->sport_off = l4_off + offsetof(struct tcphdr, source);
 		r->csum_off = l4_off + offsetof(struct tcphdr, check);
 		r->pseudo = 1;
+		r->tcp_flags = ((__u8 *)th)[13];
+		r->tcp_ack = th->ack_seq;
 		return 0;
 	}
 	if (proto == IPPROTO_UDP) {
@@ -204,17 +214,25 @@ static __always_inline int ep_find_vip(const struct ep_reply *r, struct ep_rev_v
 		ep_addr_copy(k.dst, rev->vips[i].addr, 4);
 		k.dport = rev->vips[i].port;
 		ct = bpf_map_lookup_elem(&ep_ct, &k);
-		if (ct && ct->bport == r->backend.port && ep_addr_eq(ct->baddr, r->backend.addr)) {
-			*vip = rev->vips[i];
-			*backend_id = ct->backend_id;
-			return 0;
+		if (!ct || ct->bport != r->backend.port || !ep_addr_eq(ct->baddr, r->backend.addr))
+			continue;
+		if ((r->tcp_flags & (EP_TCP_SYN | EP_TCP_ACK)) == (EP_TCP_SYN | EP_TCP_ACK) &&
+		    r->tcp_ack != bpf_htonl(bpf_ntohl(ct->isn) + 1)) {
+			/* The backend answers a SYN that never came through the
+			 * VIP (a direct connection reusing an old flow's
+			 * 4-tuple): the entry is stale. Forget it, leave the
+			 * packet alone. */
+			bpf_map_delete_elem(&ep_ct, &k);
+			return -1;
 		}
-	}
-	if (rev->count == 1) {
-		*vip = rev->vips[0];
-		*backend_id = 0;
+		if ((r->tcp_flags & (EP_TCP_FIN | EP_TCP_RST)) && !(ct->flags & EP_CT_F_CLOSING))
+			ct->flags |= EP_CT_F_CLOSING;
+		*vip = rev->vips[i];
+		*backend_id = ct->backend_id;
 		return 0;
 	}
+	/* No flow: not ours. Replies of connections made to the backend
+	 * directly (health checks, pod to pod, another proxy) pass untouched. */
 	return -1;
 }
 
@@ -246,7 +264,8 @@ static __always_inline int ep_rewrite(struct __sk_buff *skb, const struct ep_rep
 
 	/* Outer source: IPv4 header checksum, and the L4 checksum when it
 	 * covers the pseudo header (TCP, UDP, ICMPv6). */
-	if (ep_store_addr(skb, r, r->saddr_off, vip->addr, l3_csum, r->csum_off, r->pseudo))
+	if (ep_store_addr(skb, r, r->saddr_off, vip->addr, l3_csum, r->pseudo ? r->csum_off : 0,
+			  r->pseudo))
 		return -1;
 	if (r->icmp_error) {
 		/* Quoted destination: its own IPv4 header checksum, and the ICMP

@@ -48,7 +48,14 @@ struct ep_pkt {
 	__u16 *inner_l3_csum; /* ICMP error: quoted IPv4 header checksum */
 	__u8 icmp_error;
 	__u8 has_vlan;
+	__u8 tcp_flags; /* 0 for UDP and ICMP */
+	__u32 tcp_seq;
 };
+
+#define EP_TCP_FIN 0x01
+#define EP_TCP_SYN 0x02
+#define EP_TCP_RST 0x04
+#define EP_TCP_ACK 0x10
 
 static __always_inline int ep_count_drop(struct xdp_md *ctx, int reason)
 {
@@ -62,6 +69,17 @@ static __always_inline int ep_count_drop(struct xdp_md *ctx, int reason)
 	return XDP_DROP;
 }
 
+/* Cheap "maybe a VIP" test: one array load and a bit test. */
+static __always_inline int ep_maybe_vip(const __u32 *addr, const __u8 family)
+{
+	__u32 slot = ep_vip_filter_slot(addr, family);
+	__u32 word = slot / 64;
+	__u64 *bits = bpf_map_lookup_elem(&ep_vip_filter, &word);
+
+	return bits && (*bits & (1ULL << (slot % 64)));
+}
+
+/* Exact answer, for the rare paths that would drop or divert a packet. */
 static __always_inline int ep_is_vip(const __u32 *addr, __u8 family)
 {
 	struct ep_vip_key vk = {};
@@ -88,6 +106,8 @@ static __always_inline int ep_parse_ports(void *l4, void *end, __u32 l4_len, str
 		pkt->port = &th->dest;
 		pkt->l4_csum = &th->check;
 		pkt->pseudo_csum = &th->check;
+		pkt->tcp_flags = ((__u8 *)th)[13];
+		pkt->tcp_seq = th->seq;
 		return EP_V_BALANCE;
 	}
 
@@ -134,7 +154,8 @@ static __always_inline int ep_parse_icmp4(void *l4, void *end, __u32 l4_len, str
 		return EP_V_PASS; /* echo and friends are not ours */
 	in = (void *)(ic + 1);
 	ports = (void *)(in + 1);
-	if ((void *)(ports + 2) > end)
+	/* The quoted ports must lie inside the IP packet, not in frame padding. */
+	if ((void *)(ports + 2) > end || l4_len < sizeof(*ic) + sizeof(*in) + 4)
 		return EP_DROP_TRUNCATED;
 	if (in->version != 4 || in->ihl != 5 || in->saddr != pkt->key.dst[0] ||
 	    (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP))
@@ -165,7 +186,7 @@ static __always_inline int ep_parse_icmp6(void *l4, void *end, __u32 l4_len, str
 		return EP_V_PASS;
 	in = (void *)(ic + 1);
 	ports = (void *)(in + 1);
-	if ((void *)(ports + 2) > end)
+	if ((void *)(ports + 2) > end || l4_len < sizeof(*ic) + sizeof(*in) + 4)
 		return EP_DROP_TRUNCATED;
 	if (!ep_addr_eq(in->saddr.in6_u.u6_addr32, pkt->key.dst) ||
 	    (in->nexthdr != IPPROTO_TCP && in->nexthdr != IPPROTO_UDP))
@@ -210,7 +231,7 @@ static __always_inline int ep_parse_v4(void *l3, void *end, struct ep_pkt *pkt)
 	if ((void *)(iph + 1) > end)
 		return EP_V_PASS;
 	pkt->key.dst[0] = iph->daddr;
-	if (!ep_is_vip(pkt->key.dst, EP_FAMILY_V4))
+	if (!ep_maybe_vip(pkt->key.dst, EP_FAMILY_V4))
 		return EP_V_PASS;
 	if (iph->version != 4 || iph->ihl < 5)
 		return EP_DROP_MALFORMED;
@@ -240,7 +261,7 @@ static __always_inline int ep_parse_v6(void *l3, void *end, struct ep_pkt *pkt)
 	if ((void *)(ip6h + 1) > end)
 		return EP_V_PASS;
 	ep_addr_copy(pkt->key.dst, ip6h->daddr.in6_u.u6_addr32, 4);
-	if (!ep_is_vip(pkt->key.dst, EP_FAMILY_V6))
+	if (!ep_maybe_vip(pkt->key.dst, EP_FAMILY_V6))
 		return EP_V_PASS;
 	if (ip6h->version != 6)
 		return EP_DROP_MALFORMED;
@@ -347,15 +368,13 @@ static __always_inline int ep_pick_backend(struct ep_pkt *pkt, const struct ep_s
 	return 0;
 }
 
-static __always_inline int ep_forward(struct xdp_md *ctx, struct ep_pkt *pkt, const __u8 family)
+static __always_inline int ep_forward(struct xdp_md *ctx, struct ep_pkt *pkt,
+				      const struct ep_dp_config *cfg, const __u8 family)
 {
 	struct bpf_fib_lookup fib = {};
-	struct ep_dp_config *cfg;
-	__u32 zero = 0;
 	long rc;
 
-	cfg = bpf_map_lookup_elem(&ep_config, &zero);
-	if (!cfg || !(cfg->flags & EP_CFG_F_XDP_REDIRECT) || pkt->has_vlan)
+	if (!(cfg->flags & EP_CFG_F_XDP_REDIRECT) || pkt->has_vlan)
 		return XDP_PASS;
 
 	fib.ifindex = ctx->ingress_ifindex;
@@ -385,14 +404,17 @@ static __always_inline int ep_forward(struct xdp_md *ctx, struct ep_pkt *pkt, co
 
 	if (family == EP_FAMILY_V4) {
 		struct iphdr *iph = pkt->l3;
-		__u16 *ttl_word = (__u16 *)&iph->ttl;
-		__u16 old;
+		__u8 ttl = iph->ttl, proto = iph->protocol;
 
-		if (iph->ttl <= 1)
+		if (ttl <= 1)
 			return XDP_PASS; /* the stack sends the time-exceeded error */
-		old = *ttl_word;
-		iph->ttl--;
-		ep_csum_replace2(&iph->check, old, *ttl_word);
+		/* TTL and protocol share one 16-bit checksum word. Computed from
+		 * values, not through a __u16 pointer into the header: with CO-RE
+		 * field accesses clang may not see that pointer alias the TTL
+		 * store, and then checksums the old TTL. */
+		iph->ttl = ttl - 1;
+		ep_csum_replace2(&iph->check, bpf_htons((__u16)(ttl << 8 | proto)),
+				 bpf_htons((__u16)((ttl - 1) << 8 | proto)));
 	} else {
 		struct ipv6hdr *ip6h = pkt->l3;
 
@@ -409,20 +431,40 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 {
 	struct ep_backend_stats *st;
 	struct ep_ct_entry fresh, *ct;
-	__u64 now = bpf_ktime_get_coarse_ns();
-	__u32 bid;
+	struct ep_dp_config *cfg;
+	__u32 bid, zero = 0;
 
+	cfg = bpf_map_lookup_elem(&ep_config, &zero);
+	if (!cfg)
+		return XDP_PASS;
 	ct = bpf_map_lookup_elem(&ep_ct, &pkt->key);
+	if (ct && pkt->tcp_flags) {
+		__u8 f = pkt->tcp_flags;
+
+		if ((f & (EP_TCP_SYN | EP_TCP_ACK)) == EP_TCP_SYN) {
+			/* A SYN on a finished flow's 4-tuple is a new connection:
+			 * balance it afresh (drain and weights apply). A SYN on a
+			 * live one is a retransmission: same backend. */
+			if (ct->flags & EP_CT_F_CLOSING)
+				ct = NULL;
+			else if (ct->isn != pkt->tcp_seq)
+				ct->isn = pkt->tcp_seq;
+		} else if ((f & (EP_TCP_FIN | EP_TCP_RST)) && !(ct->flags & EP_CT_F_CLOSING)) {
+			ct->flags |= EP_CT_F_CLOSING;
+		}
+	}
 	if (ct) {
-		if (now - ct->last_seen_ns > EP_CT_REFRESH_NS)
-			ct->last_seen_ns = now;
+		/* Written once a second at most: the cache line stays shared. */
+		if (ct->last_seen_s != cfg->now_s)
+			ct->last_seen_s = cfg->now_s;
 	} else {
 		struct ep_endpoint sk = {};
 		struct ep_service *svc;
 
 		/* An ICMP error can only follow a flow that exists. */
 		if (pkt->icmp_error)
-			return ep_count_drop(ctx, EP_DROP_ICMP_NO_FLOW);
+			return ep_is_vip(pkt->key.dst, family) ? ep_count_drop(ctx, EP_DROP_ICMP_NO_FLOW)
+							       : XDP_PASS;
 		ep_addr_copy(sk.addr, pkt->key.dst, 4);
 		sk.port = pkt->key.dport;
 		sk.proto = pkt->key.proto;
@@ -432,7 +474,8 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 			return XDP_PASS; /* VIP address, but another port or protocol */
 		if (ep_pick_backend(pkt, svc, &fresh))
 			return ep_count_drop(ctx, EP_DROP_NO_BACKEND);
-		fresh.last_seen_ns = now;
+		fresh.last_seen_s = cfg->now_s;
+		fresh.isn = pkt->tcp_seq;
 		bpf_map_update_elem(&ep_ct, &pkt->key, &fresh, BPF_ANY);
 		ct = &fresh;
 		bid = fresh.backend_id;
@@ -447,7 +490,7 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 		st->packets++;
 		st->bytes += ctx->data_end - ctx->data;
 	}
-	return ep_forward(ctx, pkt, family);
+	return ep_forward(ctx, pkt, cfg, family);
 }
 
 static __always_inline int ep_verdict(struct xdp_md *ctx, struct ep_pkt *pkt, int v,
@@ -455,7 +498,13 @@ static __always_inline int ep_verdict(struct xdp_md *ctx, struct ep_pkt *pkt, in
 {
 	if (v == EP_V_PASS)
 		return XDP_PASS;
-	if (v == EP_V_BALANCE || v == EP_V_ICMP_ERROR)
+	if (v == EP_V_BALANCE)
+		return ep_balance(ctx, pkt, family);
+	/* The pre-filter may say "maybe" for an address that is no VIP: only a
+	 * real VIP's packets are diverted or dropped. */
+	if (!ep_is_vip(pkt->key.dst, family))
+		return XDP_PASS;
+	if (v == EP_V_ICMP_ERROR)
 		return ep_balance(ctx, pkt, family);
 	return ep_count_drop(ctx, v);
 }

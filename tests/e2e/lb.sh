@@ -57,6 +57,10 @@ for fam in 4 6; do
   check "IPv$fam UDP: spread follows weights 1:2:3 within ±$TOL" spread_ok "$out" 1 2 3
 done
 
+out=$(lab_load --target "$(lab_be4 1):8080" --mode tcp-conns --count 200 --concurrency 8 2>/dev/null)
+check "direct connections to a backend (not via a VIP) are left alone by reverse NAT" \
+  py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if j["ok"]==200 and list(j["backends"])==["be1"] else 1)' "$out"
+
 flows=$(metric_sum lb_flows_total)
 check "lb_flows_total counts every flow (>= $((4 * N_CONN)), got $flows)" [ "$flows" -ge $((4 * N_CONN)) ]
 replies=$(metric_sum lb_reply_packets_total)
@@ -184,6 +188,33 @@ check "agent log names the bad key and line" grep -q "services\[0\].port" "$LAB_
 out=$(lab_load --target "$LAB_VIP4:80" --mode tcp-conns --count 200 --concurrency 8 2>/dev/null)
 check "old config keeps serving after the refused reload" [ "$(jget "$out" 'j["ok"]')" = 200 ]
 cp "$LAB_DIR/good.yaml" "$LAB_CONFIG"
+
+# --- forwarding: redirect ------------------------------------------------------
+# XDP_REDIRECT into a pod's veth needs that veth in NAPI mode (GRO on the pod
+# side); without it the kernel drops redirected frames, which is why stack is
+# the default. Checks rewritten TTL/checksums on new flows and conntrack hits.
+for ((i = 1; i <= LAB_N; i++)); do ip netns exec "${LAB_NS_BE[$i]}" ethtool -K eth0 gro on >/dev/null; done
+r0=$(reloads_ok)
+LAB_FORWARDING=redirect lab_config_write
+lab_agent_signal HUP
+wait_for 10 reloaded_since "$r0"
+xdp_rx() { ip netns exec "${LAB_NS_BE[1]}" ethtool -S eth0 | awk '/rx_queue_0_xdp_packets/ {print $2}'; }
+x0=$(xdp_rx)
+for target in "$LAB_VIP4:80" "[$LAB_VIP6]:80"; do
+  out=$(lab_load --target "$target" --mode tcp-conns --count 300 --concurrency 8 2>/dev/null)
+  check "forwarding redirect: 300 TCP connections to $target succeed" [ "$(jget "$out" 'j["ok"]')" = 300 ]
+  out=$(lab_load --target "$target" --mode udp-rr --count 300 --concurrency 8 --retries 0 2>/dev/null)
+  check "forwarding redirect: 300 UDP request/replies to $target succeed" [ "$(jget "$out" 'j["ok"]')" = 300 ]
+done
+out=$(lab_load --target "$LAB_VIP4:80" --mode rr --conns 2 --duration 1 2>/dev/null)
+check "forwarding redirect: persistent connections (conntrack hits) work" \
+  py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if j["transactions"]>100 and j["failed"]==0 else 1)' "$out"
+x1=$(xdp_rx)
+check "forwarding redirect: frames really arrived by XDP_REDIRECT (be1 xdp rx $x0 -> $x1)" [ "$x1" -gt "$x0" ]
+for ((i = 1; i <= LAB_N; i++)); do ip netns exec "${LAB_NS_BE[$i]}" ethtool -K eth0 gro off >/dev/null; done
+lab_config_write
+lab_agent_signal HUP
+sleep 1
 
 # --- metrics and health endpoints --------------------------------------------
 m=$(lab_metrics)

@@ -1,0 +1,2091 @@
+/*
+ * The XDP load balancer (xdp/xdp_lb.bpf.c) through BPF_PROG_TEST_RUN.
+ *
+ * The skeleton is loaded without pinning and programmed by the real agent code
+ * (ep_services_init / ep_services_apply / ep_services_drain) from a config
+ * built by hand. Packets are crafted here with correct checksums; every
+ * rewritten packet is checked by recomputing the IPv4 header checksum and the
+ * full L4 checksum (pseudo header included) over the output, and the backend
+ * it went to is predicted independently: ep_flow_hash() -> slot -> the
+ * installed Maglev ring -> ep_backends.
+ *
+ * The test runs in a fresh network namespace so that bpf_fib_lookup() never
+ * finds a route (redirect mode must then fall back to the stack).
+ */
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <linux/bpf.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "config.h"
+#include "datapath.h"
+#include "edgeplane_abi.h"
+#include "ep_hash.h"
+#include "log.h"
+#include "services.h"
+#include "tap.h"
+#include "xdp_lb.skel.h"
+
+/* ==== packet crafting (shared shape with test_tc_rnat.c) ================== */
+
+#define P_ICMP 1
+#define P_TCP 6
+#define P_UDP 17
+#define P_ICMP6 58
+
+#define TCP_SYN 0x02
+#define TCP_ACK 0x10
+
+#define FRAME_MAX 2048
+
+static void put16(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, v >> 16);
+	put16(p + 2, v & 0xffff);
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+/* One's-complement sum of big-endian 16-bit words (not folded). */
+static uint32_t sum16(uint32_t s, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+
+	for (; len > 1; p += 2, len -= 2)
+		s += (uint32_t)(p[0] << 8 | p[1]);
+	if (len)
+		s += (uint32_t)p[0] << 8;
+	return s;
+}
+
+static uint16_t fold(uint32_t s)
+{
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)~s;
+}
+
+static uint32_t pseudo_sum(int family, const uint8_t *src, const uint8_t *dst, uint8_t proto,
+			   uint32_t len)
+{
+	size_t alen = family == EP_FAMILY_V4 ? 4 : 16;
+	uint32_t s = 0;
+
+	s = sum16(s, src, alen);
+	s = sum16(s, dst, alen);
+	s += proto;
+	s += len >> 16;
+	s += len & 0xffff;
+	return s;
+}
+
+static int l4_csum_off(uint8_t proto)
+{
+	switch (proto) {
+	case P_TCP:
+		return 16;
+	case P_UDP:
+		return 6;
+	case P_ICMP:
+	case P_ICMP6:
+		return 2;
+	}
+	return -1;
+}
+
+/* Computes the L4 checksum of l4[0..len) from scratch (ICMPv4: no pseudo header). */
+static void l4_csum_fill(int family, const uint8_t *src, const uint8_t *dst, uint8_t proto,
+			 uint8_t *l4, size_t len)
+{
+	int off = l4_csum_off(proto);
+	uint32_t s = 0;
+	uint16_t c;
+
+	if (off < 0 || (size_t)off + 2 > len)
+		return;
+	put16(l4 + off, 0);
+	if (proto != P_ICMP)
+		s = pseudo_sum(family, src, dst, proto, (uint32_t)len);
+	c = fold(sum16(s, l4, len));
+	if (proto == P_UDP && c == 0)
+		c = 0xffff;
+	put16(l4 + off, c);
+}
+
+static void ip4_recsum(uint8_t *ip)
+{
+	size_t hl = (size_t)(ip[0] & 15) * 4;
+
+	if (hl < 20)
+		hl = 20;
+	put16(ip + 10, 0);
+	put16(ip + 10, fold(sum16(0, ip, hl)));
+}
+
+static void fill_payload(uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(i * 7 + 1);
+}
+
+static size_t mk_tcp(uint8_t *o, uint16_t sport, uint16_t dport, uint8_t flags, size_t payload)
+{
+	memset(o, 0, 20);
+	put16(o, sport);
+	put16(o + 2, dport);
+	put32(o + 4, 0x01020304);
+	put32(o + 8, (flags & TCP_ACK) ? 0x0a0b0c0d : 0);
+	o[12] = 5 << 4;
+	o[13] = flags;
+	put16(o + 14, 65535);
+	fill_payload(o + 20, payload);
+	return 20 + payload;
+}
+
+static size_t mk_udp(uint8_t *o, uint16_t sport, uint16_t dport, size_t payload)
+{
+	put16(o, sport);
+	put16(o + 2, dport);
+	put16(o + 4, (uint32_t)(8 + payload));
+	put16(o + 6, 0);
+	fill_payload(o + 8, payload);
+	return 8 + payload;
+}
+
+static size_t mk_icmp_echo(uint8_t *o, int family, size_t payload)
+{
+	o[0] = family == EP_FAMILY_V4 ? 8 : 128;
+	o[1] = 0;
+	put16(o + 2, 0);
+	put16(o + 4, 0x1234);
+	put16(o + 6, 1);
+	fill_payload(o + 8, payload);
+	return 8 + payload;
+}
+
+static size_t mk_icmp_err(uint8_t *o, uint8_t type, uint8_t code, uint32_t word,
+			  const uint8_t *quoted, size_t qlen)
+{
+	o[0] = type;
+	o[1] = code;
+	put16(o + 2, 0);
+	put32(o + 4, word);
+	memcpy(o + 8, quoted, qlen);
+	return 8 + qlen;
+}
+
+struct ipopt {
+	uint8_t ttl;		/* 0: 64 */
+	uint16_t frag_off;	/* IPv4 flags + fragment offset field */
+	size_t v4_optlen;	/* bytes of IPv4 options (multiple of 4) */
+	const uint8_t *ext;	/* IPv6 extension headers, already chained */
+	size_t ext_len;
+	uint8_t ext_first;	/* IPv6 next header of the fixed header when ext_len > 0 */
+	bool no_l4_csum;	/* leave the L4 checksum field as it is */
+};
+
+/* IP header + l4 bytes; the L4 checksum is computed over what is given. */
+static size_t mk_ip(uint8_t *o, const struct ep_ip *src, const struct ep_ip *dst, uint8_t proto,
+		    const uint8_t *l4, size_t l4len, const struct ipopt *opt)
+{
+	static const struct ipopt none;
+	uint8_t ttl;
+
+	if (!opt)
+		opt = &none;
+	ttl = opt->ttl ? opt->ttl : 64;
+	if (src->family == EP_FAMILY_V4) {
+		size_t hl = 20 + opt->v4_optlen;
+
+		memset(o, 0, hl);
+		o[0] = (uint8_t)(0x40 | (hl / 4));
+		put16(o + 2, (uint32_t)(hl + l4len));
+		put16(o + 4, 0x1234);
+		put16(o + 6, opt->frag_off);
+		o[8] = ttl;
+		o[9] = proto;
+		memcpy(o + 12, src->addr, 4);
+		memcpy(o + 16, dst->addr, 4);
+		for (size_t i = 20; i < hl; i++)
+			o[i] = i == hl - 1 ? 0 /* EOL */ : 1 /* NOP */;
+		ip4_recsum(o);
+		memcpy(o + hl, l4, l4len);
+		if (!opt->no_l4_csum)
+			l4_csum_fill(EP_FAMILY_V4, o + 12, o + 16, proto, o + hl, l4len);
+		return hl + l4len;
+	}
+	memset(o, 0, 40);
+	o[0] = 0x60;
+	put16(o + 4, (uint32_t)(opt->ext_len + l4len));
+	o[6] = opt->ext_len ? opt->ext_first : proto;
+	o[7] = ttl;
+	memcpy(o + 8, src->addr, 16);
+	memcpy(o + 24, dst->addr, 16);
+	if (opt->ext_len)
+		memcpy(o + 40, opt->ext, opt->ext_len);
+	memcpy(o + 40 + opt->ext_len, l4, l4len);
+	if (!opt->no_l4_csum)
+		l4_csum_fill(EP_FAMILY_V6, o + 8, o + 24, proto, o + 40 + opt->ext_len, l4len);
+	return 40 + opt->ext_len + l4len;
+}
+
+static const uint8_t MAC_DST[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x01};
+static const uint8_t MAC_SRC[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x02};
+
+/* Ethernet (+ nvlan tags; qinq: the outer of two is 802.1ad) around l3. */
+static size_t mk_eth(uint8_t *o, int nvlan, bool qinq, uint16_t ethertype, const uint8_t *l3,
+		     size_t l3len)
+{
+	size_t off = 12;
+
+	memcpy(o, MAC_DST, 6);
+	memcpy(o + 6, MAC_SRC, 6);
+	for (int i = 0; i < nvlan; i++) {
+		put16(o + off, (i == 0 && qinq && nvlan == 2) ? 0x88a8 : 0x8100);
+		put16(o + off + 2, (uint32_t)(0x2000 | (100 + 100 * (nvlan - 1 - i))));
+		off += 4;
+	}
+	put16(o + off, ethertype);
+	off += 2;
+	memcpy(o + off, l3, l3len);
+	return off + l3len;
+}
+
+/* Two payload bytes that make the UDP checksum of src:sport -> dst:dport
+ * (payload starting with those two bytes, the rest as fill_payload writes it)
+ * compute to 0, which RFC 768 sends as 0xffff. */
+static uint16_t udp_zero_csum_word(const struct ep_ip *src, uint16_t sport, const struct ep_ip *dst,
+				   uint16_t dport, size_t payload)
+{
+	uint8_t l4[FRAME_MAX];
+	size_t n = mk_udp(l4, sport, dport, payload);
+	uint32_t s;
+
+	l4[8] = l4[9] = 0;
+	s = pseudo_sum(src->family, (const uint8_t *)src->addr, (const uint8_t *)dst->addr, P_UDP,
+		       (uint32_t)n);
+	s = sum16(s, l4, n);
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)(0xffff - s);
+}
+
+static uint16_t ethertype_of(int family)
+{
+	return family == EP_FAMILY_V4 ? 0x0800 : 0x86dd;
+}
+
+static struct ep_ip IP(const char *s)
+{
+	struct ep_ip ip;
+
+	if (ep_ip_parse(s, &ip)) {
+		fprintf(stderr, "bad address in test: %s\n", s);
+		exit(2);
+	}
+	return ip;
+}
+
+static const char *ipstr(const struct ep_ip *ip)
+{
+	static char bufs[8][EP_IP_STRLEN];
+	static int n;
+	char *b = bufs[n++ % 8];
+
+	return ep_ip_str(ip, b, EP_IP_STRLEN);
+}
+
+static bool ip_eq_raw(const struct ep_ip *a, const __u32 *addr, int family)
+{
+	return a->family == family && !memcmp(a->addr, addr, family == EP_FAMILY_V4 ? 4 : 16);
+}
+
+/* A flow as the client sees it. */
+struct flow {
+	struct ep_ip client, vip;
+	uint16_t cport, vport;
+	uint8_t proto;
+};
+
+static struct flow mkflow(const char *client, uint16_t cport, const char *vip, uint16_t vport,
+			  uint8_t proto)
+{
+	struct flow f = {.client = IP(client), .vip = IP(vip), .cport = cport, .vport = vport,
+			 .proto = proto};
+	return f;
+}
+
+/* client -> server packet: TCP SYN or UDP datagram with `payload` bytes. */
+static size_t pkt_between(uint8_t *frame, const struct ep_ip *src, uint16_t sport,
+			  const struct ep_ip *dst, uint16_t dport, uint8_t proto, uint8_t tcp_flags,
+			  int nvlan, bool qinq, size_t payload)
+{
+	uint8_t l4[FRAME_MAX], l3[FRAME_MAX];
+	struct ipopt o = {.frag_off = 0x4000 /* DF */};
+	size_t n4, n3;
+
+	n4 = proto == P_TCP ? mk_tcp(l4, sport, dport, tcp_flags, payload)
+			    : mk_udp(l4, sport, dport, payload);
+	n3 = mk_ip(l3, src, dst, proto, l4, n4, &o);
+	return mk_eth(frame, nvlan, qinq, ethertype_of(src->family), l3, n3);
+}
+
+static size_t flow_pkt(uint8_t *frame, const struct flow *f, int nvlan, bool qinq, size_t payload)
+{
+	return pkt_between(frame, &f->client, f->cport, &f->vip, f->vport, f->proto, TCP_SYN, nvlan,
+			   qinq, payload);
+}
+
+static struct ep_flow_key flow_key(const struct flow *f)
+{
+	struct ep_flow_key k;
+
+	memset(&k, 0, sizeof(k));
+	memcpy(k.src, f->client.addr, sizeof(k.src));
+	memcpy(k.dst, f->vip.addr, sizeof(k.dst));
+	k.sport = htons(f->cport);
+	k.dport = htons(f->vport);
+	k.proto = f->proto;
+	k.family = f->client.family;
+	return k;
+}
+
+/* What a frame holds, with every checksum verified from scratch. */
+struct parsed {
+	bool ok;
+	int nvlan;
+	size_t l3off, l4off, l4len;
+	int family;
+	struct ep_ip src, dst;
+	uint8_t proto, ttl;
+	uint16_t sport, dport;
+	bool ip_csum_ok;  /* IPv4 header checksum (true for IPv6) */
+	bool l4_csum_ok;  /* full L4 checksum incl. pseudo header (ICMPv4: message only) */
+	bool udp_nocsum;  /* IPv4 UDP without checksum */
+	bool icmp_err;
+	struct ep_ip qsrc, qdst;
+	uint8_t qproto;
+	uint16_t qsport, qdport;
+	bool q_ip_csum_ok;
+};
+
+static void parse_frame(const uint8_t *f, size_t len, struct parsed *p)
+{
+	size_t off = 12;
+	uint16_t et;
+	const uint8_t *l4;
+	int co;
+
+	memset(p, 0, sizeof(*p));
+	if (len < 14)
+		return;
+	et = get16(f + 12);
+	while ((et == 0x8100 || et == 0x88a8) && off + 6 <= len) {
+		off += 4;
+		et = get16(f + off);
+		p->nvlan++;
+	}
+	off += 2;
+	p->l3off = off;
+	if (et == 0x0800) {
+		const uint8_t *ip = f + off;
+		size_t hl, tot;
+
+		if (off + 20 > len)
+			return;
+		hl = (size_t)(ip[0] & 15) * 4;
+		tot = get16(ip + 2);
+		if ((ip[0] >> 4) != 4 || hl < 20 || tot < hl || off + tot > len)
+			return;
+		p->family = EP_FAMILY_V4;
+		p->src.family = p->dst.family = EP_FAMILY_V4;
+		memcpy(p->src.addr, ip + 12, 4);
+		memcpy(p->dst.addr, ip + 16, 4);
+		p->proto = ip[9];
+		p->ttl = ip[8];
+		p->ip_csum_ok = fold(sum16(0, ip, hl)) == 0;
+		p->l4off = off + hl;
+		p->l4len = tot - hl;
+	} else if (et == 0x86dd) {
+		const uint8_t *ip = f + off;
+		size_t plen;
+
+		if (off + 40 > len)
+			return;
+		plen = get16(ip + 4);
+		if (off + 40 + plen > len)
+			return;
+		p->family = EP_FAMILY_V6;
+		p->src.family = p->dst.family = EP_FAMILY_V6;
+		memcpy(p->src.addr, ip + 8, 16);
+		memcpy(p->dst.addr, ip + 24, 16);
+		p->proto = ip[6];
+		p->ttl = ip[7];
+		p->ip_csum_ok = true;
+		p->l4off = off + 40;
+		p->l4len = plen;
+	} else {
+		return;
+	}
+	l4 = f + p->l4off;
+	co = l4_csum_off(p->proto);
+	if (co >= 0 && p->l4len >= (size_t)co + 2) {
+		uint32_t s = 0;
+		const uint8_t *ip = f + p->l3off;
+
+		if (p->proto != P_ICMP)
+			s = p->family == EP_FAMILY_V4
+				    ? pseudo_sum(p->family, ip + 12, ip + 16, p->proto, (uint32_t)p->l4len)
+				    : pseudo_sum(p->family, ip + 8, ip + 24, p->proto, (uint32_t)p->l4len);
+		p->l4_csum_ok = fold(sum16(s, l4, p->l4len)) == 0;
+		if (p->proto == P_UDP && p->family == EP_FAMILY_V4 && get16(l4 + 6) == 0) {
+			p->udp_nocsum = true;
+			p->l4_csum_ok = true;
+		}
+	}
+	if ((p->proto == P_TCP || p->proto == P_UDP) && p->l4len >= 4) {
+		p->sport = get16(l4);
+		p->dport = get16(l4 + 2);
+	}
+	if ((p->family == EP_FAMILY_V4 && p->proto == P_ICMP && p->l4len >= 8 + 20 + 4 &&
+	     (l4[0] == 3 || l4[0] == 11 || l4[0] == 12))) {
+		const uint8_t *q = l4 + 8;
+
+		p->icmp_err = true;
+		p->qsrc.family = p->qdst.family = EP_FAMILY_V4;
+		memcpy(p->qsrc.addr, q + 12, 4);
+		memcpy(p->qdst.addr, q + 16, 4);
+		p->qproto = q[9];
+		p->q_ip_csum_ok = fold(sum16(0, q, 20)) == 0;
+		p->qsport = get16(q + 20);
+		p->qdport = get16(q + 22);
+	}
+	if (p->family == EP_FAMILY_V6 && p->proto == P_ICMP6 && p->l4len >= 8 + 40 + 4 &&
+	    l4[0] >= 1 && l4[0] <= 4) {
+		const uint8_t *q = l4 + 8;
+
+		p->icmp_err = true;
+		p->qsrc.family = p->qdst.family = EP_FAMILY_V6;
+		memcpy(p->qsrc.addr, q + 8, 16);
+		memcpy(p->qdst.addr, q + 24, 16);
+		p->qproto = q[6];
+		p->q_ip_csum_ok = true;
+		p->qsport = get16(q + 40);
+		p->qdport = get16(q + 42);
+	}
+	p->ok = true;
+}
+
+/* Zeroes every checksum field so frames can be compared apart from them
+ * (checksums are verified separately, from scratch). */
+static void mask_csums(uint8_t *f, size_t len)
+{
+	struct parsed p;
+	int co;
+
+	parse_frame(f, len, &p);
+	if (!p.ok)
+		return;
+	if (p.family == EP_FAMILY_V4)
+		put16(f + p.l3off + 10, 0);
+	co = l4_csum_off(p.proto);
+	if (co >= 0 && p.l4len >= (size_t)co + 2)
+		put16(f + p.l4off + co, 0);
+	if (p.icmp_err) {
+		/* quoted header checksum, and the quoted L4 checksum when quoted */
+		size_t q = p.l4off + 8, qhl = p.family == EP_FAMILY_V4 ? 20 : 40;
+		int qco = l4_csum_off(p.qproto);
+
+		if (p.family == EP_FAMILY_V4)
+			put16(f + q + 10, 0);
+		if (qco >= 0 && 8 + qhl + (size_t)qco + 2 <= p.l4len)
+			put16(f + q + qhl + qco, 0);
+	}
+}
+
+static bool same_but_csums(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	uint8_t x[FRAME_MAX], y[FRAME_MAX];
+
+	if (alen != blen || alen > FRAME_MAX)
+		return false;
+	memcpy(x, a, alen);
+	memcpy(y, b, blen);
+	mask_csums(x, alen);
+	mask_csums(y, blen);
+	return !memcmp(x, y, alen);
+}
+
+/* ==== the datapath under test ============================================ */
+
+static struct xdp_lb *skel;
+static struct ep_map_fds fds;
+static struct ep_services svcs;
+static int prog_fd, ncpu;
+
+static const char *drop_names[] = EP_DROP_NAMES;
+
+struct run {
+	int err;
+	uint32_t verdict;
+	uint8_t out[4096];
+	size_t outlen;
+	struct parsed p;
+};
+
+static struct run R;
+
+static int xdp_run(const uint8_t *in, size_t len)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in, .data_size_in = (__u32)len,
+		    .data_out = R.out, .data_size_out = sizeof(R.out), .repeat = 1);
+
+	memset(&R, 0, sizeof(R));
+	R.err = bpf_prog_test_run_opts(prog_fd, &o);
+	if (R.err)
+		R.err = -errno;
+	R.verdict = o.retval;
+	R.outlen = o.data_size_out;
+	parse_frame(R.out, R.outlen, &R.p);
+	return R.err;
+}
+
+static const char *verdict_str(uint32_t v)
+{
+	switch (v) {
+	case XDP_ABORTED:
+		return "XDP_ABORTED";
+	case XDP_DROP:
+		return "XDP_DROP";
+	case XDP_PASS:
+		return "XDP_PASS";
+	case XDP_TX:
+		return "XDP_TX";
+	case XDP_REDIRECT:
+		return "XDP_REDIRECT";
+	}
+	return "?";
+}
+
+static void read_drops(uint64_t out[EP_DROP_MAX])
+{
+	struct ep_drop_stats v[ncpu];
+
+	for (uint32_t r = 0; r < EP_DROP_MAX; r++) {
+		out[r] = 0;
+		if (bpf_map_lookup_elem(fds.drops, &r, v))
+			continue;
+		for (int c = 0; c < ncpu; c++)
+			out[r] += v[c].packets;
+	}
+}
+
+static struct ep_backend_stats read_bstats(uint32_t id)
+{
+	struct ep_backend_stats v[ncpu], sum = {0};
+
+	if (bpf_map_lookup_elem(fds.backend_stats, &id, v) == 0) {
+		for (int c = 0; c < ncpu; c++) {
+			sum.packets += v[c].packets;
+			sum.bytes += v[c].bytes;
+			sum.flows += v[c].flows;
+			sum.rnat_packets += v[c].rnat_packets;
+		}
+	}
+	return sum;
+}
+
+static uint64_t drops_snap[EP_DROP_MAX];
+
+static void drops_mark(void)
+{
+	read_drops(drops_snap);
+}
+
+/* Did exactly drops[reason] grow by n (reason < 0: nothing grew)? */
+static bool drops_delta_only(int reason, uint64_t n, char *why, size_t wl)
+{
+	uint64_t now[EP_DROP_MAX];
+	bool ok = true;
+	size_t w = 0;
+
+	read_drops(now);
+	why[0] = 0;
+	for (int r = 0; r < EP_DROP_MAX; r++) {
+		uint64_t want = r == reason ? n : 0, got = now[r] - drops_snap[r];
+
+		if (got != want) {
+			ok = false;
+			w += (size_t)snprintf(why + w, w < wl ? wl - w : 0, "drops[%s] +%llu (want +%llu) ",
+					      drop_names[r], (unsigned long long)got,
+					      (unsigned long long)want);
+		}
+	}
+	return ok;
+}
+
+static bool ct_get(const struct ep_flow_key *k, struct ep_ct_entry *ct)
+{
+	return bpf_map_lookup_elem(fds.ct, k, ct) == 0;
+}
+
+/* The backend the Maglev ring installed for this flow's service names. */
+struct pred {
+	bool ok;
+	uint32_t svc_id, table_size, slot, bid;
+	struct ep_backend be;
+	char why[128];
+};
+
+static struct pred predict(const struct ep_flow_key *k)
+{
+	struct pred p;
+	struct ep_endpoint sk;
+	struct ep_service svc;
+	uint32_t idx, inner_id;
+	int inner;
+
+	memset(&p, 0, sizeof(p));
+	memset(&sk, 0, sizeof(sk));
+	memcpy(sk.addr, k->dst, sizeof(sk.addr));
+	sk.port = k->dport;
+	sk.proto = k->proto;
+	sk.family = k->family;
+	if (bpf_map_lookup_elem(fds.services, &sk, &svc)) {
+		snprintf(p.why, sizeof(p.why), "no ep_services entry");
+		return p;
+	}
+	p.svc_id = svc.id;
+	p.table_size = svc.table_size;
+	if (!svc.table_size) {
+		snprintf(p.why, sizeof(p.why), "table_size 0");
+		return p;
+	}
+	p.slot = ep_flow_hash(k) % svc.table_size;
+	idx = svc.id * EP_RINGS_PER_SVC + EP_RING_STABLE;
+	if (bpf_map_lookup_elem(fds.maglev, &idx, &inner_id)) {
+		snprintf(p.why, sizeof(p.why), "no ring at ep_maglev[%u]", idx);
+		return p;
+	}
+	inner = bpf_map_get_fd_by_id(inner_id);
+	if (inner < 0) {
+		snprintf(p.why, sizeof(p.why), "ring map id %u: %s", inner_id, strerror(errno));
+		return p;
+	}
+	if (bpf_map_lookup_elem(inner, &p.slot, &p.bid) || !p.bid) {
+		snprintf(p.why, sizeof(p.why), "ring slot %u empty", p.slot);
+		close(inner);
+		return p;
+	}
+	close(inner);
+	if (bpf_map_lookup_elem(fds.backends, &p.bid, &p.be) || !(p.be.flags & EP_BE_F_VALID)) {
+		snprintf(p.why, sizeof(p.why), "backend %u not valid", p.bid);
+		return p;
+	}
+	p.ok = true;
+	return p;
+}
+
+static struct ep_ip be_ip(const struct ep_backend *be)
+{
+	struct ep_ip ip;
+
+	memset(&ip, 0, sizeof(ip));
+	ip.family = be->family;
+	memcpy(ip.addr, be->addr, sizeof(ip.addr));
+	return ip;
+}
+
+/* Outcome of sending one client packet of a flow. */
+struct outcome {
+	int err;
+	uint32_t verdict;
+	struct pred pred;	/* Maglev prediction (before the packet) */
+	bool rewritten_ok;	/* output == the same packet sent to where it went (only dst
+				 * address, dst port and checksums differ) */
+	bool csum_ok;		/* IPv4 header + full L4 checksum valid */
+	bool src_ok;		/* source address and port untouched */
+	struct ep_ip went;	/* destination after the rewrite */
+	uint16_t went_port;
+	bool ct_found;
+	struct ep_ct_entry ct;
+	uint8_t ttl;
+};
+
+static bool went_to(const struct outcome *o, const struct ep_backend *be)
+{
+	return ip_eq_raw(&o->went, be->addr, be->family) && o->went_port == ntohs(be->port);
+}
+
+static bool ct_matches(const struct outcome *o)
+{
+	return o->ct_found && ip_eq_raw(&o->went, o->ct.baddr, o->went.family) &&
+	       ntohs(o->ct.bport) == o->went_port;
+}
+
+static struct outcome send_flow(const struct flow *f, int nvlan, bool qinq, size_t payload)
+{
+	uint8_t in[FRAME_MAX], exp[FRAME_MAX];
+	struct ep_flow_key k = flow_key(f);
+	struct outcome o;
+	size_t n, en;
+
+	memset(&o, 0, sizeof(o));
+	n = flow_pkt(in, f, nvlan, qinq, payload);
+	o.pred = predict(&k);
+	o.err = xdp_run(in, n);
+	o.verdict = R.verdict;
+	if (o.err || !R.p.ok)
+		return o;
+	o.went = R.p.dst;
+	o.went_port = R.p.dport;
+	o.ttl = R.p.ttl;
+	o.csum_ok = R.p.ip_csum_ok && R.p.l4_csum_ok;
+	o.src_ok = ip_eq_raw(&f->client, R.p.src.addr, R.p.family) && R.p.sport == f->cport;
+	en = pkt_between(exp, &f->client, f->cport, &o.went, o.went_port, f->proto, TCP_SYN, nvlan,
+			 qinq, payload);
+	o.rewritten_ok = same_but_csums(R.out, R.outlen, exp, en);
+	o.ct_found = ct_get(&k, &o.ct);
+	return o;
+}
+
+static void diag_outcome(const struct flow *f, const struct outcome *o)
+{
+	tap_diag("  flow %s:%u -> %s:%u/%u: err %d verdict %s went %s:%u ttl %u", ipstr(&f->client),
+		 f->cport, ipstr(&f->vip), f->vport, f->proto, o->err, verdict_str(o->verdict),
+		 ipstr(&o->went), o->went_port, o->ttl);
+	if (o->pred.ok) {
+		struct ep_ip pb = be_ip(&o->pred.be);
+
+		tap_diag("  predicted: svc %u slot %u/%u backend %u = %s:%u", o->pred.svc_id,
+			 o->pred.slot, o->pred.table_size, o->pred.bid, ipstr(&pb),
+			 ntohs(o->pred.be.port));
+	} else {
+		tap_diag("  prediction failed: %s", o->pred.why);
+	}
+	tap_diag("  rewritten_ok %d csum_ok %d src_ok %d ct_found %d ct.backend_id %u",
+		 o->rewritten_ok, o->csum_ok, o->src_ok, o->ct_found, o->ct.backend_id);
+}
+
+/* ==== config ============================================================= */
+
+#define MAX_SVC 16
+#define MAX_BE 8
+
+static struct ep_cfg_service cfg_svcs[MAX_SVC];
+static struct ep_cfg_backend cfg_bes[MAX_SVC][MAX_BE];
+static struct ep_config cfg;
+
+static struct ep_cfg_service *add_svc(const char *name, const char *vip, uint16_t port,
+				      uint8_t proto)
+{
+	struct ep_cfg_service *s = &cfg_svcs[cfg.n_services];
+
+	memset(s, 0, sizeof(*s));
+	snprintf(s->name, sizeof(s->name), "%s", name);
+	s->vip = IP(vip);
+	s->port = port;
+	s->proto = proto;
+	s->backends = cfg_bes[cfg.n_services];
+	cfg.n_services++;
+	return s;
+}
+
+static void add_be(struct ep_cfg_service *s, const char *addr, uint16_t port, uint32_t weight)
+{
+	struct ep_cfg_backend *b = &s->backends[s->n_backends++];
+
+	memset(b, 0, sizeof(*b));
+	b->addr = IP(addr);
+	b->port = port;
+	b->weight = weight;
+}
+
+static struct ep_cfg_service *cfg_find(const char *name)
+{
+	for (size_t i = 0; i < cfg.n_services; i++)
+		if (!strcmp(cfg_svcs[i].name, name))
+			return &cfg_svcs[i];
+	return NULL;
+}
+
+static int apply(void)
+{
+	char err[512] = "";
+	int rc = ep_services_apply(&svcs, &cfg, err, sizeof(err));
+
+	if (rc)
+		tap_diag("ep_services_apply: %d: %s", rc, err);
+	return rc;
+}
+
+static int drain(const char *svc, const char *be, bool on)
+{
+	char err[512] = "";
+	int rc = ep_services_drain(&svcs, svc, be, on, err, sizeof(err));
+
+	if (rc)
+		tap_diag("ep_services_drain(%s, %s, %d): %d: %s", svc, be, on, rc, err);
+	return rc;
+}
+
+/* Backend id of service `svc` at addr:port, from the agent's state. */
+static uint32_t be_id(const char *svc, const char *addr, uint16_t port)
+{
+	const struct ep_svc_state *st = ep_services_find(&svcs, svc);
+	struct ep_ip ip = IP(addr);
+
+	for (size_t j = 0; st && j < st->n_bes; j++)
+		if (ep_ip_eq(&st->bes[j].addr, &ip) && st->bes[j].port == port)
+			return st->bes[j].id;
+	return 0;
+}
+
+static void build_config(void)
+{
+	struct ep_cfg_service *s;
+
+	memset(&cfg, 0, sizeof(cfg));
+	snprintf(cfg.node_name, sizeof(cfg.node_name), "test");
+	cfg.datapath.maglev_table_size = 16381;
+	cfg.datapath.conntrack_size = EP_CT_DEFAULT_SIZE;
+	cfg.services = cfg_svcs;
+
+	s = add_svc("web4", "10.0.0.100", 80, P_TCP);
+	add_be(s, "10.1.0.11", 8080, 1);
+	add_be(s, "10.1.0.12", 8080, 1);
+	add_be(s, "10.1.0.13", 8080, 1);
+	s = add_svc("dns4", "10.0.0.100", 53, P_UDP);
+	add_be(s, "10.1.0.11", 8080, 1);
+	add_be(s, "10.1.0.12", 8080, 1);
+	add_be(s, "10.1.0.13", 8080, 1);
+	s = add_svc("web6", "fd00::100", 80, P_TCP);
+	add_be(s, "fd00:1::11", 8080, 1);
+	add_be(s, "fd00:1::12", 8080, 1);
+	add_be(s, "fd00:1::13", 8080, 1);
+	s = add_svc("dns6", "fd00::100", 53, P_UDP);
+	add_be(s, "fd00:1::11", 8080, 1);
+	add_be(s, "fd00:1::12", 8080, 1);
+	add_be(s, "fd00:1::13", 8080, 1);
+	s = add_svc("weight0", "10.0.0.100", 81, P_TCP);
+	add_be(s, "10.1.0.31", 8080, 1);
+	add_be(s, "10.1.0.32", 8080, 0);
+	s = add_svc("allzero", "10.0.0.100", 82, P_TCP);
+	add_be(s, "10.1.0.33", 8080, 0);
+	add_be(s, "10.1.0.34", 8080, 0);
+	s = add_svc("drainall", "10.0.0.100", 83, P_TCP);
+	add_be(s, "10.1.0.35", 8080, 1);
+	add_be(s, "10.1.0.36", 8080, 1);
+	s = add_svc("drain", "10.0.0.100", 84, P_TCP);
+	add_be(s, "10.1.0.41", 8080, 1);
+	add_be(s, "10.1.0.42", 8080, 1);
+	add_be(s, "10.1.0.43", 8080, 1);
+	s = add_svc("spread", "10.0.0.100", 85, P_TCP);
+	add_be(s, "10.1.0.51", 8080, 1);
+	add_be(s, "10.1.0.52", 8080, 2);
+	add_be(s, "10.1.0.53", 8080, 3);
+}
+
+/* ==== assertion helpers ================================================== */
+
+static void expect_drop(const char *name, const uint8_t *in, size_t len, int reason)
+{
+	char why[512];
+	bool ok;
+
+	drops_mark();
+	xdp_run(in, len);
+	ok = R.err == 0 && R.verdict == XDP_DROP;
+	ok = drops_delta_only(reason, 1, why, sizeof(why)) && ok;
+	if (!tap_ok(ok, "%s: XDP_DROP, ep_drops[%s] +1 (and no other reason)", name,
+		    drop_names[reason]))
+		tap_diag("  err %d verdict %s; %s", R.err, verdict_str(R.verdict), why);
+}
+
+static void expect_pass_unchanged(const char *name, const uint8_t *in, size_t len)
+{
+	char why[512];
+	bool ok;
+
+	drops_mark();
+	xdp_run(in, len);
+	ok = R.err == 0 && R.verdict == XDP_PASS && R.outlen == len && !memcmp(R.out, in, len);
+	ok = drops_delta_only(-1, 0, why, sizeof(why)) && ok;
+	if (!tap_ok(ok, "%s: XDP_PASS, bytes unchanged, nothing counted as dropped", name))
+		tap_diag("  err %d verdict %s outlen %zu/%zu %s", R.err, verdict_str(R.verdict),
+			 R.outlen, len, why);
+}
+
+/* The full first-packet check of one flow: rewrite, checksums, conntrack, stats. */
+static void check_new_flow(const char *name, const struct flow *f, int nvlan, bool qinq,
+			   size_t payload)
+{
+	uint8_t in[FRAME_MAX];
+	size_t n = flow_pkt(in, f, nvlan, qinq, payload);
+	struct ep_flow_key k = flow_key(f);
+	struct pred p = predict(&k);
+	struct ep_backend_stats before = {0}, after;
+	struct ep_ip pb = be_ip(&p.be);
+	struct outcome o;
+	bool ok;
+
+	if (p.ok)
+		before = read_bstats(p.bid);
+	o = send_flow(f, nvlan, qinq, payload);
+	ok = o.err == 0 && o.verdict == XDP_PASS && p.ok && went_to(&o, &p.be) && o.rewritten_ok &&
+	     o.src_ok && o.csum_ok;
+	if (!tap_ok(ok, "%s: XDP_PASS, dst rewritten to the predicted backend %s:%u (slot %u of %u), "
+			"src untouched, IPv4 header (if any) + full L4 checksums valid",
+		    name, p.ok ? ipstr(&pb) : "?", ntohs(p.be.port), p.slot, p.table_size))
+		diag_outcome(f, &o);
+	ok = o.ct_found && o.ct.backend_id == p.bid && ct_matches(&o);
+	if (!tap_ok(ok, "%s: conntrack entry -> backend id %u (%s:%u)", name, p.bid,
+		    ipstr(&o.went), o.went_port))
+		diag_outcome(f, &o);
+	after = read_bstats(p.bid);
+	ok = after.packets - before.packets == 1 && after.bytes - before.bytes == n &&
+	     after.flows - before.flows == 1;
+	if (!tap_ok(ok, "%s: ep_backend_stats[%u] (sum over %d CPUs) +1 packet, +%zu bytes, +1 flow",
+		    name, p.bid, ncpu, n))
+		tap_diag("  delta packets %llu bytes %llu flows %llu",
+			 (unsigned long long)(after.packets - before.packets),
+			 (unsigned long long)(after.bytes - before.bytes),
+			 (unsigned long long)(after.flows - before.flows));
+}
+
+/* ==== test groups ======================================================== */
+
+static size_t icmp_err_frame(uint8_t *frame, const struct ep_ip *router, const struct ep_ip *to,
+			     const struct ep_ip *qsrc, uint16_t qsport, const struct ep_ip *qdst,
+			     uint16_t qdport, uint8_t qproto);
+
+/* A UDP datagram whose checksum after the rewrite computes to 0 must carry
+ * 0xffff (RFC 768; for IPv6 a 0 would even make the packet invalid). */
+static void check_udp_zero_result(const char *name, const char *client, const char *vip)
+{
+	struct flow f = mkflow(client, 40020, vip, 53, P_UDP);
+	struct ep_flow_key k = flow_key(&f);
+	struct pred p = predict(&k);
+	uint8_t l4[64], l3[128], in[FRAME_MAX];
+	struct ep_ip bip = be_ip(&p.be);
+	uint16_t x;
+	size_t n4, n3, n;
+	bool ok;
+
+	if (!p.ok) {
+		tap_ok(0, "%s: prediction failed: %s", name, p.why);
+		return;
+	}
+	x = udp_zero_csum_word(&f.client, f.cport, &bip, ntohs(p.be.port), 16);
+	n4 = mk_udp(l4, f.cport, f.vport, 16);
+	put16(l4 + 8, x);
+	n3 = mk_ip(l3, &f.client, &f.vip, P_UDP, l4, n4, NULL);
+	n = mk_eth(in, 0, false, ethertype_of(f.vip.family), l3, n3);
+	xdp_run(in, n);
+	ok = R.verdict == XDP_PASS && R.p.ok && ip_eq_raw(&bip, R.p.dst.addr, R.p.family) &&
+	     R.p.l4_csum_ok && R.p.ip_csum_ok && get16(R.out + R.p.l4off + 6) == 0xffff;
+	if (!tap_ok(ok, "%s: balanced, UDP checksum computing to 0 is sent as 0xffff", name))
+		tap_diag("  verdict %s csum field 0x%04x l4 ok %d", verdict_str(R.verdict),
+			 R.p.ok ? get16(R.out + R.p.l4off + 6) : 0, R.p.l4_csum_ok);
+}
+
+static void test_basic(void)
+{
+	struct flow f4t = mkflow("198.51.100.10", 40000, "10.0.0.100", 80, P_TCP);
+	struct flow f4u = mkflow("198.51.100.10", 40001, "10.0.0.100", 53, P_UDP);
+	struct flow f6t = mkflow("2001:db8::10", 40002, "fd00::100", 80, P_TCP);
+	struct flow f6u = mkflow("2001:db8::10", 40003, "fd00::100", 53, P_UDP);
+
+	check_new_flow("IPv4 TCP SYN", &f4t, 0, false, 0);
+	check_new_flow("IPv4 UDP", &f4u, 0, false, 32);
+	check_new_flow("IPv6 TCP SYN", &f6t, 0, false, 0);
+	check_new_flow("IPv6 UDP", &f6u, 0, false, 32);
+
+	/* The checker itself: a flipped bit anywhere must be caught. */
+	{
+		uint8_t in[FRAME_MAX];
+		size_t n = flow_pkt(in, &f4t, 0, false, 16);
+		struct parsed p0, p1, p2, p3;
+
+		parse_frame(in, n, &p0);
+		in[n - 3] ^= 0x10; /* payload */
+		parse_frame(in, n, &p1);
+		in[n - 3] ^= 0x10;
+		in[14 + 16] ^= 0x01; /* IPv4 destination: both checksums break */
+		parse_frame(in, n, &p2);
+		in[14 + 16] ^= 0x01;
+		n = flow_pkt(in, &f6u, 0, false, 16);
+		in[14 + 8] ^= 0x80; /* IPv6 source: pseudo header */
+		parse_frame(in, n, &p3);
+		tap_ok(p0.ok && p0.ip_csum_ok && p0.l4_csum_ok && !p1.l4_csum_ok && p1.ip_csum_ok &&
+			       !p2.ip_csum_ok && !p2.l4_csum_ok && p3.ok && !p3.l4_csum_ok,
+		       "checksum checker self-test: crafted frames verify, a flipped bit in payload, "
+		       "IPv4 address or IPv6 address is caught");
+	}
+
+	/* A second packet of an established flow: conntrack hit, no new flow. */
+	{
+		struct ep_flow_key k = flow_key(&f4t);
+		struct ep_ct_entry ct;
+		struct ep_backend_stats b0, b1;
+		struct outcome o;
+		bool ok = ct_get(&k, &ct);
+
+		b0 = read_bstats(ct.backend_id);
+		o = send_flow(&f4t, 0, false, 100);
+		b1 = read_bstats(ct.backend_id);
+		ok = ok && o.verdict == XDP_PASS && o.ct.backend_id == ct.backend_id &&
+		     ct_matches(&o) && o.rewritten_ok && o.csum_ok && b1.packets - b0.packets == 1 &&
+		     b1.flows == b0.flows;
+		if (!tap_ok(ok, "IPv4 TCP second packet (100 B payload): same backend, checksums valid, "
+				"+1 packet, flows unchanged"))
+			diag_outcome(&f4t, &o);
+	}
+
+	/* Odd payload length (checksum of a trailing byte) and an Ethernet pad
+	 * after the IP packet (frames shorter than 60 bytes are padded). */
+	{
+		struct flow f = mkflow("198.51.100.11", 40010, "10.0.0.100", 53, P_UDP);
+		struct outcome o = send_flow(&f, 0, false, 13);
+		struct ep_flow_key k = flow_key(&f);
+		struct pred p = predict(&k);
+
+		if (!tap_ok(o.verdict == XDP_PASS && o.csum_ok && o.rewritten_ok && o.ct_found &&
+				    o.ct.backend_id == o.pred.bid && (p.ok && went_to(&o, &p.be)),
+			    "IPv4 UDP with odd payload length (13 B): balanced, checksums valid"))
+			diag_outcome(&f, &o);
+	}
+	{
+		struct flow f = mkflow("198.51.100.12", 40011, "10.0.0.100", 53, P_UDP);
+		uint8_t in[FRAME_MAX];
+		size_t n = flow_pkt(in, &f, 0, false, 2); /* 14 + 20 + 8 + 2 = 44 B */
+		struct ep_flow_key k = flow_key(&f);
+		struct pred p = predict(&k);
+		bool ok;
+
+		memset(in + n, 0xee, 60 - n);
+		xdp_run(in, 60);
+		ok = R.verdict == XDP_PASS && R.outlen == 60 && R.p.ok && p.ok &&
+		     ip_eq_raw(&R.p.dst, p.be.addr, p.be.family) && R.p.dport == ntohs(p.be.port) &&
+		     R.p.ip_csum_ok && R.p.l4_csum_ok && R.out[59] == 0xee && R.out[n] == 0xee;
+		if (!tap_ok(ok, "IPv4 UDP in a frame padded to 60 bytes: balanced, checksums valid, "
+				"padding preserved"))
+			tap_diag("  verdict %s outlen %zu ip %d l4 %d", verdict_str(R.verdict),
+				 R.outlen, R.p.ip_csum_ok, R.p.l4_csum_ok);
+	}
+	check_udp_zero_result("IPv4 UDP, rewritten checksum 0", "198.51.100.14", "10.0.0.100");
+	check_udp_zero_result("IPv6 UDP, rewritten checksum 0", "2001:db8::14", "fd00::100");
+	/* IPv4 UDP without checksum (allowed by RFC 768): stays without one. */
+	{
+		struct flow f = mkflow("198.51.100.13", 40012, "10.0.0.100", 53, P_UDP);
+		uint8_t l4[64], l3[128], in[FRAME_MAX];
+		struct ipopt io = {.no_l4_csum = true};
+		size_t n4 = mk_udp(l4, f.cport, f.vport, 16), n3, n;
+		struct ep_flow_key k = flow_key(&f);
+		struct pred p = predict(&k);
+		bool ok;
+
+		n3 = mk_ip(l3, &f.client, &f.vip, P_UDP, l4, n4, &io);
+		n = mk_eth(in, 0, false, 0x0800, l3, n3);
+		xdp_run(in, n);
+		ok = R.verdict == XDP_PASS && R.p.ok && p.ok &&
+		     ip_eq_raw(&R.p.dst, p.be.addr, p.be.family) && R.p.dport == ntohs(p.be.port) &&
+		     R.p.ip_csum_ok && R.p.udp_nocsum;
+		if (!tap_ok(ok, "IPv4 UDP with checksum 0 (none): balanced, IPv4 checksum valid, UDP "
+				"checksum stays 0"))
+			tap_diag("  verdict %s ip %d udp_nocsum %d", verdict_str(R.verdict),
+				 R.p.ip_csum_ok, R.p.udp_nocsum);
+	}
+}
+
+static void test_conntrack_wins(void)
+{
+	struct flow f = mkflow("198.51.100.20", 41000, "10.0.0.100", 80, P_TCP);
+	struct ep_cfg_service *s = cfg_find("web4");
+	struct outcome o1, o2;
+	struct ep_backend be;
+	uint32_t bid, hits = 0, bad = 0, mispred = 0;
+	size_t bi = 0;
+	char label[64];
+
+	o1 = send_flow(&f, 0, false, 0);
+	bid = o1.ct.backend_id;
+	if (!tap_ok(o1.verdict == XDP_PASS && o1.ct_found && bid && o1.pred.ok && o1.pred.bid == bid,
+		    "conntrack: first packet of the flow balanced to backend %u (as predicted)", bid))
+		diag_outcome(&f, &o1);
+	bpf_map_lookup_elem(fds.backends, &bid, &be);
+	for (bi = 0; bi < s->n_backends; bi++)
+		if (ip_eq_raw(&s->backends[bi].addr, be.addr, be.family))
+			break;
+	if (bi == s->n_backends) {
+		tap_ok(0, "conntrack: backend of the flow not found in the config");
+		return;
+	}
+	snprintf(label, sizeof(label), "%s:8080", ipstr(&s->backends[bi].addr));
+
+	/* (a) its weight goes to 0 */
+	s->backends[bi].weight = 0;
+	tap_ok(apply() == 0, "conntrack: config re-applied with %s weight 0", label);
+	o2 = send_flow(&f, 0, false, 10);
+	if (!tap_ok(o2.verdict == XDP_PASS && went_to(&o2, &be) && o2.rewritten_ok && o2.csum_ok,
+		    "conntrack wins over the new ring: same flow still goes to %s (weight 0 now)",
+		    label))
+		diag_outcome(&f, &o2);
+	for (int i = 0; i < 500; i++) {
+		struct flow g = mkflow("198.51.100.21", (uint16_t)(20000 + i), "10.0.0.100", 80, P_TCP);
+		struct outcome o = send_flow(&g, 0, false, 0);
+
+		if (o.verdict != XDP_PASS || !o.rewritten_ok)
+			bad++;
+		if (went_to(&o, &be))
+			hits++;
+		if (!o.pred.ok || !went_to(&o, &o.pred.be))
+			mispred++;
+	}
+	if (!tap_ok(hits == 0 && bad == 0 && mispred == 0,
+		    "weight 0: 500 new flows never reach %s (all balanced as predicted)", label))
+		tap_diag("  to weight-0 backend %u, bad %u, mispredicted %u", hits, bad, mispred);
+
+	/* (b) it leaves the config altogether */
+	s->backends[bi].weight = 1;
+	{
+		struct ep_cfg_backend saved = s->backends[bi];
+
+		s->backends[bi] = s->backends[s->n_backends - 1];
+		s->n_backends--;
+		tap_ok(apply() == 0, "conntrack: config re-applied without %s", label);
+		o2 = send_flow(&f, 0, false, 10);
+		if (!tap_ok(o2.verdict == XDP_PASS && went_to(&o2, &be) && o2.rewritten_ok &&
+				    o2.csum_ok,
+			    "conntrack wins after removal: the flow still goes to removed %s", label))
+			diag_outcome(&f, &o2);
+		hits = bad = mispred = 0;
+		for (int i = 0; i < 500; i++) {
+			struct flow g = mkflow("198.51.100.22", (uint16_t)(20000 + i), "10.0.0.100",
+					       80, P_TCP);
+			struct outcome o = send_flow(&g, 0, false, 0);
+
+			if (o.verdict != XDP_PASS || !o.rewritten_ok)
+				bad++;
+			if (went_to(&o, &be))
+				hits++;
+			if (!o.pred.ok || !went_to(&o, &o.pred.be))
+				mispred++;
+		}
+		if (!tap_ok(hits == 0 && bad == 0 && mispred == 0,
+			    "removed backend: 500 new flows never reach %s", label))
+			tap_diag("  to removed backend %u, bad %u, mispredicted %u", hits, bad,
+				 mispred);
+		/* restore the original order */
+		s->backends[s->n_backends] = s->backends[bi];
+		s->backends[bi] = saved;
+		s->n_backends++;
+		tap_ok(apply() == 0 && be_id("web4", ipstr(&saved.addr), 8080) == bid,
+		       "conntrack: backend re-added to the config keeps its id %u", bid);
+	}
+}
+
+static void test_not_ours(void)
+{
+	uint8_t in[FRAME_MAX], l4[256], l3[512];
+	size_t n, n4, n3;
+	struct ep_flow_key k;
+	struct ep_ct_entry ct;
+
+	/* Not a VIP at all. */
+	{
+		struct flow f = mkflow("198.51.100.30", 42000, "10.0.0.99", 80, P_TCP);
+
+		n = flow_pkt(in, &f, 0, false, 0);
+		expect_pass_unchanged("non-VIP IPv4 destination 10.0.0.99:80", in, n);
+		f = mkflow("2001:db8::30", 42000, "fd00::99", 80, P_TCP);
+		n = flow_pkt(in, &f, 0, false, 0);
+		expect_pass_unchanged("non-VIP IPv6 destination [fd00::99]:80", in, n);
+		/* a backend address is no VIP either */
+		f = mkflow("198.51.100.30", 42000, "10.1.0.11", 8080, P_TCP);
+		n = flow_pkt(in, &f, 0, false, 0);
+		expect_pass_unchanged("packet to a backend address 10.1.0.11:8080", in, n);
+	}
+	/* VIP address, another port / protocol. */
+	{
+		struct flow f = mkflow("198.51.100.31", 42001, "10.0.0.100", 8443, P_TCP);
+
+		n = flow_pkt(in, &f, 0, false, 0);
+		expect_pass_unchanged("VIP 10.0.0.100, TCP port 8443 (no service)", in, n);
+		k = flow_key(&f);
+		tap_ok(!ct_get(&k, &ct), "VIP, unknown port: no conntrack entry created");
+
+		f = mkflow("198.51.100.31", 42002, "10.0.0.100", 80, P_UDP);
+		n = flow_pkt(in, &f, 0, false, 8);
+		expect_pass_unchanged("VIP 10.0.0.100, UDP to TCP-only port 80", in, n);
+		k = flow_key(&f);
+		tap_ok(!ct_get(&k, &ct), "VIP, UDP to TCP-only port: no conntrack entry created");
+
+		f = mkflow("2001:db8::31", 42003, "fd00::100", 8443, P_TCP);
+		n = flow_pkt(in, &f, 0, false, 0);
+		expect_pass_unchanged("VIP fd00::100, TCP port 8443 (no service)", in, n);
+
+		f = mkflow("198.51.100.31", 42004, "10.0.0.100", 53, P_TCP);
+		n = flow_pkt(in, &f, 0, false, 0);
+		expect_pass_unchanged("VIP 10.0.0.100, TCP to UDP-only port 53", in, n);
+	}
+	{
+		struct ep_ip c = IP("198.51.100.32"), v = IP("10.0.0.100");
+		struct ep_ip c6 = IP("2001:db8::32"), v6 = IP("fd00::100");
+
+		n4 = mk_icmp_echo(l4, EP_FAMILY_V4, 32);
+		n3 = mk_ip(l3, &c, &v, P_ICMP, l4, n4, NULL);
+		n = mk_eth(in, 0, false, 0x0800, l3, n3);
+		expect_pass_unchanged("ICMP echo request to the VIP", in, n);
+
+		n4 = mk_icmp_echo(l4, EP_FAMILY_V6, 32);
+		n3 = mk_ip(l3, &c6, &v6, P_ICMP6, l4, n4, NULL);
+		n = mk_eth(in, 0, false, 0x86dd, l3, n3);
+		expect_pass_unchanged("ICMPv6 echo request to the IPv6 VIP", in, n);
+
+		/* another L4 protocol (GRE) to the VIP */
+		memset(l4, 0, 16);
+		n3 = mk_ip(l3, &c, &v, 47, l4, 16, NULL);
+		n = mk_eth(in, 0, false, 0x0800, l3, n3);
+		expect_pass_unchanged("GRE (protocol 47) to the VIP", in, n);
+	}
+	/* ARP who-has for the VIP. */
+	{
+		uint8_t arp[28] = {0, 1, 8, 0, 6, 4, 0, 1};
+
+		memcpy(arp + 8, MAC_SRC, 6);
+		arp[14] = 198, arp[15] = 51, arp[16] = 100, arp[17] = 1;
+		arp[24] = 10, arp[25] = 0, arp[26] = 0, arp[27] = 100;
+		n = mk_eth(in, 0, false, 0x0806, arp, sizeof(arp));
+		memset(in, 0xff, 6);
+		memset(in + n, 0, 60 - n);
+		expect_pass_unchanged("ARP request for the VIP", in, 60);
+	}
+}
+
+/* Addresses that share a VIP's pre-filter slot (ep_vip_filter says "maybe")
+ * but are no VIP: nothing addressed to them may be balanced or dropped. */
+static void test_filter_collisions(void)
+{
+	struct ep_ip vip4 = IP("10.0.0.100"), vip6 = IP("fd00::100"), c4 = {0}, c6;
+	uint32_t want4 = ep_vip_filter_slot(vip4.addr, EP_FAMILY_V4);
+	uint8_t in[FRAME_MAX], l4[256], l3[512];
+	struct ep_ct_entry ct;
+	struct ep_flow_key k;
+	bool found = false;
+	size_t n, n4, n3;
+	char name[160];
+
+	for (uint32_t i = 1; i < (1u << 24) && !found; i++) {
+		c4.family = EP_FAMILY_V4;
+		c4.addr[0] = htonl(0x0a000000u | i); /* 10.0.0.0/8 */
+		found = c4.addr[0] != vip4.addr[0] &&
+			ep_vip_filter_slot(c4.addr, EP_FAMILY_V4) == want4;
+	}
+	c6 = IP("fd00:0:0:1:0:1:0:100"); /* words 1 and 2 cancel in the filter's xor */
+	if (!tap_ok(found && ep_vip_filter_slot(c6.addr, EP_FAMILY_V6) ==
+				     ep_vip_filter_slot(vip6.addr, EP_FAMILY_V6),
+		    "pre-filter collisions: %s shares 10.0.0.100's slot, %s shares fd00::100's",
+		    ipstr(&c4), ipstr(&c6)))
+		return;
+	{
+		struct flow f = {.client = IP("198.51.100.35"), .vip = c4, .cport = 42100,
+				 .vport = 80, .proto = P_TCP};
+
+		n = flow_pkt(in, &f, 0, false, 0);
+		snprintf(name, sizeof(name), "TCP SYN to %s:80 (filter collision, no VIP)",
+			 ipstr(&c4));
+		expect_pass_unchanged(name, in, n);
+		k = flow_key(&f);
+		tap_ok(!ct_get(&k, &ct), "filter collision: no conntrack entry created");
+
+		put16(in + 14 + 2, get16(in + 14 + 2) + 40);
+		ip4_recsum(in + 14);
+		snprintf(name, sizeof(name), "truncated IPv4 to %s (filter collision)", ipstr(&c4));
+		expect_pass_unchanged(name, in, n);
+
+		n4 = mk_udp(l4, 42101, 53, 32);
+		{
+			struct ipopt io = {.frag_off = 0x2000};
+
+			n3 = mk_ip(l3, &f.client, &c4, P_UDP, l4, n4, &io);
+		}
+		n = mk_eth(in, 0, false, 0x0800, l3, n3);
+		snprintf(name, sizeof(name), "IPv4 fragment to %s (filter collision)", ipstr(&c4));
+		expect_pass_unchanged(name, in, n);
+
+		n = icmp_err_frame(in, &(struct ep_ip){.family = EP_FAMILY_V4,
+						       .addr = {htonl(0xc0000201)}},
+				   &c4, &c4, 80, &f.client, 42100, P_TCP);
+		snprintf(name, sizeof(name), "ICMP error to %s (filter collision)", ipstr(&c4));
+		expect_pass_unchanged(name, in, n);
+	}
+	{
+		static const uint8_t hbh[8] = {P_TCP, 0, 1, 4, 0, 0, 0, 0};
+		struct ipopt io = {.ext = hbh, .ext_len = 8, .ext_first = 0};
+		struct ep_ip cl6 = IP("2001:db8::35");
+
+		n4 = mk_tcp(l4, 42102, 80, TCP_SYN, 0);
+		n3 = mk_ip(l3, &cl6, &c6, P_TCP, l4, n4, &io);
+		n = mk_eth(in, 0, false, 0x86dd, l3, n3);
+		snprintf(name, sizeof(name), "IPv6 hop-by-hop to %s (filter collision)", ipstr(&c6));
+		expect_pass_unchanged(name, in, n);
+		n3 = mk_ip(l3, &cl6, &c6, P_TCP, l4, n4, NULL);
+		n = mk_eth(in, 0, false, 0x86dd, l3, n3);
+		snprintf(name, sizeof(name), "IPv6 TCP SYN to %s (filter collision)", ipstr(&c6));
+		expect_pass_unchanged(name, in, n);
+	}
+}
+
+static void test_truncated(void)
+{
+	struct flow f = mkflow("198.51.100.40", 43000, "10.0.0.100", 80, P_TCP);
+	struct flow fu = mkflow("198.51.100.40", 43001, "10.0.0.100", 53, P_UDP);
+	struct flow f6 = mkflow("2001:db8::40", 43002, "fd00::100", 80, P_TCP);
+	uint8_t in[FRAME_MAX], l4[256], l3[512];
+	size_t n, n3;
+
+	/* 10-byte frame. BPF_PROG_TEST_RUN refuses frames shorter than an
+	 * Ethernet header (EINVAL), so the program cannot be run on it. */
+	n = flow_pkt(in, &f, 0, false, 0);
+	drops_mark();
+	xdp_run(in, 10);
+	if (R.err == -EINVAL) {
+		tap_ok(1, "10-byte frame # SKIP BPF_PROG_TEST_RUN rejects frames < 14 bytes (EINVAL)");
+	} else {
+		char why[256];
+		bool ok = R.verdict == XDP_PASS && R.outlen == 10 && !memcmp(R.out, in, 10);
+
+		ok = drops_delta_only(-1, 0, why, sizeof(why)) && ok;
+		tap_ok(ok, "10-byte frame: XDP_PASS unchanged");
+	}
+	/* Exactly an Ethernet header, and an 802.1Q tag cut short. */
+	expect_pass_unchanged("14-byte frame (Ethernet header only, type IPv4)", in, 14);
+	n = flow_pkt(in, &f, 1, false, 0);
+	expect_pass_unchanged("802.1Q frame cut inside the tag (16 bytes)", in, 16);
+
+	n = flow_pkt(in, &f, 0, false, 0);
+	expect_pass_unchanged("Ethernet + 12 bytes of IPv4 to the VIP (no destination address)", in,
+			      14 + 12);
+	n = flow_pkt(in, &f6, 0, false, 0);
+	expect_pass_unchanged("Ethernet + 30 bytes of IPv6 to the VIP (no destination address)", in,
+			      14 + 30);
+
+	/* tot_len beyond the frame */
+	n = flow_pkt(in, &f, 0, false, 0);
+	put16(in + 14 + 2, get16(in + 14 + 2) + 40);
+	ip4_recsum(in + 14);
+	expect_drop("IPv4 tot_len 40 bytes beyond the frame", in, n, EP_DROP_TRUNCATED);
+
+	/* TCP header cut short: 10 bytes of TCP, tot_len consistent */
+	mk_tcp(l4, f.cport, f.vport, TCP_SYN, 0);
+	n3 = mk_ip(l3, &f.client, &f.vip, P_TCP, l4, 10, NULL);
+	n = mk_eth(in, 0, false, 0x0800, l3, n3);
+	expect_drop("IPv4 TCP header cut short (10 of 20 bytes)", in, n, EP_DROP_TRUNCATED);
+
+	/* TCP doff says 60 bytes, only 20 there */
+	mk_tcp(l4, f.cport, f.vport, TCP_SYN, 0);
+	l4[12] = 15 << 4;
+	n3 = mk_ip(l3, &f.client, &f.vip, P_TCP, l4, 20, NULL);
+	n = mk_eth(in, 0, false, 0x0800, l3, n3);
+	expect_drop("IPv4 TCP doff 15 with a 20-byte segment", in, n, EP_DROP_TRUNCATED);
+
+	/* UDP header cut short: 4 bytes */
+	mk_udp(l4, fu.cport, fu.vport, 0);
+	n3 = mk_ip(l3, &fu.client, &fu.vip, P_UDP, l4, 4, NULL);
+	n = mk_eth(in, 0, false, 0x0800, l3, n3);
+	expect_drop("IPv4 UDP header cut short (4 of 8 bytes)", in, n, EP_DROP_TRUNCATED);
+
+	/* UDP length beyond the IP payload */
+	mk_udp(l4, fu.cport, fu.vport, 8);
+	put16(l4 + 4, 40);
+	n3 = mk_ip(l3, &fu.client, &fu.vip, P_UDP, l4, 16, NULL);
+	n = mk_eth(in, 0, false, 0x0800, l3, n3);
+	expect_drop("IPv4 UDP length 40 with 16 bytes of IP payload", in, n, EP_DROP_TRUNCATED);
+
+	/* IPv6 payload_len beyond the frame */
+	n = flow_pkt(in, &f6, 0, false, 0);
+	put16(in + 14 + 4, get16(in + 14 + 4) + 40);
+	expect_drop("IPv6 payload_len 40 bytes beyond the frame", in, n, EP_DROP_TRUNCATED);
+
+	/* IPv6 TCP header cut short */
+	mk_tcp(l4, f6.cport, f6.vport, TCP_SYN, 0);
+	n3 = mk_ip(l3, &f6.client, &f6.vip, P_TCP, l4, 12, NULL);
+	n = mk_eth(in, 0, false, 0x86dd, l3, n3);
+	expect_drop("IPv6 TCP header cut short (12 of 20 bytes)", in, n, EP_DROP_TRUNCATED);
+}
+
+static void test_malformed(void)
+{
+	struct flow f = mkflow("198.51.100.50", 44000, "10.0.0.100", 80, P_TCP);
+	struct flow fu = mkflow("198.51.100.50", 44001, "10.0.0.100", 53, P_UDP);
+	struct flow f6u = mkflow("2001:db8::50", 44002, "fd00::100", 53, P_UDP);
+	uint8_t in[FRAME_MAX], l4[256], l3[512];
+	size_t n, n3;
+
+	n = flow_pkt(in, &f, 0, false, 0);
+	in[14] = 0x44; /* ihl 4 */
+	ip4_recsum(in + 14);
+	expect_drop("IPv4 ihl 4 to the VIP", in, n, EP_DROP_MALFORMED);
+
+	n = flow_pkt(in, &f, 0, false, 0);
+	put16(in + 14 + 2, 16); /* tot_len < 20 */
+	ip4_recsum(in + 14);
+	expect_drop("IPv4 tot_len 16 (< header) to the VIP", in, n, EP_DROP_MALFORMED);
+
+	mk_tcp(l4, f.cport, f.vport, TCP_SYN, 0);
+	l4[12] = 4 << 4; /* doff 4 */
+	n3 = mk_ip(l3, &f.client, &f.vip, P_TCP, l4, 20, NULL);
+	n = mk_eth(in, 0, false, 0x0800, l3, n3);
+	expect_drop("TCP doff 4", in, n, EP_DROP_MALFORMED);
+
+	mk_udp(l4, fu.cport, fu.vport, 8);
+	put16(l4 + 4, 7); /* length < 8 */
+	n3 = mk_ip(l3, &fu.client, &fu.vip, P_UDP, l4, 16, NULL);
+	n = mk_eth(in, 0, false, 0x0800, l3, n3);
+	expect_drop("UDP length 7", in, n, EP_DROP_MALFORMED);
+
+	{
+		struct ipopt io = {.no_l4_csum = true};
+
+		mk_udp(l4, f6u.cport, f6u.vport, 8); /* checksum field left 0 */
+		n3 = mk_ip(l3, &f6u.client, &f6u.vip, P_UDP, l4, 16, &io);
+		n = mk_eth(in, 0, false, 0x86dd, l3, n3);
+		expect_drop("IPv6 UDP with checksum 0", in, n, EP_DROP_MALFORMED);
+	}
+}
+
+static void test_options_exthdr_frags(void)
+{
+	struct flow f = mkflow("198.51.100.60", 45000, "10.0.0.100", 80, P_TCP);
+	struct flow fu = mkflow("198.51.100.60", 45001, "10.0.0.100", 53, P_UDP);
+	struct flow f6 = mkflow("2001:db8::60", 45002, "fd00::100", 80, P_TCP);
+	uint8_t in[FRAME_MAX], l4[256], l3[512];
+	size_t n, n4, n3;
+
+	n4 = mk_tcp(l4, f.cport, f.vport, TCP_SYN, 0);
+	{
+		struct ipopt io = {.v4_optlen = 4, .frag_off = 0x4000};
+
+		n3 = mk_ip(l3, &f.client, &f.vip, P_TCP, l4, n4, &io);
+		n = mk_eth(in, 0, false, 0x0800, l3, n3);
+		expect_drop("IPv4 with options (ihl 6) to the VIP", in, n, EP_DROP_IP_OPTIONS);
+	}
+	n4 = mk_tcp(l4, f6.cport, f6.vport, TCP_SYN, 0);
+	{
+		static const uint8_t hbh[8] = {P_TCP, 0, 1, 4, 0, 0, 0, 0}; /* PadN */
+		struct ipopt io = {.ext = hbh, .ext_len = 8, .ext_first = 0};
+
+		n3 = mk_ip(l3, &f6.client, &f6.vip, P_TCP, l4, n4, &io);
+		n = mk_eth(in, 0, false, 0x86dd, l3, n3);
+		expect_drop("IPv6 hop-by-hop header to the VIP", in, n, EP_DROP_IPV6_EXTHDR);
+	}
+	{
+		static const uint8_t rh[8] = {P_TCP, 0, 0, 0, 0, 0, 0, 0}; /* type 0, segleft 0 */
+		struct ipopt io = {.ext = rh, .ext_len = 8, .ext_first = 43};
+
+		n3 = mk_ip(l3, &f6.client, &f6.vip, P_TCP, l4, n4, &io);
+		n = mk_eth(in, 0, false, 0x86dd, l3, n3);
+		expect_drop("IPv6 routing header to the VIP", in, n, EP_DROP_IPV6_EXTHDR);
+	}
+	{
+		static const uint8_t dh[8] = {P_TCP, 0, 1, 4, 0, 0, 0, 0};
+		struct ipopt io = {.ext = dh, .ext_len = 8, .ext_first = 60};
+
+		n3 = mk_ip(l3, &f6.client, &f6.vip, P_TCP, l4, n4, &io);
+		n = mk_eth(in, 0, false, 0x86dd, l3, n3);
+		expect_drop("IPv6 destination options header to the VIP", in, n,
+			    EP_DROP_IPV6_EXTHDR);
+	}
+	/* Fragments */
+	n4 = mk_udp(l4, fu.cport, fu.vport, 64);
+	{
+		struct ipopt io = {.frag_off = 0x2000}; /* MF, offset 0 */
+
+		n3 = mk_ip(l3, &fu.client, &fu.vip, P_UDP, l4, n4, &io);
+		n = mk_eth(in, 0, false, 0x0800, l3, n3);
+		expect_drop("IPv4 first fragment (MF, offset 0)", in, n, EP_DROP_FRAGMENT);
+	}
+	{
+		struct ipopt io = {.frag_off = 185}; /* offset 1480, last fragment */
+
+		n3 = mk_ip(l3, &fu.client, &fu.vip, P_UDP, l4, n4, &io);
+		n = mk_eth(in, 0, false, 0x0800, l3, n3);
+		expect_drop("IPv4 non-first fragment (offset 1480)", in, n, EP_DROP_FRAGMENT);
+	}
+	{
+		struct ipopt io = {.frag_off = 0x2000 | 185}; /* a middle one */
+
+		n3 = mk_ip(l3, &fu.client, &fu.vip, P_UDP, l4, n4, &io);
+		n = mk_eth(in, 0, false, 0x0800, l3, n3);
+		expect_drop("IPv4 middle fragment (MF, offset 1480)", in, n, EP_DROP_FRAGMENT);
+	}
+	{
+		static const uint8_t fh[8] = {P_TCP, 0, 0x00, 0x01, 0xde, 0xad, 0xbe, 0xef};
+		struct ipopt io = {.ext = fh, .ext_len = 8, .ext_first = 44};
+
+		n4 = mk_tcp(l4, f6.cport, f6.vport, TCP_SYN, 0);
+		n3 = mk_ip(l3, &f6.client, &f6.vip, P_TCP, l4, n4, &io);
+		n = mk_eth(in, 0, false, 0x86dd, l3, n3);
+		expect_drop("IPv6 with a Fragment header (offset 0, M)", in, n, EP_DROP_FRAGMENT);
+	}
+	/* DF alone is not a fragment */
+	{
+		struct flow g = mkflow("198.51.100.61", 45003, "10.0.0.100", 80, P_TCP);
+		struct outcome o = send_flow(&g, 0, false, 0); /* flow_pkt sets DF */
+
+		if (!tap_ok(o.verdict == XDP_PASS && o.rewritten_ok && o.csum_ok && o.pred.ok &&
+				    went_to(&o, &o.pred.be),
+			    "IPv4 with DF set (not a fragment): balanced"))
+			diag_outcome(&g, &o);
+	}
+}
+
+static void test_vlan(void)
+{
+	struct flow f1 = mkflow("198.51.100.70", 46000, "10.0.0.100", 80, P_TCP);
+	struct flow f2 = mkflow("198.51.100.70", 46001, "10.0.0.100", 80, P_TCP);
+	struct flow f3 = mkflow("2001:db8::70", 46002, "fd00::100", 53, P_UDP);
+	struct {
+		const char *name;
+		struct flow *f;
+		int nvlan;
+		bool qinq;
+	} cases[] = {
+		{"802.1Q tag (VLAN 100), IPv4 TCP", &f1, 1, false},
+		{"QinQ (802.1ad 200 + 802.1Q 100), IPv4 TCP", &f2, 2, true},
+		{"QinQ (802.1ad 200 + 802.1Q 100), IPv6 UDP", &f3, 2, true},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint8_t in[FRAME_MAX];
+		size_t n = flow_pkt(in, cases[i].f, cases[i].nvlan, cases[i].qinq, 20);
+		struct outcome o = send_flow(cases[i].f, cases[i].nvlan, cases[i].qinq, 20);
+		bool tags = R.outlen == n && !memcmp(R.out, in, 12 + 4 * (size_t)cases[i].nvlan + 2);
+
+		if (!tap_ok(o.verdict == XDP_PASS && tags && o.rewritten_ok && o.csum_ok && o.pred.ok &&
+				    went_to(&o, &o.pred.be) && o.ct_found,
+			    "%s: balanced to the predicted backend, tags preserved, inner packet "
+			    "rewritten, checksums valid",
+			    cases[i].name))
+			diag_outcome(cases[i].f, &o);
+	}
+}
+
+/* ICMP error from a router about a packet VIP:vport -> client:cport. */
+static size_t icmp_err_frame(uint8_t *frame, const struct ep_ip *router, const struct ep_ip *to,
+			     const struct ep_ip *qsrc, uint16_t qsport, const struct ep_ip *qdst,
+			     uint16_t qdport, uint8_t qproto)
+{
+	uint8_t ql4[32], q[128], icmp[256], l3[512];
+	size_t nq, ni, n3;
+	bool v4 = router->family == EP_FAMILY_V4;
+
+	/* First 8 bytes of the quoted L4 header (ports + seq / len + csum). */
+	if (qproto == P_TCP)
+		mk_tcp(ql4, qsport, qdport, TCP_SYN | TCP_ACK, 0);
+	else {
+		mk_udp(ql4, qsport, qdport, 0);
+		put16(ql4 + 4, 1400 - 20); /* the original datagram's length */
+		put16(ql4 + 6, 0xabcd);	   /* its checksum (not recomputable from a quote) */
+	}
+	{
+		struct ipopt io = {.frag_off = 0x4000, .no_l4_csum = true};
+
+		nq = mk_ip(q, qsrc, qdst, qproto, ql4, 8, &io);
+	}
+	/* The quoted header describes the original (large) packet. */
+	if (v4) {
+		put16(q + 2, 1500);
+		ip4_recsum(q);
+		ni = mk_icmp_err(icmp, 3, 4, 1400, q, nq); /* frag needed, next-hop MTU 1400 */
+	} else {
+		put16(q + 4, 1440);
+		ni = mk_icmp_err(icmp, 2, 0, 1280, q, nq); /* packet too big, MTU 1280 */
+	}
+	n3 = mk_ip(l3, router, to, v4 ? P_ICMP : P_ICMP6, icmp, ni, NULL);
+	return mk_eth(frame, 0, false, ethertype_of(router->family), l3, n3);
+}
+
+static void check_icmp_error(const char *name, const struct flow *f, const char *router_s)
+{
+	struct ep_ip router = IP(router_s);
+	struct outcome o = send_flow(f, 0, false, 0);
+	uint8_t in[FRAME_MAX], exp[FRAME_MAX];
+	size_t n, en;
+	struct ep_ip bip;
+	struct ep_backend_stats b0, b1;
+	bool ok;
+
+	if (!tap_ok(o.verdict == XDP_PASS && o.ct_found, "%s: the flow exists (first packet balanced)",
+		    name)) {
+		diag_outcome(f, &o);
+		return;
+	}
+	bip = o.went;
+	n = icmp_err_frame(in, &router, &f->vip, &f->vip, f->vport, &f->client, f->cport, f->proto);
+	en = icmp_err_frame(exp, &router, &bip, &bip, o.went_port, &f->client, f->cport, f->proto);
+	b0 = read_bstats(o.ct.backend_id);
+	xdp_run(in, n);
+	b1 = read_bstats(o.ct.backend_id);
+	ok = R.err == 0 && R.verdict == XDP_PASS && R.p.ok && R.p.icmp_err;
+	ok = ok && ip_eq_raw(&router, R.p.src.addr, R.p.family) &&
+	     ip_eq_raw(&bip, R.p.dst.addr, R.p.family);
+	if (!tap_ok(ok, "%s: XDP_PASS, outer destination rewritten to the flow's backend %s, outer "
+			"source untouched",
+		    name, ipstr(&bip)))
+		tap_diag("  err %d verdict %s dst %s", R.err, verdict_str(R.verdict),
+			 ipstr(&R.p.dst));
+	ok = R.p.icmp_err && ip_eq_raw(&bip, R.p.qsrc.addr, R.p.family) &&
+	     R.p.qsport == o.went_port && ip_eq_raw(&f->client, R.p.qdst.addr, R.p.family) &&
+	     R.p.qdport == f->cport && R.p.qproto == f->proto;
+	if (!tap_ok(ok, "%s: quoted source rewritten to the backend %s:%u, quoted destination "
+			"(client) untouched",
+		    name, ipstr(&bip), o.went_port))
+		tap_diag("  quoted %s:%u -> %s:%u", ipstr(&R.p.qsrc), R.p.qsport, ipstr(&R.p.qdst),
+			 R.p.qdport);
+	ok = R.p.ip_csum_ok && R.p.l4_csum_ok && R.p.q_ip_csum_ok;
+	if (!tap_ok(ok, "%s: %s checksums valid", name,
+		    f->vip.family == EP_FAMILY_V4
+			    ? "outer IPv4 header, quoted IPv4 header and ICMP (message only)"
+			    : "ICMPv6 (pseudo header + message)"))
+		tap_diag("  outer ip %d icmp %d quoted ip %d", R.p.ip_csum_ok, R.p.l4_csum_ok,
+			 R.p.q_ip_csum_ok);
+	if (!tap_ok(same_but_csums(R.out, R.outlen, exp, en),
+		    "%s: nothing else in the packet changed", name))
+		tap_diag("  outlen %zu expected %zu", R.outlen, en);
+	tap_ok(b1.packets - b0.packets == 1 && b1.flows == b0.flows,
+	       "%s: counted as a packet of the flow's backend, no new flow", name);
+}
+
+static void test_icmp_errors(void)
+{
+	struct flow f4 = mkflow("198.51.100.80", 47000, "10.0.0.100", 80, P_TCP);
+	struct flow f4u = mkflow("198.51.100.80", 47001, "10.0.0.100", 53, P_UDP);
+	struct flow f6 = mkflow("2001:db8::80", 47002, "fd00::100", 80, P_TCP);
+	struct ep_ip router = IP("192.0.2.1"), router6 = IP("2001:db8:ffff::1");
+	uint8_t in[FRAME_MAX];
+	size_t n;
+
+	check_icmp_error("ICMP frag-needed (3/4) about an IPv4 TCP flow", &f4, "192.0.2.1");
+	check_icmp_error("ICMP frag-needed (3/4) about an IPv4 UDP flow", &f4u, "192.0.2.1");
+	check_icmp_error("ICMPv6 packet-too-big about an IPv6 TCP flow", &f6, "2001:db8:ffff::1");
+
+	/* Unknown flows */
+	{
+		struct flow g = mkflow("198.51.100.81", 47100, "10.0.0.100", 80, P_TCP);
+
+		n = icmp_err_frame(in, &router, &g.vip, &g.vip, 80, &g.client, g.cport, P_TCP);
+		expect_drop("ICMP frag-needed quoting an unknown flow", in, n, EP_DROP_ICMP_NO_FLOW);
+		g = mkflow("2001:db8::81", 47101, "fd00::100", 80, P_TCP);
+		n = icmp_err_frame(in, &router6, &g.vip, &g.vip, 80, &g.client, g.cport, P_TCP);
+		expect_drop("ICMPv6 packet-too-big quoting an unknown flow", in, n,
+			    EP_DROP_ICMP_NO_FLOW);
+		/* The quote ends inside the quoted IP header (tot_len), the frame
+		 * goes on with bytes that look like the ports of a live flow. */
+		{
+			uint8_t l4[128], l3[256], q[64];
+			struct ipopt io = {.frag_off = 0x4000, .no_l4_csum = true};
+			size_t nq, ni, n3;
+
+			nq = mk_ip(q, &f4.vip, &f4.client, P_TCP, q + 40 /* unused */, 0, &io);
+			put16(q + 2, 1500);
+			ip4_recsum(q);
+			ni = mk_icmp_err(l4, 3, 4, 1400, q, nq); /* 8 + 20: no ports */
+			n3 = mk_ip(l3, &router, &f4.vip, P_ICMP, l4, ni, NULL);
+			n = mk_eth(in, 0, false, 0x0800, l3, n3);
+			put16(in + n, f4.vport); /* "ports" after the end of the IP packet */
+			put16(in + n + 2, f4.cport);
+			memset(in + n + 4, 0, 8);
+			expect_drop("ICMP error whose quote ends before the ports (Ethernet trailer "
+				    "holds a live flow's ports)",
+				    in, n + 12, EP_DROP_TRUNCATED);
+			if (R.verdict == XDP_PASS && R.p.ok)
+				tap_diag("  passed: outer dst %s, trailer bytes %s (now %u/%u), ICMP "
+					 "checksum %s",
+					 ipstr(&R.p.dst),
+					 memcmp(R.out + n, in + n, 4) ? "REWRITTEN" : "unchanged",
+					 get16(R.out + n), get16(R.out + n + 2),
+					 R.p.l4_csum_ok ? "valid" : "INVALID");
+		}
+		/* The same for ICMPv6: the quote is just the IPv6 header. */
+		{
+			uint8_t l4[128], l3[256], q[64];
+			struct ipopt io = {.no_l4_csum = true};
+			size_t nq, ni, n3;
+
+			nq = mk_ip(q, &f6.vip, &f6.client, P_TCP, q + 60 /* unused */, 0, &io);
+			put16(q + 4, 1440);
+			ni = mk_icmp_err(l4, 2, 0, 1280, q, nq); /* 8 + 40: no ports */
+			n3 = mk_ip(l3, &router6, &f6.vip, P_ICMP6, l4, ni, NULL);
+			n = mk_eth(in, 0, false, 0x86dd, l3, n3);
+			put16(in + n, f6.vport);
+			put16(in + n + 2, f6.cport);
+			memset(in + n + 4, 0, 8);
+			expect_drop("ICMPv6 error whose quote ends before the ports (Ethernet trailer "
+				    "holds a live flow's ports)",
+				    in, n + 12, EP_DROP_TRUNCATED);
+			if (R.verdict == XDP_PASS && R.p.ok)
+				tap_diag("  passed: outer dst %s, trailer bytes %s (now %u/%u), ICMPv6 "
+					 "checksum %s",
+					 ipstr(&R.p.dst),
+					 memcmp(R.out + n, in + n, 4) ? "REWRITTEN" : "unchanged",
+					 get16(R.out + n), get16(R.out + n + 2),
+					 R.p.l4_csum_ok ? "valid" : "INVALID");
+		}
+		/* quoted source is not the VIP the error was sent to */
+		{
+			struct ep_ip other = IP("10.9.9.9");
+
+			n = icmp_err_frame(in, &router, &f4.vip, &other, 80, &f4.client, f4.cport,
+					   P_TCP);
+			expect_drop("ICMP error to the VIP quoting another source address", in, n,
+				    EP_DROP_ICMP_NO_FLOW);
+		}
+	}
+}
+
+static void test_weights(void)
+{
+	uint32_t id_a = be_id("weight0", "10.1.0.31", 8080), id_b = be_id("weight0", "10.1.0.32", 8080);
+	struct ep_backend a, b;
+	uint32_t to_a = 0, to_b = 0, other = 0, mispred = 0;
+	uint8_t in[FRAME_MAX];
+	size_t n;
+
+	bpf_map_lookup_elem(fds.backends, &id_a, &a);
+	bpf_map_lookup_elem(fds.backends, &id_b, &b);
+	for (int i = 0; i < 1000; i++) {
+		struct flow f = mkflow("198.51.100.90", (uint16_t)(10000 + i), "10.0.0.100", 81, P_TCP);
+		struct outcome o = send_flow(&f, 0, false, 0);
+
+		if (o.verdict == XDP_PASS && went_to(&o, &a))
+			to_a++;
+		else if (o.verdict == XDP_PASS && went_to(&o, &b))
+			to_b++;
+		else
+			other++;
+		if (!o.pred.ok || !went_to(&o, &o.pred.be))
+			mispred++;
+	}
+	if (!tap_ok(to_a == 1000 && to_b == 0 && mispred == 0,
+		    "weight 1 (A) / weight 0 (B): 1000 new flows, all to A, none to B"))
+		tap_diag("  A %u B %u other %u mispredicted %u", to_a, to_b, other, mispred);
+
+	{
+		struct flow f = mkflow("198.51.100.91", 10000, "10.0.0.100", 82, P_TCP);
+
+		n = flow_pkt(in, &f, 0, false, 0);
+		expect_drop("all backends weight 0: new flow", in, n, EP_DROP_NO_BACKEND);
+	}
+	/* all drained */
+	{
+		struct flow f = mkflow("198.51.100.92", 10000, "10.0.0.100", 83, P_TCP);
+		struct outcome o;
+		int rc = drain("drainall", "10.1.0.35:8080", true) |
+			 drain("drainall", "10.1.0.36:8080", true);
+
+		tap_ok(rc == 0, "ep_services_drain of both backends of 'drainall'");
+		n = flow_pkt(in, &f, 0, false, 0);
+		expect_drop("all backends drained: new flow", in, n, EP_DROP_NO_BACKEND);
+		rc = drain("drainall", "10.1.0.36:8080", false);
+		o = send_flow(&f, 0, false, 0);
+		if (!tap_ok(rc == 0 && o.verdict == XDP_PASS && o.ct_found &&
+				    o.ct.backend_id == be_id("drainall", "10.1.0.36", 8080) &&
+				    o.rewritten_ok && o.csum_ok,
+			    "one backend undrained: the flow is balanced to it"))
+			diag_outcome(&f, &o);
+	}
+}
+
+static void test_drain(void)
+{
+	enum { NF = 300, NNEW = 1000 };
+	static uint32_t first[NF];
+	uint32_t idx = be_id("drain", "10.1.0.42", 8080), moved = 0, to_x = 0, existing_x = 0,
+		 mispred = 0, bad = 0;
+	struct ep_backend x;
+
+	bpf_map_lookup_elem(fds.backends, &idx, &x);
+	for (int i = 0; i < NF; i++) {
+		struct flow f = mkflow("198.51.100.100", (uint16_t)(30000 + i), "10.0.0.100", 84, P_TCP);
+		struct outcome o = send_flow(&f, 0, false, 0);
+
+		first[i] = o.ct_found ? o.ct.backend_id : 0;
+		if (first[i] == idx)
+			existing_x++;
+		if (!o.pred.ok || !went_to(&o, &o.pred.be))
+			mispred++;
+	}
+	tap_ok(existing_x > 0 && mispred == 0,
+	       "drain: %d flows established, %u of them on 10.1.0.42:8080, all as predicted", NF,
+	       existing_x);
+	tap_ok(drain("drain", "10.1.0.42:8080", true) == 0, "drain: ep_services_drain(10.1.0.42:8080)");
+	for (int i = 0; i < NF; i++) {
+		struct flow f = mkflow("198.51.100.100", (uint16_t)(30000 + i), "10.0.0.100", 84, P_TCP);
+		struct outcome o = send_flow(&f, 0, false, 10);
+
+		if (o.verdict != XDP_PASS || !o.ct_found || o.ct.backend_id != first[i] ||
+		    !ct_matches(&o) || !o.rewritten_ok || !o.csum_ok)
+			moved++;
+	}
+	tap_ok(moved == 0, "drain: all %d existing flows keep their backend (the %u on the drained "
+			   "one included)",
+	       NF, existing_x);
+	if (moved)
+		tap_diag("  %u flows moved or failed", moved);
+	mispred = 0;
+	for (int i = 0; i < NNEW; i++) {
+		struct flow f = mkflow("198.51.100.101", (uint16_t)(30000 + i), "10.0.0.100", 84, P_TCP);
+		struct outcome o = send_flow(&f, 0, false, 0);
+
+		if (o.verdict != XDP_PASS || !o.rewritten_ok)
+			bad++;
+		if (went_to(&o, &x))
+			to_x++;
+		if (!o.pred.ok || !went_to(&o, &o.pred.be))
+			mispred++;
+	}
+	if (!tap_ok(to_x == 0 && bad == 0 && mispred == 0,
+		    "drain: %d new flows never reach the drained backend", NNEW))
+		tap_diag("  to drained %u bad %u mispredicted %u", to_x, bad, mispred);
+	tap_ok(drain("drain", "10.1.0.42:8080", false) == 0, "drain: undrain 10.1.0.42:8080");
+	to_x = mispred = bad = 0;
+	for (int i = 0; i < NNEW; i++) {
+		struct flow f = mkflow("198.51.100.102", (uint16_t)(30000 + i), "10.0.0.100", 84, P_TCP);
+		struct outcome o = send_flow(&f, 0, false, 0);
+
+		if (o.verdict != XDP_PASS || !o.rewritten_ok)
+			bad++;
+		if (went_to(&o, &x))
+			to_x++;
+		if (!o.pred.ok || !went_to(&o, &o.pred.be))
+			mispred++;
+	}
+	if (!tap_ok(to_x > NNEW / 6 && bad == 0 && mispred == 0,
+		    "undrain: new flows reach 10.1.0.42:8080 again (%u of %d, want > 1/6)", to_x,
+		    NNEW))
+		tap_diag("  bad %u mispredicted %u", bad, mispred);
+	/* The ring after undrain is the ring before the drain: flows established
+	 * before the drain hash to their original backend again. */
+	moved = 0;
+	for (int i = 0; i < NF; i++) {
+		struct flow f = mkflow("198.51.100.100", (uint16_t)(30000 + i), "10.0.0.100", 84, P_TCP);
+		struct ep_flow_key k = flow_key(&f);
+		struct pred p = predict(&k);
+
+		if (!p.ok || p.bid != first[i])
+			moved++;
+	}
+	tap_ok(moved == 0, "undrain restores the original ring (all %d first flows map to their "
+			   "original backend)",
+	       NF);
+}
+
+static void test_spread(void)
+{
+	enum { NFLOWS = 10000 };
+	const char *addrs[3] = {"10.1.0.51", "10.1.0.52", "10.1.0.53"};
+	const double want[3] = {1.0 / 6, 2.0 / 6, 3.0 / 6};
+	struct ep_backend be[3];
+	uint32_t cnt[3] = {0}, other = 0, mispred = 0;
+	double worst = 0;
+
+	for (int b = 0; b < 3; b++) {
+		uint32_t id = be_id("spread", addrs[b], 8080);
+
+		bpf_map_lookup_elem(fds.backends, &id, &be[b]);
+	}
+	for (int i = 0; i < NFLOWS; i++) {
+		char client[32];
+		struct flow f;
+		struct outcome o;
+		int b;
+
+		snprintf(client, sizeof(client), "198.51.%d.%d", 110 + i / 5000, 1 + (i % 5000) / 25);
+		f = mkflow(client, (uint16_t)(1024 + i * 6), "10.0.0.100", 85, P_TCP);
+		o = send_flow(&f, 0, false, 0);
+		for (b = 0; b < 3; b++)
+			if (o.verdict == XDP_PASS && went_to(&o, &be[b]))
+				break;
+		if (b < 3)
+			cnt[b]++;
+		else
+			other++;
+		if (!o.pred.ok || !went_to(&o, &o.pred.be))
+			mispred++;
+	}
+	for (int b = 0; b < 3; b++) {
+		double share = (double)cnt[b] / NFLOWS, d = share - want[b];
+
+		if (d < 0)
+			d = -d;
+		if (d > worst)
+			worst = d;
+		tap_diag("spread: %s weight %d: %u flows, share %.4f (want %.4f)", addrs[b], b + 1,
+			 cnt[b], share, want[b]);
+	}
+	tap_ok(worst <= 0.02 && other == 0,
+	       "spread: %d new flows over weights 1:2:3, every share within +-0.02 absolute of "
+	       "1/6, 2/6, 3/6 (worst %.4f)",
+	       NFLOWS, worst);
+	tap_ok(mispred == 0, "spread: all %d flows went to the predicted backend (mispredicted %u)",
+	       NFLOWS, mispred);
+}
+
+static void test_redirect_mode(void)
+{
+	struct ep_dp_config c = {0}, saved = {0};
+	uint32_t zero = 0;
+	struct flow f4 = mkflow("198.51.100.120", 48000, "10.0.0.100", 80, P_TCP);
+	struct flow f6 = mkflow("2001:db8::120", 48001, "fd00::100", 53, P_UDP);
+	struct outcome o;
+
+	bpf_map_lookup_elem(fds.config, &zero, &saved);
+	c = saved;
+	c.flags |= EP_CFG_F_XDP_REDIRECT;
+	tap_ok(bpf_map_update_elem(fds.config, &zero, &c, BPF_ANY) == 0,
+	       "redirect mode: ep_config[0].flags |= EP_CFG_F_XDP_REDIRECT");
+	o = send_flow(&f4, 0, false, 0);
+	if (!tap_ok(o.verdict == XDP_PASS && o.rewritten_ok && o.csum_ok && o.ttl == 64 &&
+			    o.pred.ok && went_to(&o, &o.pred.be) && o.ct_found,
+		    "redirect mode, no route (fib lookup fails): IPv4 TCP falls back to XDP_PASS, "
+		    "rewritten to the predicted backend, TTL 64 unchanged, MACs unchanged"))
+		diag_outcome(&f4, &o);
+	o = send_flow(&f6, 0, false, 16);
+	if (!tap_ok(o.verdict == XDP_PASS && o.rewritten_ok && o.csum_ok && o.ttl == 64 &&
+			    o.pred.ok && went_to(&o, &o.pred.be) && o.ct_found,
+		    "redirect mode, no route: IPv6 UDP falls back to XDP_PASS, rewritten, hop limit "
+		    "unchanged"))
+		diag_outcome(&f6, &o);
+	o = send_flow(&f4, 1, false, 0);
+	if (!tap_ok(o.verdict == XDP_PASS && o.rewritten_ok && o.csum_ok && o.ttl == 64,
+		    "redirect mode, VLAN-tagged: XDP_PASS, rewritten, TTL unchanged"))
+		diag_outcome(&f4, &o);
+	bpf_map_update_elem(fds.config, &zero, &saved, BPF_ANY);
+}
+
+static void test_table_resize(void)
+{
+	struct flow old = mkflow("198.51.100.10", 40000, "10.0.0.100", 80, P_TCP); /* test_basic's */
+	struct ep_flow_key k = flow_key(&old);
+	struct ep_ct_entry ct0;
+	struct ep_service svc;
+	struct ep_endpoint sk = {0};
+	uint32_t mispred = 0, bad = 0;
+	struct outcome o;
+	bool had = ct_get(&k, &ct0);
+	int rc;
+
+	cfg.datapath.maglev_table_size = 251;
+	tap_ok(apply() == 0, "table size 16381 -> 251: config re-applied");
+	memcpy(sk.addr, k.dst, sizeof(sk.addr));
+	sk.port = k.dport;
+	sk.proto = k.proto;
+	sk.family = k.family;
+	memset(&svc, 0, sizeof(svc));
+	rc = bpf_map_lookup_elem(fds.services, &sk, &svc);
+	tap_ok(rc == 0 && svc.table_size == 251, "table size 251 recorded in ep_services (got %u)",
+	       svc.table_size);
+	for (int i = 0; i < 300; i++) {
+		struct flow f = mkflow("198.51.100.130", (uint16_t)(5000 + i), "10.0.0.100", 80, P_TCP);
+
+		o = send_flow(&f, 0, false, 0);
+		if (o.verdict != XDP_PASS || !o.rewritten_ok || !o.csum_ok)
+			bad++;
+		if (!o.pred.ok || o.pred.table_size != 251 || !went_to(&o, &o.pred.be))
+			mispred++;
+	}
+	if (!tap_ok(bad == 0 && mispred == 0,
+		    "table size 251: 300 new flows follow the new ring (hash %% 251)"))
+		tap_diag("  bad %u mispredicted %u", bad, mispred);
+	o = send_flow(&old, 0, false, 10);
+	if (!tap_ok(had && o.verdict == XDP_PASS && o.ct_found && o.ct.backend_id == ct0.backend_id &&
+			    ct_matches(&o),
+		    "table size 251: an established flow keeps its backend"))
+		diag_outcome(&old, &o);
+}
+
+int main(void)
+{
+	int rc;
+
+	ep_log_setup(0, EP_LOG_WARN);
+	if (geteuid() != 0) {
+		printf("1..0 # SKIP needs root (BPF)\n");
+		return 0;
+	}
+	/* No routes and no neighbours: bpf_fib_lookup() must fail in test_run. */
+	if (unshare(CLONE_NEWNET))
+		tap_diag("unshare(CLONE_NEWNET) failed (%s): fib lookups see the host's routes",
+			 strerror(errno));
+	ncpu = libbpf_num_possible_cpus();
+	if (ncpu < 1)
+		ncpu = 1;
+
+	skel = xdp_lb__open();
+	if (!tap_ok(skel != NULL, "xdp_lb skeleton opened"))
+		return tap_done();
+	rc = xdp_lb__load(skel);
+	if (!tap_ok(rc == 0, "xdp_lb loaded (maps not pinned) rc=%d", rc)) {
+		xdp_lb__destroy(skel);
+		return tap_done();
+	}
+	prog_fd = bpf_program__fd(skel->progs.ep_xdp_lb);
+	fds.vips = bpf_map__fd(skel->maps.ep_vips);
+	fds.vip_filter = bpf_map__fd(skel->maps.ep_vip_filter);
+	fds.services = bpf_map__fd(skel->maps.ep_services);
+	fds.maglev = bpf_map__fd(skel->maps.ep_maglev);
+	fds.backends = bpf_map__fd(skel->maps.ep_backends);
+	fds.backend_rev = bpf_map__fd(skel->maps.ep_backend_rev);
+	fds.ct = bpf_map__fd(skel->maps.ep_ct);
+	fds.backend_stats = bpf_map__fd(skel->maps.ep_backend_stats);
+	fds.drops = bpf_map__fd(skel->maps.ep_drops);
+	fds.config = bpf_map__fd(skel->maps.ep_config);
+	fds.tx_ports = bpf_map__fd(skel->maps.ep_tx_ports);
+
+	tap_ok(ep_services_init(&svcs, &fds) == 0, "ep_services_init");
+	build_config();
+	if (!tap_ok(apply() == 0, "ep_services_apply: %zu services, Maglev table %u",
+		    cfg.n_services, cfg.datapath.maglev_table_size)) {
+		xdp_lb__destroy(skel);
+		return tap_done();
+	}
+
+	test_basic();
+	test_conntrack_wins();
+	test_not_ours();
+	test_filter_collisions();
+	test_truncated();
+	test_malformed();
+	test_options_exthdr_frags();
+	test_vlan();
+	test_icmp_errors();
+	test_weights();
+	test_drain();
+	test_spread();
+	test_redirect_mode();
+	test_table_resize();
+
+	ep_services_free(&svcs);
+	xdp_lb__destroy(skel);
+	return tap_done();
+}

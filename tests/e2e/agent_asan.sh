@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The agent built with AddressSanitizer + LeakSanitizer (make asan) runs the
+# lab through start, traffic, good and bad reloads, CLI commands, metrics
+# scrapes and SIGTERM; any ASan error or leak report fails the test.
+set -u
+cd "$(dirname "$0")/../.."
+source tests/lib/tap.sh
+source tests/lib/netns.sh
+source tests/lab/lab.sh
+
+ASAN_BIN=${EP_BUILD:-build}/asan/edgeplane-agent
+if [ ! -x "$ASAN_BIN" ]; then
+  not_ok "ASan agent not built ($ASAN_BIN; run make asan)"; tap_done; exit 1
+fi
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23:log_path=stderr
+export LSAN_OPTIONS=report_objects=1
+LAB_AGENT_BIN=$ASAN_BIN
+LAB_AGENT_WAIT=60
+
+lab_up 2 || { not_ok "lab setup"; tap_done; exit 1; }
+lab_backends_start 8080 || { not_ok "backends"; tap_done; exit 1; }
+lab_config_write
+lab_agent_start || { not_ok "ASan agent start"; tap_done; exit 1; }
+ok "ASan agent started and ready"
+
+out=$(lab_load --target "$LAB_VIP4:80" --mode tcp-conns --count 300 --concurrency 8 2>/dev/null)
+check "traffic through the ASan agent's datapath" grep -q '"failed":0' <<<"$out"
+for c in status services; do lab_cli $c >/dev/null; lab_cli $c -o json >/dev/null; done
+lab_cli backend drain web "$(lab_be4 1):8080" >/dev/null
+lab_cli backend undrain web "$(lab_be4 1):8080" >/dev/null
+lab_cli backend drain nosuch 1.2.3.4:5 >/dev/null 2>&1
+for _ in 1 2 3; do lab_metrics >/dev/null; done
+ip netns exec "$LAB_NS_NODE" curl -s --max-time 5 http://127.0.0.1:9464/nope >/dev/null
+# A malformed control request must be answered, not crash the agent.
+ip netns exec "$LAB_NS_NODE" sh -c "printf 'not json\n' | timeout 5 socat - UNIX-CONNECT:$LAB_SOCK" >/dev/null 2>&1
+
+# Good reload (a backend removed), bad reload, then the original again.
+cp "$LAB_CONFIG" "$LAB_DIR/orig.yaml"
+LAB_N=1 lab_config_write "$LAB_DIR/one.yaml"; cp "$LAB_DIR/one.yaml" "$LAB_CONFIG"; lab_agent_signal HUP; sleep 1
+printf 'services: [\n' >"$LAB_CONFIG"; lab_agent_signal HUP; sleep 1
+cp "$LAB_DIR/orig.yaml" "$LAB_CONFIG"; lab_agent_signal HUP; sleep 3   # one conntrack pass releases removed ids
+out=$(lab_load --target "[$LAB_VIP6]:80" --mode tcp-conns --count 200 --concurrency 8 2>/dev/null)
+check "traffic after the reloads" grep -q '"failed":0' <<<"$out"
+
+lab_agent_stop
+check "ASan agent exits 0 on SIGTERM (status ${LAB_AGENT_RC:-?}; 23 = sanitizer report)" [ "${LAB_AGENT_RC:-1}" = 0 ]
+if grep -qE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$LAB_LOG"; then
+  not_ok "no AddressSanitizer/LeakSanitizer/UBSan report"
+  grep -A30 -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$LAB_LOG" | head -60 | sed 's/^/# /'
+else
+  ok "no AddressSanitizer/LeakSanitizer/UBSan report"
+fi
+tap_done
