@@ -109,3 +109,6 @@ bench: deps
 
 clean:
 	rm -rf $(BUILD)
+
+# make install / make uninstall (PREFIX, DESTDIR) live next to the unit and chart.
+-include deploy/install.mk

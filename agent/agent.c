@@ -206,7 +206,7 @@ static void run_gc(struct ep_agent *a)
 
 	if (!refs)
 		return;
-	if (ep_ct_gc(a->dp.maps.ct, ep_datapath_clock_now(), a->cfg.datapath.ct_timeout_tcp_s,
+	if (ep_ct_gc(&a->dp.maps.ct, ep_datapath_clock_now(), a->cfg.datapath.ct_timeout_tcp_s,
 		     a->cfg.datapath.ct_timeout_udp_s, refs, &res) == 0) {
 		pthread_mutex_lock(&a->lock);
 		a->last_gc = res;

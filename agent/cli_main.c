@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "agent.h"
+#include "cache_build.h"
 #include "control.h"
 
 #define CALL_TIMEOUT_MS 10000
@@ -27,6 +28,11 @@ static void usage(FILE *f)
 		"  backend drain SERVICE ADDR:PORT     no new flows to that backend; existing flows stay\n"
 		"  backend undrain SERVICE ADDR:PORT   the backend takes new flows again\n"
 		"  reload                              re-read the agent's config file (like SIGHUP)\n"
+		"\n"
+		"Commands that do not need the agent:\n"
+		"  cache build --domains FILE --resolver ADDR[:PORT] [--resolver ...] --out FILE\n"
+		"                                      resolve a domain list into a dnsmasq preload file\n"
+		"                                      (edgeplane cache build --help for every option)\n"
 		"\n"
 		"Options (anywhere on the line):\n"
 		"  --socket PATH   control socket (default " EP_DEFAULT_SOCKET ", or $EDGEPLANE_SOCKET)\n"
@@ -113,8 +119,9 @@ static void print_status(json_t *r)
 		       json_is_true(json_object_get(v, "xdp_dispatcher")) ? " via libxdp dispatcher" : "");
 	}
 	printf("%s\n", json_array_size(ifs) ? "" : " none");
-	printf("conntrack   %lld / %lld entries (%lld expired since start)\n", jint(ct, "entries"),
-	       jint(ct, "capacity"), jint(ct, "expired_total"));
+	printf("conntrack   %lld entries: %lld IPv4, %lld IPv6 (up to %lld per family; %lld expired since start)\n",
+	       jint(ct, "entries"), jint(ct, "ipv4"), jint(ct, "ipv6"), jint(ct, "capacity_per_family"),
+	       jint(ct, "expired_total"));
 	printf("services    %lld services, %lld backends\n", jint(sv, "count"), jint(sv, "backends"));
 	printf("drops      ");
 	i = 0;
@@ -211,9 +218,18 @@ static void print_reload(json_t *r)
 int main(int argc, char **argv)
 {
 	struct cli c = {.socket = getenv("EDGEPLANE_SOCKET") ?: EP_DEFAULT_SOCKET};
-	char **args = calloc((size_t)argc + 1, sizeof(*args));
+	char **args;
 	int n = 0, rc;
 
+	/* The builder has its own options (and --help): hand it the rest of
+	 * the line untouched. */
+	if (argc >= 3 && !strcmp(argv[1], "cache") && !strcmp(argv[2], "build"))
+		return ep_cache_build_main(argc - 2, argv + 2);
+	if (argc >= 2 && !strcmp(argv[1], "cache")) {
+		fprintf(stderr, "usage: edgeplane cache build --domains FILE --resolver ADDR[:PORT] --out FILE\n");
+		return 2;
+	}
+	args = calloc((size_t)argc + 1, sizeof(*args));
 	if (!args)
 		return 1;
 	/* Global options may appear anywhere ("edgeplane services -o json"). */

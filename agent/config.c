@@ -33,6 +33,8 @@
 #define CFG_MAX_ALIAS_VISITS 100000
 /* Keeps the duplicate-name check quadratic in something small. */
 #define CFG_MAX_IFACES 256
+/* The schema is at most 6 levels deep; DESIGN.md's sections at most 5. */
+#define CFG_MAX_DEPTH 64
 /* How much of a bad value is quoted back in a message. */
 #define CFG_SHOW_MAX 48
 /* Maglev spreads well only when the table dwarfs the backend count. */
@@ -1314,6 +1316,48 @@ static void syntax_error(struct ctx *c, const yaml_parser_t *p)
 		add_err(c, line, "", "syntax error: %s", p->problem ? p->problem : "invalid YAML");
 }
 
+/*
+ * libyaml's scanner does work proportional to the flow nesting depth for every
+ * token, so "[[[[...]]]]" filling 4 MiB takes hours to load. A first pass over
+ * the event stream stops at an absurd depth long before that. Syntax errors
+ * are left to the real load, which reports them.
+ */
+static bool too_deep(struct ctx *c, const char *text, size_t len)
+{
+	yaml_parser_t p;
+	yaml_event_t ev;
+	bool deep = false, done = false;
+	int depth = 0;
+
+	if (!yaml_parser_initialize(&p))
+		return false;
+	yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+	while (!done && yaml_parser_parse(&p, &ev)) {
+		switch (ev.type) {
+		case YAML_SEQUENCE_START_EVENT:
+		case YAML_MAPPING_START_EVENT:
+			if (++depth > CFG_MAX_DEPTH) {
+				add_err(c, (int)ev.start_mark.line + 1, "",
+					"nesting is deeper than %d levels", CFG_MAX_DEPTH);
+				deep = done = true;
+			}
+			break;
+		case YAML_SEQUENCE_END_EVENT:
+		case YAML_MAPPING_END_EVENT:
+			depth--;
+			break;
+		case YAML_STREAM_END_EVENT:
+			done = true;
+			break;
+		default:
+			break;
+		}
+		yaml_event_delete(&ev);
+	}
+	yaml_parser_delete(&p);
+	return deep;
+}
+
 static void validate(struct ctx *c, yaml_document_t *doc, struct ep_config *cfg)
 {
 	yaml_node_t *root = yaml_document_get_root_node(doc);
@@ -1379,14 +1423,19 @@ int ep_config_parse(const char *text, size_t len, struct ep_config *out, struct 
 		add_err(&c, 0, "", "configuration is larger than %u MiB", CFG_MAX_FILE >> 20);
 		return -EINVAL;
 	}
+	if (!text) {
+		text = "";
+		len = 0;
+	}
+	if (too_deep(&c, text, len))
+		return -EINVAL;
 	set_defaults(out);
 	if (!yaml_parser_initialize(&parser)) {
 		add_err(&c, 0, "", "out of memory");
 		memset(out, 0, sizeof(*out));
 		return -ENOMEM;
 	}
-	yaml_parser_set_input_string(&parser, (const unsigned char *)(text ? text : ""),
-				     text ? len : 0);
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 	if (!yaml_parser_load(&parser, &doc)) {
 		syntax_error(&c, &parser);
 	} else {

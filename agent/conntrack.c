@@ -22,14 +22,27 @@ int ep_ncpus(void)
 }
 
 /* Visits every entry in batches (one syscall per CT_BATCH entries instead of
- * two per entry); the callback decides which keys to delete afterwards. */
+ * two per entry); the callback sees every key in the IPv6 layout and decides
+ * which entries to delete afterwards. */
 typedef int (*ct_visit_fn)(const struct ep_flow_key *k, const struct ep_ct_entry *v, void *arg);
 
-static long ct_walk(int fd, ct_visit_fn fn, void *arg, uint64_t *scanned)
+static void key_from4(struct ep_flow_key *k, const struct ep_flow_key4 *k4)
 {
-	struct ep_flow_key *keys = calloc(CT_BATCH, sizeof(*keys));
+	memset(k, 0, sizeof(*k));
+	k->src[0] = k4->src;
+	k->dst[0] = k4->dst;
+	k->sport = k4->sport;
+	k->dport = k4->dport;
+	k->proto = k4->proto;
+	k->family = EP_FAMILY_V4;
+}
+
+static long ct_walk(int fd, int family, ct_visit_fn fn, void *arg, uint64_t *scanned)
+{
+	size_t ksz = family == EP_FAMILY_V4 ? sizeof(struct ep_flow_key4) : sizeof(struct ep_flow_key);
+	unsigned char *keys = calloc(CT_BATCH, ksz);
 	struct ep_ct_entry *vals = calloc(CT_BATCH, sizeof(*vals));
-	struct ep_flow_key *dead = NULL;
+	unsigned char *dead = NULL;
 	size_t n_dead = 0, cap_dead = 0;
 	__u8 batch_buf[sizeof(struct ep_flow_key)];
 	void *in = NULL;
@@ -50,20 +63,26 @@ static long ct_walk(int fd, ct_visit_fn fn, void *arg, uint64_t *scanned)
 			break;
 		}
 		for (__u32 i = 0; i < count; i++) {
+			struct ep_flow_key k;
+
+			if (family == EP_FAMILY_V4)
+				key_from4(&k, (const struct ep_flow_key4 *)(keys + i * ksz));
+			else
+				memcpy(&k, keys + i * ksz, sizeof(k));
 			if (scanned)
 				(*scanned)++;
-			if (!fn(&keys[i], &vals[i], arg))
+			if (!fn(&k, &vals[i], arg))
 				continue;
 			if (n_dead == cap_dead) {
 				size_t nc = cap_dead ? cap_dead * 2 : 1024;
-				void *nd = realloc(dead, nc * sizeof(*dead));
+				void *nd = realloc(dead, nc * ksz);
 
 				if (!nd)
 					continue;
 				dead = nd;
 				cap_dead = nc;
 			}
-			dead[n_dead++] = keys[i];
+			memcpy(dead + n_dead++ * ksz, keys + i * ksz, ksz);
 		}
 		if (rc) { /* ENOENT: that was the last batch */
 			rc = 0;
@@ -74,12 +93,25 @@ static long ct_walk(int fd, ct_visit_fn fn, void *arg, uint64_t *scanned)
 	/* Delete after the walk: deleting during a hash-bucket walk can make
 	 * the batch cursor skip or repeat entries. */
 	for (size_t i = 0; i < n_dead; i++)
-		if (bpf_map_delete_elem(fd, &dead[i]) == 0)
+		if (bpf_map_delete_elem(fd, dead + i * ksz) == 0)
 			deleted++;
 	free(dead);
 	free(keys);
 	free(vals);
 	return rc ? rc : deleted;
+}
+
+int ep_ct_get(const struct ep_ct_fds *ct, const struct ep_flow_key *k, struct ep_ct_entry *out)
+{
+	if (k->family == EP_FAMILY_V4) {
+		struct ep_flow_key4 k4 = {
+			.src = k->src[0], .dst = k->dst[0], .sport = k->sport, .dport = k->dport,
+			.proto = k->proto,
+		};
+
+		return bpf_map_lookup_elem(ct->v4, &k4, out) ? -errno : 0;
+	}
+	return bpf_map_lookup_elem(ct->v6, k, out) ? -errno : 0;
 }
 
 struct gc_arg {
@@ -105,8 +137,8 @@ static int gc_visit(const struct ep_flow_key *k, const struct ep_ct_entry *v, vo
 	return 0;
 }
 
-int ep_ct_gc(int ct_fd, uint32_t now_s, uint32_t tcp_timeout_s, uint32_t udp_timeout_s,
-	     uint8_t *refs, struct ep_ct_gc_result *res)
+int ep_ct_gc(const struct ep_ct_fds *ct, uint32_t now_s, uint32_t tcp_timeout_s,
+	     uint32_t udp_timeout_s, uint8_t *refs, struct ep_ct_gc_result *res)
 {
 	struct gc_arg a = {
 		.now = now_s,
@@ -114,14 +146,17 @@ int ep_ct_gc(int ct_fd, uint32_t now_s, uint32_t tcp_timeout_s, uint32_t udp_tim
 		.udp_s = udp_timeout_s,
 		.refs = refs,
 	};
-	long deleted;
+	long d4, d6;
 
 	memset(res, 0, sizeof(*res));
-	deleted = ct_walk(ct_fd, gc_visit, &a, &res->scanned);
-	if (deleted < 0)
-		return (int)deleted;
-	res->expired = (uint64_t)deleted;
+	d4 = ct_walk(ct->v4, EP_FAMILY_V4, gc_visit, &a, &res->scanned);
+	res->entries4 = a.kept;
+	d6 = ct_walk(ct->v6, EP_FAMILY_V6, gc_visit, &a, &res->scanned);
+	if (d4 < 0 || d6 < 0)
+		return (int)(d4 < 0 ? d4 : d6);
+	res->expired = (uint64_t)(d4 + d6);
 	res->entries = a.kept;
+	res->entries6 = a.kept - res->entries4;
 	return 0;
 }
 
@@ -134,7 +169,8 @@ static int purge_visit(const struct ep_flow_key *k, const struct ep_ct_entry *v,
 	       !memcmp(k->dst, svc->addr, sizeof(k->dst));
 }
 
-long ep_ct_purge_service(int ct_fd, const struct ep_endpoint *svc)
+long ep_ct_purge_service(const struct ep_ct_fds *ct, const struct ep_endpoint *svc)
 {
-	return ct_walk(ct_fd, purge_visit, (void *)svc, NULL);
+	return ct_walk(svc->family == EP_FAMILY_V4 ? ct->v4 : ct->v6, svc->family, purge_visit,
+		       (void *)svc, NULL);
 }

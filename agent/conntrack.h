@@ -9,8 +9,14 @@
 
 #include "edgeplane_abi.h"
 
+/* The two conntrack maps (ep_ct4, ep_ct6). */
+struct ep_ct_fds {
+	int v4, v6;
+};
+
 struct ep_ct_gc_result {
-	uint64_t entries;  /* live entries after the pass */
+	uint64_t entries;  /* live entries after the pass (both families) */
+	uint64_t entries4, entries6;
 	uint64_t expired;  /* deleted for idleness */
 	uint64_t scanned;
 };
@@ -21,10 +27,13 @@ int ep_ncpus(void);
  * timeout and sets bit `backend_id` in refs (EP_MAX_BACKENDS bits) for every
  * entry kept. now_s is the clock the agent publishes to the datapath
  * (ep_datapath_publish_clock). */
-int ep_ct_gc(int ct_fd, uint32_t now_s, uint32_t tcp_timeout_s, uint32_t udp_timeout_s,
-	     uint8_t *refs, struct ep_ct_gc_result *res);
+int ep_ct_gc(const struct ep_ct_fds *ct, uint32_t now_s, uint32_t tcp_timeout_s,
+	     uint32_t udp_timeout_s, uint8_t *refs, struct ep_ct_gc_result *res);
+
+/* Looks a flow up in the map of its family (k->family). 0 or -errno. */
+int ep_ct_get(const struct ep_ct_fds *ct, const struct ep_flow_key *k, struct ep_ct_entry *out);
 
 /* Deletes every flow of one service (VIP:port/proto). Returns how many. */
-long ep_ct_purge_service(int ct_fd, const struct ep_endpoint *svc);
+long ep_ct_purge_service(const struct ep_ct_fds *ct, const struct ep_endpoint *svc);
 
 #endif

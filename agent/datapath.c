@@ -93,7 +93,7 @@ static int pin_maps(struct bpf_object *obj, const char *root, uint32_t ct_size, 
 		if (strncmp(name, "ep_", 3))
 			continue;
 		snprintf(path, sizeof(path), "%s/maps/%s", root, name);
-		if (!strcmp(name, "ep_ct")) {
+		if (!strcmp(name, "ep_ct4") || !strcmp(name, "ep_ct6")) {
 			struct bpf_map_info info = {};
 			__u32 len = sizeof(info);
 			int fd = bpf_obj_get(path);
@@ -196,7 +196,8 @@ int ep_datapath_open(struct ep_datapath *dp, const struct ep_cfg_datapath *cfg, 
 	dp->maps.maglev = bpf_map__fd(dp->tc_skel->maps.ep_maglev);
 	dp->maps.backends = bpf_map__fd(dp->tc_skel->maps.ep_backends);
 	dp->maps.backend_rev = bpf_map__fd(dp->tc_skel->maps.ep_backend_rev);
-	dp->maps.ct = bpf_map__fd(dp->tc_skel->maps.ep_ct);
+	dp->maps.ct.v4 = bpf_map__fd(dp->tc_skel->maps.ep_ct4);
+	dp->maps.ct.v6 = bpf_map__fd(dp->tc_skel->maps.ep_ct6);
 	dp->maps.backend_stats = bpf_map__fd(dp->tc_skel->maps.ep_backend_stats);
 	dp->maps.drops = bpf_map__fd(dp->tc_skel->maps.ep_drops);
 	dp->maps.config = bpf_map__fd(dp->tc_skel->maps.ep_config);

@@ -14,9 +14,12 @@
 
 #include "config.h"
 
+#include "conntrack.h"
+
 struct ep_map_fds {
-	int vips, vip_filter, services, maglev, backends, backend_rev, ct, backend_stats, drops, config,
+	int vips, vip_filter, services, maglev, backends, backend_rev, backend_stats, drops, config,
 		tx_ports;
+	struct ep_ct_fds ct;
 };
 
 struct ep_dp_iface {

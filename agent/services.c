@@ -44,7 +44,7 @@ int ep_services_init(struct ep_services *s, const struct ep_map_fds *maps)
 	memset(s, 0, sizeof(*s));
 	/* A zero fd is stdin, never a map: catches a caller that forgot one. */
 	if (maps->vips <= 0 || maps->vip_filter <= 0 || maps->services <= 0 || maps->maglev <= 0 ||
-	    maps->backends <= 0 || maps->backend_rev <= 0 || maps->ct <= 0 ||
+	    maps->backends <= 0 || maps->backend_rev <= 0 || maps->ct.v4 <= 0 || maps->ct.v6 <= 0 ||
 	    maps->backend_stats <= 0)
 		return -EBADF;
 	s->maps = maps;
@@ -516,7 +516,7 @@ static void remove_service(struct ep_services *s, size_t idx)
 	}
 	/* A removed service stops: its tracked flows go with it, and so its
 	 * backends have nothing left to serve. */
-	ep_ct_purge_service(s->maps->ct, &st->key);
+	ep_ct_purge_service(&s->maps->ct, &st->key);
 	for (size_t j = 0; j < st->n_bes; j++) {
 		clear_backend(s, st->bes[j].id);
 		BIT_CLR(s->be_ids, st->bes[j].id);

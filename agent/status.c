@@ -65,11 +65,10 @@ json_t *ep_status_services(const struct ep_agent *a)
 	return arr;
 }
 
-json_t *ep_status_summary(const struct ep_agent *a)
+static json_t *datapath_json(const struct ep_agent *a)
 {
 	struct ep_drop_stats drops[EP_DROP_MAX];
-	json_t *ifaces = json_array(), *jd = json_object();
-	size_t n_bes = 0;
+	json_t *dp = json_object(), *ifaces = json_array(), *ct = json_object(), *jd = json_object();
 
 	for (size_t i = 0; i < a->dp.n_ifaces; i++) {
 		const struct ep_dp_iface *f = &a->dp.ifaces[i];
@@ -80,24 +79,51 @@ json_t *ep_status_summary(const struct ep_agent *a)
 					  f->ifindex, "xdp_mode", f->xdp_mode, "xdp_dispatcher",
 					  f->xdp_dispatcher));
 	}
+	json_object_set_new(ct, "entries", json_integer((json_int_t)a->last_gc.entries));
+	json_object_set_new(ct, "ipv4", json_integer((json_int_t)a->last_gc.entries4));
+	json_object_set_new(ct, "ipv6", json_integer((json_int_t)a->last_gc.entries6));
+	json_object_set_new(ct, "capacity_per_family", json_integer(a->dp.ct_size));
+	json_object_set_new(ct, "expired_total", json_integer((json_int_t)a->ct_expired_total));
 	ep_stats_drops(a->dp.maps.drops, drops);
 	for (int r = 0; r < EP_DROP_MAX; r++)
 		json_object_set_new(jd, ep_drop_names[r], json_integer((json_int_t)drops[r].packets));
+
+	json_object_set_new(dp, "bpffs", json_string(a->dp.root));
+	json_object_set_new(dp, "xdp_mode",
+			    json_string(a->cfg.datapath.xdp_mode == EP_XDP_SKB ? "skb" : "native"));
+	json_object_set_new(dp, "forwarding",
+			    json_string(a->cfg.datapath.forwarding == EP_FWD_REDIRECT ? "redirect"
+											: "stack"));
+	json_object_set_new(dp, "interfaces", ifaces);
+	json_object_set_new(dp, "conntrack", ct);
+	json_object_set_new(dp, "drops", jd);
+	return dp;
+}
+
+json_t *ep_status_summary(const struct ep_agent *a)
+{
+	json_t *o = json_object(), *cfg = json_object(), *svc = json_object();
+	size_t n_bes = 0;
+
 	for (size_t i = 0; i < a->svcs.n_svcs; i++)
 		n_bes += a->svcs.svcs[i].n_bes;
+	json_object_set_new(cfg, "path", json_string(a->opts.config_path));
+	json_object_set_new(cfg, "reloads_ok", json_integer((json_int_t)a->reloads_ok));
+	json_object_set_new(cfg, "reloads_failed", json_integer((json_int_t)a->reloads_failed));
+	json_object_set_new(cfg, "last_reload_at", json_real(a->last_reload_at));
+	json_object_set_new(cfg, "last_reload_error",
+			    a->last_reload_error[0] ? json_string(a->last_reload_error) : json_null());
+	json_object_set_new(svc, "count", json_integer((json_int_t)a->svcs.n_svcs));
+	json_object_set_new(svc, "backends", json_integer((json_int_t)n_bes));
 
-	return json_pack(
-		"{s:s, s:s, s:f, s:b, s:{s:s, s:I, s:I, s:f, s:s?}, s:{s:s, s:s, s:s, s:o, s:{s:I, s:i, s:I}, s:o}, "
-		"s:{s:i, s:i}, s:{s:s}, s:[]}",
-		"node", a->cfg.node_name, "version", EP_VERSION, "uptime_seconds",
-		(double)(ep_now_ns() - a->start_ns) / 1e9, "ready", a->ready, "config", "path",
-		a->opts.config_path, "reloads_ok", (json_int_t)a->reloads_ok, "reloads_failed",
-		(json_int_t)a->reloads_failed, "last_reload_at", a->last_reload_at, "last_reload_error",
-		a->last_reload_error[0] ? a->last_reload_error : NULL, "datapath", "bpffs", a->dp.root,
-		"xdp_mode", a->cfg.datapath.xdp_mode == EP_XDP_SKB ? "skb" : "native", "forwarding",
-		a->cfg.datapath.forwarding == EP_FWD_REDIRECT ? "redirect" : "stack", "interfaces",
-		ifaces, "conntrack", "entries", (json_int_t)a->last_gc.entries, "capacity",
-		(int)a->dp.ct_size, "expired_total", (json_int_t)a->ct_expired_total, "drops", jd,
-		"services", "count", (int)a->svcs.n_svcs, "backends", (int)n_bes, "dns", "mode",
-		"not configured", "certs");
+	json_object_set_new(o, "node", json_string(a->cfg.node_name));
+	json_object_set_new(o, "version", json_string(EP_VERSION));
+	json_object_set_new(o, "uptime_seconds", json_real((double)(ep_now_ns() - a->start_ns) / 1e9));
+	json_object_set_new(o, "ready", json_boolean(a->ready));
+	json_object_set_new(o, "config", cfg);
+	json_object_set_new(o, "datapath", datapath_json(a));
+	json_object_set_new(o, "services", svc);
+	json_object_set_new(o, "dns", json_pack("{s:s}", "mode", "not configured"));
+	json_object_set_new(o, "certs", json_array());
+	return o;
 }

@@ -84,7 +84,19 @@ struct ep_backend {
 	__u32 svc_id;
 };
 
-/* Conntrack key: the client's view of the flow (client -> VIP). */
+/* Conntrack key: the client's view of the flow (client -> VIP). IPv6 flows
+ * are tracked with this key in ep_ct6; IPv4 flows with the 16-byte
+ * ep_flow_key4 in ep_ct4, because hashing the key is most of a conntrack
+ * hit's cost and IPv4 needs less than half of it. */
+struct ep_flow_key4 {
+	__u32 src;
+	__u32 dst;
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
 struct ep_flow_key {
 	__u32 src[4];
 	__u32 dst[4];

@@ -63,16 +63,67 @@ struct {
 	__type(value, struct ep_backend_rev);
 } ep_backend_rev SEC(".maps");
 
-/* Size set by the agent from datapath.conntrack_size before load. Per-CPU
- * LRU lists: inserting a new flow takes no global lock (lookups still see
- * every CPU's entries). */
+/* Conntrack, one map per family (see ep_flow_key4). Size set by the agent
+ * from datapath.conntrack_size before load. Per-CPU LRU lists: inserting a
+ * new flow takes no global lock (lookups still see every CPU's entries). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, EP_CT_DEFAULT_SIZE);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, struct ep_flow_key4);
+	__type(value, struct ep_ct_entry);
+} ep_ct4 SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, EP_CT_DEFAULT_SIZE);
 	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__type(key, struct ep_flow_key);
 	__type(value, struct ep_ct_entry);
-} ep_ct SEC(".maps");
+} ep_ct6 SEC(".maps");
+
+/* The conntrack map and key of a family. `family` must be a constant at the
+ * call site (it is, after inlining), so each path touches one map. */
+static __always_inline struct ep_ct_entry *ep_ct_lookup(const struct ep_flow_key *k,
+							 const __u8 family)
+{
+	if (family == EP_FAMILY_V4) {
+		struct ep_flow_key4 k4 = {
+			.src = k->src[0], .dst = k->dst[0], .sport = k->sport, .dport = k->dport,
+			.proto = k->proto,
+		};
+
+		return bpf_map_lookup_elem(&ep_ct4, &k4);
+	}
+	return bpf_map_lookup_elem(&ep_ct6, k);
+}
+
+static __always_inline long ep_ct_update(const struct ep_flow_key *k,
+					 const struct ep_ct_entry *v, const __u8 family)
+{
+	if (family == EP_FAMILY_V4) {
+		struct ep_flow_key4 k4 = {
+			.src = k->src[0], .dst = k->dst[0], .sport = k->sport, .dport = k->dport,
+			.proto = k->proto,
+		};
+
+		return bpf_map_update_elem(&ep_ct4, &k4, v, BPF_ANY);
+	}
+	return bpf_map_update_elem(&ep_ct6, k, v, BPF_ANY);
+}
+
+static __always_inline long ep_ct_delete(const struct ep_flow_key *k, const __u8 family)
+{
+	if (family == EP_FAMILY_V4) {
+		struct ep_flow_key4 k4 = {
+			.src = k->src[0], .dst = k->dst[0], .sport = k->sport, .dport = k->dport,
+			.proto = k->proto,
+		};
+
+		return bpf_map_delete_elem(&ep_ct4, &k4);
+	}
+	return bpf_map_delete_elem(&ep_ct6, k);
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -213,7 +213,8 @@ static __always_inline int ep_find_vip(const struct ep_reply *r, struct ep_rev_v
 			break;
 		ep_addr_copy(k.dst, rev->vips[i].addr, 4);
 		k.dport = rev->vips[i].port;
-		ct = bpf_map_lookup_elem(&ep_ct, &k);
+		ct = r->family == EP_FAMILY_V4 ? ep_ct_lookup(&k, EP_FAMILY_V4)
+						: ep_ct_lookup(&k, EP_FAMILY_V6);
 		if (!ct || ct->bport != r->backend.port || !ep_addr_eq(ct->baddr, r->backend.addr))
 			continue;
 		if ((r->tcp_flags & (EP_TCP_SYN | EP_TCP_ACK)) == (EP_TCP_SYN | EP_TCP_ACK) &&
@@ -222,7 +223,10 @@ static __always_inline int ep_find_vip(const struct ep_reply *r, struct ep_rev_v
 			 * VIP (a direct connection reusing an old flow's
 			 * 4-tuple): the entry is stale. Forget it, leave the
 			 * packet alone. */
-			bpf_map_delete_elem(&ep_ct, &k);
+			if (r->family == EP_FAMILY_V4)
+				ep_ct_delete(&k, EP_FAMILY_V4);
+			else
+				ep_ct_delete(&k, EP_FAMILY_V6);
 			return -1;
 		}
 		if ((r->tcp_flags & (EP_TCP_FIN | EP_TCP_RST)) && !(ct->flags & EP_CT_F_CLOSING))

@@ -437,7 +437,7 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 	cfg = bpf_map_lookup_elem(&ep_config, &zero);
 	if (!cfg)
 		return XDP_PASS;
-	ct = bpf_map_lookup_elem(&ep_ct, &pkt->key);
+	ct = ep_ct_lookup(&pkt->key, family);
 	if (ct && pkt->tcp_flags) {
 		__u8 f = pkt->tcp_flags;
 
@@ -476,7 +476,7 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 			return ep_count_drop(ctx, EP_DROP_NO_BACKEND);
 		fresh.last_seen_s = cfg->now_s;
 		fresh.isn = pkt->tcp_seq;
-		bpf_map_update_elem(&ep_ct, &pkt->key, &fresh, BPF_ANY);
+		ep_ct_update(&pkt->key, &fresh, family);
 		ct = &fresh;
 		bid = fresh.backend_id;
 		st = bpf_map_lookup_elem(&ep_backend_stats, &bid);
@@ -514,7 +514,7 @@ int ep_xdp_lb(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
-	struct ep_pkt pkt = {};
+	struct ep_pkt pkt;
 	struct ethhdr *eth = data;
 	__u32 off = sizeof(*eth);
 	__u16 proto;
@@ -522,6 +522,14 @@ int ep_xdp_lb(struct xdp_md *ctx)
 
 	if ((void *)(eth + 1) > end)
 		return XDP_PASS;
+	/* Only what every path reads is initialised here (the key must be all
+	 * zero padding for hashing); parsing sets the rest before it is used. */
+	__builtin_memset(&pkt.key, 0, sizeof(pkt.key));
+	pkt.l3_csum = pkt.pseudo_csum = pkt.l4_csum = pkt.inner_l3_csum = NULL;
+	pkt.daddr = pkt.inner_saddr = NULL;
+	pkt.port = NULL;
+	pkt.icmp_error = pkt.has_vlan = pkt.tcp_flags = 0;
+	pkt.tcp_seq = 0;
 	pkt.eth = eth;
 	proto = eth->h_proto;
 #pragma unroll

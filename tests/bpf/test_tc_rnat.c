@@ -680,7 +680,7 @@ static bool open_flow(const struct flow *f, struct ep_ct_entry *ct, struct ep_ip
 	struct ep_flow_key k = flow_key(f);
 
 	prog_run(xdp_fd, in, n);
-	if (R.err || R.verdict != XDP_PASS || bpf_map_lookup_elem(fds.ct, &k, ct))
+	if (R.err || R.verdict != XDP_PASS || ep_ct_get(&fds.ct, &k, ct))
 		return false;
 	memset(bip, 0, sizeof(*bip));
 	bip->family = f->client.family;
@@ -994,14 +994,14 @@ static void test_tcp_state(void)
 	put32(in + 14 + (f.client.family == EP_FAMILY_V4 ? 20 : 40) + 8, 0x77777777);
 	l4_recsum_frame(in, n);
 	expect_untouched("tcp state: SYN-ACK with a foreign acknowledgement", rnat_eg_fd, in, n);
-	tap_ok(bpf_map_lookup_elem(fds.ct, &k, &ct2) != 0,
+	tap_ok(ep_ct_get(&fds.ct, &k, &ct2) != 0,
 	       "tcp state: the stale conntrack entry was removed");
 
 	/* Reopen; a FIN from the client marks the flow closing. */
 	tap_ok(open_flow(&f, &ct, &bip, &bport), "tcp state: flow reopened");
 	n = pkt_between(in, &f.client, f.cport, &f.vip, f.vport, P_TCP, TCP_FIN | TCP_ACK, 0, false, 0);
 	prog_run(xdp_fd, in, n);
-	tap_ok(R.verdict == XDP_PASS && bpf_map_lookup_elem(fds.ct, &k, &ct2) == 0 &&
+	tap_ok(R.verdict == XDP_PASS && ep_ct_get(&fds.ct, &k, &ct2) == 0 &&
 		       (ct2.flags & EP_CT_F_CLOSING),
 	       "tcp state: client FIN through XDP marks the flow closing");
 	/* A SYN retransmission on a live flow keeps the backend; on a closing
@@ -1009,14 +1009,14 @@ static void test_tcp_state(void)
 	 * replaced, flags cleared). */
 	n = flow_pkt(in, &f, 0, false, 0);
 	prog_run(xdp_fd, in, n);
-	tap_ok(R.verdict == XDP_PASS && bpf_map_lookup_elem(fds.ct, &k, &ct2) == 0 &&
+	tap_ok(R.verdict == XDP_PASS && ep_ct_get(&fds.ct, &k, &ct2) == 0 &&
 		       !(ct2.flags & EP_CT_F_CLOSING),
 	       "tcp state: a new SYN on a closing flow starts a fresh entry");
 	/* A RST from the backend marks it closing too (and is translated). */
 	n = pkt_between(in, &bip, bport, &f.client, f.cport, P_TCP, TCP_RST | TCP_ACK, 0, false, 0);
 	prog_run(rnat_eg_fd, in, n);
 	tap_ok(R.verdict == TC_ACT_OK && R.p.ok && R.p.sport == f.vport &&
-		       bpf_map_lookup_elem(fds.ct, &k, &ct2) == 0 && (ct2.flags & EP_CT_F_CLOSING),
+		       ep_ct_get(&fds.ct, &k, &ct2) == 0 && (ct2.flags & EP_CT_F_CLOSING),
 	       "tcp state: backend RST translated and marks the flow closing");
 }
 
@@ -1156,9 +1156,9 @@ int main(void)
 		struct bpf_map_info a = {0}, b = {0};
 		__u32 la = sizeof(a), lb = sizeof(b);
 
-		bpf_obj_get_info_by_fd(bpf_map__fd(xskel->maps.ep_ct), &a, &la);
-		bpf_obj_get_info_by_fd(bpf_map__fd(tskel->maps.ep_ct), &b, &lb);
-		tap_ok(a.id && a.id == b.id, "ep_ct is one map for both objects (id %u / %u)", a.id,
+		bpf_obj_get_info_by_fd(bpf_map__fd(xskel->maps.ep_ct4), &a, &la);
+		bpf_obj_get_info_by_fd(bpf_map__fd(tskel->maps.ep_ct4), &b, &lb);
+		tap_ok(a.id && a.id == b.id, "ep_ct4 is one map for both objects (id %u / %u)", a.id,
 		       b.id);
 	}
 	xdp_fd = bpf_program__fd(xskel->progs.ep_xdp_lb);
@@ -1170,7 +1170,8 @@ int main(void)
 	fds.maglev = bpf_map__fd(xskel->maps.ep_maglev);
 	fds.backends = bpf_map__fd(xskel->maps.ep_backends);
 	fds.backend_rev = bpf_map__fd(xskel->maps.ep_backend_rev);
-	fds.ct = bpf_map__fd(xskel->maps.ep_ct);
+	fds.ct.v4 = bpf_map__fd(xskel->maps.ep_ct4);
+	fds.ct.v6 = bpf_map__fd(xskel->maps.ep_ct6);
 	fds.backend_stats = bpf_map__fd(xskel->maps.ep_backend_stats);
 	fds.drops = bpf_map__fd(xskel->maps.ep_drops);
 	fds.config = bpf_map__fd(xskel->maps.ep_config);

@@ -644,7 +644,7 @@ static bool drops_delta_only(int reason, uint64_t n, char *why, size_t wl)
 
 static bool ct_get(const struct ep_flow_key *k, struct ep_ct_entry *ct)
 {
-	return bpf_map_lookup_elem(fds.ct, k, ct) == 0;
+	return ep_ct_get(&fds.ct, k, ct) == 0;
 }
 
 /* The backend the Maglev ring installed for this flow's service names. */
@@ -2056,7 +2056,8 @@ int main(void)
 	fds.maglev = bpf_map__fd(skel->maps.ep_maglev);
 	fds.backends = bpf_map__fd(skel->maps.ep_backends);
 	fds.backend_rev = bpf_map__fd(skel->maps.ep_backend_rev);
-	fds.ct = bpf_map__fd(skel->maps.ep_ct);
+	fds.ct.v4 = bpf_map__fd(skel->maps.ep_ct4);
+	fds.ct.v6 = bpf_map__fd(skel->maps.ep_ct6);
 	fds.backend_stats = bpf_map__fd(skel->maps.ep_backend_stats);
 	fds.drops = bpf_map__fd(skel->maps.ep_drops);
 	fds.config = bpf_map__fd(skel->maps.ep_config);

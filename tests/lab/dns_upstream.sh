@@ -172,10 +172,12 @@ dns_upstream_drop() {
   if [ -n "$addr" ]; then
     case $addr in *:*) match="ip6 daddr $addr";; *) match="ip daddr $addr";; esac
   fi
+  local share="numgen random mod 100 < $pct"
+  [ "$pct" -ge 100 ] && share=""
   _dns_nft_table "$ns" || return 1
   ip netns exec "$ns" nft flush chain inet ep_dns_faults input
-  ip netns exec "$ns" nft add rule inet ep_dns_faults input $match udp dport 53 numgen random mod 100 '<' "$pct" counter drop
-  ip netns exec "$ns" nft add rule inet ep_dns_faults input $match tcp dport 53 numgen random mod 100 '<' "$pct" counter drop
+  ip netns exec "$ns" nft add rule inet ep_dns_faults input $match udp dport 53 $share counter drop
+  ip netns exec "$ns" nft add rule inet ep_dns_faults input $match tcp dport 53 $share counter drop
 }
 
 # dns_upstream_blackhole NS [ADDR] : drop every DNS query arriving in NS (or to ADDR)
