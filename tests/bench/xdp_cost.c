@@ -186,7 +186,15 @@ int main(int argc, char **argv)
 	char err[256];
 	int lb, triv;
 
-	skel = xdp_lb__open_and_load();
+	skel = xdp_lb__open();
+	if (skel && getenv("CTSIZE")) {
+		bpf_map__set_max_entries(skel->maps.ep_ct4, (unsigned)atoi(getenv("CTSIZE")));
+		bpf_map__set_max_entries(skel->maps.ep_ct6, (unsigned)atoi(getenv("CTSIZE")));
+	}
+	if (skel && xdp_lb__load(skel)) {
+		xdp_lb__destroy(skel);
+		skel = NULL;
+	}
 	if (!skel) {
 		fprintf(stderr, "xdp_cost: cannot load the XDP object: %s\n", strerror(errno));
 		return 1;
