@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "dns_cache.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
@@ -129,6 +130,23 @@ static int check_immutable(const struct ep_config *old, const struct ep_config *
 	return 0;
 }
 
+/* Starts, reconfigures or stops the DNS cache to match cfg. */
+static int apply_dns_cache(struct ep_agent *a, const struct ep_config *cfg, char *err,
+			   size_t errlen)
+{
+	if (!cfg->dns.cache.enabled) {
+		if (a->cache) {
+			log_info("DNS cache removed from the config: stopping dnsmasq");
+			ep_dns_cache_stop(a->cache, true);
+			a->cache = NULL;
+		}
+		return 0;
+	}
+	if (a->cache)
+		return ep_dns_cache_reconfigure(a->cache, cfg, err, errlen);
+	return ep_dns_cache_start(&a->cache, cfg, a->runtime_dir, err, errlen);
+}
+
 static int apply_config(struct ep_agent *a, const struct ep_config *cfg, char *err, size_t errlen)
 {
 	int rc;
@@ -139,6 +157,8 @@ static int apply_config(struct ep_agent *a, const struct ep_config *cfg, char *e
 		rc = ep_services_apply(&a->svcs, cfg, err, errlen);
 	if (!rc)
 		rc = ep_datapath_set_forwarding(&a->dp, cfg->datapath.forwarding);
+	if (!rc)
+		rc = apply_dns_cache(a, cfg, err, errlen);
 	return rc;
 }
 
@@ -328,6 +348,11 @@ static void on_tick(struct ep_agent *a)
 		run_gc(a);
 		a->next_gc_ns = now + GC_INTERVAL_NS;
 	}
+	if (a->cache) {
+		pthread_mutex_lock(&a->lock);
+		ep_dns_cache_tick(a->cache, now, true);
+		pthread_mutex_unlock(&a->lock);
+	}
 }
 
 static int start(struct ep_agent *a)
@@ -338,6 +363,15 @@ static int start(struct ep_agent *a)
 
 	/* Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK. */
 	setrlimit(RLIMIT_MEMLOCK, &unlimited);
+	snprintf(a->runtime_dir, sizeof(a->runtime_dir), "%s", a->cfg.control_socket);
+	{
+		char *slash = strrchr(a->runtime_dir, '/');
+
+		if (slash && slash != a->runtime_dir)
+			*slash = '\0';
+		else
+			snprintf(a->runtime_dir, sizeof(a->runtime_dir), "/run/edgeplane");
+	}
 	rc = ep_datapath_open(&a->dp, &a->cfg.datapath, err, sizeof(err));
 	if (rc)
 		goto fail;
@@ -381,6 +415,9 @@ static void stop(struct ep_agent *a)
 		ep_datapath_detach_all(&a->dp);
 	else if (a->dp.tc_skel)
 		log_info("datapath left attached and forwarding (maps pinned under %s)", a->dp.root);
+	/* dnsmasq outlives the agent like the datapath does, unless told. */
+	ep_dns_cache_stop(a->cache, a->opts.detach_on_exit);
+	a->cache = NULL;
 	ep_services_free(&a->svcs);
 	ep_datapath_close(&a->dp);
 	ep_config_free(&a->cfg);

@@ -25,6 +25,7 @@ struct ep_agent_opts {
 };
 
 struct MHD_Daemon;
+struct ep_dns_cache;
 
 struct ep_agent {
 	struct ep_agent_opts opts;
@@ -33,6 +34,8 @@ struct ep_agent {
 	uint64_t cfg_hash;    /* of the file text that produced cfg */
 	struct ep_datapath dp;
 	struct ep_services svcs;
+	struct ep_dns_cache *cache; /* dns.cache, NULL when not configured */
+	char runtime_dir[PATH_MAX]; /* dirname of the control socket */
 	struct MHD_Daemon *mhd;
 	char metrics_listen[128];
 	char socket_path[PATH_MAX];

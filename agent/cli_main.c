@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -28,6 +29,9 @@ static void usage(FILE *f)
 		"  backend drain SERVICE ADDR:PORT     no new flows to that backend; existing flows stay\n"
 		"  backend undrain SERVICE ADDR:PORT   the backend takes new flows again\n"
 		"  reload                              re-read the agent's config file (like SIGHUP)\n"
+		"  dns status                          DNS mode, upstreams, the local cache (dnsmasq state,\n"
+		"                                      snapshot names/records/age, refresh)\n"
+		"  dns refresh                         rebuild the cache snapshot from the upstreams now\n"
 		"\n"
 		"Commands that do not need the agent:\n"
 		"  cache build --domains FILE --resolver ADDR[:PORT] [--resolver ...] --out FILE\n"
@@ -81,6 +85,14 @@ static long long jint(json_t *o, const char *k)
 	return (long long)json_integer_value(json_object_get(o, k));
 }
 
+static double ep_cli_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void human_duration(double s, char *buf, size_t len)
 {
 	long t = (long)s;
@@ -130,7 +142,16 @@ static void print_status(json_t *r)
 		printf("%s %s %lld", i++ ? "," : "", k, (long long)json_integer_value(v));
 	}
 	printf("\n");
-	printf("dns         %s\n", jstr(json_object_get(r, "dns"), "mode"));
+	{
+		json_t *dns = json_object_get(r, "dns"), *cache = json_object_get(dns, "cache");
+
+		if (json_is_object(cache))
+			printf("dns         %s; cache %s, %lld names\n", jstr(dns, "mode"),
+			       jstr(json_object_get(cache, "dnsmasq"), "state"),
+			       jint(json_object_get(cache, "snapshot"), "names"));
+		else
+			printf("dns         %s\n", jstr(dns, "mode"));
+	}
 	printf("certs       %s\n", json_array_size(json_object_get(r, "certs")) ? "see edgeplane certs" : "none");
 }
 
@@ -209,6 +230,81 @@ static int cmd_backend(const struct cli *c, int argc, char **argv)
 	return 0;
 }
 
+static void ago(double t, char *buf, size_t len)
+{
+	if (t <= 0) {
+		snprintf(buf, len, "never");
+		return;
+	}
+	human_duration(ep_cli_now() - t, buf, len);
+	strncat(buf, " ago", len - strlen(buf) - 1);
+}
+
+static void print_dns(json_t *r)
+{
+	json_t *c = json_object_get(r, "cache"), *v;
+	size_t i;
+	char t1[48], t2[48];
+
+	printf("mode        %s\n", jstr(r, "mode"));
+	if (!strcmp(jstr(r, "mode"), "not configured"))
+		return;
+	printf("upstreams  ");
+	json_array_foreach(json_object_get(r, "upstreams"), i, v)
+		printf("%s %s", i ? "," : "", json_string_value(v));
+	printf("\n");
+	if (!json_is_object(c)) {
+		printf("cache       not configured\n");
+		return;
+	}
+	json_t *dm = json_object_get(c, "dnsmasq"), *snap = json_object_get(c, "snapshot");
+	json_t *ref = json_object_get(c, "refresh"), *pol = json_object_get(c, "policy_answers");
+
+	printf("cache       dnsmasq %s on %s:53 (pid %lld%s, %lld restarts%s%s)\n", jstr(dm, "state"),
+	       jstr(c, "listen"), jint(dm, "pid"),
+	       json_is_true(json_object_get(dm, "adopted")) ? ", adopted" : "", jint(dm, "restarts"),
+	       json_string_value(json_object_get(dm, "last_problem")) ? ", last: " : "",
+	       json_string_value(json_object_get(dm, "last_problem")) ?: "");
+	if (json_is_true(json_object_get(snap, "loaded"))) {
+		human_duration(json_real_value(json_object_get(snap, "file_age_seconds")), t1, sizeof(t1));
+		printf("snapshot    %s: %lld names, %lld records, written %s ago, TTL %lld s\n",
+		       jstr(snap, "path"), jint(snap, "names"), jint(snap, "records"), t1, jint(c, "ttl"));
+	} else {
+		printf("snapshot    %s: not loaded (missing?)\n", jstr(snap, "path"));
+	}
+	if (json_is_true(json_object_get(ref, "configured"))) {
+		ago(json_real_value(json_object_get(ref, "last_at")), t2, sizeof(t2));
+		printf("refresh     every %lld s%s; last: %s (%s)\n", jint(ref, "interval_seconds"),
+		       json_is_true(json_object_get(ref, "running")) ? ", running now" : "",
+		       jstr(ref, "last_result"), t2);
+	} else {
+		printf("refresh     off (needs dns.cache.domains and refresh_s > 0)\n");
+	}
+	printf("policy      %lld NODATA (known name, missing type), %lld SERVFAIL (not in the snapshot)\n",
+	       jint(pol, "nodata"), jint(pol, "servfail"));
+}
+
+static int cmd_dns(const struct cli *c, int argc, char **argv)
+{
+	json_t *resp;
+
+	if (argc == 1 && !strcmp(argv[0], "status"))
+		return simple(c, "dns_status", print_dns);
+	if (argc == 1 && !strcmp(argv[0], "refresh")) {
+		resp = call(c, json_pack("{s:s}", "command", "dns_refresh"));
+		if (!resp)
+			return 1;
+		if (c->json)
+			print_json(json_object_get(resp, "result"));
+		else
+			printf("snapshot refresh started (edgeplane dns status shows the result)\n");
+		json_decref(resp);
+		return 0;
+	}
+	fprintf(stderr, "usage: edgeplane dns status|refresh\n");
+	return 2;
+}
+
 static void print_reload(json_t *r)
 {
 	(void)r;
@@ -274,6 +370,8 @@ int main(int argc, char **argv)
 		rc = simple(&c, "services", print_services);
 	} else if (!strcmp(args[0], "reload") && n == 1) {
 		rc = simple(&c, "reload", print_reload);
+	} else if (!strcmp(args[0], "dns")) {
+		rc = cmd_dns(&c, n - 1, args + 1);
 	} else if (!strcmp(args[0], "backend")) {
 		rc = cmd_backend(&c, n - 1, args + 1);
 	} else {

@@ -56,6 +56,8 @@ enum kind {
 	K_PERCENT,     /* 0..100, 2 decimals -> basis points (uint32_t) */
 	K_IP,	       /* struct ep_ip */
 	K_HOSTPORT,    /* listener address, char array; "" disables */
+	K_IP_LIST,     /* list of addresses into a fixed struct ep_ip array + size_t count */
+	K_RATIO,       /* 0..1 with at most 4 decimals -> basis points (uint32_t) */
 	K_UNSUPPORTED, /* a DESIGN.md key this build does not implement */
 };
 
@@ -78,7 +80,10 @@ struct field {
 	bool (*valid_int)(long long v, char *hint, size_t hintlen);
 	const struct enum_val *enums;
 	const struct schema *sub; /* K_MAP: the nested table; K_SEQ: the item table */
-	size_t count_off;	  /* K_SEQ: where the item count goes */
+	size_t count_off;	  /* K_SEQ, K_IP_LIST: where the item count goes */
+	/* K_MAP: a bool inside the nested struct set when the section is present */
+	bool has_present;
+	size_t present_off;
 	const char *why;	  /* K_UNSUPPORTED */
 };
 
@@ -428,6 +433,32 @@ static int parse_percent_bp(const char *s, size_t len, uint32_t *bp)
 	return *bp <= EP_BP_MAX ? 0 : -1;
 }
 
+/* "0", "1", "0.2", "0.0005": a ratio with at most 4 decimals, as basis points. */
+static int parse_ratio_bp(const char *s, size_t len, uint32_t *bp)
+{
+	size_t i = 0, nfrac = 0;
+	uint32_t frac = 0;
+
+	if (!len || (s[0] != '0' && s[0] != '1'))
+		return -1;
+	i = 1;
+	if (i < len && s[i] == '.') {
+		i++;
+		while (i < len && s[i] >= '0' && s[i] <= '9' && nfrac < 5) {
+			frac = frac * 10 + (uint32_t)(s[i++] - '0');
+			nfrac++;
+		}
+		if (!nfrac || nfrac > 4)
+			return -1;
+		while (nfrac++ < 4)
+			frac *= 10;
+	}
+	if (i != len)
+		return -1;
+	*bp = (s[0] == '1' ? 10000 : 0) + frac;
+	return *bp <= EP_BP_MAX ? 0 : -1;
+}
+
 static void store_uint(void *dst, size_t size, unsigned long long v)
 {
 	uint8_t u8 = (uint8_t)v;
@@ -630,6 +661,193 @@ static const struct schema control_schema = {
 	.n_fields = ARRAY_LEN(control_fields),
 };
 
+/* A DNS name as a resolver would be asked: 1-253 characters, labels of 1-63
+ * letters, digits, '-' or '_' (service names), no leading/trailing '-'. */
+static bool valid_dns_name(const char *s)
+{
+	size_t label = 0, len = strlen(s);
+
+	if (len && s[len - 1] == '.')
+		len--;
+	if (!len || len > 253)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char ch = s[i];
+
+		if (ch == '.') {
+			if (!label || s[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      ch == '-' || ch == '_'))
+			return false;
+		if (ch == '-' && !label)
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	return label > 0 && s[len - 1] != '-';
+}
+
+static bool valid_https_url(const char *s)
+{
+	return !strncmp(s, "https://", 8) && s[8] && !strpbrk(s, " \t\r\n");
+}
+
+/* Kubernetes label key: optional DNS-subdomain prefix and '/', then a name of
+ * 1-63 characters [A-Za-z0-9_.-] starting and ending alphanumeric. */
+static bool valid_label_key(const char *s)
+{
+	const char *slash = strchr(s, '/'), *name = slash ? slash + 1 : s;
+	size_t n = strlen(name);
+
+	if (slash) {
+		char prefix[254];
+		size_t pl = (size_t)(slash - s);
+
+		if (!pl || pl > 253 || strchr(name, '/'))
+			return false;
+		memcpy(prefix, s, pl);
+		prefix[pl] = '\0';
+		if (!valid_dns_name(prefix) || strchr(prefix, '_'))
+			return false;
+	}
+	if (!n || n > 63 || !svc_alnum(name[0]) || !svc_alnum(name[n - 1]))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!svc_alnum(name[i]) && name[i] != '-' && name[i] != '_' && name[i] != '.')
+			return false;
+	return true;
+}
+
+static bool valid_dns_label(const char *s)
+{
+	return strlen(s) <= 63 && valid_dns_name(s) && !strchr(s, '.') && !strchr(s, '_');
+}
+
+static const struct field dns_cache_fields[] = {
+	{ .key = "listen", .kind = K_IP, MEMBER(struct ep_cfg_dns, cache.listen) },
+	{ .key = "preload", .kind = K_STR, MEMBER(struct ep_cfg_dns, cache.preload), .min = 1,
+	  .max = PATH_MAX - 1, .expect = "an absolute path", .valid_str = valid_abspath },
+	{ .key = "ttl", .kind = K_INT, MEMBER(struct ep_cfg_dns, cache.ttl), .min = 1, .max = 86400 },
+	{ .key = "domains", .kind = K_STR, MEMBER(struct ep_cfg_dns, cache.domains), .min = 1,
+	  .max = PATH_MAX - 1, .expect = "an absolute path", .valid_str = valid_abspath },
+	{ .key = "refresh_s", .kind = K_INT, MEMBER(struct ep_cfg_dns, cache.refresh_s), .min = 0,
+	  .max = 604800 },
+	{ .key = "max_loss_percent", .kind = K_INT, MEMBER(struct ep_cfg_dns, cache.max_loss_percent),
+	  .min = 0, .max = 100 },
+	{ .key = "cache_size", .kind = K_INT, MEMBER(struct ep_cfg_dns, cache.cache_size), .min = 0,
+	  .max = 1000000 },
+	{ .key = "dnsmasq", .kind = K_STR, MEMBER(struct ep_cfg_dns, cache.dnsmasq), .min = 1,
+	  .max = PATH_MAX - 1 },
+};
+
+static const struct schema dns_cache_schema = {
+	.what = "a mapping (listen, preload, ttl, domains, refresh_s, ...)",
+	.fields = dns_cache_fields,
+	.n_fields = ARRAY_LEN(dns_cache_fields),
+};
+
+static const struct field canary_probe_fields[] = {
+	{ .key = "name", .kind = K_STR, .required = true, MEMBER(struct ep_cfg_dns_canary, name),
+	  .min = 1, .max = 253, .expect = "a DNS name", .valid_str = valid_dns_name },
+	{ .key = "expect", .kind = K_IP_LIST, .required = true,
+	  MEMBER(struct ep_cfg_dns_canary, expect), .min = 1, .max = EP_CFG_MAX_EXPECT,
+	  .count_off = offsetof(struct ep_cfg_dns_canary, n_expect) },
+};
+
+static const struct schema canary_probe_schema = {
+	.what = "a mapping (name, expect)",
+	.fields = canary_probe_fields,
+	.n_fields = ARRAY_LEN(canary_probe_fields),
+	.item_size = sizeof(struct ep_cfg_dns_canary),
+	.line_off = offsetof(struct ep_cfg_dns_canary, line),
+	.max_items = EP_CFG_MAX_CANARIES,
+};
+
+static const struct field dns_health_fields[] = {
+	{ .key = "probe_interval_ms", .kind = K_INT,
+	  MEMBER(struct ep_cfg_dns, health.probe_interval_ms), .min = 50, .max = 60000 },
+	{ .key = "timeout_ms", .kind = K_INT, MEMBER(struct ep_cfg_dns, health.timeout_ms), .min = 50,
+	  .max = 30000 },
+	{ .key = "canaries", .kind = K_SEQ, MEMBER(struct ep_cfg_dns, health.canaries),
+	  .count_off = offsetof(struct ep_cfg_dns, health.n_canaries), .sub = &canary_probe_schema },
+	{ .key = "trust_anchor", .kind = K_STR, MEMBER(struct ep_cfg_dns, health.trust_anchor),
+	  .min = 1, .max = PATH_MAX - 1, .expect = "an absolute path", .valid_str = valid_abspath },
+	{ .key = "hijack_ratio", .kind = K_RATIO, MEMBER(struct ep_cfg_dns, health.hijack_ratio_bp) },
+};
+
+static const struct schema dns_health_schema = {
+	.what = "a mapping (probe_interval_ms, timeout_ms, canaries, ...)",
+	.fields = dns_health_fields,
+	.n_fields = ARRAY_LEN(dns_health_fields),
+};
+
+static const struct field dns_failover_fields[] = {
+	{ .key = "timeout_ratio", .kind = K_RATIO,
+	  MEMBER(struct ep_cfg_dns, failover.timeout_ratio_bp) },
+	{ .key = "servfail_ratio", .kind = K_RATIO,
+	  MEMBER(struct ep_cfg_dns, failover.servfail_ratio_bp) },
+	{ .key = "window_ms", .kind = K_INT, MEMBER(struct ep_cfg_dns, failover.window_ms), .min = 100,
+	  .max = 600000 },
+	{ .key = "min_samples", .kind = K_INT, MEMBER(struct ep_cfg_dns, failover.min_samples),
+	  .min = 1, .max = 1000000 },
+	{ .key = "failback_after_s", .kind = K_INT,
+	  MEMBER(struct ep_cfg_dns, failover.failback_after_s), .min = 0, .max = 86400 },
+};
+
+static const struct schema dns_failover_schema = {
+	.what = "a mapping (timeout_ratio, servfail_ratio, window_ms, ...)",
+	.fields = dns_failover_fields,
+	.n_fields = ARRAY_LEN(dns_failover_fields),
+};
+
+static const struct field dns_fields[] = {
+	{ .key = "upstreams", .kind = K_IP_LIST, MEMBER(struct ep_cfg_dns, upstreams), .min = 1,
+	  .max = EP_CFG_MAX_UPSTREAMS, .count_off = offsetof(struct ep_cfg_dns, n_upstreams) },
+	{ .key = "cache", .kind = K_MAP, .off = 0, .sub = &dns_cache_schema, .has_present = true,
+	  .present_off = offsetof(struct ep_cfg_dns, cache.enabled) },
+	{ .key = "health", .kind = K_MAP, .off = 0, .sub = &dns_health_schema },
+	{ .key = "failover", .kind = K_MAP, .off = 0, .sub = &dns_failover_schema },
+};
+
+static const struct schema dns_schema = {
+	.what = "a mapping (upstreams, cache, health, failover)",
+	.fields = dns_fields,
+	.n_fields = ARRAY_LEN(dns_fields),
+};
+
+static const struct enum_val k8s_enabled[] = {
+	{ "auto", EP_K8S_AUTO },
+	{ "true", EP_K8S_ON },
+	{ "false", EP_K8S_OFF },
+	{ NULL, 0 },
+};
+
+static const struct field k8s_fields[] = {
+	{ .key = "enabled", .kind = K_ENUM, MEMBER(struct ep_cfg_kubernetes, enabled),
+	  .enums = k8s_enabled },
+	{ .key = "api_server", .kind = K_STR, MEMBER(struct ep_cfg_kubernetes, api_server), .min = 9,
+	  .max = 255, .expect = "an https:// URL", .valid_str = valid_https_url },
+	{ .key = "token_file", .kind = K_STR, MEMBER(struct ep_cfg_kubernetes, token_file), .min = 1,
+	  .max = PATH_MAX - 1, .expect = "an absolute path", .valid_str = valid_abspath },
+	{ .key = "ca_file", .kind = K_STR, MEMBER(struct ep_cfg_kubernetes, ca_file), .min = 1,
+	  .max = PATH_MAX - 1, .expect = "an absolute path", .valid_str = valid_abspath },
+	{ .key = "dns_unhealthy_label", .kind = K_STR,
+	  MEMBER(struct ep_cfg_kubernetes, dns_unhealthy_label), .min = 1, .max = 253,
+	  .expect = "a Kubernetes label key (prefix/name)", .valid_str = valid_label_key },
+	{ .key = "event_namespace", .kind = K_STR, MEMBER(struct ep_cfg_kubernetes, event_namespace),
+	  .min = 1, .max = 63, .expect = "a namespace name", .valid_str = valid_dns_label },
+};
+
+static const struct schema k8s_schema = {
+	.what = "a mapping (enabled, api_server, token_file, ca_file, dns_unhealthy_label, ...)",
+	.fields = k8s_fields,
+	.n_fields = ARRAY_LEN(k8s_fields),
+};
+
 static const struct field top_fields[] = {
 	{ .key = "node", .kind = K_MAP, .off = 0, .sub = &node_schema },
 	{ .key = "datapath", .kind = K_MAP, MEMBER(struct ep_config, datapath),
@@ -640,9 +858,10 @@ static const struct field top_fields[] = {
 	  .count_off = offsetof(struct ep_config, n_services), .sub = &service_schema },
 	{ .key = "metrics", .kind = K_MAP, .off = 0, .sub = &metrics_schema },
 	{ .key = "control", .kind = K_MAP, .off = 0, .sub = &control_schema },
-	{ .key = "dns", .kind = K_UNSUPPORTED, .why = "DNS failover is not in this build" },
-	{ .key = "kubernetes", .kind = K_UNSUPPORTED,
-	  .why = "the Kubernetes integration is not in this build" },
+	{ .key = "dns", .kind = K_MAP, MEMBER(struct ep_config, dns), .sub = &dns_schema,
+	  .has_present = true, .present_off = offsetof(struct ep_cfg_dns, configured) },
+	{ .key = "kubernetes", .kind = K_MAP, MEMBER(struct ep_config, kubernetes),
+	  .sub = &k8s_schema },
 	{ .key = "certs", .kind = K_UNSUPPORTED, .why = "certificate sync is not in this build" },
 };
 
@@ -652,7 +871,8 @@ _Static_assert(ARRAY_LEN(top_fields) <= MAX_FIELDS && ARRAY_LEN(datapath_fields)
 	       "raise MAX_FIELDS");
 
 static const struct schema top_schema = {
-	.what = "a mapping of sections (node, datapath, interfaces, services, metrics, control)",
+	.what = "a mapping of sections (node, datapath, interfaces, services, metrics, control, dns, "
+		"kubernetes)",
 	.fields = top_fields,
 	.n_fields = ARRAY_LEN(top_fields),
 };
@@ -683,6 +903,10 @@ static const char *expect_text(const struct field *f, char *buf, size_t len)
 		return "true or false";
 	case K_PERCENT:
 		return "a number 0-100 with at most 2 decimals";
+	case K_RATIO:
+		return "a ratio 0-1 with at most 4 decimals (e.g. 0.2)";
+	case K_IP_LIST:
+		return "a list of IPv4 or IPv6 addresses";
 	case K_IP:
 		return "an IPv4 or IPv6 address";
 	case K_SEQ:
@@ -822,6 +1046,21 @@ static void set_percent(struct ctx *c, const struct field *f, const yaml_node_t 
 	store_uint(dst, f->size, bp);
 }
 
+static void set_ratio(struct ctx *c, const struct field *f, const yaml_node_t *n, void *dst,
+		      const char *path)
+{
+	const char *v = scalar_of(c, f, n, path, true);
+	uint32_t bp;
+
+	if (!v)
+		return;
+	if (parse_ratio_bp(v, n->data.scalar.length, &bp)) {
+		bad_value(c, f, n, path, NULL);
+		return;
+	}
+	store_uint(dst, f->size, bp);
+}
+
 static void set_ip(struct ctx *c, const struct field *f, const yaml_node_t *n, void *dst,
 		   const char *path)
 {
@@ -859,6 +1098,43 @@ static void set_hostport(struct ctx *c, const struct field *f, const yaml_node_t
 
 static void walk_map(struct ctx *c, const struct schema *s, yaml_node_t *n, void *base,
 		     const char *path, bool null_ok);
+
+/* A list of addresses into a fixed array (f->max entries at most). */
+static void set_ip_list(struct ctx *c, const struct field *f, yaml_node_t *n, void *base,
+			const char *path)
+{
+	struct ep_ip *arr = (struct ep_ip *)((char *)base + f->off);
+	char ipath[sizeof(((struct ep_cfg_error *)0)->key)];
+	struct field item = *f;
+	size_t i, cnt;
+
+	if (is_null(n))
+		return;
+	if (n->type != YAML_SEQUENCE_NODE) {
+		bad_value(c, f, n, path, NULL);
+		return;
+	}
+	cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	if (cnt > (size_t)f->max || cnt < (size_t)f->min) {
+		add_err(c, line_of(n), path, "expected %lld to %lld addresses, got %zu", f->min,
+			f->max, cnt);
+		return;
+	}
+	item.kind = K_IP;
+	for (i = 0; i < cnt; i++) {
+		yaml_node_t *in = node_get(c, n->data.sequence.items.start[i]);
+
+		if (!visit(c, in))
+			return;
+		if (snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i) >= (int)sizeof(ipath))
+			ipath[sizeof(ipath) - 1] = '\0';
+		set_ip(c, &item, in, &arr[i], ipath);
+		for (size_t j = 0; j < i && arr[i].family; j++)
+			if (ep_ip_eq(&arr[i], &arr[j]))
+				add_err(c, line_of(in), ipath, "duplicate address (also [%zu])", j);
+	}
+	memcpy((char *)base + f->count_off, &cnt, sizeof(cnt));
+}
 
 static void join(char *buf, size_t len, const char *path, const char *key)
 {
@@ -919,10 +1195,18 @@ static void set_field(struct ctx *c, const struct field *f, yaml_node_t *v, void
 
 	switch (f->kind) {
 	case K_MAP:
+		if (f->has_present)
+			*(bool *)((char *)dst + f->present_off) = true;
 		walk_map(c, f->sub, v, dst, path, true);
 		break;
 	case K_SEQ:
 		walk_list(c, f, v, base, path);
+		break;
+	case K_IP_LIST:
+		set_ip_list(c, f, v, base, path);
+		break;
+	case K_RATIO:
+		set_ratio(c, f, v, dst, path);
 		break;
 	case K_STR:
 		set_str(c, f, v, dst, path);
@@ -1259,6 +1543,39 @@ static void check_services(struct ctx *c, const struct ep_config *cfg)
 	check_shared_backends(c, cfg, total);
 }
 
+static yaml_node_t *dns_node(struct ctx *c, const char *a, const char *b)
+{
+	yaml_node_t *n = map_get(c, yaml_document_get_root_node(c->doc), "dns");
+
+	if (a)
+		n = map_get(c, n, a);
+	if (b)
+		n = map_get(c, n, b);
+	return n;
+}
+
+static void check_dns(struct ctx *c, const struct ep_config *cfg)
+{
+	const struct ep_cfg_dns *d = &cfg->dns;
+	char a[EP_IP_STRLEN];
+
+	if (!d->configured)
+		return;
+	if (!d->n_upstreams && !has_error(c, "dns.upstreams"))
+		add_err(c, line_or(dns_node(c, NULL, NULL), 0), "dns.upstreams",
+			"at least one upstream resolver is required in a dns section");
+	for (size_t i = 0; d->cache.enabled && i < d->n_upstreams; i++)
+		if (ep_ip_eq(&d->upstreams[i], &d->cache.listen))
+			add_err(c, line_or(dns_node(c, "cache", "listen"), 0), "dns.cache.listen",
+				"%s is also an upstream: the cache must listen on its own address",
+				ep_ip_str(&d->cache.listen, a, sizeof(a)));
+	if (d->health.timeout_ms >= d->failover.window_ms && !has_error(c, "dns.health.timeout_ms"))
+		add_err(c, line_or(dns_node(c, "health", "timeout_ms"), 0), "dns.health.timeout_ms",
+			"must be shorter than dns.failover.window_ms (%u ms), or no timeout could be "
+			"counted within a window",
+			d->failover.window_ms);
+}
+
 static void default_node_name(struct ctx *c, struct ep_config *cfg)
 {
 	const char *env = getenv("NODE_NAME");
@@ -1291,6 +1608,32 @@ static void set_defaults(struct ep_config *cfg)
 	cfg->datapath.ct_timeout_udp_s = 60;
 	snprintf(cfg->metrics_listen, sizeof(cfg->metrics_listen), "%s", DEFAULT_METRICS);
 	snprintf(cfg->control_socket, sizeof(cfg->control_socket), "%s", DEFAULT_SOCKET);
+	/* dns: NodeLocal DNSCache's link-local address; TTL 30 s (DESIGN.md). */
+	ep_ip_parse("169.254.20.10", &cfg->dns.cache.listen);
+	snprintf(cfg->dns.cache.preload, sizeof(cfg->dns.cache.preload), "%s",
+		 "/var/lib/edgeplane/preload.hosts");
+	snprintf(cfg->dns.cache.dnsmasq, sizeof(cfg->dns.cache.dnsmasq), "%s", "dnsmasq");
+	cfg->dns.cache.ttl = 30;
+	cfg->dns.cache.refresh_s = 300;
+	cfg->dns.cache.max_loss_percent = 10;
+	cfg->dns.cache.cache_size = 10000;
+	cfg->dns.health.probe_interval_ms = 200;
+	cfg->dns.health.timeout_ms = 500;
+	cfg->dns.health.hijack_ratio_bp = 2000;
+	cfg->dns.failover.timeout_ratio_bp = 2000;
+	cfg->dns.failover.servfail_ratio_bp = 2000;
+	cfg->dns.failover.window_ms = 1000;
+	cfg->dns.failover.min_samples = 5;
+	cfg->dns.failover.failback_after_s = 30;
+	cfg->kubernetes.enabled = EP_K8S_AUTO;
+	snprintf(cfg->kubernetes.token_file, sizeof(cfg->kubernetes.token_file), "%s",
+		 "/var/run/secrets/kubernetes.io/serviceaccount/token");
+	snprintf(cfg->kubernetes.ca_file, sizeof(cfg->kubernetes.ca_file), "%s",
+		 "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt");
+	snprintf(cfg->kubernetes.dns_unhealthy_label, sizeof(cfg->kubernetes.dns_unhealthy_label),
+		 "%s", "edgeplane.io/dns-unhealthy");
+	snprintf(cfg->kubernetes.event_namespace, sizeof(cfg->kubernetes.event_namespace), "%s",
+		 "default");
 }
 
 /* libyaml's own words, at its line: the best hint there is for a syntax error. */
@@ -1382,6 +1725,7 @@ static void validate(struct ctx *c, yaml_document_t *doc, struct ep_config *cfg)
 			default_node_name(c, cfg);
 			check_ifaces(c, cfg);
 			check_services(c, cfg);
+			check_dns(c, cfg);
 		}
 	}
 	free(c->seen);
@@ -1546,6 +1890,7 @@ void ep_config_free(struct ep_config *cfg)
 		free(cfg->services[i].backends);
 	free(cfg->services);
 	free(cfg->ifaces);
+	free(cfg->dns.health.canaries);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

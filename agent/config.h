@@ -73,6 +73,61 @@ struct ep_cfg_datapath {
 	uint32_t ct_timeout_udp_s;	/* default 60 */
 };
 
+/* dns: the upstream resolvers, the local cache, health and failover. */
+#define EP_CFG_MAX_UPSTREAMS 8
+#define EP_CFG_MAX_CANARIES 16
+#define EP_CFG_MAX_EXPECT 8
+
+struct ep_cfg_dns_canary {
+	char name[254];
+	struct ep_ip expect[EP_CFG_MAX_EXPECT]; /* a right answer contains one of these */
+	size_t n_expect;
+	int line;
+};
+
+struct ep_cfg_dns {
+	bool configured; /* the dns section is present */
+	struct ep_ip upstreams[EP_CFG_MAX_UPSTREAMS];
+	size_t n_upstreams;
+	struct {
+		bool enabled;		   /* the cache section is present */
+		struct ep_ip listen;	   /* dnsmasq answers here, port 53 (default 169.254.20.10) */
+		char preload[PATH_MAX];	   /* hosts file from `edgeplane cache build` */
+		uint32_t ttl;		   /* TTL of preloaded answers, default 30 */
+		char domains[PATH_MAX];	   /* names the refresh rebuilds; "" = no refresh */
+		uint32_t refresh_s;	   /* default 300; 0 disables the refresh */
+		uint32_t max_loss_percent; /* refresh loss guard, default 10 */
+		uint32_t cache_size;	   /* dnsmasq cache-size, default 10000 */
+		char dnsmasq[PATH_MAX];	   /* binary, default "dnsmasq" (searched on PATH) */
+	} cache;
+	struct {
+		uint32_t probe_interval_ms; /* default 200 */
+		uint32_t timeout_ms;	    /* default 500 */
+		struct ep_cfg_dns_canary *canaries;
+		size_t n_canaries;
+		char trust_anchor[PATH_MAX]; /* DNSSEC trust anchor file; "" = no validation */
+		uint32_t hijack_ratio_bp;    /* divergent sampled answers marking hijack, default 2000 */
+	} health;
+	struct {
+		uint32_t timeout_ratio_bp;  /* default 2000 (0.2) */
+		uint32_t servfail_ratio_bp; /* default 2000 */
+		uint32_t window_ms;	    /* default 1000 */
+		uint32_t min_samples;	    /* default 5 */
+		uint32_t failback_after_s;  /* default 30 */
+	} failover;
+};
+
+enum ep_k8s_enabled { EP_K8S_AUTO = 0, EP_K8S_ON, EP_K8S_OFF };
+
+struct ep_cfg_kubernetes {
+	enum ep_k8s_enabled enabled; /* auto: in-cluster when a service account exists */
+	char api_server[256];	     /* https://host:port; "" = in-cluster env */
+	char token_file[PATH_MAX];   /* default /var/run/secrets/kubernetes.io/serviceaccount/token */
+	char ca_file[PATH_MAX];	     /* default .../serviceaccount/ca.crt */
+	char dns_unhealthy_label[256]; /* default edgeplane.io/dns-unhealthy */
+	char event_namespace[64];    /* default "default" */
+};
+
 struct ep_config {
 	char node_name[256]; /* default: $NODE_NAME, then the hostname */
 	struct ep_cfg_datapath datapath;
@@ -82,6 +137,8 @@ struct ep_config {
 	size_t n_services;
 	char metrics_listen[128]; /* default 127.0.0.1:9464; "" disables */
 	char control_socket[PATH_MAX]; /* default /run/edgeplane/agent.sock */
+	struct ep_cfg_dns dns;
+	struct ep_cfg_kubernetes kubernetes;
 };
 
 /* One validation problem. */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "dns_cache.h"
 #include "log.h"
 #include "status.h"
 #include "util.h"
@@ -182,6 +183,15 @@ static json_t *dispatch(struct ep_agent *a, json_t *req)
 			return err_reply(err);
 		return ok_reply(json_pack("{s:s, s:s, s:b}", "service", svc, "backend", be,
 					  "drained", !strcmp(cmd, "backend_drain")));
+	}
+	if (!strcmp(cmd, "dns_status"))
+		return ok_reply(ep_status_dns(a));
+	if (!strcmp(cmd, "dns_refresh")) {
+		if (!a->cache)
+			return err_reply("no dns.cache configured");
+		if (ep_dns_cache_refresh_now(a->cache, err, sizeof(err)))
+			return err_reply(err);
+		return ok_reply(json_pack("{s:b}", "started", 1));
 	}
 	if (!strcmp(cmd, "reload")) {
 		if (ep_agent_reload(a, "control socket"))

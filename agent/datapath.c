@@ -238,14 +238,19 @@ static const char *xdp_mode_name(enum ep_xdp_mode m)
 	return m == EP_XDP_SKB ? "skb" : "native";
 }
 
-/* The edgeplane program attached to ifindex, if any (*mp must be closed). */
-static struct xdp_program *xdp_find_ours(int ifindex, struct xdp_multiprog **mp_out)
+/* The edgeplane program attached to ifindex, if any (*mp must be closed).
+ * *inspect_err is set when what is attached could not be examined. */
+static struct xdp_program *xdp_find_ours_err(int ifindex, struct xdp_multiprog **mp_out,
+					     int *inspect_err)
 {
 	struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex(ifindex);
 	struct xdp_program *p;
+	long e = libxdp_get_error(mp);
 
 	*mp_out = NULL;
-	if (libxdp_get_error(mp) || !mp)
+	if (inspect_err)
+		*inspect_err = (e && e != -ENOENT) ? (int)e : 0;
+	if (e || !mp)
 		return NULL;
 	*mp_out = mp;
 	if (xdp_multiprog__is_legacy(mp)) {
@@ -258,6 +263,11 @@ static struct xdp_program *xdp_find_ours(int ifindex, struct xdp_multiprog **mp_
 		if (!strcmp(xdp_program__name(p), EP_XDP_PROG_NAME))
 			return p;
 	return NULL;
+}
+
+static struct xdp_program *xdp_find_ours(int ifindex, struct xdp_multiprog **mp_out)
+{
+	return xdp_find_ours_err(ifindex, mp_out, NULL);
 }
 
 static int xdp_open_skel(struct ep_datapath *dp, struct xdp_lb **out, char *err, size_t errlen)
@@ -402,10 +412,22 @@ static int xdp_detach_ours(struct ep_dp_iface *ifc)
 static int xdp_sync(struct ep_datapath *dp, struct ep_dp_iface *ifc, char *err, size_t errlen)
 {
 	struct xdp_multiprog *mp;
-	struct xdp_program *ours = xdp_find_ours(ifc->ifindex, &mp);
+	int inspect_err = 0;
+	struct xdp_program *ours = xdp_find_ours_err(ifc->ifindex, &mp, &inspect_err);
 	bool kept = false;
 	int rc = 0;
 
+	if (inspect_err) {
+		/* Opening an attached program by id needs CAP_SYS_ADMIN; without
+		 * it every restart would fail later with a puzzling EBUSY. */
+		snprintf(err, errlen,
+			 "cannot examine the XDP program attached to %s: %s%s", ifc->name,
+			 strerror(-inspect_err),
+			 inspect_err == -EPERM || inspect_err == -EACCES
+				 ? " (the agent needs CAP_SYS_ADMIN to open attached programs by id)"
+				 : "");
+		return inspect_err;
+	}
 	if (!ours) {
 		if (mp)
 			xdp_multiprog__close(mp);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dns_cache.h"
 #include "log.h"
 #include "stats.h"
 #include "strbuf.h"
@@ -137,6 +138,8 @@ char *ep_metrics_render(struct ep_agent *a)
 		ep_sb_printf(&b, "\",role=\"%s\",xdp_mode=\"%s\"} 1\n",
 			     f->role == EP_ROLE_UPLINK ? "uplink" : "pods", f->xdp_mode);
 	}
+	if (a->cache)
+		ep_dns_cache_metrics(a->cache, &b);
 	family(&b, "agent_info", "gauge", "Agent version and node.");
 	ep_sb_printf(&b, "edgeplane_agent_info{version=\"%s\",node=\"", EP_VERSION);
 	ep_sb_label(&b, a->cfg.node_name);

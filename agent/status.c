@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dns_cache.h"
 #include "stats.h"
 #include "util.h"
 
@@ -100,6 +101,23 @@ static json_t *datapath_json(const struct ep_agent *a)
 	return dp;
 }
 
+json_t *ep_status_dns(const struct ep_agent *a)
+{
+	json_t *o = json_object(), *ups = json_array();
+	char ip[EP_IP_STRLEN];
+
+	if (!a->cfg.dns.configured) {
+		json_object_set_new(o, "mode", json_string("not configured"));
+		return o;
+	}
+	for (size_t i = 0; i < a->cfg.dns.n_upstreams; i++)
+		json_array_append_new(ups, json_string(ep_ip_str(&a->cfg.dns.upstreams[i], ip, sizeof(ip))));
+	json_object_set_new(o, "mode", json_string("upstream"));
+	json_object_set_new(o, "upstreams", ups);
+	json_object_set_new(o, "cache", a->cache ? ep_dns_cache_status(a->cache) : json_null());
+	return o;
+}
+
 json_t *ep_status_summary(const struct ep_agent *a)
 {
 	json_t *o = json_object(), *cfg = json_object(), *svc = json_object();
@@ -123,7 +141,7 @@ json_t *ep_status_summary(const struct ep_agent *a)
 	json_object_set_new(o, "config", cfg);
 	json_object_set_new(o, "datapath", datapath_json(a));
 	json_object_set_new(o, "services", svc);
-	json_object_set_new(o, "dns", json_pack("{s:s}", "mode", "not configured"));
+	json_object_set_new(o, "dns", ep_status_dns(a));
 	json_object_set_new(o, "certs", json_array());
 	return o;
 }

@@ -8,5 +8,6 @@
 
 json_t *ep_status_summary(const struct ep_agent *a);
 json_t *ep_status_services(const struct ep_agent *a);
+json_t *ep_status_dns(const struct ep_agent *a);
 
 #endif

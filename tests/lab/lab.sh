@@ -45,6 +45,7 @@ lab_up() {
   local n=${1:-3} i ns
   LAB_N=$n
   LAB_DIR=$(netns_tmpdir)
+  chmod 755 "$LAB_DIR" # dnsmasq reads the preload here as an unprivileged user
   LAB_SOCK=$LAB_DIR/agent.sock
   LAB_CONFIG=$LAB_DIR/agent.yaml
   LAB_LOG=$LAB_DIR/agent.log
@@ -148,6 +149,7 @@ lab_config_write() {
         done
       done
     fi
+    [ -n "${LAB_EXTRA_YAML:-}" ] && echo "$LAB_EXTRA_YAML"
     echo "metrics:"
     echo "  listen: 127.0.0.1:9464"
     echo "control:"
@@ -207,3 +209,46 @@ lab_metrics() { ip netns exec "$LAB_NS_NODE" curl -s --max-time 5 http://127.0.0
 
 # json_get JSON EXPR: evaluates a Python expression on the parsed JSON `j`
 json_get() { /usr/bin/python3 -c "import json,sys; j=json.loads(sys.argv[1]); print($2)" "$1"; }
+
+# ---- DNS ---------------------------------------------------------------------
+#   node ─ dns0 ══ eth0 ─ dns  (nsd: the site's upstream resolver)
+#   10.77.53.1/24 fd77:53::1   10.77.53.53 fd77:53::53
+LAB_DNS4=10.77.53.53
+LAB_DNS6=fd77:53::53
+LAB_CACHE_IP=169.254.20.10
+
+# lab_dns_up [N_NAMES]: the upstream namespace with nsd serving a generated
+# zone (edge.test) of N names (default 2000); LAB_ZONE_DIR holds the zone,
+# domains.txt and expected.txt.
+lab_dns_up() {
+  local n=${1:-2000}
+  source "$LAB_ROOT/tests/lab/dns_upstream.sh"
+  LAB_NS_DNS=$(netns_add dns) || return 1
+  lab_ns_prepare "$LAB_NS_DNS"
+  netns_veth "$LAB_NS_NODE" dns0 "$LAB_NS_DNS" eth0 || return 1
+  ip -n "$LAB_NS_NODE" addr add 10.77.53.1/24 dev dns0
+  ip -n "$LAB_NS_NODE" addr add fd77:53::1/64 dev dns0 nodad
+  ip -n "$LAB_NS_DNS" addr add $LAB_DNS4/24 dev eth0
+  ip -n "$LAB_NS_DNS" addr add $LAB_DNS6/64 dev eth0 nodad
+  ip -n "$LAB_NS_DNS" route add default via 10.77.53.1
+  ip -n "$LAB_NS_DNS" -6 route add default via fd77:53::1
+  wait_for 5 lab_no_tentative "$LAB_NS_DNS"
+  LAB_ZONE_DIR=$LAB_DIR/zone
+  mkdir -p "$LAB_ZONE_DIR"
+  dns_zone_generate "$LAB_ZONE_DIR" edge.test "$n" >/dev/null || return 1
+  dns_upstream_start "$LAB_NS_DNS" $LAB_DNS4 "$LAB_ZONE_DIR" >/dev/null || return 1
+}
+
+# lab_cache_yaml [REFRESH_S]: a dns section for lab_config_write (LAB_EXTRA_YAML)
+lab_cache_yaml() {
+  cat <<EOT
+dns:
+  upstreams: [$LAB_DNS4]
+  cache:
+    listen: $LAB_CACHE_IP
+    preload: $LAB_DIR/preload.hosts
+    domains: $LAB_ZONE_DIR/domains.txt
+    refresh_s: ${1:-0}
+    ttl: 30
+EOT
+}

@@ -168,6 +168,89 @@ static void test_full(void)
 	tap_ok(!strcmp(cfg.control_socket, "/run/ep-test/agent.sock"), "control.socket");
 }
 
+static const char dns_config[] = "dns:\n"				/* 1 */
+				 "  upstreams: [10.2.0.53, \"fd00::53\"]\n"	/* 2 */
+				 "  cache:\n"					/* 3 */
+				 "    listen: 169.254.20.11\n"			/* 4 */
+				 "    preload: /var/lib/ep/p.hosts\n"		/* 5 */
+				 "    ttl: 20\n"				/* 6 */
+				 "    domains: /etc/ep/domains.txt\n"		/* 7 */
+				 "    refresh_s: 0\n"				/* 8 */
+				 "    max_loss_percent: 25\n"			/* 9 */
+				 "    cache_size: 0\n"				/* 10 */
+				 "    dnsmasq: /usr/sbin/dnsmasq\n"		/* 11 */
+				 "  health:\n"					/* 12 */
+				 "    probe_interval_ms: 250\n"		/* 13 */
+				 "    timeout_ms: 400\n"			/* 14 */
+				 "    canaries:\n"				/* 15 */
+				 "      - {name: probe.edge.example, expect: [192.0.2.10, \"2001:db8::10\"]}\n"
+				 "    trust_anchor: /etc/ep/root.key\n"	/* 17 */
+				 "    hijack_ratio: 0.05\n"			/* 18 */
+				 "  failover:\n"				/* 19 */
+				 "    timeout_ratio: 0.2\n"			/* 20 */
+				 "    servfail_ratio: 1\n"			/* 21 */
+				 "    window_ms: 2000\n"			/* 22 */
+				 "    min_samples: 7\n"			/* 23 */
+				 "    failback_after_s: 45\n"			/* 24 */
+				 "kubernetes:\n"				/* 25 */
+				 "  enabled: true\n"				/* 26 */
+				 "  api_server: https://10.0.0.1:6443\n"	/* 27 */
+				 "  token_file: /var/run/tok\n"		/* 28 */
+				 "  ca_file: /var/run/ca.crt\n"		/* 29 */
+				 "  dns_unhealthy_label: example.com/dns-down\n" /* 30 */
+				 "  event_namespace: kube-system\n";		/* 31 */
+
+static void test_dns_kubernetes(void)
+{
+	const struct ep_cfg_dns *d = &cfg.dns;
+
+	expect_ok("dns and kubernetes config", dns_config);
+	tap_ok(d->configured && d->n_upstreams == 2 && ip_is(&d->upstreams[0], "10.2.0.53") &&
+		       ip_is(&d->upstreams[1], "fd00::53"),
+	       "dns.upstreams (IPv4 and IPv6)");
+	tap_ok(d->cache.enabled && ip_is(&d->cache.listen, "169.254.20.11") &&
+		       !strcmp(d->cache.preload, "/var/lib/ep/p.hosts") && d->cache.ttl == 20 &&
+		       !strcmp(d->cache.domains, "/etc/ep/domains.txt") && d->cache.refresh_s == 0 &&
+		       d->cache.max_loss_percent == 25 && d->cache.cache_size == 0 &&
+		       !strcmp(d->cache.dnsmasq, "/usr/sbin/dnsmasq"),
+	       "dns.cache keys");
+	tap_ok(d->health.probe_interval_ms == 250 && d->health.timeout_ms == 400 &&
+		       d->health.n_canaries == 1 && d->health.canaries[0].line == 16 &&
+		       !strcmp(d->health.canaries[0].name, "probe.edge.example") &&
+		       d->health.canaries[0].n_expect == 2 &&
+		       ip_is(&d->health.canaries[0].expect[1], "2001:db8::10") &&
+		       !strcmp(d->health.trust_anchor, "/etc/ep/root.key") &&
+		       d->health.hijack_ratio_bp == 500,
+	       "dns.health keys, canary at line 16, hijack_ratio 0.05 = 500 bp");
+	tap_ok(d->failover.timeout_ratio_bp == 2000 && d->failover.servfail_ratio_bp == 10000 &&
+		       d->failover.window_ms == 2000 && d->failover.min_samples == 7 &&
+		       d->failover.failback_after_s == 45,
+	       "dns.failover keys (ratios as basis points)");
+	tap_ok(cfg.kubernetes.enabled == EP_K8S_ON &&
+		       !strcmp(cfg.kubernetes.api_server, "https://10.0.0.1:6443") &&
+		       !strcmp(cfg.kubernetes.token_file, "/var/run/tok") &&
+		       !strcmp(cfg.kubernetes.ca_file, "/var/run/ca.crt") &&
+		       !strcmp(cfg.kubernetes.dns_unhealthy_label, "example.com/dns-down") &&
+		       !strcmp(cfg.kubernetes.event_namespace, "kube-system"),
+	       "kubernetes keys");
+
+	expect_ok("dns defaults", "dns:\n  upstreams: [10.2.0.53]\n  cache: {}\n");
+	tap_ok(d->cache.enabled && ip_is(&d->cache.listen, "169.254.20.10") && d->cache.ttl == 30 &&
+		       !strcmp(d->cache.preload, "/var/lib/edgeplane/preload.hosts") &&
+		       d->cache.refresh_s == 300 && d->cache.max_loss_percent == 10,
+	       "dns.cache defaults: 169.254.20.10, TTL 30, refresh 300 s, loss guard 10%%");
+	tap_ok(d->failover.timeout_ratio_bp == 2000 && d->failover.window_ms == 1000 &&
+		       d->failover.failback_after_s == 30 && d->health.probe_interval_ms == 200 &&
+		       d->health.timeout_ms == 500,
+	       "dns health/failover defaults from DESIGN.md");
+	expect_ok("no dns section", "node: {name: a}\n");
+	tap_ok(!cfg.dns.configured && !cfg.dns.cache.enabled && cfg.kubernetes.enabled == EP_K8S_AUTO &&
+		       !strcmp(cfg.kubernetes.dns_unhealthy_label, "edgeplane.io/dns-unhealthy"),
+	       "no dns section: DNS off; kubernetes auto with the default label");
+	expect_ok("dns without cache", "dns:\n  upstreams: [10.2.0.53]\n");
+	tap_ok(cfg.dns.configured && !cfg.dns.cache.enabled, "dns without a cache section: no cache");
+}
+
 static void test_defaults(void)
 {
 	char host[256] = "";
@@ -492,15 +575,82 @@ static const struct bad_case bad_cases[] = {
 	  "unknown key 'mode' (allowed: socket)" },
 	/* top level */
 	{ "unknown top key", "node: {name: a}\nfoo: 1\n", "foo", 2,
-	  "unknown key 'foo' (allowed: node, datapath, interfaces, services, metrics, control)" },
+	  "unknown key 'foo' (allowed: node, datapath, interfaces, services, metrics, control, dns, "
+	  "kubernetes)" },
 	{ "unknown datapath key", "datapath:\n  mtu: 1500\n", "datapath.mtu", 2,
 	  "unknown key 'mtu' (allowed: bpffs, xdp_mode, forwarding, conntrack_size, "
 	  "maglev_table_size, conntrack_timeout_tcp_s, conntrack_timeout_udp_s)" },
 	{ "unknown node key", "node:\n  zone: a\n", "node.zone", 2, "unknown key 'zone' (allowed: name)" },
-	{ "dns", "node: {name: a}\ndns:\n  upstreams: [10.2.0.53]\n", "dns", 2,
-	  "not supported by this version of edgeplane (DNS failover is not in this build)" },
-	{ "kubernetes", "kubernetes:\n  enabled: auto\n", "kubernetes", 1,
-	  "not supported by this version of edgeplane (the Kubernetes integration" },
+	/* dns */
+	{ "dns type", "dns: [1]\n", "dns", 1, "expected a mapping (upstreams, cache, health, failover)" },
+	{ "dns without upstreams", "node: {name: a}\ndns:\n  cache: {ttl: 30}\n", "dns.upstreams", 3,
+	  "at least one upstream resolver is required" },
+	{ "dns upstreams type", "dns:\n  upstreams: 10.2.0.53\n", "dns.upstreams", 2,
+	  "expected a list of IPv4 or IPv6 addresses, got \"10.2.0.53\"" },
+	{ "dns upstream bad", "dns:\n  upstreams: [10.2.0.53, dns.example]\n", "dns.upstreams[1]", 2,
+	  "expected an IPv4 or IPv6 address, got \"dns.example\"" },
+	{ "dns upstream duplicate", "dns:\n  upstreams: [10.2.0.53, 10.2.0.53]\n", "dns.upstreams[1]",
+	  2, "duplicate address (also [0])" },
+	{ "dns too many upstreams",
+	  "dns:\n  upstreams: [10.0.0.1, 10.0.0.2, 10.0.0.3, 10.0.0.4, 10.0.0.5, 10.0.0.6, 10.0.0.7, "
+	  "10.0.0.8, 10.0.0.9]\n",
+	  "dns.upstreams", 2, "expected 1 to 8 addresses, got 9" },
+	{ "cache listen bad", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    listen: localhost\n",
+	  "dns.cache.listen", 4, "expected an IPv4 or IPv6 address" },
+	{ "cache listen is upstream",
+	  "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    listen: 10.2.0.53\n", "dns.cache.listen", 4,
+	  "10.2.0.53 is also an upstream" },
+	{ "cache ttl zero", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    ttl: 0\n", "dns.cache.ttl",
+	  4, "expected an integer 1-86400, got \"0\"" },
+	{ "cache preload relative",
+	  "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    preload: preload.hosts\n",
+	  "dns.cache.preload", 4, "expected an absolute path" },
+	{ "cache refresh type", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    refresh_s: soon\n",
+	  "dns.cache.refresh_s", 4, "expected an integer 0-604800" },
+	{ "cache max loss", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    max_loss_percent: 101\n",
+	  "dns.cache.max_loss_percent", 4, "expected an integer 0-100" },
+	{ "cache unknown key", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    port: 53\n",
+	  "dns.cache.port", 4, "unknown key 'port'" },
+	{ "health interval", "dns:\n  upstreams: [10.2.0.53]\n  health:\n    probe_interval_ms: 10\n",
+	  "dns.health.probe_interval_ms", 4, "expected an integer 50-60000" },
+	{ "health timeout vs window",
+	  "dns:\n  upstreams: [10.2.0.53]\n  health:\n    timeout_ms: 1500\n", "dns.health.timeout_ms",
+	  4, "must be shorter than dns.failover.window_ms" },
+	{ "canary name", "dns:\n  upstreams: [10.2.0.53]\n  health:\n    canaries:\n"
+			 "      - {name: \"a b\", expect: [192.0.2.1]}\n",
+	  "dns.health.canaries[0].name", 5, "expected a DNS name, got \"a b\"" },
+	{ "canary expect missing", "dns:\n  upstreams: [10.2.0.53]\n  health:\n    canaries:\n"
+				   "      - {name: probe.example}\n",
+	  "dns.health.canaries[0].expect", 5, "missing required key" },
+	{ "canary expect bad", "dns:\n  upstreams: [10.2.0.53]\n  health:\n    canaries:\n"
+			       "      - {name: probe.example, expect: [nope]}\n",
+	  "dns.health.canaries[0].expect[0]", 5, "expected an IPv4 or IPv6 address" },
+	{ "hijack ratio", "dns:\n  upstreams: [10.2.0.53]\n  health:\n    hijack_ratio: 20%\n",
+	  "dns.health.hijack_ratio", 4, "expected a ratio 0-1 with at most 4 decimals" },
+	{ "timeout ratio too big", "dns:\n  upstreams: [10.2.0.53]\n  failover:\n    timeout_ratio: 1.2\n",
+	  "dns.failover.timeout_ratio", 4, "got \"1.2\"" },
+	{ "timeout ratio decimals",
+	  "dns:\n  upstreams: [10.2.0.53]\n  failover:\n    timeout_ratio: 0.123456\n",
+	  "dns.failover.timeout_ratio", 4, "at most 4 decimals" },
+	{ "window too small", "dns:\n  upstreams: [10.2.0.53]\n  failover:\n    window_ms: 10\n",
+	  "dns.failover.window_ms", 4, "expected an integer 100-600000" },
+	{ "failback type", "dns:\n  upstreams: [10.2.0.53]\n  failover:\n    failback_after_s: true\n",
+	  "dns.failover.failback_after_s", 4, "expected an integer 0-86400" },
+	/* kubernetes */
+	{ "kubernetes type", "kubernetes: yes\n", "kubernetes", 1,
+	  "expected a mapping (enabled, api_server" },
+	{ "kubernetes enabled", "kubernetes:\n  enabled: maybe\n", "kubernetes.enabled", 2,
+	  "expected one of auto, true, false, got \"maybe\"" },
+	{ "kubernetes api http", "kubernetes:\n  api_server: http://10.0.0.1:6443\n",
+	  "kubernetes.api_server", 2, "expected an https:// URL" },
+	{ "kubernetes token relative", "kubernetes:\n  token_file: token\n", "kubernetes.token_file", 2,
+	  "expected an absolute path" },
+	{ "kubernetes label", "kubernetes:\n  dns_unhealthy_label: -bad\n",
+	  "kubernetes.dns_unhealthy_label", 2, "expected a Kubernetes label key" },
+	{ "kubernetes label prefix", "kubernetes:\n  dns_unhealthy_label: \"bad_prefix.io/x\"\n",
+	  "kubernetes.dns_unhealthy_label", 2, "expected a Kubernetes label key" },
+	{ "kubernetes namespace", "kubernetes:\n  event_namespace: Kube.System\n",
+	  "kubernetes.event_namespace", 2, "expected a namespace name" },
 	{ "certs", "certs: []\n", "certs", 1,
 	  "not supported by this version of edgeplane (certificate sync" },
 	{ "merge key", "datapath:\n  <<: {xdp_mode: skb}\n", "datapath.<<", 2,
@@ -521,8 +671,8 @@ static const struct bad_case bad_cases[] = {
 	{ "empty document", "---\n", "", 0, "configuration is empty" },
 	{ "null document", "~\n", "", 0, "configuration is empty" },
 	{ "list root", "- node\n- datapath\n", "", 1,
-	  "expected a mapping of sections (node, datapath, interfaces, services, metrics, control) "
-	  "at the top, got a list" },
+	  "expected a mapping of sections (node, datapath, interfaces, services, metrics, control, "
+	  "dns, kubernetes) at the top, got a list" },
 	{ "scalar root", "\n\nhello\n", "", 3, "at the top, got \"hello\"" },
 	{ "two documents", "node: {name: a}\n---\nnode: {name: b}\n", "", 2,
 	  "more than one YAML document" },
@@ -702,7 +852,8 @@ static void test_print_and_load(void)
 		fclose(f);
 	}
 	if (!tap_ok(buf && !strcmp(buf, "edge.yaml:2: foo: unknown key 'foo' (allowed: node, "
-					"datapath, interfaces, services, metrics, control)\n"),
+					"datapath, interfaces, services, metrics, control, dns, "
+					"kubernetes)\n"),
 		    "print: PATH:LINE: KEY: MESSAGE") && buf)
 		tap_diag("%s", buf);
 	free(buf);
@@ -781,6 +932,7 @@ static void test_no_leftovers(void)
 int main(void)
 {
 	test_full();
+	test_dns_kubernetes();
 	test_defaults();
 	test_values();
 	test_bad();

@@ -1,0 +1,477 @@
+#include "dns_cache.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cache_build.h"
+#include "dnsmasq.h"
+#include "log.h"
+#include "netaddr.h"
+#include "policy_responder.h"
+#include "snapshot.h"
+#include "util.h"
+
+#define SNAPSHOT_CHECK_NS (500ULL * 1000000ULL)
+
+enum refresh_result { REFRESH_NONE = 0, REFRESH_OK, REFRESH_REFUSED, REFRESH_FAILED };
+static const char *const refresh_names[] = {"none", "ok", "refused", "failed"};
+
+struct ep_dns_cache {
+	struct ep_cfg_dns cfg;	/* copy of the dns section (canaries not owned) */
+	char runtime_dir[PATH_MAX];
+	struct ep_policy_responder *policy;
+	struct ep_dnsmasq *dm;
+	bool added_listen; /* we put dns.cache.listen on lo */
+
+	/* the snapshot being served */
+	pthread_mutex_t lock; /* snap (read by hijack checks from other threads) */
+	struct ep_snapshot snap;
+	bool have_snapshot;
+	uint64_t snap_id;   /* identity of the file loaded (mtime/size/inode) */
+	double loaded_at;
+	uint64_t next_check_ns;
+	uint64_t reloads;
+
+	/* background refresh */
+	pthread_t thread;
+	bool running;	   /* a refresh thread exists (joined in tick) */
+	volatile int done; /* set by the thread when finished */
+	bool force_refresh;
+	uint64_t next_refresh_ns;
+	enum refresh_result last_refresh;
+	struct ep_cache_build_result last_result;
+	double last_refresh_at;
+	uint64_t refreshes[4];
+	/* The thread's own copy of what it needs: a reload may change c->cfg
+	 * while it runs. */
+	char resolvers[EP_CFG_MAX_UPSTREAMS][EP_IP_STRLEN];
+	const char *resolver_ptrs[EP_CFG_MAX_UPSTREAMS];
+	size_t t_n_resolvers;
+	char t_domains[PATH_MAX], t_preload[PATH_MAX];
+	double t_max_loss;
+};
+
+static void fill_dnsmasq_opts(const struct ep_dns_cache *c, struct ep_dnsmasq_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	snprintf(o->bin, sizeof(o->bin), "%s", c->cfg.cache.dnsmasq);
+	o->listen = c->cfg.cache.listen;
+	snprintf(o->preload, sizeof(o->preload), "%s", c->cfg.cache.preload);
+	o->ttl = c->cfg.cache.ttl;
+	o->cache_size = c->cfg.cache.cache_size;
+	snprintf(o->upstream, sizeof(o->upstream), "%s#%d", EP_POLICY_ADDR, EP_POLICY_PORT);
+	snprintf(o->runtime_dir, sizeof(o->runtime_dir), "%s", c->runtime_dir);
+}
+
+static uint64_t file_id(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st))
+		return 0;
+	return ep_hash64(&st.st_mtim, sizeof(st.st_mtim)) ^ (uint64_t)st.st_size ^
+	       ((uint64_t)st.st_ino << 24);
+}
+
+/* dnsmasq drops to an unprivileged user ("nobody") before it reads the
+ * preload, so the file must be world-readable and every directory above it
+ * searchable, or it silently serves nothing. Returns a reason or NULL. */
+static const char *unreadable_by_others(const char *path, char *buf, size_t len)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+	char *slash;
+
+	if (stat(path, &st) == 0 && !(st.st_mode & S_IROTH)) {
+		snprintf(buf, len, "%s is not world-readable (chmod o+r)", path);
+		return buf;
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	while ((slash = strrchr(dir, '/')) && slash != dir) {
+		*slash = '\0';
+		if (stat(dir, &st) == 0 && !(st.st_mode & S_IXOTH)) {
+			snprintf(buf, len, "directory %s is not searchable by others (chmod o+x)", dir);
+			return buf;
+		}
+	}
+	return NULL;
+}
+
+/* Loads the preload file if it changed; tells the responder and dnsmasq. */
+static void check_snapshot(struct ep_dns_cache *c, bool force)
+{
+	uint64_t id = file_id(c->cfg.cache.preload);
+	struct ep_snapshot fresh;
+	struct ep_nameset names;
+	int rc;
+
+	if (!id) {
+		if (c->have_snapshot || force)
+			log_warn("DNS cache: preload %s is missing: names outside dnsmasq's memory get SERVFAIL",
+				 c->cfg.cache.preload);
+		c->snap_id = 0;
+		return;
+	}
+	if (id == c->snap_id && !force)
+		return;
+	{
+		char why[PATH_MAX + 64];
+
+		if (unreadable_by_others(c->cfg.cache.preload, why, sizeof(why)))
+			log_error("DNS cache: dnsmasq runs unprivileged and cannot read the preload: %s",
+				  why);
+	}
+	rc = ep_snapshot_load(c->cfg.cache.preload, &fresh);
+	if (rc) {
+		log_error("DNS cache: cannot read %s: %s; still serving the previous snapshot",
+			  c->cfg.cache.preload, strerror(-rc));
+		c->snap_id = id; /* do not retry every tick; a new file changes the id */
+		return;
+	}
+	ep_nameset_init(&names);
+	if (ep_snapshot_names(&fresh, &names) < 0) {
+		log_error("DNS cache: out of memory loading %s", c->cfg.cache.preload);
+		ep_nameset_free(&names);
+		ep_snapshot_free(&fresh);
+		return;
+	}
+	/* The responder learns the new names first: a name dnsmasq stops
+	 * knowing gets SERVFAIL, a name it learns is answered by dnsmasq. */
+	ep_policy_set_names(c->policy, &names);
+	ep_nameset_free(&names);
+	if (c->snap_id)
+		ep_dnsmasq_reload(c->dm);
+	pthread_mutex_lock(&c->lock);
+	if (c->have_snapshot)
+		ep_snapshot_free(&c->snap);
+	c->snap = fresh;
+	c->have_snapshot = true;
+	pthread_mutex_unlock(&c->lock);
+	c->snap_id = id;
+	c->loaded_at = ep_wall_seconds();
+	c->reloads++;
+	log_info("DNS cache: serving %s: %zu names, %zu records", c->cfg.cache.preload,
+		 fresh.n_names, fresh.records);
+}
+
+static void *refresh_thread(void *arg)
+{
+	struct ep_dns_cache *c = arg;
+	struct ep_cache_build_opts o;
+	FILE *sink = fopen("/dev/null", "we");
+	int rc;
+
+	ep_cache_build_opts_init(&o);
+	o.domains_path = c->t_domains;
+	o.out_path = c->t_preload;
+	o.resolvers = c->resolver_ptrs;
+	o.n_resolvers = c->t_n_resolvers;
+	o.max_loss_pct = c->t_max_loss;
+	o.quiet = true;
+	o.progress = sink ? sink : stderr;
+	rc = ep_cache_build(&o, &c->last_result);
+	if (sink)
+		fclose(sink);
+	c->last_refresh = rc == EP_CACHE_BUILD_OK	 ? REFRESH_OK
+			  : rc == EP_CACHE_BUILD_REFUSED ? REFRESH_REFUSED
+							 : REFRESH_FAILED;
+	__atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void start_refresh(struct ep_dns_cache *c)
+{
+	for (size_t i = 0; i < c->cfg.n_upstreams; i++) {
+		ep_ip_str(&c->cfg.upstreams[i], c->resolvers[i], sizeof(c->resolvers[i]));
+		c->resolver_ptrs[i] = c->resolvers[i];
+	}
+	c->t_n_resolvers = c->cfg.n_upstreams;
+	snprintf(c->t_domains, sizeof(c->t_domains), "%s", c->cfg.cache.domains);
+	snprintf(c->t_preload, sizeof(c->t_preload), "%s", c->cfg.cache.preload);
+	c->t_max_loss = c->cfg.cache.max_loss_percent;
+	c->done = 0;
+	if (pthread_create(&c->thread, NULL, refresh_thread, c)) {
+		log_error("DNS cache: cannot start the refresh thread");
+		return;
+	}
+	c->running = true;
+	log_info("DNS cache: refreshing the snapshot from %zu upstream(s)", c->cfg.n_upstreams);
+}
+
+static void finish_refresh(struct ep_dns_cache *c)
+{
+	const struct ep_cache_build_result *r = &c->last_result;
+
+	pthread_join(c->thread, NULL);
+	c->running = false;
+	c->last_refresh_at = ep_wall_seconds();
+	c->refreshes[c->last_refresh]++;
+	switch (c->last_refresh) {
+	case REFRESH_OK:
+		log_info("DNS cache: refresh done: %u of %u names resolved, %u records, %.1f s",
+			 r->resolved, r->names, r->records, r->seconds);
+		check_snapshot(c, false);
+		break;
+	case REFRESH_REFUSED:
+		log_warn("DNS cache: refresh refused by the loss guard (%u of %u previous names lost); "
+			 "the old snapshot keeps serving",
+			 r->lost_names, r->previous_names);
+		break;
+	default:
+		log_warn("DNS cache: refresh failed: %s; the old snapshot keeps serving",
+			 r->error[0] ? r->error : "unknown error");
+		break;
+	}
+}
+
+static bool refresh_configured(const struct ep_dns_cache *c)
+{
+	return c->cfg.cache.domains[0] && c->cfg.cache.refresh_s && c->cfg.n_upstreams;
+}
+
+static int ensure_listen(struct ep_dns_cache *c, char *err, size_t errlen)
+{
+	char a[EP_IP_STRLEN];
+
+	if (ep_addr_is_local(&c->cfg.cache.listen))
+		return 0;
+	if (ep_addr_add_lo(&c->cfg.cache.listen, err, errlen))
+		return -1;
+	c->added_listen = true;
+	log_info("DNS cache: put %s on lo (no interface held it)",
+		 ep_ip_str(&c->cfg.cache.listen, a, sizeof(a)));
+	return 0;
+}
+
+int ep_dns_cache_start(struct ep_dns_cache **out, const struct ep_config *cfg,
+		       const char *runtime_dir, char *err, size_t errlen)
+{
+	struct ep_dns_cache *c = calloc(1, sizeof(*c));
+	struct ep_dnsmasq_opts o;
+
+	*out = NULL;
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	c->cfg = cfg->dns;
+	c->cfg.health.canaries = NULL; /* owned by the config; not ours to keep */
+	c->cfg.health.n_canaries = 0;
+	snprintf(c->runtime_dir, sizeof(c->runtime_dir), "%s", runtime_dir);
+	if (ensure_listen(c, err, errlen))
+		goto fail;
+	if (ep_policy_start(&c->policy, EP_POLICY_ADDR, EP_POLICY_PORT, c->cfg.cache.ttl, err, errlen))
+		goto fail;
+	check_snapshot(c, true);
+	fill_dnsmasq_opts(c, &o);
+	c->dm = ep_dnsmasq_new(&o);
+	if (!c->dm) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (ep_dnsmasq_start(c->dm, err, errlen))
+		goto fail;
+	/* No snapshot yet and a way to build one: do it now, not in refresh_s. */
+	c->next_refresh_ns = ep_now_ns() + (c->have_snapshot ? c->cfg.cache.refresh_s * 1000000000ULL : 0);
+	if (!refresh_configured(c))
+		log_info("DNS cache: no refresh (%s)",
+			 !c->cfg.cache.domains[0] ? "dns.cache.domains not set" : "dns.cache.refresh_s is 0");
+	*out = c;
+	return 0;
+fail:
+	ep_dns_cache_stop(c, false);
+	return -EINVAL;
+}
+
+int ep_dns_cache_reconfigure(struct ep_dns_cache *c, const struct ep_config *cfg, char *err,
+			     size_t errlen)
+{
+	struct ep_dnsmasq_opts o;
+	bool preload_changed = strcmp(c->cfg.cache.preload, cfg->dns.cache.preload);
+
+	c->cfg = cfg->dns;
+	c->cfg.health.canaries = NULL;
+	c->cfg.health.n_canaries = 0;
+	if (ensure_listen(c, err, errlen))
+		return -1;
+	ep_policy_set_ttl(c->policy, c->cfg.cache.ttl);
+	fill_dnsmasq_opts(c, &o);
+	if (ep_dnsmasq_reconfigure(c->dm, &o, err, errlen))
+		return -1;
+	if (preload_changed)
+		check_snapshot(c, true);
+	return 0;
+}
+
+void ep_dns_cache_tick(struct ep_dns_cache *c, uint64_t now, bool upstream_healthy)
+{
+	ep_dnsmasq_tick(c->dm, now);
+	if (c->running && __atomic_load_n(&c->done, __ATOMIC_ACQUIRE))
+		finish_refresh(c);
+	if (now >= c->next_check_ns) {
+		c->next_check_ns = now + SNAPSHOT_CHECK_NS;
+		check_snapshot(c, false);
+	}
+	if (c->running || !(refresh_configured(c) || c->force_refresh))
+		return;
+	if (c->force_refresh || now >= c->next_refresh_ns) {
+		c->next_refresh_ns = now + (uint64_t)c->cfg.cache.refresh_s * 1000000000ULL;
+		if (!upstream_healthy && !c->force_refresh) {
+			log_info("DNS cache: refresh skipped: upstream DNS is not healthy");
+			return;
+		}
+		c->force_refresh = false;
+		start_refresh(c);
+	}
+}
+
+int ep_dns_cache_refresh_now(struct ep_dns_cache *c, char *err, size_t errlen)
+{
+	if (!c->cfg.cache.domains[0] || !c->cfg.n_upstreams) {
+		snprintf(err, errlen, "no dns.cache.domains configured: nothing to refresh from");
+		return -EINVAL;
+	}
+	if (c->running) {
+		snprintf(err, errlen, "a refresh is already running");
+		return -EBUSY;
+	}
+	c->force_refresh = true;
+	return 0;
+}
+
+bool ep_dns_cache_has_name(struct ep_dns_cache *c, const char *name)
+{
+	bool has;
+
+	pthread_mutex_lock(&c->lock);
+	has = c->have_snapshot && ep_snapshot_find(&c->snap, name, NULL, NULL);
+	pthread_mutex_unlock(&c->lock);
+	return has;
+}
+
+json_t *ep_dns_cache_status(struct ep_dns_cache *c)
+{
+	struct ep_dnsmasq_status ds;
+	struct ep_policy_stats ps;
+	char ip[EP_IP_STRLEN];
+	json_t *o = json_object(), *dm = json_object(), *snap = json_object(), *ref = json_object();
+
+	ep_dnsmasq_get_status(c->dm, &ds);
+	ep_policy_get_stats(c->policy, &ps);
+	json_object_set_new(dm, "state", json_string(ds.up ? "answering" : ds.pid ? "starting or not answering"
+										   : "restarting"));
+	json_object_set_new(dm, "pid", json_integer(ds.pid));
+	json_object_set_new(dm, "adopted", json_boolean(ds.adopted));
+	json_object_set_new(dm, "restarts", json_integer((json_int_t)ds.restarts));
+	json_object_set_new(dm, "health_ok", json_integer((json_int_t)ds.health_ok));
+	json_object_set_new(dm, "health_failed", json_integer((json_int_t)ds.health_failed));
+	json_object_set_new(dm, "started_at", json_real(ds.started_at));
+	json_object_set_new(dm, "last_problem", ds.last_problem[0] ? json_string(ds.last_problem)
+								   : json_null());
+	pthread_mutex_lock(&c->lock);
+	json_object_set_new(snap, "path", json_string(c->cfg.cache.preload));
+	json_object_set_new(snap, "loaded", json_boolean(c->have_snapshot));
+	json_object_set_new(snap, "names", json_integer((json_int_t)(c->have_snapshot ? c->snap.n_names : 0)));
+	json_object_set_new(snap, "records", json_integer((json_int_t)(c->have_snapshot ? c->snap.records : 0)));
+	json_object_set_new(snap, "file_age_seconds",
+			    c->have_snapshot ? json_real(ep_wall_seconds() - (double)c->snap.mtime)
+					     : json_null());
+	pthread_mutex_unlock(&c->lock);
+	json_object_set_new(snap, "loaded_at", json_real(c->loaded_at));
+	json_object_set_new(ref, "configured", json_boolean(refresh_configured(c)));
+	json_object_set_new(ref, "interval_seconds", json_integer(c->cfg.cache.refresh_s));
+	json_object_set_new(ref, "running", json_boolean(c->running));
+	json_object_set_new(ref, "last_result", json_string(refresh_names[c->last_refresh]));
+	json_object_set_new(ref, "last_at", json_real(c->last_refresh_at));
+	if (c->last_refresh != REFRESH_NONE)
+		json_object_set_new(ref, "last_summary",
+				    json_pack("{s:i, s:i, s:i, s:i, s:f, s:s}", "names",
+					      c->last_result.names, "resolved", c->last_result.resolved,
+					      "records", c->last_result.records, "lost_names",
+					      c->last_result.lost_names, "seconds", c->last_result.seconds,
+					      "error", c->last_result.error));
+	json_object_set_new(o, "listen", json_string(ep_ip_str(&c->cfg.cache.listen, ip, sizeof(ip))));
+	json_object_set_new(o, "ttl", json_integer(c->cfg.cache.ttl));
+	json_object_set_new(o, "dnsmasq", dm);
+	json_object_set_new(o, "snapshot", snap);
+	json_object_set_new(o, "refresh", ref);
+	json_object_set_new(o, "policy_answers",
+			    json_pack("{s:I, s:I, s:I}", "nodata", (json_int_t)ps.nodata, "servfail",
+				      (json_int_t)ps.servfail, "formerr", (json_int_t)ps.formerr));
+	return o;
+}
+
+void ep_dns_cache_metrics(struct ep_dns_cache *c, struct ep_strbuf *b)
+{
+	struct ep_dnsmasq_status ds;
+	struct ep_policy_stats ps;
+	size_t records, names;
+	double mtime;
+
+	ep_dnsmasq_get_status(c->dm, &ds);
+	ep_policy_get_stats(c->policy, &ps);
+	pthread_mutex_lock(&c->lock);
+	records = c->have_snapshot ? c->snap.records : 0;
+	names = c->have_snapshot ? c->snap.n_names : 0;
+	mtime = c->have_snapshot ? (double)c->snap.mtime : 0;
+	pthread_mutex_unlock(&c->lock);
+	ep_sb_printf(b, "# HELP edgeplane_cache_records Address records in the preload snapshot dnsmasq serves.\n"
+			"# TYPE edgeplane_cache_records gauge\nedgeplane_cache_records %zu\n",
+		     records);
+	ep_sb_printf(b, "# HELP edgeplane_cache_names Names in the preload snapshot.\n"
+			"# TYPE edgeplane_cache_names gauge\nedgeplane_cache_names %zu\n",
+		     names);
+	ep_sb_printf(b, "# HELP edgeplane_cache_snapshot_timestamp_seconds When the snapshot file was written.\n"
+			"# TYPE edgeplane_cache_snapshot_timestamp_seconds gauge\n"
+			"edgeplane_cache_snapshot_timestamp_seconds %.0f\n",
+		     mtime);
+	ep_sb_printf(b, "# HELP edgeplane_cache_up 1 when dnsmasq answered its last health check.\n"
+			"# TYPE edgeplane_cache_up gauge\nedgeplane_cache_up %d\n",
+		     ds.up ? 1 : 0);
+	ep_sb_printf(b, "# HELP edgeplane_cache_restarts_total dnsmasq restarts by the agent.\n"
+			"# TYPE edgeplane_cache_restarts_total counter\nedgeplane_cache_restarts_total %llu\n",
+		     (unsigned long long)ds.restarts);
+	ep_sb_printf(b, "# HELP edgeplane_cache_health_checks_total dnsmasq health checks by result.\n"
+			"# TYPE edgeplane_cache_health_checks_total counter\n"
+			"edgeplane_cache_health_checks_total{result=\"ok\"} %llu\n"
+			"edgeplane_cache_health_checks_total{result=\"failed\"} %llu\n",
+		     (unsigned long long)ds.health_ok, (unsigned long long)ds.health_failed);
+	ep_sb_printf(b, "# HELP edgeplane_cache_refreshes_total Background snapshot rebuilds by result.\n"
+			"# TYPE edgeplane_cache_refreshes_total counter\n");
+	for (int r = REFRESH_OK; r <= REFRESH_FAILED; r++)
+		ep_sb_printf(b, "edgeplane_cache_refreshes_total{result=\"%s\"} %llu\n", refresh_names[r],
+			     (unsigned long long)c->refreshes[r]);
+	ep_sb_printf(b, "# HELP edgeplane_cache_policy_answers_total Answers for what the snapshot lacks: "
+			"NODATA (known name, missing type) or SERVFAIL (unknown name).\n"
+			"# TYPE edgeplane_cache_policy_answers_total counter\n"
+			"edgeplane_cache_policy_answers_total{answer=\"nodata\"} %llu\n"
+			"edgeplane_cache_policy_answers_total{answer=\"servfail\"} %llu\n",
+		     (unsigned long long)ps.nodata, (unsigned long long)ps.servfail);
+}
+
+void ep_dns_cache_stop(struct ep_dns_cache *c, bool stop_dnsmasq)
+{
+	if (!c)
+		return;
+	if (c->running) {
+		log_info("DNS cache: waiting for the running refresh to finish");
+		pthread_join(c->thread, NULL);
+	}
+	if (c->dm)
+		ep_dnsmasq_free(c->dm, stop_dnsmasq);
+	if (c->policy)
+		ep_policy_stop(c->policy);
+	/* The address was put on lo by this agent or an earlier one: both mean
+	 * the cache's, and a detached agent leaves nothing behind. */
+	if (stop_dnsmasq && ep_addr_del_lo(&c->cfg.cache.listen) == 0)
+		log_info("DNS cache: removed its address from lo");
+	if (c->have_snapshot)
+		ep_snapshot_free(&c->snap);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}

@@ -1,0 +1,431 @@
+#include "policy_responder.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <ldns/ldns.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define SOA_MNAME "edgeplane-cache.invalid."
+#define SOA_RNAME "hostmaster.edgeplane-cache.invalid."
+#define MAX_TCP_CONNS 64
+#define TCP_BUF 4096
+
+/* A reply built from the header alone, for queries ldns cannot parse. */
+static enum ep_policy_kind header_reply(const uint8_t *q, uint8_t rcode, uint8_t **out,
+					size_t *outlen)
+{
+	uint8_t *r = calloc(1, 12);
+
+	if (!r)
+		return EP_POLICY_DROPPED;
+	memcpy(r, q, 2);		       /* id */
+	r[2] = (uint8_t)(0x80 | (q[2] & 0x79)); /* QR, opcode, RD kept */
+	r[3] = (uint8_t)(0x80 | rcode);	       /* RA, rcode */
+	*out = r;
+	*outlen = 12;
+	return EP_POLICY_FORMERR;
+}
+
+static void lower_name(char *s)
+{
+	size_t n = strlen(s);
+
+	if (n > 1 && s[n - 1] == '.')
+		s[--n] = '\0';
+	for (char *p = s; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+}
+
+static ldns_rr *soa_for(const ldns_rdf *owner, uint32_t ttl)
+{
+	ldns_rr *soa = ldns_rr_new();
+	ldns_rdf *mname = ldns_dname_new_frm_str(SOA_MNAME), *rname = ldns_dname_new_frm_str(SOA_RNAME);
+	static const uint32_t times[] = {1, 3600, 600, 86400};
+
+	if (!soa || !mname || !rname) {
+		ldns_rr_free(soa);
+		ldns_rdf_deep_free(mname);
+		ldns_rdf_deep_free(rname);
+		return NULL;
+	}
+	ldns_rr_set_owner(soa, ldns_rdf_clone(owner));
+	ldns_rr_set_type(soa, LDNS_RR_TYPE_SOA);
+	ldns_rr_set_class(soa, LDNS_RR_CLASS_IN);
+	ldns_rr_set_ttl(soa, ttl);
+	ldns_rr_push_rdf(soa, mname);
+	ldns_rr_push_rdf(soa, rname);
+	for (size_t i = 0; i < 4; i++)
+		ldns_rr_push_rdf(soa, ldns_native2rdf_int32(LDNS_RDF_TYPE_INT32, times[i]));
+	/* The minimum field is the negative-caching TTL (RFC 2308). */
+	ldns_rr_push_rdf(soa, ldns_native2rdf_int32(LDNS_RDF_TYPE_INT32, ttl));
+	return soa;
+}
+
+enum ep_policy_kind ep_policy_answer(const uint8_t *q, size_t qlen, const struct ep_nameset *names,
+				     uint32_t ttl, uint8_t **out, size_t *outlen)
+{
+	enum ep_policy_kind kind = EP_POLICY_DROPPED;
+	ldns_pkt *qp = NULL, *r = NULL;
+	ldns_rr *qrr;
+	char *name = NULL;
+
+	*out = NULL;
+	*outlen = 0;
+	if (qlen < 12 || (q[2] & 0x80))
+		return EP_POLICY_DROPPED; /* too short for a header, or a response */
+	if (ldns_wire2pkt(&qp, q, qlen) != LDNS_STATUS_OK)
+		return header_reply(q, LDNS_RCODE_FORMERR, out, outlen);
+	if (ldns_pkt_get_opcode(qp) != LDNS_PACKET_QUERY || ldns_pkt_qdcount(qp) != 1 ||
+	    !(qrr = ldns_rr_list_rr(ldns_pkt_question(qp), 0))) {
+		ldns_pkt_free(qp);
+		return header_reply(q, LDNS_RCODE_FORMERR, out, outlen);
+	}
+	name = ldns_rdf2str(ldns_rr_owner(qrr));
+	r = ldns_pkt_new();
+	if (!name || !r)
+		goto out;
+	lower_name(name);
+	ldns_pkt_set_id(r, ldns_pkt_id(qp));
+	ldns_pkt_set_qr(r, true);
+	ldns_pkt_set_opcode(r, LDNS_PACKET_QUERY);
+	ldns_pkt_set_rd(r, ldns_pkt_rd(qp));
+	ldns_pkt_set_ra(r, true);
+	ldns_pkt_set_cd(r, ldns_pkt_cd(qp));
+	if (ldns_pkt_edns(qp))
+		ldns_pkt_set_edns_udp_size(r, 1232);
+	ldns_pkt_push_rr(r, LDNS_SECTION_QUESTION, ldns_rr_clone(qrr));
+	if (ldns_rr_get_class(qrr) == LDNS_RR_CLASS_IN && ep_nameset_has(names, name)) {
+		ldns_rr *soa = soa_for(ldns_rr_owner(qrr), ttl);
+
+		if (!soa)
+			goto out;
+		ldns_pkt_set_rcode(r, LDNS_RCODE_NOERROR);
+		ldns_pkt_set_aa(r, true);
+		ldns_pkt_push_rr(r, LDNS_SECTION_AUTHORITY, soa);
+		kind = EP_POLICY_NODATA;
+	} else {
+		ldns_pkt_set_rcode(r, LDNS_RCODE_SERVFAIL);
+		kind = EP_POLICY_SERVFAIL;
+	}
+	if (ldns_pkt2wire(out, r, outlen) != LDNS_STATUS_OK) {
+		*out = NULL;
+		*outlen = 0;
+		kind = EP_POLICY_DROPPED;
+	}
+out:
+	free(name);
+	ldns_pkt_free(r);
+	ldns_pkt_free(qp);
+	return kind;
+}
+
+/* ---- the server thread -------------------------------------------------- */
+
+struct tcp_conn {
+	int fd;
+	uint8_t buf[TCP_BUF];
+	size_t len;
+};
+
+struct ep_policy_responder {
+	pthread_t thread;
+	pthread_mutex_t lock; /* names, ttl, stats */
+	struct ep_nameset names;
+	uint32_t ttl;
+	struct ep_policy_stats stats;
+	int udp, tcp, stopfd, epfd;
+	struct tcp_conn *conns[MAX_TCP_CONNS];
+};
+
+static void count(struct ep_policy_responder *r, enum ep_policy_kind k)
+{
+	switch (k) {
+	case EP_POLICY_NODATA:
+		r->stats.nodata++;
+		break;
+	case EP_POLICY_SERVFAIL:
+		r->stats.servfail++;
+		break;
+	case EP_POLICY_FORMERR:
+		r->stats.formerr++;
+		break;
+	case EP_POLICY_DROPPED:
+		r->stats.dropped++;
+		break;
+	}
+}
+
+static enum ep_policy_kind answer_locked(struct ep_policy_responder *r, const uint8_t *q, size_t len,
+					 uint8_t **out, size_t *outlen)
+{
+	enum ep_policy_kind k;
+
+	pthread_mutex_lock(&r->lock);
+	k = ep_policy_answer(q, len, &r->names, r->ttl, out, outlen);
+	count(r, k);
+	pthread_mutex_unlock(&r->lock);
+	return k;
+}
+
+static void serve_udp(struct ep_policy_responder *r)
+{
+	uint8_t buf[4096];
+
+	for (;;) {
+		struct sockaddr_storage from;
+		socklen_t fl = sizeof(from);
+		ssize_t n = recvfrom(r->udp, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
+		uint8_t *out;
+		size_t outlen;
+
+		if (n < 0)
+			return;
+		if (answer_locked(r, buf, (size_t)n, &out, &outlen) != EP_POLICY_DROPPED && out)
+			sendto(r->udp, out, outlen, MSG_DONTWAIT, (struct sockaddr *)&from, fl);
+		free(out);
+	}
+}
+
+static void tcp_close(struct ep_policy_responder *r, int slot)
+{
+	epoll_ctl(r->epfd, EPOLL_CTL_DEL, r->conns[slot]->fd, NULL);
+	close(r->conns[slot]->fd);
+	free(r->conns[slot]);
+	r->conns[slot] = NULL;
+}
+
+static void serve_tcp_conn(struct ep_policy_responder *r, int slot)
+{
+	struct tcp_conn *c = r->conns[slot];
+
+	for (;;) {
+		ssize_t n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
+
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			tcp_close(r, slot);
+			return;
+		}
+		if (n < 0)
+			break;
+		c->len += (size_t)n;
+		/* RFC 7766 framing: 2-byte length, then the message. */
+		while (c->len >= 2) {
+			size_t mlen = (size_t)c->buf[0] << 8 | c->buf[1];
+			uint8_t *out = NULL, hdr[2];
+			size_t outlen;
+
+			if (mlen + 2 > sizeof(c->buf)) {
+				tcp_close(r, slot);
+				return;
+			}
+			if (c->len < mlen + 2)
+				break;
+			if (answer_locked(r, c->buf + 2, mlen, &out, &outlen) != EP_POLICY_DROPPED &&
+			    out) {
+				hdr[0] = (uint8_t)(outlen >> 8);
+				hdr[1] = (uint8_t)outlen;
+				/* Replies are small; a peer that does not read them loses them. */
+				if (send(c->fd, hdr, 2, MSG_NOSIGNAL | MSG_DONTWAIT) != 2 ||
+				    send(c->fd, out, outlen, MSG_NOSIGNAL | MSG_DONTWAIT) !=
+					    (ssize_t)outlen) {
+					free(out);
+					tcp_close(r, slot);
+					return;
+				}
+			}
+			free(out);
+			memmove(c->buf, c->buf + mlen + 2, c->len - mlen - 2);
+			c->len -= mlen + 2;
+		}
+	}
+}
+
+static void accept_tcp(struct ep_policy_responder *r)
+{
+	for (;;) {
+		int fd = accept4(r->tcp, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int slot = -1;
+
+		if (fd < 0)
+			return;
+		for (int i = 0; i < MAX_TCP_CONNS; i++)
+			if (!r->conns[i]) {
+				slot = i;
+				break;
+			}
+		struct tcp_conn *c = slot >= 0 ? calloc(1, sizeof(*c)) : NULL;
+
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		c->fd = fd;
+		r->conns[slot] = c;
+		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)(3 + slot)};
+
+		if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev))
+			tcp_close(r, slot);
+	}
+}
+
+static void *serve(void *arg)
+{
+	struct ep_policy_responder *r = arg;
+
+	for (;;) {
+		struct epoll_event evs[16];
+		int n = epoll_wait(r->epfd, evs, 16, -1);
+
+		for (int i = 0; i < n; i++) {
+			uint32_t tag = evs[i].data.u32;
+
+			if (tag == 0)
+				return NULL; /* stop */
+			if (tag == 1)
+				serve_udp(r);
+			else if (tag == 2)
+				accept_tcp(r);
+			else if (r->conns[tag - 3])
+				serve_tcp_conn(r, (int)(tag - 3));
+		}
+		if (n < 0 && errno != EINTR)
+			return NULL;
+	}
+}
+
+static int open_sock(int type, const struct sockaddr_in *sa, char *err, size_t errlen)
+{
+	int fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)sa, sizeof(*sa)) ||
+	    (type == SOCK_STREAM && listen(fd, 64))) {
+		snprintf(err, errlen, "cannot listen on %s:%u/%s for the cache's policy responder: %s",
+			 inet_ntoa(sa->sin_addr), ntohs(sa->sin_port),
+			 type == SOCK_STREAM ? "tcp" : "udp", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int ep_policy_start(struct ep_policy_responder **out, const char *addr, uint16_t port,
+		    uint32_t ttl, char *err, size_t errlen)
+{
+	struct ep_policy_responder *r = calloc(1, sizeof(*r));
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+	struct epoll_event ev = {.events = EPOLLIN};
+
+	*out = NULL;
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	r->udp = r->tcp = r->stopfd = r->epfd = -1;
+	pthread_mutex_init(&r->lock, NULL);
+	ep_nameset_init(&r->names);
+	r->ttl = ttl;
+	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
+		snprintf(err, errlen, "bad policy responder address %s", addr);
+		goto fail;
+	}
+	r->udp = open_sock(SOCK_DGRAM, &sa, err, errlen);
+	if (r->udp < 0)
+		goto fail;
+	r->tcp = open_sock(SOCK_STREAM, &sa, err, errlen);
+	if (r->tcp < 0)
+		goto fail;
+	r->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	r->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (r->stopfd < 0 || r->epfd < 0) {
+		snprintf(err, errlen, "eventfd/epoll: %s", strerror(errno));
+		goto fail;
+	}
+	ev.data.u32 = 0;
+	epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->stopfd, &ev);
+	ev.data.u32 = 1;
+	epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->udp, &ev);
+	ev.data.u32 = 2;
+	epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->tcp, &ev);
+	if (pthread_create(&r->thread, NULL, serve, r)) {
+		snprintf(err, errlen, "cannot start the policy responder thread");
+		goto fail;
+	}
+	*out = r;
+	return 0;
+fail:
+	if (r->udp >= 0)
+		close(r->udp);
+	if (r->tcp >= 0)
+		close(r->tcp);
+	if (r->stopfd >= 0)
+		close(r->stopfd);
+	if (r->epfd >= 0)
+		close(r->epfd);
+	ep_nameset_free(&r->names);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+	return -EINVAL;
+}
+
+void ep_policy_set_names(struct ep_policy_responder *r, struct ep_nameset *names)
+{
+	struct ep_nameset old;
+
+	pthread_mutex_lock(&r->lock);
+	old = r->names;
+	r->names = *names;
+	pthread_mutex_unlock(&r->lock);
+	ep_nameset_free(&old);
+	ep_nameset_init(names);
+}
+
+void ep_policy_set_ttl(struct ep_policy_responder *r, uint32_t ttl)
+{
+	pthread_mutex_lock(&r->lock);
+	r->ttl = ttl;
+	pthread_mutex_unlock(&r->lock);
+}
+
+void ep_policy_get_stats(struct ep_policy_responder *r, struct ep_policy_stats *st)
+{
+	pthread_mutex_lock(&r->lock);
+	*st = r->stats;
+	pthread_mutex_unlock(&r->lock);
+}
+
+void ep_policy_stop(struct ep_policy_responder *r)
+{
+	uint64_t one = 1;
+
+	if (!r)
+		return;
+	if (write(r->stopfd, &one, sizeof(one)) == sizeof(one))
+		pthread_join(r->thread, NULL);
+	for (int i = 0; i < MAX_TCP_CONNS; i++)
+		if (r->conns[i]) {
+			close(r->conns[i]->fd);
+			free(r->conns[i]);
+		}
+	close(r->udp);
+	close(r->tcp);
+	close(r->stopfd);
+	close(r->epfd);
+	ep_nameset_free(&r->names);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}

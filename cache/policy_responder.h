@@ -1,0 +1,54 @@
+/*
+ * The cache's policy responder: dnsmasq's one and only upstream.
+ *
+ * dnsmasq answers every preloaded name and type from its hosts data. What it
+ * cannot answer it forwards here, and without an upstream it would answer
+ * REFUSED (and with a dead one, nothing). Two cases reach us:
+ *   - a name in the snapshot, asked for a type it does not have (AAAA of an
+ *     IPv4-only name): NODATA (NOERROR, empty answer, SOA in authority so the
+ *     negative answer is cached for the cache TTL). REFUSED here would make
+ *     musl fail the whole lookup, although the name has an A record.
+ *   - a name outside the snapshot: SERVFAIL. Never NXDOMAIN: that would be a
+ *     cached lie about a name that may well exist. SERVFAIL rather than
+ *     REFUSED because it means "cannot answer now" (glibc reports EAI_AGAIN,
+ *     a temporary failure applications retry) where REFUSED means "will not"
+ *     (EAI_FAIL, permanent).
+ */
+#ifndef EP_POLICY_RESPONDER_H
+#define EP_POLICY_RESPONDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dns_name.h"
+
+enum ep_policy_kind {
+	EP_POLICY_NODATA = 0,
+	EP_POLICY_SERVFAIL,
+	EP_POLICY_FORMERR, /* a query we could parse the header of, but nothing else */
+	EP_POLICY_DROPPED, /* not a query at all: no answer */
+};
+
+/*
+ * Pure: the answer to one query given the snapshot's names. On success
+ * *out is malloc()ed. Never fails on hostile input, only on memory.
+ */
+enum ep_policy_kind ep_policy_answer(const uint8_t *q, size_t qlen, const struct ep_nameset *names,
+				     uint32_t ttl, uint8_t **out, size_t *outlen);
+
+struct ep_policy_responder;
+
+struct ep_policy_stats {
+	uint64_t nodata, servfail, formerr, dropped;
+};
+
+/* Listens on addr:port (UDP and TCP) from its own thread. */
+int ep_policy_start(struct ep_policy_responder **out, const char *addr, uint16_t port,
+		    uint32_t ttl, char *err, size_t errlen);
+/* Replaces the name set (takes ownership of names, which is reset). */
+void ep_policy_set_names(struct ep_policy_responder *r, struct ep_nameset *names);
+void ep_policy_set_ttl(struct ep_policy_responder *r, uint32_t ttl);
+void ep_policy_get_stats(struct ep_policy_responder *r, struct ep_policy_stats *st);
+void ep_policy_stop(struct ep_policy_responder *r);
+
+#endif

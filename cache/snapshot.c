@@ -1,0 +1,190 @@
+#include "snapshot.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static uint64_t name_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)tolower((unsigned char)*s);
+		h *= 0x100000001b3ULL;
+	}
+	return h ^ (h >> 29);
+}
+
+static struct ep_snapshot_entry *slot_for(const struct ep_snapshot *s, const char *name)
+{
+	size_t mask = s->n_slots - 1, i = (size_t)name_hash(name) & mask;
+
+	while (s->slots[i].name && strcasecmp(s->slots[i].name, name))
+		i = (i + 1) & mask;
+	return &s->slots[i];
+}
+
+static int grow(struct ep_snapshot *s)
+{
+	size_t n = s->n_slots ? s->n_slots * 2 : 1024;
+	struct ep_snapshot old = *s;
+
+	s->slots = calloc(n, sizeof(*s->slots));
+	if (!s->slots) {
+		s->slots = old.slots;
+		return -ENOMEM;
+	}
+	s->n_slots = n;
+	for (size_t i = 0; i < old.n_slots; i++)
+		if (old.slots[i].name)
+			*slot_for(s, old.slots[i].name) = old.slots[i];
+	free(old.slots);
+	return 0;
+}
+
+/* Addresses of one name are contiguous when the file lists a name's lines
+ * together (the builder does); otherwise later lines start a new run and the
+ * entry points at the newest run with all addresses copied into it. */
+static int add(struct ep_snapshot *s, const char *name, const struct ep_dns_addr *a)
+{
+	struct ep_snapshot_entry *e;
+
+	if ((s->n_names + 1) * 2 > s->n_slots && grow(s))
+		return -ENOMEM;
+	if (s->n_addrs + 1 > s->cap_addrs) {
+		size_t cap = s->cap_addrs ? s->cap_addrs * 2 : 4096;
+		void *na = realloc(s->addrs, cap * sizeof(*s->addrs));
+
+		if (!na)
+			return -ENOMEM;
+		s->addrs = na;
+		s->cap_addrs = cap;
+	}
+	e = slot_for(s, name);
+	if (!e->name) {
+		e->name = strdup(name);
+		if (!e->name)
+			return -ENOMEM;
+		for (char *p = e->name; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		e->first = (uint32_t)s->n_addrs;
+		e->count = 0;
+		s->n_names++;
+	} else if (e->first + e->count != s->n_addrs) {
+		/* Not adjacent: move this name's run to the end. */
+		size_t need = s->n_addrs + e->count + 1;
+
+		if (need > s->cap_addrs) {
+			void *na = realloc(s->addrs, need * 2 * sizeof(*s->addrs));
+
+			if (!na)
+				return -ENOMEM;
+			s->addrs = na;
+			s->cap_addrs = need * 2;
+		}
+		memmove(&s->addrs[s->n_addrs], &s->addrs[e->first], e->count * sizeof(*s->addrs));
+		e->first = (uint32_t)s->n_addrs;
+		s->n_addrs += e->count;
+	}
+	s->addrs[s->n_addrs++] = *a;
+	e->count++;
+	return 0;
+}
+
+int ep_snapshot_load(const char *path, struct ep_snapshot *s)
+{
+	FILE *f = fopen(path, "re");
+	char line[2048];
+	struct stat st;
+	int rc = 0;
+
+	memset(s, 0, sizeof(*s));
+	if (!f)
+		return -errno;
+	if (fstat(fileno(f), &st) == 0)
+		s->mtime = st.st_mtime;
+	while (fgets(line, sizeof(line), f)) {
+		char *save = NULL, *tok, *hash = strchr(line, '#');
+		struct ep_dns_addr a = {};
+
+		if (hash)
+			*hash = '\0';
+		tok = strtok_r(line, " \t\r\n", &save);
+		if (!tok)
+			continue;
+		if (inet_pton(AF_INET, tok, a.a) == 1)
+			a.family = AF_INET;
+		else if (inet_pton(AF_INET6, tok, a.a) == 1)
+			a.family = AF_INET6;
+		else
+			continue; /* not an address line: dnsmasq skips it too */
+		s->records++;
+		while ((tok = strtok_r(NULL, " \t\r\n", &save))) {
+			size_t n = strlen(tok);
+
+			if (n && tok[n - 1] == '.')
+				tok[n - 1] = '\0';
+			if (!*tok || n > 253)
+				continue;
+			rc = add(s, tok, &a);
+			if (rc)
+				goto out;
+		}
+	}
+	if (ferror(f))
+		rc = -EIO;
+out:
+	fclose(f);
+	if (rc)
+		ep_snapshot_free(s);
+	return rc;
+}
+
+bool ep_snapshot_find(const struct ep_snapshot *s, const char *name, const struct ep_dns_addr **v,
+		      size_t *n)
+{
+	const struct ep_snapshot_entry *e;
+	char buf[256];
+	size_t len = strlen(name);
+
+	if (!s->n_slots || len >= sizeof(buf))
+		return false;
+	memcpy(buf, name, len + 1);
+	if (len && buf[len - 1] == '.')
+		buf[len - 1] = '\0';
+	e = slot_for(s, buf);
+	if (!e->name)
+		return false;
+	if (v)
+		*v = &s->addrs[e->first];
+	if (n)
+		*n = e->count;
+	return true;
+}
+
+int ep_snapshot_names(const struct ep_snapshot *s, struct ep_nameset *out)
+{
+	for (size_t i = 0; i < s->n_slots; i++) {
+		int rc;
+
+		if (!s->slots[i].name)
+			continue;
+		rc = ep_nameset_add(out, s->slots[i].name);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+void ep_snapshot_free(struct ep_snapshot *s)
+{
+	for (size_t i = 0; i < s->n_slots; i++)
+		free(s->slots[i].name);
+	free(s->slots);
+	free(s->addrs);
+	memset(s, 0, sizeof(*s));
+}

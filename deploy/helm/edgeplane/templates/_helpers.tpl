@@ -1,0 +1,175 @@
+{{/* Names and labels. */}}
+{{- define "edgeplane.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "edgeplane.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "edgeplane.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "edgeplane.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "edgeplane.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "edgeplane.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: agent
+app.kubernetes.io/part-of: edgeplane
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "edgeplane.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "edgeplane.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "edgeplane.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Paths inside the agent's container. deploy/Dockerfile installs with
+     `make install PREFIX=/usr`, so the agent is /usr/sbin/edgeplane-agent. */}}
+{{- define "edgeplane.agentPath" -}}/usr/sbin/edgeplane-agent{{- end -}}
+{{- define "edgeplane.configDir" -}}/etc/edgeplane/config{{- end -}}
+{{- define "edgeplane.configPath" -}}{{ include "edgeplane.configDir" . }}/config.yaml{{- end -}}
+
+{{/* metrics.listen split into the probe host ("" = the pod's IP, i.e. the
+     node's) and port. The schema admits only wildcard and loopback hosts. */}}
+{{- define "edgeplane.metricsPort" -}}
+{{- regexFind "[0-9]+$" .Values.config.metrics.listen -}}
+{{- end -}}
+{{- define "edgeplane.metricsLoopback" -}}
+{{- $host := regexReplaceAll ":[0-9]+$" .Values.config.metrics.listen "" -}}
+{{- if eq $host "127.0.0.1" -}}127.0.0.1{{- else if eq $host "[::1]" -}}::1{{- end -}}
+{{- end -}}
+
+{{/* The certificate sets as the agent sees them: the chart-only secretName
+     dropped, source defaulted to where the Secret is mounted. */}}
+{{- define "edgeplane.certSource" -}}
+{{- default (printf "/etc/edgeplane/cert-source/%s" .name) .source -}}
+{{- end -}}
+
+{{/* The agent's config file. Sections in the order of docs/config.md; an
+     empty section is left out so the agent's defaults apply. */}}
+{{- define "edgeplane.agentConfig" -}}
+{{- $c := .Values.config -}}
+{{- $parts := list -}}
+{{- range $k := list "node" "datapath" "interfaces" "services" "dns" "kubernetes" "certs" "metrics" "control" -}}
+{{- $v := get $c $k -}}
+{{- if and $v (eq $k "certs") -}}
+{{- $certs := list -}}
+{{- range $v -}}
+{{- $e := omit . "secretName" -}}
+{{- $_ := set $e "source" (include "edgeplane.certSource" .) -}}
+{{- $certs = append $certs $e -}}
+{{- end -}}
+{{- $v = $certs -}}
+{{- end -}}
+{{- if $v -}}
+{{- $parts = append $parts (toYaml (dict $k $v)) -}}
+{{- end -}}
+{{- end -}}
+{{- join "\n" $parts -}}
+{{- end }}
+
+{{/* Whether the pod gets a service account token. */}}
+{{- define "edgeplane.automountToken" -}}
+{{- $k := .Values.config.kubernetes -}}
+{{- if kindIs "bool" .Values.serviceAccount.automountToken -}}
+{{- .Values.serviceAccount.automountToken -}}
+{{- else if and $k (ne (toString (get $k "enabled")) "false") -}}
+true
+{{- else -}}
+false
+{{- end -}}
+{{- end -}}
+
+{{/* The capabilities the agent needs (README.md, "Capabilities"). */}}
+{{- define "edgeplane.capabilities" -}}
+{{- $caps := list "BPF" "PERFMON" "NET_ADMIN" "SYS_ADMIN" -}}
+{{- if .Values.config.dns -}}
+{{- /* dnsmasq, started by the agent: port 53, then it drops from root to nobody */ -}}
+{{- $caps = concat $caps (list "NET_BIND_SERVICE" "SETUID" "SETGID") -}}
+{{- end -}}
+{{- range .Values.securityContext.extraCapabilities -}}
+{{- $caps = append $caps (trimPrefix "CAP_" .) -}}
+{{- end -}}
+{{- toYaml (uniq $caps) -}}
+{{- end -}}
+
+{{/* Checks that need more than one value; each names the values to change. */}}
+{{- define "edgeplane.validate" -}}
+{{- range .Values.agent.extraArgs -}}
+{{- if regexMatch "^--detach-on-exit" . -}}
+{{- fail "agent.extraArgs: --detach-on-exit is refused: every pod stop (upgrade, eviction, node drain) would detach the datapath and drop all flows. To remove edgeplane from a node see docs/install.md, \"Removal\"." -}}
+{{- end -}}
+{{- if or (regexMatch "^--config" .) (regexMatch "^-c" .) (regexMatch "^--check-config" .) -}}
+{{- fail (printf "agent.extraArgs: %s is set by the chart (the config comes from .Values.config)" .) -}}
+{{- end -}}
+{{- end -}}
+{{- $c := .Values.config -}}
+{{- if not (hasPrefix "/sys/fs/bpf/" $c.datapath.bpffs) -}}
+{{- fail (printf "config.datapath.bpffs %q must be a directory under /sys/fs/bpf/: that is where the host's bpffs is mounted into the pod, and pins anywhere else would be lost with the pod" $c.datapath.bpffs) -}}
+{{- end -}}
+{{- if not (hasPrefix "/run/edgeplane/" $c.control.socket) -}}
+{{- fail (printf "config.control.socket %q must be under /run/edgeplane/: the host directory hostPaths.run is mounted there, so the CLI on the node finds the socket" $c.control.socket) -}}
+{{- end -}}
+{{- $host := regexReplaceAll ":[0-9]+$" $c.metrics.listen "" -}}
+{{- $mport := include "edgeplane.metricsPort" . | int -}}
+{{- if not (has $host (list "" "0.0.0.0" "[::]" "127.0.0.1" "[::1]")) -}}
+{{- fail (printf "config.metrics.listen %q: the host must be empty, 0.0.0.0 or [::] (every node address: probes and Prometheus reach it) or 127.0.0.1 or [::1] (loopback: probes only). One config serves every node, so a node's own address cannot be named" $c.metrics.listen) -}}
+{{- end -}}
+{{- if or (lt $mport 1) (gt $mport 65535) -}}
+{{- fail (printf "config.metrics.listen %q: the port must be 1-65535" $c.metrics.listen) -}}
+{{- end -}}
+{{- $uplink := false -}}
+{{- range $c.interfaces -}}
+{{- if eq .role "uplink" -}}{{- $uplink = true -}}{{- end -}}
+{{- end -}}
+{{- if and $c.services (not $uplink) -}}
+{{- fail "config.services: at least one interface in config.interfaces needs role: uplink (clients reach the VIPs there; the XDP load balancer runs on it)" -}}
+{{- end -}}
+{{- if and .Values.serviceMonitor.enabled (include "edgeplane.metricsLoopback" .) -}}
+{{- fail (printf "serviceMonitor.enabled: Prometheus cannot scrape config.metrics.listen %q (loopback); use \":PORT\" or \"0.0.0.0:PORT\"" .Values.config.metrics.listen) -}}
+{{- end -}}
+{{- $names := dict -}}
+{{- range .Values.config.services -}}
+{{- if hasKey $names .name -}}
+{{- fail (printf "config.services: the name %q is used twice" .name) -}}
+{{- end -}}
+{{- $_ := set $names .name true -}}
+{{- end -}}
+{{- $ifs := dict -}}
+{{- range .Values.config.interfaces -}}
+{{- if hasKey $ifs .name -}}
+{{- fail (printf "config.interfaces: %q is listed twice" .name) -}}
+{{- end -}}
+{{- $_ := set $ifs .name true -}}
+{{- end -}}
+{{- $certRoot := trimSuffix "/" .Values.hostPaths.certs -}}
+{{- range .Values.config.certs -}}
+{{- if not (hasPrefix (printf "%s/" $certRoot) .target) -}}
+{{- fail (printf "config.certs[%s].target %q must be under hostPaths.certs (%s), the host directory mounted into the pod" .name .target $certRoot) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}

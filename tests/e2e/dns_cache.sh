@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# End to end: the local DNS cache the agent supervises. A real nsd upstream in
+# the lab, a preload built by `edgeplane cache build`, dnsmasq started by the
+# agent; answers checked with real queries (exact addresses and TTLs, NODATA
+# for a missing type, SERVFAIL - never NXDOMAIN - outside the snapshot);
+# dnsmasq killed and hung; the preload swapped under continuous queries; the
+# loss guard refusing a broken refresh; agent restarts adopting dnsmasq.
+set -u
+cd "$(dirname "$0")/../.."
+source tests/lib/tap.sh
+source tests/lib/netns.sh
+source tests/lab/lab.sh
+
+N=${N_NAMES:-2000}
+py() { /usr/bin/python3 -c "$@"; }
+dnsq() { ip netns exec "$LAB_NS_NODE" "$PY3" tests/lib/dnsq.py "$LAB_CACHE_IP" "$@"; }
+dns_json() { lab_cli dns status -o json; }
+dnsmasq_pid() { dns_json | py 'import json,sys; print(json.load(sys.stdin)["cache"]["dnsmasq"]["pid"])'; }
+answers_health() { printf 'edgeplane-health.invalid A\n' | dnsq batch | grep -q '"addrs": \["127.0.0.2"\]'; }
+
+lab_up 1 || { not_ok "lab setup"; tap_done; exit 1; }
+lab_dns_up "$N" || { not_ok "lab upstream DNS (nsd)"; tap_done; exit 1; }
+DOMAINS=$LAB_DIR/domains.txt
+cp "$LAB_ZONE_DIR/domains.txt" "$DOMAINS"
+ip netns exec "$LAB_NS_NODE" "$LAB_CLI_BIN" cache build --domains "$DOMAINS" --resolver $LAB_DNS4 \
+  --out "$LAB_DIR/preload.hosts" --quiet 2>"$LAB_DIR/build.log"
+check "edgeplane cache build wrote the preload from the lab upstream" test -s "$LAB_DIR/preload.hosts"
+LAB_EXTRA_YAML=$(lab_cache_yaml 0 | sed "s|domains: .*|domains: $DOMAINS|")
+lab_config_write
+lab_agent_start || { not_ok "agent start"; tap_done; exit 1; }
+check "dnsmasq started by the agent answers on $LAB_CACHE_IP:53" wait_for 10 answers_health
+
+# --- answers: exactly the snapshot, TTL 30 ------------------------------------
+awk '$2 == "resolved" {print $1 " A"; print $1 " AAAA"}' "$LAB_ZONE_DIR/expected.txt" >"$LAB_DIR/q.txt"
+ip netns exec "$LAB_NS_NODE" nstat -n
+dnsq batch <"$LAB_DIR/q.txt" >"$LAB_DIR/answers.jsonl"
+ip netns exec "$LAB_NS_NODE" nstat | grep -iE "udp|drop" | sed 's/^/# nstat: /'
+res=$(py '
+import json, sys, ipaddress
+exp = {}
+for line in open(sys.argv[1]):
+    p = line.split()
+    if len(p) > 2 and p[1] == "resolved":
+        exp[p[0]] = p[2:]
+bad = {"wrong": 0, "ttl": 0, "nodata_wrong": 0, "timeouts": 0}
+nodata = answered = 0
+for line in open(sys.argv[2]):
+    r = json.loads(line)
+    if r["timeout"]:
+        bad["timeouts"] += 1
+        continue
+    want = sorted(a for a in exp[r["name"]] if (":" in a) == (r["type"] == "AAAA"))
+    want = sorted(str(ipaddress.ip_address(a)) for a in want)
+    if want:
+        answered += 1
+        if r["rcode"] != "NOERROR" or r["addrs"] != want:
+            bad["wrong"] += 1
+        elif r["ttl"] != 30:
+            bad["ttl"] += 1
+    else:
+        nodata += 1
+        if not (r["rcode"] == "NOERROR" and r["addrs"] == [] and r["soa"]):
+            bad["nodata_wrong"] += 1
+print(json.dumps({"answered": answered, "nodata": nodata, **bad}))' "$LAB_ZONE_DIR/expected.txt" "$LAB_DIR/answers.jsonl")
+grep '"timeout": true' "$LAB_DIR/answers.jsonl" | head -5 | sed 's/^/# timed out: /'
+diag "answers: $res"
+check "every preloaded name answers with exactly its snapshot addresses" \
+  py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if j["answered"]>1000 and j["wrong"]==0 and j["timeouts"]==0 else 1)' "$res"
+check "every answer carries TTL 30 (dns.cache.ttl)" \
+  py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if j["ttl"]==0 else 1)' "$res"
+check "a missing type of a known name is NODATA (NOERROR, empty, SOA) - never REFUSED" \
+  py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if j["nodata"]>100 and j["nodata_wrong"]==0 else 1)' "$res"
+
+# Names the snapshot does not have: names the upstream says do not exist,
+# names without addresses, names of another zone.
+{ awk '$2 == "nxdomain" || $2 == "nodata" {print $1 " A"}' "$LAB_ZONE_DIR/expected.txt" | head -100
+  for i in 1 2 3 4 5; do echo "unknown$i.example.org A"; echo "sub.n1.edge.test A"; done; } >"$LAB_DIR/q2.txt"
+out=$(dnsq batch <"$LAB_DIR/q2.txt" | py 'import json,sys; from collections import Counter; print(json.dumps(Counter(json.loads(l)["rcode"] for l in sys.stdin)))')
+diag "outside the snapshot: $out"
+check "names outside the snapshot get SERVFAIL (never NXDOMAIN, never a timeout)" \
+  py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if list(j)==["SERVFAIL"] else 1)' "$out"
+
+st=$(dns_json)
+check "edgeplane dns status: dnsmasq answering, snapshot names and records, TTL" \
+  py 'import json,sys; c=json.loads(sys.argv[1])["cache"]; sys.exit(0 if c["dnsmasq"]["state"]=="answering" and c["snapshot"]["names"]>1000 and c["snapshot"]["records"]>=c["snapshot"]["names"] and c["ttl"]==30 else 1)' "$st"
+recs=$(grep -cvE '^\s*(#|$)' "$LAB_DIR/preload.hosts")
+check "metric edgeplane_cache_records equals the preload's $recs records" \
+  sh -c "ip netns exec $LAB_NS_NODE curl -s http://127.0.0.1:9464/metrics | grep -qx 'edgeplane_cache_records $recs'"
+lab_cli dns status | sed 's/^/# /'
+
+# --- dnsmasq dies, or hangs ----------------------------------------------------
+pid=$(dnsmasq_pid)
+t0=$(date +%s.%N)
+kill -9 "$pid"
+if wait_for 10 answers_health; then
+  t=$(py "print('%.2f' % ($(date +%s.%N) - $t0))")
+  diag "dnsmasq answered again ${t}s after kill -9"
+  check "killed dnsmasq (kill -9) is restarted and answers within 3 s (took ${t}s)" py "import sys; sys.exit(0 if $t <= 3 else 1)"
+else
+  not_ok "killed dnsmasq is restarted and answers again"
+fi
+check "the restart is a new process and counted" \
+  sh -c "[ \$(ip netns exec $LAB_NS_NODE $LAB_CLI_BIN --socket $LAB_SOCK dns status -o json | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin)[\"cache\"][\"dnsmasq\"]; print(d[\"restarts\"] >= 1 and d[\"pid\"] != $pid)') = True ]"
+pid=$(dnsmasq_pid)
+kill -STOP "$pid"
+t0=$(date +%s.%N)
+sleep 0.5
+if wait_for 15 answers_health; then
+  t=$(py "print('%.2f' % ($(date +%s.%N) - $t0))")
+  diag "hung dnsmasq replaced; answering again ${t}s after SIGSTOP"
+  check "a hung dnsmasq (SIGSTOP) fails 3 health checks, is replaced and answers within 6 s (took ${t}s)" \
+    py "import sys; sys.exit(0 if $t <= 6 else 1)"
+else
+  not_ok "a hung dnsmasq is replaced"
+fi
+check "the agent log says why dnsmasq was restarted" grep -q "stopped answering health checks" "$LAB_LOG"
+
+# --- the preload swapped under continuous queries ---------------------------
+head -400 "$LAB_DIR/q.txt" | grep ' A$' >"$LAB_DIR/loop.txt"
+dnsq loop 6 400 <"$LAB_DIR/loop.txt" >"$LAB_DIR/loop.json" &
+LOOP=$!
+sleep 1
+for round in 1 2 3; do
+  ip netns exec "$LAB_NS_NODE" "$LAB_CLI_BIN" cache build --domains "$DOMAINS" --resolver $LAB_DNS4 \
+    --out "$LAB_DIR/preload.hosts" --force --quiet 2>/dev/null
+  sleep 1
+done
+wait $LOOP
+j=$(cat "$LAB_DIR/loop.json")
+diag "queries during 3 preload swaps: $j"
+check "every query sent while the preload was swapped 3 times got an answer" \
+  py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if j["sent"]>1500 and j["unanswered"]==0 else 1)' "$j"
+check "... and no answer changed for a name during the swaps" \
+  py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if j["wrong"]==0 and list(j["rcodes"])==["NOERROR"] else 1)' "$j"
+check "dnsmasq re-read the preload (SIGHUP), no restart for a swap" grep -c "read $LAB_DIR/preload.hosts" "$LAB_LOG"
+
+# --- refresh: new data arrives; a broken upstream is refused ---------------
+# The upstream grows by 50 names; the domains list learns them.
+kill "$(ip netns pids "$LAB_NS_DNS" | head -1)" 2>/dev/null
+for p in $(ip netns pids "$LAB_NS_DNS"); do kill "$p"; done
+sleep 0.5
+mkdir -p "$LAB_DIR/zone2"
+dns_zone_generate "$LAB_DIR/zone2" edge.test $((N + 50)) >/dev/null
+dns_upstream_start "$LAB_NS_DNS" $LAB_DNS4 "$LAB_DIR/zone2" >/dev/null
+new=$(awk -v n=$((N + 1)) '$2 == "resolved" && $1 ~ /^n[0-9]+\.edge\.test$/ {split($1, a, "."); sub("n", "", a[1]); if (a[1] + 0 >= n) {print $1; exit}}' "$LAB_DIR/zone2/expected.txt")
+cp "$LAB_DIR/zone2/domains.txt" "$DOMAINS"
+check "a name the upstream gained ($new) is not in the cache yet" \
+  sh -c "printf '$new A\n' | ip netns exec $LAB_NS_NODE $PY3 tests/lib/dnsq.py $LAB_CACHE_IP batch | grep -q SERVFAIL"
+lab_cli dns refresh >/dev/null
+refreshed() { dns_json | py 'import json,sys; r=json.load(sys.stdin)["cache"]["refresh"]; sys.exit(0 if r["last_result"]!="none" and not r["running"] else 1)'; }
+wait_for 30 refreshed
+check "edgeplane dns refresh rebuilt the snapshot (result ok)" \
+  sh -c "ip netns exec $LAB_NS_NODE $LAB_CLI_BIN --socket $LAB_SOCK dns status -o json | grep -q '\"last_result\": \"ok\"'"
+sleep 1.5
+check "after the refresh the new name ($new) is answered" \
+  sh -c "printf '$new A\n' | ip netns exec $LAB_NS_NODE $PY3 tests/lib/dnsq.py $LAB_CACHE_IP batch | grep -q NOERROR"
+
+# The upstream loses half its names (a broken or hijacked zone).
+for p in $(ip netns pids "$LAB_NS_DNS"); do kill "$p"; done
+sleep 0.5
+mkdir -p "$LAB_DIR/zone3"
+dns_zone_generate "$LAB_DIR/zone3" edge.test $((N / 2)) >/dev/null
+dns_upstream_start "$LAB_NS_DNS" $LAB_DNS4 "$LAB_DIR/zone3" >/dev/null
+before=$(md5sum <"$LAB_DIR/preload.hosts")
+lab_cli dns refresh >/dev/null
+sleep 0.5
+wait_for 30 refreshed
+check "a refresh against an upstream that lost half the names is refused by the loss guard" \
+  sh -c "ip netns exec $LAB_NS_NODE $LAB_CLI_BIN --socket $LAB_SOCK dns status -o json | grep -q '\"last_result\": \"refused\"'"
+check "... the preload file is untouched" test "$before" = "$(md5sum <"$LAB_DIR/preload.hosts")"
+late=$(awk -v n=$((N / 2 + 10)) '$2 == "resolved" {split($1, a, "."); sub("n", "", a[1]); if (a[1] + 0 > n) {print $1; exit}}' "$LAB_DIR/zone2/expected.txt")
+check "... and the old snapshot keeps serving names the broken upstream lost ($late)" \
+  sh -c "printf '$late A\n' | ip netns exec $LAB_NS_NODE $PY3 tests/lib/dnsq.py $LAB_CACHE_IP batch | grep -q NOERROR"
+
+# --- agent restarts adopt the running dnsmasq -------------------------------
+pid=$(dnsmasq_pid)
+dnsq loop 5 300 <"$LAB_DIR/loop.txt" >"$LAB_DIR/loop2.json" &
+LOOP=$!
+sleep 0.5
+lab_agent_kill9
+sleep 0.5
+lab_agent_start || not_ok "agent restart"
+lab_agent_stop
+lab_agent_start || not_ok "agent second restart"
+wait $LOOP
+j=$(cat "$LAB_DIR/loop2.json")
+diag "queries across kill -9, restart, SIGTERM, restart: $j"
+check "queries keep being answered across agent kill -9, SIGTERM and restarts" \
+  py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if j["sent"]>1000 and j["unanswered"]==0 else 1)' "$j"
+check "the restarted agent adopted the same dnsmasq (pid $pid)" test "$(dnsmasq_pid)" = "$pid"
+check "the agent log says it adopted dnsmasq" grep -q "adopted the running dnsmasq" "$LAB_LOG"
+
+# --- --detach-on-exit stops dnsmasq and removes the cache address -------------
+lab_agent_stop
+LAB_AGENT_ARGS=--detach-on-exit lab_agent_start
+LAB_AGENT_ARGS=--detach-on-exit lab_agent_stop
+# (Not kill -0: where PID 1 does not reap, a killed orphan lingers as a zombie.)
+alive() { [ -e "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+check "--detach-on-exit stops dnsmasq" sh -c "! { [ -e /proc/$pid ] && ! grep -q '^State:.*Z' /proc/$pid/status; }"
+check "--detach-on-exit removes $LAB_CACHE_IP from lo" \
+  sh -c "! ip -n $LAB_NS_NODE addr show dev lo | grep -q $LAB_CACHE_IP"
+tap_done
