@@ -648,8 +648,8 @@ static bool k8s_failed(struct ep_k8s *k, enum k8s_op op, enum k8s_outcome o,
 		return true;
 	case K8S_FORBIDDEN:
 		if (!k->forbidden_logged[op])
-			log_error("kubernetes: RBAC: the service account may not \"%s\" (403 "
-				  "Forbidden: %s); grant it - the agent needs nodes get, nodes "
+			log_error("kubernetes: RBAC: the service account may not \"%s\" (%s); "
+				  "grant it - the agent needs nodes get, nodes "
 				  "patch, nodes/status patch, events create; retrying every %u s",
 				  op_rbac[op], r->msg, k->s.forbidden_retry_ms / 1000);
 		k->forbidden_logged[op] = true;

@@ -103,13 +103,14 @@ static json_t *datapath_json(const struct ep_agent *a)
 
 json_t *ep_status_dns(const struct ep_agent *a)
 {
-	json_t *o = json_object(), *ups = json_array();
+	json_t *o = json_object(), *ups;
 	char ip[EP_IP_STRLEN];
 
 	if (!a->cfg.dns.configured) {
 		json_object_set_new(o, "mode", json_string("not configured"));
 		return o;
 	}
+	ups = json_array();
 	for (size_t i = 0; i < a->cfg.dns.n_upstreams; i++)
 		json_array_append_new(ups, json_string(ep_ip_str(&a->cfg.dns.upstreams[i], ip, sizeof(ip))));
 	json_object_set_new(o, "mode", json_string("upstream"));
