@@ -188,4 +188,131 @@ struct ep_dp_config {
 	__u32 now_s;
 };
 
+
+/* ==== DNS observation and failover (tc/tc_dns.bpf.c, tc/sock_dns.bpf.c) ==== */
+
+#define EP_DNS_MAX_UPSTREAMS 8
+#define EP_DNS_PORT 53
+/* Latency histogram: bucket i counts answers that took [2^i, 2^(i+1)) us;
+ * bucket 0 also takes < 1 us, the last one everything above. */
+#define EP_DNS_LAT_BUCKETS 24
+#define EP_DNS_SAMPLE_MAX 512 /* DNS payload bytes copied into a sample */
+#define EP_DNS_PENDING_SIZE 65536
+#define EP_DNS_REDIR_SIZE 65536
+#define EP_DNS_SNAP_SIZE 262144
+
+/* Key of ep_dns_upstreams: which destination addresses are the upstreams.
+ * Value: struct ep_dns_upstream. */
+struct ep_dns_upstream_key {
+	__u32 addr[4];
+	__u32 family;
+};
+
+struct ep_dns_upstream {
+	__u32 idx; /* index into ep_dns_stats, 0..EP_DNS_MAX_UPSTREAMS-1 */
+	__u32 flags; /* EP_DNS_UP_F_* */
+};
+
+/* Set by the agent for an upstream it suspects of hijacking: answers for
+ * names in the snapshot whose addresses share nothing with it are dropped
+ * (the stub retries, and in failed-over mode lands on the cache). */
+#define EP_DNS_UP_F_DROP_DIVERGENT (1u << 0)
+/* Set by the agent when it sees a flood of answers matching no query (a
+ * spoofing attempt): such answers are dropped instead of reaching clients.
+ * In cache mode every unmatched upstream answer is dropped anyway. */
+#define EP_DNS_UP_F_DROP_UNMATCHED (1u << 1)
+
+/* A query in flight (client -> upstream), for matching its answer. */
+struct ep_dns_pending_key {
+	__u32 client[4];
+	__u32 upstream[4];
+	__u16 cport; /* network order */
+	__u16 txid;  /* network order */
+	__u8 family;
+	__u8 proto; /* IPPROTO_UDP / IPPROTO_TCP */
+	__u16 pad;
+};
+
+struct ep_dns_pending {
+	__u64 sent_ns; /* bpf_ktime_get_ns() */
+	__u32 upstream_idx;
+	__u16 flags; /* EP_DNS_PENDING_F_* */
+	__u16 pad;
+};
+
+/* Set by the agent when it counted the query as a timeout; the entry stays
+ * a while so a late answer is recognised as late, not as a spoofed one. */
+#define EP_DNS_PENDING_F_TIMED_OUT (1u << 0)
+
+/* Per-CPU, indexed by upstream idx. */
+struct ep_dns_stats {
+	__u64 queries;	      /* distinct queries seen (first sighting only) */
+	__u64 answers;	      /* answers matched to a query */
+	__u64 unmatched;      /* answers from the upstream matching no query: spoofing sign */
+	__u64 malformed;      /* DNS to/from the upstream that does not parse */
+	__u64 redirected;     /* queries sent to the local cache instead (failed-over mode) */
+	__u64 divergent;      /* answers whose addresses share nothing with the snapshot */
+	__u64 divergent_dropped;
+	__u64 rcode[16];
+	__u64 lat[EP_DNS_LAT_BUCKETS];
+	__u64 lat_sum_us;
+	__u64 late;	      /* answers to queries already counted as timed out */
+	__u64 unmatched_dropped;
+};
+
+#define EP_DNS_MODE_UPSTREAM 0
+#define EP_DNS_MODE_CACHE 1
+
+/* ep_dns_config[0]. mode is the one switch between upstream and cache. */
+struct ep_dns_config {
+	__u32 mode;
+	__u32 cache_family4;   /* 1 when cache_addr4 is set */
+	__u32 cache_addr4;     /* the cache's IPv4 address (network order) */
+	__u32 cache_family6;   /* 1 when cache_addr6 is set */
+	__u32 cache_addr6[4];
+	__u32 sample_every;    /* send 1 in N answers to the ring buffer (0 = none) */
+	__u32 pad;
+	__u64 agent_tgid;      /* the agent's own sockets are never redirected (probes) */
+	__u64 netns_cookie;    /* sock hooks act only in the node's network namespace */
+};
+
+/* Redirected flows (pods): client -> original upstream, to translate the
+ * cache's replies back (source = the upstream the client asked). */
+struct ep_dns_redir_key {
+	__u32 client[4];
+	__u16 cport;
+	__u8 proto;
+	__u8 family;
+};
+
+struct ep_dns_redir {
+	__u32 upstream[4];
+	__u64 ts_ns;
+};
+
+/* Trusted snapshot for in-datapath divergence checks: key = ep_dns_name_hash()
+ * of the question name, value = the addresses the snapshot has for it. */
+#define EP_DNS_SNAP_ADDRS 8
+struct ep_dns_snap_entry {
+	__u32 n4, n6;
+	__u32 a4[EP_DNS_SNAP_ADDRS];
+	__u32 a6[4][4]; /* first 4 IPv6 addresses */
+};
+
+/* A sampled answer for the agent (ring buffer ep_dns_samples). */
+struct ep_dns_sample {
+	__u64 ts_ns;
+	__u32 upstream_idx;
+	__u16 len;   /* bytes of data used */
+	__u8 family;
+	__u8 flags;  /* EP_DNS_SAMPLE_F_* */
+	__u32 client[4];
+	__u32 upstream[4];
+	__u8 data[EP_DNS_SAMPLE_MAX];
+};
+
+#define EP_DNS_SAMPLE_F_UNMATCHED (1u << 0)
+#define EP_DNS_SAMPLE_F_DIVERGENT (1u << 1)
+#define EP_DNS_SAMPLE_F_DROPPED (1u << 2)
+
 #endif /* EDGEPLANE_ABI_H */

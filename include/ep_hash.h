@@ -124,4 +124,44 @@ EP_INLINE __u32 ep_vip_filter_slot(const __u32 *addr, __u8 family)
 	return (x * 0x9E3779B1u) >> (32 - EP_VIP_FILTER_BITS);
 }
 
+/* FNV-1a over a DNS name in wire format (length-prefixed labels, no
+ * compression), ASCII letters folded to lower case, the terminating zero
+ * included. BPF walks the question name with it; user space hashes the
+ * snapshot's names the same way (ep_dns_name_hash_text). */
+#define EP_FNV64_OFFSET 0xcbf29ce484222325ULL
+#define EP_FNV64_PRIME 0x100000001b3ULL
+
+EP_INLINE __u64 ep_fnv64_byte(__u64 h, __u8 c)
+{
+	if (c >= 'A' && c <= 'Z')
+		c = (__u8)(c + 32);
+	return (h ^ c) * EP_FNV64_PRIME;
+}
+
+#ifndef __VMLINUX_H__
+/* "www.Example.com" / "www.example.com." -> the hash of its wire form. */
+static inline __u64 ep_dns_name_hash_text(const char *name)
+{
+	__u64 h = EP_FNV64_OFFSET;
+	const char *p = name;
+
+	while (*p) {
+		const char *dot = p;
+		__u8 len = 0;
+
+		while (*dot && *dot != '.') {
+			dot++;
+			len++;
+		}
+		if (!len)
+			break;
+		h = ep_fnv64_byte(h, len);
+		for (const char *q = p; q < dot; q++)
+			h = ep_fnv64_byte(h, (__u8)*q);
+		p = *dot ? dot + 1 : dot;
+	}
+	return ep_fnv64_byte(h, 0);
+}
+#endif
+
 #endif /* EP_HASH_H */

@@ -1,0 +1,91 @@
+/*
+ * DNS health: per-upstream verdicts from one sliding window of signals, and
+ * the node's failover state machine
+ *
+ *   healthy -> suspect -> failed-over -> recovering -> healthy
+ *
+ * with minimum sample sizes and hysteresis. Pure logic (no I/O, no clock):
+ * the caller feeds windows and the time, and applies the mode it returns.
+ */
+#ifndef EP_DNS_HEALTH_H
+#define EP_DNS_HEALTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Everything observed about one upstream over the window. */
+struct ep_dns_window {
+	/* from the datapath (real traffic, and the agent's own probes too) */
+	uint64_t queries, answers, timeouts, late, servfail, refused, unmatched, divergent;
+	/* from the agent's probes */
+	uint64_t probes, probe_ok, probe_timeout, probe_servfail, probe_wrong, probe_bogus;
+	uint64_t probe_divergent; /* snapshot-name probes answered with other addresses */
+};
+
+/* Why an upstream is judged bad (bit set), or 0 when it is fine. */
+#define EP_DNS_BAD_TIMEOUTS (1u << 0)
+#define EP_DNS_BAD_SERVFAIL (1u << 1)
+#define EP_DNS_BAD_HIJACK (1u << 2)  /* wrong canary answer, bogus DNSSEC, divergence */
+#define EP_DNS_BAD_SPOOFING (1u << 3) /* answers matching no query outnumber real ones */
+/* Not enough samples in the window to judge (not bad, not clean either). */
+#define EP_DNS_UNKNOWN (1u << 8)
+
+struct ep_dns_thresholds {
+	uint32_t timeout_bp, servfail_bp, hijack_bp; /* ratios in basis points */
+	uint32_t min_samples;
+	uint32_t spoof_min; /* unmatched answers in a window before spoofing counts */
+	uint64_t confirm_ns;  /* a non-hijack problem must last this long to fail over */
+	uint64_t failback_ns; /* clean this long before failing back */
+};
+
+enum ep_dns_state {
+	EP_DNS_HEALTHY = 0,
+	EP_DNS_SUSPECT,
+	EP_DNS_FAILED_OVER,
+	EP_DNS_RECOVERING,
+	EP_DNS_STATES
+};
+
+enum ep_dns_override {
+	EP_DNS_AUTO = 0,
+	EP_DNS_FORCE_CACHE,	/* edgeplane dns failover */
+	EP_DNS_FORCE_UPSTREAM,	/* edgeplane dns failback */
+};
+
+struct ep_dns_machine {
+	struct ep_dns_thresholds t;
+	enum ep_dns_state state;
+	enum ep_dns_override override;
+	uint64_t state_since_ns, bad_since_ns, clean_since_ns;
+	bool cache_mode; /* what the datapath should do */
+	char reason[256];
+	uint64_t transitions[EP_DNS_STATES][EP_DNS_STATES];
+	uint64_t failovers;
+};
+
+const char *ep_dns_state_name(enum ep_dns_state s);
+const char *ep_dns_override_name(enum ep_dns_override o);
+
+/* Verdict for one upstream: 0, EP_DNS_BAD_* bits, or EP_DNS_UNKNOWN. The
+ * reason text (if why != NULL) says which figures crossed which bound. */
+unsigned ep_dns_judge(const struct ep_dns_thresholds *t, const struct ep_dns_window *w, char *why,
+		      size_t whylen);
+
+void ep_dns_machine_init(struct ep_dns_machine *m, const struct ep_dns_thresholds *t, uint64_t now);
+
+/*
+ * One evaluation over the current windows of every upstream. The node fails
+ * over when any upstream is hijacked or spoofed, or when every upstream is
+ * bad (timeouts, SERVFAIL) for confirm_ns; it recovers when no upstream is
+ * hijacked/spoofed and at least one is clean, and fails back after
+ * failback_ns of that. Returns true when the state changed; *changed_mode
+ * says whether cache_mode flipped.
+ */
+bool ep_dns_machine_step(struct ep_dns_machine *m, const struct ep_dns_window *w,
+			 const char *const *names, size_t n, uint64_t now, bool *changed_mode);
+
+/* Manual override (drills); returns true when cache_mode flipped. */
+bool ep_dns_machine_override(struct ep_dns_machine *m, enum ep_dns_override o, uint64_t now);
+
+#endif
