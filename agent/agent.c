@@ -16,6 +16,7 @@
 
 #include "control.h"
 #include "dns_cache.h"
+#include "dns_failover.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
@@ -132,6 +133,37 @@ static int check_immutable(const struct ep_config *old, const struct ep_config *
 
 /* Starts, reconfigures or stops the DNS cache to match cfg. */
 static int apply_dns_cache(struct ep_agent *a, const struct ep_config *cfg, char *err,
+			   size_t errlen);
+
+/* DNS observation and failover: datapath programs, then the cache, then the
+ * health machinery that drives both. */
+static int apply_dns(struct ep_agent *a, const struct ep_config *cfg, char *err, size_t errlen)
+{
+	int rc;
+
+	if (!cfg->dns.configured) {
+		if (a->failover) {
+			log_info("DNS section removed from the config: failover off, datapath back to upstream");
+			ep_dns_failover_override(a->failover, EP_DNS_FORCE_UPSTREAM);
+			ep_dns_failover_stop(a->failover);
+			a->failover = NULL;
+		}
+		/* Also when this agent never enabled it: a previous run with a
+		 * dns section may have left filters, links and pins behind. */
+		ep_datapath_dns_disable(&a->dp, true);
+		return apply_dns_cache(a, cfg, err, errlen);
+	}
+	rc = ep_datapath_dns_enable(&a->dp, a->runtime_dir, err, errlen);
+	if (!rc)
+		rc = apply_dns_cache(a, cfg, err, errlen);
+	if (rc)
+		return rc;
+	if (a->failover)
+		return ep_dns_failover_reconfigure(a->failover, cfg, a->cache, err, errlen);
+	return ep_dns_failover_start(&a->failover, cfg, &a->dp.dns, a->cache, err, errlen);
+}
+
+static int apply_dns_cache(struct ep_agent *a, const struct ep_config *cfg, char *err,
 			   size_t errlen)
 {
 	if (!cfg->dns.cache.enabled) {
@@ -158,7 +190,7 @@ static int apply_config(struct ep_agent *a, const struct ep_config *cfg, char *e
 	if (!rc)
 		rc = ep_datapath_set_forwarding(&a->dp, cfg->datapath.forwarding);
 	if (!rc)
-		rc = apply_dns_cache(a, cfg, err, errlen);
+		rc = apply_dns(a, cfg, err, errlen);
 	return rc;
 }
 
@@ -348,9 +380,13 @@ static void on_tick(struct ep_agent *a)
 		run_gc(a);
 		a->next_gc_ns = now + GC_INTERVAL_NS;
 	}
-	if (a->cache) {
+	if (a->cache || a->failover) {
 		pthread_mutex_lock(&a->lock);
-		ep_dns_cache_tick(a->cache, now, true);
+		if (a->failover)
+			ep_dns_failover_tick(a->failover, now);
+		if (a->cache)
+			ep_dns_cache_tick(a->cache, now,
+					  !a->failover || ep_dns_failover_upstream_healthy(a->failover));
 		pthread_mutex_unlock(&a->lock);
 	}
 }
@@ -415,6 +451,9 @@ static void stop(struct ep_agent *a)
 		ep_datapath_detach_all(&a->dp);
 	else if (a->dp.tc_skel)
 		log_info("datapath left attached and forwarding (maps pinned under %s)", a->dp.root);
+	/* DNS mode stays in the datapath (pinned) like everything else. */
+	ep_dns_failover_stop(a->failover);
+	a->failover = NULL;
 	/* dnsmasq outlives the agent like the datapath does, unless told. */
 	ep_dns_cache_stop(a->cache, a->opts.detach_on_exit);
 	a->cache = NULL;

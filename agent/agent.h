@@ -26,6 +26,7 @@ struct ep_agent_opts {
 
 struct MHD_Daemon;
 struct ep_dns_cache;
+struct ep_dns_failover;
 
 struct ep_agent {
 	struct ep_agent_opts opts;
@@ -35,6 +36,7 @@ struct ep_agent {
 	struct ep_datapath dp;
 	struct ep_services svcs;
 	struct ep_dns_cache *cache; /* dns.cache, NULL when not configured */
+	struct ep_dns_failover *failover; /* dns section, NULL when not configured */
 	char runtime_dir[PATH_MAX]; /* dirname of the control socket */
 	struct MHD_Daemon *mhd;
 	char metrics_listen[128];

@@ -32,6 +32,10 @@ static void usage(FILE *f)
 		"  dns status                          DNS mode, upstreams, the local cache (dnsmasq state,\n"
 		"                                      snapshot names/records/age, refresh)\n"
 		"  dns refresh                         rebuild the cache snapshot from the upstreams now\n"
+		"  dns failover                        answer from the local cache now (drills); stays until\n"
+		"                                      dns auto\n"
+		"  dns failback                        send queries to the upstreams now, whatever the health\n"
+		"  dns auto                            back to automatic failover\n"
 		"\n"
 		"Commands that do not need the agent:\n"
 		"  cache build --domains FILE --resolver ADDR[:PORT] [--resolver ...] --out FILE\n"
@@ -246,9 +250,36 @@ static void print_dns(json_t *r)
 	size_t i;
 	char t1[48], t2[48];
 
+	json_t *fo = json_object_get(r, "failover");
+
 	printf("mode        %s\n", jstr(r, "mode"));
 	if (!strcmp(jstr(r, "mode"), "not configured"))
 		return;
+	if (json_is_object(fo)) {
+		char since[32];
+		json_t *ks = json_object_get(fo, "kubernetes");
+
+		human_duration(json_real_value(json_object_get(fo, "state_since_seconds")), since,
+			       sizeof(since));
+		printf("state       %s for %s (override: %s, %lld automatic failovers)\n", jstr(fo, "state"),
+		       since, jstr(fo, "override"), jint(fo, "failovers"));
+		printf("reason      %s\n", jstr(fo, "reason"));
+		json_array_foreach(json_object_get(fo, "upstream_health"), i, v)
+		{
+			printf("upstream    %s: %s\n", jstr(v, "address"), jstr(v, "verdict"));
+			printf("              %lld queries, %lld answers, %lld timeouts, %lld late, %lld unmatched, "
+			       "%lld divergent, %lld redirected; p50 %.1f ms p99 %.1f ms\n",
+			       jint(v, "queries"), jint(v, "answers"), jint(v, "timeouts"),
+			       jint(v, "late_answers"), jint(v, "unmatched_answers"),
+			       jint(v, "divergent_answers"), jint(v, "redirected_to_cache"),
+			       1000 * json_real_value(json_object_get(v, "latency_p50_seconds")),
+			       1000 * json_real_value(json_object_get(v, "latency_p99_seconds")));
+			printf("              last probe: %s\n", jstr(v, "last_probe"));
+		}
+		printf("kubernetes  %s%s%s\n", jstr(ks, "state"),
+		       json_string_value(json_object_get(ks, "why")) ? ": " : "",
+		       json_string_value(json_object_get(ks, "why")) ?: "");
+	}
 	printf("upstreams  ");
 	json_array_foreach(json_object_get(r, "upstreams"), i, v)
 		printf("%s %s", i ? "," : "", json_string_value(v));
@@ -290,6 +321,21 @@ static int cmd_dns(const struct cli *c, int argc, char **argv)
 
 	if (argc == 1 && !strcmp(argv[0], "status"))
 		return simple(c, "dns_status", print_dns);
+	if (argc == 1 && (!strcmp(argv[0], "failover") || !strcmp(argv[0], "failback") ||
+			  !strcmp(argv[0], "auto"))) {
+		char cmd[32];
+
+		snprintf(cmd, sizeof(cmd), "dns_%s", argv[0]);
+		resp = call(c, json_pack("{s:s}", "command", cmd));
+		if (!resp)
+			return 1;
+		if (c->json)
+			print_json(json_object_get(resp, "result"));
+		else
+			printf("DNS override: %s\n", argv[0]);
+		json_decref(resp);
+		return 0;
+	}
 	if (argc == 1 && !strcmp(argv[0], "refresh")) {
 		resp = call(c, json_pack("{s:s}", "command", "dns_refresh"));
 		if (!resp)
@@ -301,7 +347,7 @@ static int cmd_dns(const struct cli *c, int argc, char **argv)
 		json_decref(resp);
 		return 0;
 	}
-	fprintf(stderr, "usage: edgeplane dns status|refresh\n");
+	fprintf(stderr, "usage: edgeplane dns status|refresh|failover|failback|auto\n");
 	return 2;
 }
 

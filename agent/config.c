@@ -8,6 +8,8 @@
  */
 #include "config.h"
 
+#include "dnssec_check.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -729,6 +731,7 @@ static bool valid_dns_label(const char *s)
 
 static const struct field dns_cache_fields[] = {
 	{ .key = "listen", .kind = K_IP, MEMBER(struct ep_cfg_dns, cache.listen) },
+	{ .key = "listen6", .kind = K_IP, MEMBER(struct ep_cfg_dns, cache.listen6) },
 	{ .key = "preload", .kind = K_STR, MEMBER(struct ep_cfg_dns, cache.preload), .min = 1,
 	  .max = PATH_MAX - 1, .expect = "an absolute path", .valid_str = valid_abspath },
 	{ .key = "ttl", .kind = K_INT, MEMBER(struct ep_cfg_dns, cache.ttl), .min = 1, .max = 86400 },
@@ -785,6 +788,13 @@ static const struct schema dns_health_schema = {
 	.n_fields = ARRAY_LEN(dns_health_fields),
 };
 
+static const struct enum_val drop_divergent_modes[] = {
+	{ "always", EP_DROP_DIV_ALWAYS },
+	{ "suspected", EP_DROP_DIV_SUSPECTED },
+	{ "never", EP_DROP_DIV_NEVER },
+	{ NULL, 0 },
+};
+
 static const struct field dns_failover_fields[] = {
 	{ .key = "timeout_ratio", .kind = K_RATIO,
 	  MEMBER(struct ep_cfg_dns, failover.timeout_ratio_bp) },
@@ -796,6 +806,8 @@ static const struct field dns_failover_fields[] = {
 	  .min = 1, .max = 1000000 },
 	{ .key = "failback_after_s", .kind = K_INT,
 	  MEMBER(struct ep_cfg_dns, failover.failback_after_s), .min = 0, .max = 86400 },
+	{ .key = "drop_divergent", .kind = K_ENUM,
+	  MEMBER(struct ep_cfg_dns, failover.drop_divergent), .enums = drop_divergent_modes },
 };
 
 static const struct schema dns_failover_schema = {
@@ -1564,11 +1576,51 @@ static void check_dns(struct ctx *c, const struct ep_config *cfg)
 	if (!d->n_upstreams && !has_error(c, "dns.upstreams"))
 		add_err(c, line_or(dns_node(c, NULL, NULL), 0), "dns.upstreams",
 			"at least one upstream resolver is required in a dns section");
-	for (size_t i = 0; d->cache.enabled && i < d->n_upstreams; i++)
+	for (size_t i = 0; d->cache.enabled && i < d->n_upstreams; i++) {
 		if (ep_ip_eq(&d->upstreams[i], &d->cache.listen))
 			add_err(c, line_or(dns_node(c, "cache", "listen"), 0), "dns.cache.listen",
 				"%s is also an upstream: the cache must listen on its own address",
 				ep_ip_str(&d->cache.listen, a, sizeof(a)));
+		if (d->cache.listen6.family && ep_ip_eq(&d->upstreams[i], &d->cache.listen6))
+			add_err(c, line_or(dns_node(c, "cache", "listen6"), 0), "dns.cache.listen6",
+				"%s is also an upstream: the cache must listen on its own address",
+				ep_ip_str(&d->cache.listen6, a, sizeof(a)));
+	}
+	if (d->cache.enabled && d->cache.listen6.family && !has_error(c, "dns.cache.listen6")) {
+		if (d->cache.listen6.family != EP_FAMILY_V6)
+			add_err(c, line_or(dns_node(c, "cache", "listen6"), 0), "dns.cache.listen6",
+				"must be an IPv6 address (dns.cache.listen takes the IPv4 one)");
+		else if (d->cache.listen.family == EP_FAMILY_V6)
+			add_err(c, line_or(dns_node(c, "cache", "listen6"), 0), "dns.cache.listen6",
+				"dns.cache.listen is already IPv6; listen6 is for an IPv6 address next to "
+				"an IPv4 listen");
+	}
+	/* Failed over, a query can only be redirected to a cache address of its
+	 * own family: an upstream the cache cannot stand in for would keep
+	 * failing, silently. */
+	for (size_t i = 0; d->cache.enabled && i < d->n_upstreams; i++) {
+		int fam = d->upstreams[i].family;
+
+		if (d->cache.listen.family != fam && d->cache.listen6.family != fam) {
+			add_err(c, line_or(dns_node(c, "upstreams", NULL), 0), "dns.upstreams",
+				"%s is an IPv%c upstream but the cache has no IPv%c address to stand in "
+				"for it: set dns.cache.%s",
+				ep_ip_str(&d->upstreams[i], a, sizeof(a)), fam == EP_FAMILY_V6 ? '6' : '4',
+				fam == EP_FAMILY_V6 ? '6' : '4', fam == EP_FAMILY_V6 ? "listen6" : "listen");
+			break;
+		}
+	}
+	/* A bad trust anchor is a config error like any other: caught by
+	 * --check-config and on reload, not only when the prober starts. */
+	if (d->health.trust_anchor[0] && !has_error(c, "dns.health.trust_anchor")) {
+		struct ep_dnssec_anchor *an = NULL;
+		char why[512] = "";
+
+		if (ep_dnssec_anchor_load(d->health.trust_anchor, &an, why, sizeof(why)))
+			add_err(c, line_or(dns_node(c, "health", "trust_anchor"), 0),
+				"dns.health.trust_anchor", "%s", why);
+		ep_dnssec_anchor_free(an);
+	}
 	if (d->health.timeout_ms >= d->failover.window_ms && !has_error(c, "dns.health.timeout_ms"))
 		add_err(c, line_or(dns_node(c, "health", "timeout_ms"), 0), "dns.health.timeout_ms",
 			"must be shorter than dns.failover.window_ms (%u ms), or no timeout could be "

@@ -85,6 +85,12 @@ struct ep_cfg_dns_canary {
 	int line;
 };
 
+/* When answers that contradict the trusted snapshot are dropped in the
+ * datapath: always (no forged answer for a snapshot name reaches a client,
+ * but a record that legitimately moved entirely fails until the next
+ * refresh), once the upstream is suspected of hijacking, or never. */
+enum ep_drop_divergent { EP_DROP_DIV_ALWAYS = 0, EP_DROP_DIV_SUSPECTED, EP_DROP_DIV_NEVER };
+
 struct ep_cfg_dns {
 	bool configured; /* the dns section is present */
 	struct ep_ip upstreams[EP_CFG_MAX_UPSTREAMS];
@@ -92,6 +98,8 @@ struct ep_cfg_dns {
 	struct {
 		bool enabled;		   /* the cache section is present */
 		struct ep_ip listen;	   /* dnsmasq answers here, port 53 (default 169.254.20.10) */
+		struct ep_ip listen6;	   /* optional IPv6 address too (family 0: none); needed to
+					    * redirect queries to IPv6 upstreams */
 		char preload[PATH_MAX];	   /* hosts file from `edgeplane cache build` */
 		uint32_t ttl;		   /* TTL of preloaded answers, default 30 */
 		char domains[PATH_MAX];	   /* names the refresh rebuilds; "" = no refresh */
@@ -114,6 +122,7 @@ struct ep_cfg_dns {
 		uint32_t window_ms;	    /* default 1000 */
 		uint32_t min_samples;	    /* default 5 */
 		uint32_t failback_after_s;  /* default 30 */
+		enum ep_drop_divergent drop_divergent; /* default always */
 	} failover;
 };
 

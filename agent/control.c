@@ -12,6 +12,7 @@
 
 #include "agent.h"
 #include "dns_cache.h"
+#include "dns_failover.h"
 #include "log.h"
 #include "status.h"
 #include "util.h"
@@ -186,6 +187,16 @@ static json_t *dispatch(struct ep_agent *a, json_t *req)
 	}
 	if (!strcmp(cmd, "dns_status"))
 		return ok_reply(ep_status_dns(a));
+	if (!strcmp(cmd, "dns_failover") || !strcmp(cmd, "dns_failback") || !strcmp(cmd, "dns_auto")) {
+		enum ep_dns_override o = !strcmp(cmd, "dns_failover")	? EP_DNS_FORCE_CACHE
+					 : !strcmp(cmd, "dns_failback") ? EP_DNS_FORCE_UPSTREAM
+									: EP_DNS_AUTO;
+
+		if (!a->failover)
+			return err_reply("no dns section configured");
+		ep_dns_failover_override(a->failover, o);
+		return ok_reply(json_pack("{s:s}", "override", ep_dns_override_name(o)));
+	}
 	if (!strcmp(cmd, "dns_refresh")) {
 		if (!a->cache)
 			return err_reply("no dns.cache configured");

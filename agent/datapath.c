@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/if_link.h>
 #include <linux/magic.h>
 #include <stdio.h>
@@ -15,6 +16,8 @@
 #include <xdp/libxdp.h>
 
 #include "log.h"
+#include "sock_dns.skel.h"
+#include "tc_dns.skel.h"
 #include "tc_rnat.skel.h"
 #include "util.h"
 #include "xdp_lb.skel.h"
@@ -165,7 +168,7 @@ int ep_datapath_open(struct ep_datapath *dp, const struct ep_cfg_datapath *cfg, 
 	int rc;
 
 	memset(dp, 0, sizeof(*dp));
-	dp->rnat_in_fd = dp->rnat_eg_fd = -1;
+	dp->rnat_in_fd = dp->rnat_eg_fd = dp->dns_in_fd = dp->dns_eg_fd = -1;
 	snprintf(dp->root, sizeof(dp->root), "%s", cfg->bpffs);
 	dp->xdp_mode = cfg->xdp_mode;
 	dp->ct_size = cfg->conntrack_size;
@@ -480,10 +483,23 @@ static int xdp_sync(struct ep_datapath *dp, struct ep_dp_iface *ifc, char *err, 
 
 /* ---- TC ----------------------------------------------------------------- */
 
-static int tc_attach(int ifindex, enum bpf_tc_attach_point where, int prog_fd)
+/* Our TC filters sit at fixed handle/priority pairs so a restarted agent
+ * replaces its own filter atomically and never touches anybody else's. DNS
+ * runs first (lower priority number) and passes on (TC_ACT_UNSPEC) what it
+ * does not consume, so reverse NAT still sees every packet. */
+struct tc_slot {
+	__u32 handle, prio;
+	const char *prefix, *what;
+};
+
+static const struct tc_slot TC_RNAT = {EP_TC_HANDLE, EP_TC_PRIO, EP_TC_PROG_PREFIX, "reverse NAT"};
+static const struct tc_slot TC_DNS = {0xe0, 0xe0, "ep_tc_dns", "DNS observation"};
+
+static int tc_attach(int ifindex, enum bpf_tc_attach_point where, const struct tc_slot *slot,
+		     int prog_fd)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = where);
-	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = EP_TC_HANDLE, .priority = EP_TC_PRIO,
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = slot->handle, .priority = slot->prio,
 		    .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE);
 	int rc = bpf_tc_hook_create(&hook);
 
@@ -492,11 +508,11 @@ static int tc_attach(int ifindex, enum bpf_tc_attach_point where, int prog_fd)
 	return bpf_tc_attach(&hook, &opts);
 }
 
-/* Is one of our TC programs attached at this hook? */
-static bool tc_is_ours(int ifindex, enum bpf_tc_attach_point where)
+/* Is one of our TC programs attached at this hook and slot? */
+static bool tc_is_ours(int ifindex, enum bpf_tc_attach_point where, const struct tc_slot *slot)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = where);
-	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = EP_TC_HANDLE, .priority = EP_TC_PRIO);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = slot->handle, .priority = slot->prio);
 	struct bpf_prog_info info = {};
 	__u32 len = sizeof(info);
 	bool ours;
@@ -508,35 +524,60 @@ static bool tc_is_ours(int ifindex, enum bpf_tc_attach_point where)
 	if (fd < 0)
 		return false;
 	ours = !bpf_obj_get_info_by_fd(fd, &info, &len) &&
-	       !strncmp(info.name, EP_TC_PROG_PREFIX, strlen(EP_TC_PROG_PREFIX));
+	       !strncmp(info.name, slot->prefix, strlen(slot->prefix));
 	close(fd);
 	return ours;
 }
 
-static void tc_detach(int ifindex, enum bpf_tc_attach_point where, const char *ifname)
+static void tc_detach(int ifindex, enum bpf_tc_attach_point where, const struct tc_slot *slot,
+		      const char *ifname)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = where);
-	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = EP_TC_HANDLE, .priority = EP_TC_PRIO);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = slot->handle, .priority = slot->prio);
 
-	if (!tc_is_ours(ifindex, where))
+	if (!tc_is_ours(ifindex, where, slot))
 		return;
 	if (bpf_tc_detach(&hook, &opts))
-		log_warn("cannot detach TC reverse NAT from %s", ifname);
+		log_warn("cannot detach TC %s from %s", slot->what, ifname);
 	else
-		log_info("detached TC reverse NAT (%s) from %s",
+		log_info("detached TC %s (%s) from %s", slot->what,
 			 where == BPF_TC_INGRESS ? "ingress" : "egress", ifname);
 }
 
 /* ---- interfaces --------------------------------------------------------- */
 
+static void detach_dns_iface(struct ep_dp_iface *ifc)
+{
+	tc_detach(ifc->ifindex, BPF_TC_INGRESS, &TC_DNS, ifc->name);
+	tc_detach(ifc->ifindex, BPF_TC_EGRESS, &TC_DNS, ifc->name);
+}
+
 static void detach_iface(struct ep_dp_iface *ifc)
 {
 	if (ifc->role == EP_ROLE_UPLINK) {
 		xdp_detach_ours(ifc);
-		tc_detach(ifc->ifindex, BPF_TC_EGRESS, ifc->name);
+		tc_detach(ifc->ifindex, BPF_TC_EGRESS, &TC_RNAT, ifc->name);
 	} else {
-		tc_detach(ifc->ifindex, BPF_TC_INGRESS, ifc->name);
+		tc_detach(ifc->ifindex, BPF_TC_INGRESS, &TC_RNAT, ifc->name);
 	}
+	detach_dns_iface(ifc);
+}
+
+/* DNS on both directions of every interface: queries are seen leaving the
+ * node (uplink egress) or arriving from pods (pods ingress), answers arriving
+ * from the upstream (ingress), and the cache's replies to pods are translated
+ * back on pods egress. */
+static int attach_dns_iface(struct ep_datapath *dp, struct ep_dp_iface *ifc, char *err,
+			    size_t errlen)
+{
+	int rc = tc_attach(ifc->ifindex, BPF_TC_INGRESS, &TC_DNS, dp->dns_in_fd);
+
+	if (!rc)
+		rc = tc_attach(ifc->ifindex, BPF_TC_EGRESS, &TC_DNS, dp->dns_eg_fd);
+	if (rc)
+		snprintf(err, errlen, "cannot attach TC DNS observation to %s: %s", ifc->name,
+			 strerror(-rc));
+	return rc;
 }
 
 static int attach_iface(struct ep_datapath *dp, struct ep_dp_iface *ifc, char *err,
@@ -548,15 +589,17 @@ static int attach_iface(struct ep_datapath *dp, struct ep_dp_iface *ifc, char *e
 		rc = xdp_sync(dp, ifc, err, errlen);
 		if (rc)
 			return rc;
-		rc = tc_attach(ifc->ifindex, BPF_TC_EGRESS, dp->rnat_eg_fd);
+		rc = tc_attach(ifc->ifindex, BPF_TC_EGRESS, &TC_RNAT, dp->rnat_eg_fd);
 	} else {
-		rc = tc_attach(ifc->ifindex, BPF_TC_INGRESS, dp->rnat_in_fd);
+		rc = tc_attach(ifc->ifindex, BPF_TC_INGRESS, &TC_RNAT, dp->rnat_in_fd);
 	}
 	if (rc) {
 		snprintf(err, errlen, "cannot attach TC reverse NAT to %s: %s", ifc->name,
 			 strerror(-rc));
 		return rc;
 	}
+	if (dp->dns_skel)
+		return attach_dns_iface(dp, ifc, err, errlen);
 	return 0;
 }
 
@@ -685,6 +728,296 @@ int ep_datapath_set_forwarding(struct ep_datapath *dp, enum ep_forwarding fwd)
 	return bpf_map_update_elem(dp->maps.config, &zero, &c, BPF_ANY) ? -errno : 0;
 }
 
+static void sock_skel_destroy(struct ep_datapath *dp)
+{
+	if (dp->sock_skel)
+		sock_dns__destroy(dp->sock_skel);
+	dp->sock_skel = NULL;
+}
+
+/* ---- DNS: socket hooks for the node's own processes ---------------------- */
+
+/*
+ * Processes on the node talk to the upstream through local sockets; a packet
+ * rewritten in TC towards a local cache would not find its way back to the
+ * socket that sent it. So, as Cilium's socket LB does, the socket calls are
+ * translated instead (tc/sock_dns.bpf.c), attached to the root of the cgroup
+ * v2 hierarchy: every process on the node, whatever cgroup it is in. The
+ * programs themselves only act in the node's network namespace.
+ *
+ * The attachments are bpf_links pinned under <bpffs>/links: they outlive the
+ * agent like the TC filters do (failed over, the node stays failed over while
+ * the agent restarts), and a new agent swaps its programs into the same links
+ * atomically (BPF_LINK_UPDATE) instead of detaching and re-attaching.
+ */
+
+#define SOCK_LINK_DIR "links"
+
+/* The cgroup2 mount whose root is the hierarchy's root (mountinfo field 4
+ * is "/"), or "" if there is none in this mount namespace. */
+static void find_cgroup2(char *out, size_t outlen)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+
+	out[0] = '\0';
+	if (!f)
+		return;
+	while (getline(&line, &cap, f) > 0) {
+		char root[PATH_MAX], mnt[PATH_MAX], *sep;
+		char fstype[64];
+
+		/* id parent maj:min root mountpoint opts... - fstype source superopts */
+		if (sscanf(line, "%*s %*s %*s %4095s %4095s", root, mnt) != 2)
+			continue;
+		sep = strstr(line, " - ");
+		if (!sep || sscanf(sep + 3, "%63s", fstype) != 1)
+			continue;
+		if (!strcmp(fstype, "cgroup2") && !strcmp(root, "/")) {
+			snprintf(out, outlen, "%s", mnt);
+			break;
+		}
+	}
+	free(line);
+	fclose(f);
+}
+
+static int sock_link_path(const struct ep_datapath *dp, const struct bpf_program *prog, char *path,
+			  size_t len)
+{
+	int n = snprintf(path, len, "%s/" SOCK_LINK_DIR "/%s", dp->root, bpf_program__name(prog));
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* Every program into its pinned link if there is one. Returns the number of
+ * programs still without a link, or -errno. */
+static int sock_hooks_update_pinned(struct ep_datapath *dp, char *err, size_t errlen)
+{
+	struct bpf_program *prog;
+	char path[PATH_MAX + 64];
+	int missing = 0;
+
+	bpf_object__for_each_program(prog, dp->sock_skel->obj)
+	{
+		int fd, rc;
+
+		if (sock_link_path(dp, prog, path, sizeof(path)))
+			return -ENAMETOOLONG;
+		fd = bpf_obj_get(path);
+		if (fd < 0) {
+			missing++;
+			continue;
+		}
+		rc = bpf_link_update(fd, bpf_program__fd(prog), NULL);
+		close(fd);
+		if (rc) {
+			snprintf(err, errlen, "cannot update the socket hook link %s: %s", path,
+				 strerror(errno));
+			return -errno;
+		}
+	}
+	return missing;
+}
+
+static int sock_hooks_attach(struct ep_datapath *dp, const char *runtime_dir, char *err,
+			     size_t errlen)
+{
+	char cg[PATH_MAX], path[PATH_MAX + 64], mounted[PATH_MAX] = "";
+	struct bpf_program *prog;
+	int rc, cgfd = -1, missing;
+
+	if (!dp->sock_skel) {
+		dp->sock_skel = sock_dns__open();
+		if (!dp->sock_skel) {
+			snprintf(err, errlen, "cannot open the socket hook object: %s", strerror(errno));
+			return -errno;
+		}
+		rc = pin_maps(dp->sock_skel->obj, dp->root, dp->ct_size, err, errlen);
+		if (!rc && (rc = sock_dns__load(dp->sock_skel)))
+			snprintf(err, errlen, "cannot load the socket hook object: %s", strerror(-rc));
+		if (rc) {
+			sock_skel_destroy(dp);
+			return rc;
+		}
+	}
+	snprintf(path, sizeof(path), "%s/" SOCK_LINK_DIR, dp->root);
+	if (mkdir(path, 0700) && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	missing = sock_hooks_update_pinned(dp, err, errlen);
+	if (missing < 0)
+		return missing;
+	if (missing == 0) {
+		snprintf(dp->cgroup, sizeof(dp->cgroup),
+			 "the cgroup v2 root (already linked, programs replaced)");
+		return 0;
+	}
+
+	find_cgroup2(cg, sizeof(cg));
+	if (!cg[0]) {
+		/* Inside `ip netns exec` (which mounts a fresh /sys) or a
+		 * container without /sys/fs/cgroup: mount the hierarchy just long
+		 * enough to attach; the links hold the cgroup, not the mount. */
+		snprintf(mounted, sizeof(mounted), "%s/cgroup2", runtime_dir);
+		if (ep_mkdir_p(mounted, 0700) ||
+		    (mount("cgroup2", mounted, "cgroup2", 0, NULL) && errno != EBUSY)) {
+			snprintf(err, errlen,
+				 "no cgroup v2 hierarchy is mounted and mounting one at %s failed: %s "
+				 "(host processes' DNS cannot be redirected without it)",
+				 mounted, strerror(errno));
+			return -errno;
+		}
+		snprintf(cg, sizeof(cg), "%s", mounted);
+	}
+	cgfd = open(cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cgfd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot open cgroup %s: %s", cg, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+	bpf_object__for_each_program(prog, dp->sock_skel->obj)
+	{
+		struct bpf_link *link;
+		int fd;
+
+		if (sock_link_path(dp, prog, path, sizeof(path))) {
+			rc = -ENAMETOOLONG;
+			break;
+		}
+		fd = bpf_obj_get(path);
+		if (fd >= 0) { /* updated above */
+			close(fd);
+			continue;
+		}
+		link = bpf_program__attach_cgroup(prog, cgfd);
+		if (!link) {
+			rc = -errno;
+			snprintf(err, errlen, "cannot attach %s to cgroup %s: %s",
+				 bpf_program__section_name(prog), cg, strerror(errno));
+			break;
+		}
+		rc = bpf_link__pin(link, path);
+		/* The pin holds the attachment; our handle is not needed. */
+		bpf_link__destroy(link);
+		if (rc) {
+			snprintf(err, errlen, "cannot pin %s: %s", path, strerror(-rc));
+			break;
+		}
+	}
+	if (!rc)
+		snprintf(dp->cgroup, sizeof(dp->cgroup), "the cgroup v2 root %s%s", cg,
+			 mounted[0] ? " (mounted for the attach, then unmounted)" : "");
+out:
+	if (cgfd >= 0)
+		close(cgfd);
+	if (mounted[0])
+		umount2(mounted, MNT_DETACH);
+	return rc;
+}
+
+/* Unpinning the last reference detaches the programs. */
+static void sock_hooks_detach(struct ep_datapath *dp)
+{
+	char path[PATH_MAX + 64];
+
+	snprintf(path, sizeof(path), "%s/" SOCK_LINK_DIR, dp->root);
+	for (const char *const *n =
+		     (const char *const[]){"ep_sock_dns_connect4", "ep_sock_dns_connect6",
+					   "ep_sock_dns_sendmsg4", "ep_sock_dns_sendmsg6",
+					   "ep_sock_dns_recvmsg4", "ep_sock_dns_recvmsg6",
+					   "ep_sock_dns_getpeername4", "ep_sock_dns_getpeername6", NULL};
+	     *n; n++) {
+		char p[PATH_MAX + 128];
+
+		snprintf(p, sizeof(p), "%s/%s", path, *n);
+		unlink(p);
+	}
+	rmdir(path);
+	dp->cgroup[0] = '\0';
+	sock_skel_destroy(dp);
+}
+
+/* ---- DNS ------------------------------------------------------------------ */
+
+int ep_datapath_dns_enable(struct ep_datapath *dp, const char *runtime_dir, char *err,
+			   size_t errlen)
+{
+	int rc;
+
+	if (dp->dns_skel)
+		return 0;
+	dp->dns_skel = tc_dns__open();
+	if (!dp->dns_skel) {
+		snprintf(err, errlen, "cannot open the DNS object: %s", strerror(errno));
+		return -errno;
+	}
+	rc = pin_maps(dp->dns_skel->obj, dp->root, dp->ct_size, err, errlen);
+	if (!rc && (rc = tc_dns__load(dp->dns_skel)))
+		snprintf(err, errlen, "cannot load the DNS object: %s", strerror(-rc));
+	if (rc) {
+		tc_dns__destroy(dp->dns_skel);
+		dp->dns_skel = NULL;
+		return rc;
+	}
+	dp->dns = (struct ep_dns_map_fds){
+		.upstreams = bpf_map__fd(dp->dns_skel->maps.ep_dns_upstreams),
+		.pending = bpf_map__fd(dp->dns_skel->maps.ep_dns_pending),
+		.stats = bpf_map__fd(dp->dns_skel->maps.ep_dns_stats),
+		.config = bpf_map__fd(dp->dns_skel->maps.ep_dns_config),
+		.redir = bpf_map__fd(dp->dns_skel->maps.ep_dns_redir),
+		.snap = bpf_map__fd(dp->dns_skel->maps.ep_dns_snap),
+		.samples = bpf_map__fd(dp->dns_skel->maps.ep_dns_samples),
+	};
+	dp->dns_in_fd = bpf_program__fd(dp->dns_skel->progs.ep_tc_dns_ingress);
+	dp->dns_eg_fd = bpf_program__fd(dp->dns_skel->progs.ep_tc_dns_egress);
+	pin_prog(dp->root, "ep_tc_dns_ingress", dp->dns_in_fd);
+	pin_prog(dp->root, "ep_tc_dns_egress", dp->dns_eg_fd);
+	for (size_t i = 0; i < dp->n_ifaces; i++) {
+		rc = attach_dns_iface(dp, &dp->ifaces[i], err, errlen);
+		if (rc)
+			return rc;
+	}
+	rc = sock_hooks_attach(dp, runtime_dir, err, errlen);
+	if (!rc)
+		log_info("DNS observation attached to %zu interface(s); host sockets hooked at %s",
+			 dp->n_ifaces, dp->cgroup);
+	return rc;
+}
+
+void ep_datapath_dns_disable(struct ep_datapath *dp, bool remove_pins)
+{
+	char path[PATH_MAX + 64];
+
+	for (size_t i = 0; i < dp->n_ifaces; i++)
+		detach_dns_iface(&dp->ifaces[i]);
+	sock_hooks_detach(dp);
+	if (dp->dns_skel)
+		tc_dns__destroy(dp->dns_skel);
+	dp->dns_skel = NULL;
+	dp->dns_in_fd = dp->dns_eg_fd = -1;
+	memset(&dp->dns, 0, sizeof(dp->dns));
+	if (!remove_pins)
+		return;
+	for (const char *const *m = (const char *const[]){"ep_dns_upstreams", "ep_dns_pending",
+							   "ep_dns_stats", "ep_dns_config",
+							   "ep_dns_redir", "ep_dns_snap",
+							   "ep_dns_samples", "ep_dns_sk", NULL};
+	     *m; m++) {
+		snprintf(path, sizeof(path), "%s/maps/%s", dp->root, *m);
+		unlink(path);
+	}
+	for (const char *const *p = (const char *const[]){"ep_tc_dns_ingress", "ep_tc_dns_egress",
+							   NULL};
+	     *p; p++) {
+		snprintf(path, sizeof(path), "%s/progs/%s", dp->root, *p);
+		unlink(path);
+	}
+}
+
 uint32_t ep_datapath_clock_now(void)
 {
 	return (uint32_t)(ep_coarse_ns() / 1000000000ULL);
@@ -705,9 +1038,11 @@ int ep_datapath_detach_all(struct ep_datapath *dp)
 {
 	char path[PATH_MAX + 64];
 
+	ep_datapath_dns_disable(dp, false);
 	for (size_t i = 0; i < dp->n_ifaces; i++)
 		detach_iface(&dp->ifaces[i]);
-	for (const char *const *d = (const char *const[]){"maps", "progs", NULL}; *d; d++) {
+	for (const char *const *d = (const char *const[]){"maps", "progs", SOCK_LINK_DIR, NULL}; *d;
+	     d++) {
 		snprintf(path, sizeof(path), "%s/%s", dp->root, *d);
 		ep_rm_rf(path);
 	}
@@ -717,6 +1052,11 @@ int ep_datapath_detach_all(struct ep_datapath *dp)
 
 void ep_datapath_close(struct ep_datapath *dp)
 {
+	if (dp->dns_skel)
+		tc_dns__destroy(dp->dns_skel);
+	dp->dns_skel = NULL;
+	if (dp->sock_skel)
+		sock_skel_destroy(dp);
 	if (dp->tc_skel)
 		tc_rnat__destroy(dp->tc_skel);
 	dp->tc_skel = NULL;

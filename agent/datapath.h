@@ -22,6 +22,11 @@ struct ep_map_fds {
 	struct ep_ct_fds ct;
 };
 
+/* DNS maps (tc/tc_dns.bpf.c, tc/sock_dns.bpf.c), pinned like the others. */
+struct ep_dns_map_fds {
+	int upstreams, pending, stats, config, redir, snap, samples;
+};
+
 struct ep_dp_iface {
 	char name[IFNAMSIZ];
 	int ifindex;
@@ -35,6 +40,12 @@ struct ep_datapath {
 	struct ep_map_fds maps;
 	int rnat_in_fd, rnat_eg_fd;  /* TC programs (owned by tc_skel) */
 	struct tc_rnat *tc_skel;
+	/* DNS, when a dns section is configured */
+	struct tc_dns *dns_skel;
+	int dns_in_fd, dns_eg_fd;
+	struct ep_dns_map_fds dns;
+	struct sock_dns *sock_skel;
+	char cgroup[PATH_MAX]; /* where the socket hooks are attached */
 	uint64_t xdp_build_id;
 	enum ep_xdp_mode xdp_mode;
 	uint32_t ct_size;
@@ -63,6 +74,14 @@ int ep_datapath_publish_clock(struct ep_datapath *dp);
 
 /* Detaches every program and removes the pins (--detach-on-exit). */
 int ep_datapath_detach_all(struct ep_datapath *dp);
+
+/* Loads the DNS programs (maps pinned), attaches TC DNS to every interface
+ * and the socket hooks to the cgroup v2 root. runtime_dir is where a cgroup2
+ * hierarchy gets mounted if /sys/fs/cgroup is not one (inside ip netns exec). */
+int ep_datapath_dns_enable(struct ep_datapath *dp, const char *runtime_dir, char *err,
+			   size_t errlen);
+/* Detaches and unloads the DNS programs; remove_pins forgets their maps. */
+void ep_datapath_dns_disable(struct ep_datapath *dp, bool remove_pins);
 
 /* Frees user-space handles; kernel state stays. */
 void ep_datapath_close(struct ep_datapath *dp);

@@ -35,6 +35,7 @@ struct ep_dns_cache {
 	double loaded_at;
 	uint64_t next_check_ns;
 	uint64_t reloads;
+	uint64_t generation;
 
 	/* background refresh */
 	pthread_t thread;
@@ -60,6 +61,7 @@ static void fill_dnsmasq_opts(const struct ep_dns_cache *c, struct ep_dnsmasq_op
 	memset(o, 0, sizeof(*o));
 	snprintf(o->bin, sizeof(o->bin), "%s", c->cfg.cache.dnsmasq);
 	o->listen = c->cfg.cache.listen;
+	o->listen6 = c->cfg.cache.listen6;
 	snprintf(o->preload, sizeof(o->preload), "%s", c->cfg.cache.preload);
 	o->ttl = c->cfg.cache.ttl;
 	o->cache_size = c->cfg.cache.cache_size;
@@ -150,6 +152,7 @@ static void check_snapshot(struct ep_dns_cache *c, bool force)
 		ep_snapshot_free(&c->snap);
 	c->snap = fresh;
 	c->have_snapshot = true;
+	c->generation++;
 	pthread_mutex_unlock(&c->lock);
 	c->snap_id = id;
 	c->loaded_at = ep_wall_seconds();
@@ -233,18 +236,25 @@ static bool refresh_configured(const struct ep_dns_cache *c)
 	return c->cfg.cache.domains[0] && c->cfg.cache.refresh_s && c->cfg.n_upstreams;
 }
 
-static int ensure_listen(struct ep_dns_cache *c, char *err, size_t errlen)
+static int ensure_one_listen(struct ep_dns_cache *c, const struct ep_ip *ip, char *err,
+			     size_t errlen)
 {
 	char a[EP_IP_STRLEN];
 
-	if (ep_addr_is_local(&c->cfg.cache.listen))
+	if (!ip->family || ep_addr_is_local(ip))
 		return 0;
-	if (ep_addr_add_lo(&c->cfg.cache.listen, err, errlen))
+	if (ep_addr_add_lo(ip, err, errlen))
 		return -1;
 	c->added_listen = true;
-	log_info("DNS cache: put %s on lo (no interface held it)",
-		 ep_ip_str(&c->cfg.cache.listen, a, sizeof(a)));
+	log_info("DNS cache: put %s on lo (no interface held it)", ep_ip_str(ip, a, sizeof(a)));
 	return 0;
+}
+
+static int ensure_listen(struct ep_dns_cache *c, char *err, size_t errlen)
+{
+	if (ensure_one_listen(c, &c->cfg.cache.listen, err, errlen))
+		return -1;
+	return ensure_one_listen(c, &c->cfg.cache.listen6, err, errlen);
 }
 
 int ep_dns_cache_start(struct ep_dns_cache **out, const struct ep_config *cfg,
@@ -354,6 +364,54 @@ bool ep_dns_cache_has_name(struct ep_dns_cache *c, const char *name)
 	return has;
 }
 
+uint64_t ep_dns_cache_generation(struct ep_dns_cache *c)
+{
+	uint64_t g;
+
+	pthread_mutex_lock(&c->lock);
+	g = c->generation;
+	pthread_mutex_unlock(&c->lock);
+	return g;
+}
+
+void ep_dns_cache_with_snapshot(struct ep_dns_cache *c,
+				void (*fn)(const struct ep_snapshot *s, void *arg), void *arg)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->have_snapshot)
+		fn(&c->snap, arg);
+	pthread_mutex_unlock(&c->lock);
+}
+
+bool ep_dns_cache_pick(void *cache, char *name, size_t namelen, struct ep_dns_addr *addrs,
+		       size_t *n, size_t max)
+{
+	struct ep_dns_cache *c = cache;
+	bool found = false;
+
+	*n = 0;
+	pthread_mutex_lock(&c->lock);
+	if (c->have_snapshot && c->snap.n_names) {
+		/* Random probing from a random slot finds a used one quickly: the
+		 * table is at most half full. */
+		for (int tries = 0; tries < 64 && !found; tries++) {
+			const struct ep_snapshot_entry *e = &c->snap.slots[(size_t)rand() % c->snap.n_slots];
+			int fam;
+
+			if (!e->name || !e->count)
+				continue;
+			fam = c->snap.addrs[e->first].family;
+			snprintf(name, namelen, "%s", e->name);
+			for (uint32_t i = 0; i < e->count && *n < max; i++)
+				if (c->snap.addrs[e->first + i].family == fam)
+					addrs[(*n)++] = c->snap.addrs[e->first + i];
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return found;
+}
+
 json_t *ep_dns_cache_status(struct ep_dns_cache *c)
 {
 	struct ep_dnsmasq_status ds;
@@ -396,6 +454,9 @@ json_t *ep_dns_cache_status(struct ep_dns_cache *c)
 					      c->last_result.lost_names, "seconds", c->last_result.seconds,
 					      "error", c->last_result.error));
 	json_object_set_new(o, "listen", json_string(ep_ip_str(&c->cfg.cache.listen, ip, sizeof(ip))));
+	if (c->cfg.cache.listen6.family)
+		json_object_set_new(o, "listen6",
+				    json_string(ep_ip_str(&c->cfg.cache.listen6, ip, sizeof(ip))));
 	json_object_set_new(o, "ttl", json_integer(c->cfg.cache.ttl));
 	json_object_set_new(o, "dnsmasq", dm);
 	json_object_set_new(o, "snapshot", snap);
@@ -470,6 +531,8 @@ void ep_dns_cache_stop(struct ep_dns_cache *c, bool stop_dnsmasq)
 	 * the cache's, and a detached agent leaves nothing behind. */
 	if (stop_dnsmasq && ep_addr_del_lo(&c->cfg.cache.listen) == 0)
 		log_info("DNS cache: removed its address from lo");
+	if (stop_dnsmasq && c->cfg.cache.listen6.family && ep_addr_del_lo(&c->cfg.cache.listen6) == 0)
+		log_info("DNS cache: removed its IPv6 address from lo");
 	if (c->have_snapshot)
 		ep_snapshot_free(&c->snap);
 	pthread_mutex_destroy(&c->lock);

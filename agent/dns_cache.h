@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "dns_query.h"
 #include "strbuf.h"
 
 /* The policy responder's address: loopback, a port nothing else uses. */
@@ -36,6 +37,15 @@ json_t *ep_dns_cache_status(struct ep_dns_cache *c);
 void ep_dns_cache_metrics(struct ep_dns_cache *c, struct ep_strbuf *b);
 /* Is this name in the current snapshot? (hijack checks compare against it) */
 bool ep_dns_cache_has_name(struct ep_dns_cache *c, const char *name);
+/* Bumped every time a new snapshot is loaded. */
+uint64_t ep_dns_cache_generation(struct ep_dns_cache *c);
+/* Calls fn for every name of the snapshot (under the snapshot lock). */
+struct ep_snapshot;
+void ep_dns_cache_with_snapshot(struct ep_dns_cache *c,
+				void (*fn)(const struct ep_snapshot *s, void *arg), void *arg);
+/* A random name of the snapshot and its addresses of one family, for probes. */
+bool ep_dns_cache_pick(void *cache, char *name, size_t namelen, struct ep_dns_addr *addrs,
+		       size_t *n, size_t max);
 void ep_dns_cache_stop(struct ep_dns_cache *c, bool stop_dnsmasq);
 
 #endif

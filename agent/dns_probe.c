@@ -8,17 +8,23 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "dnssec_check.h"
 #include "log.h"
+#include "util.h"
 
 #define MAX_INFLIGHT 4
 #define MAX_EXPECT 8
+/* A bogus answer is logged at most this often per upstream. */
+#define BOGUS_LOG_NS (30ULL * 1000000000ULL)
 
 const char *const ep_probe_result_names[EP_PROBE_RESULTS] = {"ok",    "timeout", "servfail",
 							      "wrong", "bogus",   "divergent"};
 
-enum probe_kind { PK_CANARY, PK_SNAPSHOT, PK_LIVENESS };
+/* PK_DNSKEY: the anchored zone's keys, fetched to validate the others. */
+enum probe_kind { PK_CANARY, PK_SNAPSHOT, PK_LIVENESS, PK_DNSKEY };
 
 struct probe {
 	bool busy;
@@ -39,6 +45,14 @@ struct upstream {
 	uint64_t counts[EP_PROBE_RESULTS]; /* since the last take */
 	uint64_t totals[EP_PROBE_RESULTS];
 	char last[400];
+	uint64_t bogus_logged_ns, bogus_unlogged;
+	/* DNSSEC (trust anchor set): the zone keys this upstream served and we
+	 * validated; keys.keys NULL = none yet. Used until keys_expire_ns,
+	 * fetched again from keys_refresh_ns on. */
+	struct ep_dnssec_keys keys;
+	uint64_t keys_refresh_ns, keys_expire_ns;
+	bool keys_fetching;
+	char keys_note[240];
 };
 
 struct ep_dns_prober {
@@ -49,15 +63,54 @@ struct ep_dns_prober {
 	size_t n_canaries;
 	ep_probe_pick_fn pick;
 	void *pick_arg;
+	struct ep_dnssec_anchor *anchor; /* NULL: no validation */
 };
 
+static int load_anchor(struct ep_dns_prober *p, const struct ep_cfg_dns *cfg, char *err,
+		       size_t errlen)
+{
+	char msg[PATH_MAX + 256];
+	size_t in_zone = 0;
+
+	if (ep_dnssec_anchor_load(cfg->health.trust_anchor, &p->anchor, msg, sizeof(msg))) {
+		if (err && errlen)
+			snprintf(err, errlen, "dns.health.trust_anchor: %s", msg);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < cfg->health.n_canaries; i++)
+		in_zone += ep_dnssec_in_zone(p->anchor, cfg->health.canaries[i].name);
+	log_info("DNS probes: DNSSEC validation for zone %s (%zu anchor record(s) from %s)",
+		 ep_dnssec_anchor_zone(p->anchor), ep_dnssec_anchor_count(p->anchor),
+		 cfg->health.trust_anchor);
+	if (!cfg->health.n_canaries)
+		log_warn("DNS probes: no canaries: snapshot names in %s are DNSSEC-validated; names "
+			 "delegated to an unsigned zone below it would be judged bogus (configure "
+			 "canaries in %s)",
+			 ep_dnssec_anchor_zone(p->anchor), ep_dnssec_anchor_zone(p->anchor));
+	else if (in_zone < cfg->health.n_canaries)
+		log_warn("DNS probes: %zu of %zu canaries are outside %s; their answers are not "
+			 "DNSSEC-validated",
+			 cfg->health.n_canaries - in_zone, cfg->health.n_canaries,
+			 ep_dnssec_anchor_zone(p->anchor));
+	return 0;
+}
+
 struct ep_dns_prober *ep_dns_prober_new(const struct ep_cfg_dns *cfg, ep_probe_pick_fn pick,
-					void *pick_arg)
+					void *pick_arg, char *err, size_t errlen)
 {
 	struct ep_dns_prober *p = calloc(1, sizeof(*p));
 
-	if (!p)
+	if (err && errlen)
+		err[0] = '\0';
+	if (!p) {
+		if (err && errlen)
+			snprintf(err, errlen, "DNS prober: out of memory");
 		return NULL;
+	}
+	if (cfg->health.trust_anchor[0] && load_anchor(p, cfg, err, errlen)) {
+		free(p);
+		return NULL;
+	}
 	p->n = cfg->n_upstreams;
 	p->interval_ns = (uint64_t)cfg->health.probe_interval_ms * 1000000ULL;
 	p->timeout_ns = (uint64_t)cfg->health.timeout_ms * 1000000ULL;
@@ -70,6 +123,7 @@ struct ep_dns_prober *ep_dns_prober_new(const struct ep_cfg_dns *cfg, ep_probe_p
 		for (size_t k = 0; k < MAX_INFLIGHT; k++)
 			p->up[i].inflight[k].fd = -1;
 		snprintf(p->up[i].last, sizeof(p->up[i].last), "no probe yet");
+		snprintf(p->up[i].keys_note, sizeof(p->up[i].keys_note), "not fetched yet");
 	}
 	return p;
 }
@@ -83,17 +137,47 @@ static uint16_t rand16(void)
 	return v;
 }
 
-static void finish(struct upstream *u, struct probe *pr, enum ep_probe_result r, const char *detail)
+static const char *qtype_str(uint16_t t)
 {
-	u->counts[r]++;
-	u->totals[r]++;
-	snprintf(u->last, sizeof(u->last), "%s %s: %s%s%s", pr->qname,
-		 pr->qtype == LDNS_RR_TYPE_AAAA ? "AAAA" : "A", ep_probe_result_names[r],
-		 detail ? " - " : "", detail ? detail : "");
+	return t == LDNS_RR_TYPE_AAAA ? "AAAA" : t == LDNS_RR_TYPE_DNSKEY ? "DNSKEY" : "A";
+}
+
+/* Ends a probe without a result (our own failure, not the upstream's). */
+static void abandon(struct upstream *u, struct probe *pr)
+{
+	if (pr->kind == PK_DNSKEY)
+		u->keys_fetching = false;
 	if (pr->fd >= 0)
 		close(pr->fd);
 	pr->fd = -1;
 	pr->busy = false;
+}
+
+static void finish(struct upstream *u, struct probe *pr, enum ep_probe_result r, const char *detail)
+{
+	u->counts[r]++;
+	u->totals[r]++;
+	snprintf(u->last, sizeof(u->last), "%s %s: %s%s%s", pr->qname, qtype_str(pr->qtype),
+		 ep_probe_result_names[r], detail ? " - " : "", detail ? detail : "");
+	/* Probes run several times a second: the first bogus answer is
+	 * logged, then at most one line every 30 s with a count. */
+	if (r == EP_PROBE_BOGUS) {
+		uint64_t t = ep_now_ns();
+
+		if (!u->bogus_logged_ns || t - u->bogus_logged_ns >= BOGUS_LOG_NS) {
+			char a[EP_IP_STRLEN];
+
+			ep_ip_str(&u->addr, a, sizeof(a));
+			log_warn("DNS probe of %s: DNSSEC validation failed: %s (%llu more bogus since "
+				 "the last such line)",
+				 a, u->last, (unsigned long long)u->bogus_unlogged);
+			u->bogus_logged_ns = t;
+			u->bogus_unlogged = 0;
+		} else {
+			u->bogus_unlogged++;
+		}
+	}
+	abandon(u, pr);
 }
 
 /* Fills the probe's name, type and expectations. */
@@ -132,6 +216,67 @@ static void choose(struct ep_dns_prober *p, struct upstream *u, struct probe *pr
 	pr->n_expect = 0;
 }
 
+static void drop_keys(struct upstream *u, const char *why)
+{
+	ep_dnssec_keys_free(&u->keys);
+	u->keys_refresh_ns = u->keys_expire_ns = 0;
+	snprintf(u->keys_note, sizeof(u->keys_note), "%s", why);
+}
+
+/* With a trust anchor: the zone's DNSKEY RRset is fetched first and again
+ * when due; the other probes wait for validated keys. False: nothing to send
+ * this round. */
+static bool choose_dnssec(struct ep_dns_prober *p, struct upstream *u, struct probe *pr,
+			  uint64_t now)
+{
+	if (u->keys.keys && now >= u->keys_expire_ns)
+		drop_keys(u, "the validated keys expired before they could be fetched again");
+	if (!u->keys_fetching && (!u->keys.keys || now >= u->keys_refresh_ns)) {
+		snprintf(pr->qname, sizeof(pr->qname), "%s", ep_dnssec_anchor_zone(p->anchor));
+		pr->qtype = LDNS_RR_TYPE_DNSKEY;
+		pr->kind = PK_DNSKEY;
+		pr->n_expect = 0;
+		u->keys_fetching = true;
+		return true;
+	}
+	if (!u->keys.keys)
+		return false; /* the key fetch in flight comes first */
+	choose(p, u, pr);
+	return true;
+}
+
+/* The query: ep_dnsq_build's, plus the DO bit when answers are validated
+ * (the upstream then includes the RRSIGs). */
+static int build_query(const struct ep_dns_prober *p, const struct probe *pr, uint8_t **wire,
+		       size_t *len)
+{
+	ldns_rdf *name;
+	ldns_pkt *q;
+	ldns_status st;
+
+	if (!p->anchor)
+		return ep_dnsq_build(pr->qname, pr->qtype, pr->id, wire, len);
+	*wire = NULL;
+	*len = 0;
+	name = ldns_dname_new_frm_str(pr->qname);
+	if (!name)
+		return -EINVAL;
+	q = ldns_pkt_query_new(name, (ldns_rr_type)pr->qtype, LDNS_RR_CLASS_IN, LDNS_RD);
+	if (!q)
+		return -ENOMEM; /* ldns_pkt_query_new frees name on failure */
+	ldns_pkt_set_id(q, pr->id);
+	ldns_pkt_set_edns_udp_size(q, EP_DNSQ_EDNS_SIZE);
+	ldns_pkt_set_edns_do(q, true);
+	st = ldns_pkt2wire(wire, q, len);
+	ldns_pkt_free(q);
+	if (st != LDNS_STATUS_OK) {
+		free(*wire);
+		*wire = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static void start_probe(struct ep_dns_prober *p, struct upstream *u, uint64_t now)
 {
 	struct sockaddr_storage ss = {};
@@ -145,10 +290,17 @@ static void start_probe(struct ep_dns_prober *p, struct upstream *u, uint64_t no
 			pr = &u->inflight[k];
 	if (!pr)
 		return; /* everything still in flight: the timeouts will say so */
-	choose(p, u, pr);
+	if (p->anchor) {
+		if (!choose_dnssec(p, u, pr, now))
+			return;
+	} else {
+		choose(p, u, pr);
+	}
 	pr->id = rand16();
-	if (ep_dnsq_build(pr->qname, pr->qtype, pr->id, &wire, &len))
+	if (build_query(p, pr, &wire, &len)) {
+		abandon(u, pr);
 		return;
+	}
 	if (u->addr.family == EP_FAMILY_V6) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
 
@@ -189,12 +341,96 @@ static bool overlaps(const struct ep_dns_addr *a, size_t na, const struct ep_dns
 	return false;
 }
 
-static void judge_reply(struct upstream *u, struct probe *pr, const ldns_pkt *pkt)
+static bool rcode_servfail(const ldns_pkt *pkt)
+{
+	int rc = ldns_pkt_get_rcode(pkt);
+
+	return rc != LDNS_RCODE_NOERROR && rc != LDNS_RCODE_NXDOMAIN;
+}
+
+/* The reply to a DNSKEY probe: validated against the anchor, the keys kept. */
+static void judge_dnskey(struct ep_dns_prober *p, struct upstream *u, struct probe *pr,
+			 const ldns_pkt *pkt, uint64_t now)
+{
+	struct ep_dnssec_keys k;
+	enum ep_dnssec_verdict v;
+	char why[240];
+
+	if (rcode_servfail(pkt)) {
+		finish(u, pr, EP_PROBE_SERVFAIL,
+		       ldns_pkt_get_rcode(pkt) == LDNS_RCODE_REFUSED ? "refused" : "servfail");
+		return;
+	}
+	if (ldns_pkt_tc(pkt)) {
+		finish(u, pr, EP_PROBE_SERVFAIL,
+		       "truncated reply (larger than the 1232-byte EDNS0 buffer; probes do not use TCP)");
+		return;
+	}
+	v = ep_dnssec_check_dnskey(p->anchor, pkt, time(NULL), &k, why, sizeof(why));
+	if (v == EP_DNSSEC_ERROR) {
+		abandon(u, pr);
+		return;
+	}
+	if (v != EP_DNSSEC_SECURE) {
+		/* Bogus keys: nothing this upstream says can be validated. */
+		drop_keys(u, why);
+		finish(u, pr, EP_PROBE_BOGUS, why);
+		return;
+	}
+	ep_dnssec_keys_free(&u->keys);
+	u->keys = k;
+	u->keys_refresh_ns = now + (uint64_t)k.refresh_s * 1000000000ULL;
+	u->keys_expire_ns = now + (uint64_t)k.expire_s * 1000000000ULL;
+	snprintf(u->keys_note, sizeof(u->keys_note), "%s", why);
+	finish(u, pr, EP_PROBE_OK, why);
+}
+
+/* DNSSEC verdict on an answer probe's reply. True when it settled the probe
+ * (bogus, or dropped); false: judge the content as usual. */
+static bool judge_dnssec(struct ep_dns_prober *p, struct upstream *u, struct probe *pr,
+			 const ldns_pkt *pkt)
+{
+	enum ep_dnssec_verdict v;
+	char why[240];
+
+	if (pr->kind == PK_LIVENESS)
+		return false; /* no denial-of-existence proofs: not validated */
+	if (!ep_dnssec_in_zone(p->anchor, pr->qname))
+		return false;
+	if (!u->keys.keys) {
+		/* The keys went away (bogus, or expired) while this probe was in
+		 * flight; that was counted on the DNSKEY probe. */
+		abandon(u, pr);
+		return true;
+	}
+	v = ep_dnssec_check_answer(p->anchor, u->keys.keys, pkt, pr->qname, pr->qtype, time(NULL),
+				   why, sizeof(why));
+	if (v == EP_DNSSEC_ERROR) {
+		abandon(u, pr);
+		return true;
+	}
+	if (v != EP_DNSSEC_BOGUS)
+		return false;
+	if (ldns_pkt_tc(pkt))
+		finish(u, pr, EP_PROBE_SERVFAIL, "truncated reply: signatures missing, probes do not use TCP");
+	else
+		finish(u, pr, EP_PROBE_BOGUS, why);
+	return true;
+}
+
+static void judge_reply(struct ep_dns_prober *p, struct upstream *u, struct probe *pr,
+			const ldns_pkt *pkt, uint64_t now)
 {
 	struct ep_dnsq_chain chain;
 	struct ep_dnsq_answer ans = {};
 	char detail[96];
 
+	if (pr->kind == PK_DNSKEY) {
+		judge_dnskey(p, u, pr, pkt, now);
+		return;
+	}
+	if (p->anchor && judge_dnssec(p, u, pr, pkt))
+		return;
 	ep_dnsq_chain_init(&chain, pr->qname);
 	if (ep_dnsq_classify(pkt, pr->qname, pr->qtype, &chain, &ans)) {
 		finish(u, pr, EP_PROBE_SERVFAIL, "cannot classify the answer");
@@ -239,7 +475,7 @@ static void judge_reply(struct upstream *u, struct probe *pr, const ldns_pkt *pk
 	ep_dnsq_answer_free(&ans);
 }
 
-static void poll_probe(struct upstream *u, struct probe *pr, uint64_t now)
+static void poll_probe(struct ep_dns_prober *p, struct upstream *u, struct probe *pr, uint64_t now)
 {
 	uint8_t buf[4096];
 	ssize_t n;
@@ -251,7 +487,7 @@ static void poll_probe(struct upstream *u, struct probe *pr, uint64_t now)
 		 * Keep waiting for the real one. */
 		if (ep_dnsq_parse_reply(buf, (size_t)n, pr->qname, pr->qtype, pr->id, &pkt) != EP_DNSQ_OK)
 			continue;
-		judge_reply(u, pr, pkt);
+		judge_reply(p, u, pr, pkt, now);
 		ldns_pkt_free(pkt);
 		return;
 	}
@@ -265,12 +501,14 @@ static void poll_probe(struct upstream *u, struct probe *pr, uint64_t now)
 
 void ep_dns_prober_tick(struct ep_dns_prober *p, uint64_t now)
 {
+	if (!p)
+		return;
 	for (size_t i = 0; i < p->n; i++) {
 		struct upstream *u = &p->up[i];
 
 		for (size_t k = 0; k < MAX_INFLIGHT; k++)
 			if (u->inflight[k].busy)
-				poll_probe(u, &u->inflight[k], now);
+				poll_probe(p, u, &u->inflight[k], now);
 		if (now >= u->next_ns) {
 			/* Catch up without bursts after a stall. */
 			u->next_ns = u->next_ns + p->interval_ns > now ? u->next_ns + p->interval_ns
@@ -282,8 +520,11 @@ void ep_dns_prober_tick(struct ep_dns_prober *p, uint64_t now)
 
 void ep_dns_prober_take(struct ep_dns_prober *p, size_t i, struct ep_dns_window *w)
 {
-	uint64_t *c = p->up[i].counts;
+	uint64_t *c;
 
+	if (!p || i >= p->n)
+		return;
+	c = p->up[i].counts;
 	w->probe_ok += c[EP_PROBE_OK];
 	w->probe_timeout += c[EP_PROBE_TIMEOUT];
 	w->probe_servfail += c[EP_PROBE_SERVFAIL];
@@ -298,21 +539,49 @@ void ep_dns_prober_take(struct ep_dns_prober *p, size_t i, struct ep_dns_window 
 
 const char *ep_dns_prober_last(const struct ep_dns_prober *p, size_t i)
 {
+	if (!p || i >= p->n)
+		return "prober not running";
 	return p->up[i].last;
 }
 
 uint64_t ep_dns_prober_total(const struct ep_dns_prober *p, size_t i, int result)
 {
+	if (!p || i >= p->n || result < 0 || result >= EP_PROBE_RESULTS)
+		return 0;
 	return p->up[i].totals[result];
+}
+
+const char *ep_dns_prober_dnssec(const struct ep_dns_prober *p, size_t i, char *buf, size_t len)
+{
+	const struct upstream *u;
+	uint64_t now = ep_now_ns();
+
+	if (!p || i >= p->n || !p->anchor) {
+		snprintf(buf, len, "off");
+		return buf;
+	}
+	u = &p->up[i];
+	if (u->keys.keys)
+		snprintf(buf, len, "zone %s: %s; fetched again in %llu s", ep_dnssec_anchor_zone(p->anchor),
+			 u->keys_note,
+			 (unsigned long long)(u->keys_refresh_ns > now ? (u->keys_refresh_ns - now) / 1000000000ULL
+								       : 0));
+	else
+		snprintf(buf, len, "zone %s: no validated keys (%s)", ep_dnssec_anchor_zone(p->anchor),
+			 u->keys_note);
+	return buf;
 }
 
 void ep_dns_prober_free(struct ep_dns_prober *p)
 {
 	if (!p)
 		return;
-	for (size_t i = 0; i < p->n; i++)
+	for (size_t i = 0; i < p->n; i++) {
 		for (size_t k = 0; k < MAX_INFLIGHT; k++)
 			if (p->up[i].inflight[k].fd >= 0)
 				close(p->up[i].inflight[k].fd);
+		ep_dnssec_keys_free(&p->up[i].keys);
+	}
+	ep_dnssec_anchor_free(p->anchor);
 	free(p);
 }

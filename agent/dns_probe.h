@@ -5,6 +5,7 @@
  * sockets, connected to the upstream so the kernel drops datagrams from
  * any other source; a reply must also carry the query's id and question
  * (RFC 5452) or it is ignored. ldns builds and parses the messages.
+ * Optionally the answers are DNSSEC-validated (docs/dnssec-probes.md).
  */
 #ifndef EP_DNS_PROBE_H
 #define EP_DNS_PROBE_H
@@ -23,15 +24,31 @@ typedef bool (*ep_probe_pick_fn)(void *arg, char *name, size_t namelen, struct e
 
 struct ep_dns_prober;
 
+/*
+ * With cfg->health.trust_anchor set, the anchor file is read here (see
+ * dnssec_check.h) and probe answers are DNSSEC-validated: queries carry the
+ * EDNS0 DO bit, each upstream is also asked for the anchored zone's DNSKEY
+ * RRset (validated against the anchor, kept until its TTL or its earliest
+ * RRSIG expiration, at most an hour), and an answer for a name in that zone
+ * without a valid RRSIG by one of those keys is EP_PROBE_BOGUS. Liveness
+ * probes (names that must not exist) and names outside the zone are not
+ * validated. Returns NULL with a message in err (naming the key and the
+ * file) when the anchor cannot be used; nothing is left allocated then.
+ */
 struct ep_dns_prober *ep_dns_prober_new(const struct ep_cfg_dns *cfg, ep_probe_pick_fn pick,
-					void *pick_arg);
-/* Sends due probes, reads replies, expires unanswered ones. */
+					void *pick_arg, char *err, size_t errlen);
+/* Sends due probes, reads replies, expires unanswered ones. Never blocks.
+ * All functions below accept a NULL prober (nothing to do, nothing to say). */
 void ep_dns_prober_tick(struct ep_dns_prober *p, uint64_t now_ns);
 /* Adds the results gathered for upstream i since the last call to *w. */
 void ep_dns_prober_take(struct ep_dns_prober *p, size_t i, struct ep_dns_window *w);
 /* Last probe outcome of upstream i, for status ("ok", "timeout", "wrong answer ..."). */
 const char *ep_dns_prober_last(const struct ep_dns_prober *p, size_t i);
 uint64_t ep_dns_prober_total(const struct ep_dns_prober *p, size_t i, int result);
+/* DNSSEC state of upstream i, one line for status: "off" without a trust
+ * anchor, else the zone, the validated keys and when they are fetched again,
+ * or why there are none. Returns buf. */
+const char *ep_dns_prober_dnssec(const struct ep_dns_prober *p, size_t i, char *buf, size_t len);
 void ep_dns_prober_free(struct ep_dns_prober *p);
 
 enum ep_probe_result {

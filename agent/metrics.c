@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "dns_cache.h"
+#include "dns_failover.h"
 #include "log.h"
 #include "stats.h"
 #include "strbuf.h"
@@ -140,6 +141,8 @@ char *ep_metrics_render(struct ep_agent *a)
 	}
 	if (a->cache)
 		ep_dns_cache_metrics(a->cache, &b);
+	if (a->failover)
+		ep_dns_failover_metrics(a->failover, &b);
 	family(&b, "agent_info", "gauge", "Agent version and node.");
 	ep_sb_printf(&b, "edgeplane_agent_info{version=\"%s\",node=\"", EP_VERSION);
 	ep_sb_label(&b, a->cfg.node_name);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "dns_cache.h"
+#include "dns_failover.h"
 #include "stats.h"
 #include "util.h"
 
@@ -115,6 +116,13 @@ json_t *ep_status_dns(const struct ep_agent *a)
 		json_array_append_new(ups, json_string(ep_ip_str(&a->cfg.dns.upstreams[i], ip, sizeof(ip))));
 	json_object_set_new(o, "mode", json_string("upstream"));
 	json_object_set_new(o, "upstreams", ups);
+	if (a->failover) {
+		json_t *fo = ep_dns_failover_status(a->failover);
+
+		json_object_set(o, "mode", json_object_get(fo, "mode"));
+		json_object_set(o, "state", json_object_get(fo, "state"));
+		json_object_set_new(o, "failover", fo);
+	}
 	json_object_set_new(o, "cache", a->cache ? ep_dns_cache_status(a->cache) : json_null());
 	return o;
 }

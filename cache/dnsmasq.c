@@ -49,10 +49,16 @@ static int pidfd_open_(pid_t pid)
 
 static char *render_conf(const struct ep_dnsmasq *d)
 {
-	char ip[EP_IP_STRLEN];
+	char ip[2 * EP_IP_STRLEN + 1];
 	char *s = NULL;
 
 	ep_ip_str(&d->o.listen, ip, sizeof(ip));
+	if (d->o.listen6.family) {
+		size_t n = strlen(ip);
+
+		ip[n] = ',';
+		ep_ip_str(&d->o.listen6, ip + n + 1, sizeof(ip) - n - 1);
+	}
 	if (asprintf(&s,
 		     "# Written by edgeplane-agent; it rewrites this file. Do not edit.\n"
 		     "listen-address=%s\n"

@@ -27,6 +27,7 @@
 struct ep_dnsmasq_opts {
 	char bin[PATH_MAX];	    /* dnsmasq binary (PATH is searched when no '/') */
 	struct ep_ip listen;	    /* answers on listen:53 */
+	struct ep_ip listen6;	    /* and on listen6:53 (family 0: not) */
 	char preload[PATH_MAX];	    /* addn-hosts file */
 	uint32_t ttl;		    /* local-ttl */
 	uint32_t cache_size;	    /* cache-size */

@@ -3,7 +3,10 @@
 # tests/lib/netns.sh first, then this file.
 #
 #   dns_zone_generate DIR ZONE N      zone + DIR/domains.txt + DIR/expected.txt
+#   dns_zone_sign DIR ZONE            DNSSEC-sign DIR/ZONE.zone; DIR/trust-anchor
 #   dns_upstream_start NS ADDR DIR    nsd on ADDR:53 in NS serving DIR; prints its pid
+#   dns_upstream_reload DIR           nsd re-reads the zone files of DIR that changed
+#   dns_upstream_stop DIR             stops the nsd serving DIR (and waits)
 #   dns_upstream_drop NS PCT [ADDR]   drop PCT% of DNS queries reaching NS (or ADDR)
 #   dns_upstream_blackhole NS [ADDR]  drop every DNS query reaching NS (or ADDR)
 #   dns_upstream_heal NS              remove the drop rules
@@ -85,6 +88,58 @@ dns_zone_generate() {
       nx = 3 + int(n / 200)
       for (i = 1; i <= nx; i++) { print "nx" i ".nowhere." zone > df; print "nx" i ".nowhere." zone " nxdomain" > ef }
     }' || return 1
+}
+
+# dns_zone_sign DIR ZONE
+#
+# DNSSEC-signs DIR/ZONE.zone (as dns_zone_generate writes it) the way an
+# operator would with ldnsutils: a KSK and a ZSK, both ECDSA P-256
+# (ldns-keygen -a ECDSAP256SHA256 [-k]), kept in DIR/keys; ldns-signzone
+# (NSEC, signatures valid from an hour ago for 4 weeks) writes
+# DIR/ZONE.zone.signed; DIR/zones then lists the signed file, so the next
+# dns_upstream_start serves it (other zones of DIR stay unsigned). The trust
+# anchor for the zone - the DS of the KSK (ldns-key2ds -n -2) - goes to
+# DIR/trust-anchor and the KSK's DNSKEY to DIR/trust-anchor.dnskey; the
+# KSK's key tag is left in DNS_ZONE_KSK_TAG.
+dns_zone_sign() {
+  local dir=$1 zone=$2 ksk zsk now
+  local keys=$dir/keys
+  [ -f "$dir/$zone.zone" ] || { echo "dns_zone_sign: no $dir/$zone.zone" >&2; return 1; }
+  mkdir -p "$keys" || return 1
+  ksk=$(cd "$keys" && ldns-keygen -a ECDSAP256SHA256 -k "$zone") || return 1
+  zsk=$(cd "$keys" && ldns-keygen -a ECDSAP256SHA256 "$zone") || return 1
+  now=$(date +%s)
+  ldns-signzone -o "$zone" -i $((now - 3600)) -e $((now + 28 * 86400)) \
+    -f "$dir/$zone.zone.signed" "$dir/$zone.zone" "$keys/$ksk" "$keys/$zsk" || return 1
+  ldns-key2ds -n -2 "$keys/$ksk.key" >"$dir/trust-anchor" || return 1
+  grep -v '^;' "$keys/$ksk.key" >"$dir/trust-anchor.dnskey" || return 1
+  DNS_ZONE_KSK_TAG=${ksk##*+}
+  DNS_ZONE_KSK_TAG=$((10#$DNS_ZONE_KSK_TAG))
+  awk -v f="$zone.zone" -v z="$zone" '$1 == f && $2 == z { $1 = f ".signed" } { print }' \
+    "$dir/zones" >"$dir/zones.tmp" && mv "$dir/zones.tmp" "$dir/zones"
+}
+
+# dns_upstream_reload DIR : nsd (started by dns_upstream_start for DIR)
+# re-reads the zone files that changed since it loaded them (SIGHUP)
+dns_upstream_reload() {
+  local pid
+  pid=$(cat "$1/nsd.pid" 2>/dev/null) && [ -n "$pid" ] && kill -HUP "$pid"
+}
+
+# dns_upstream_stop DIR : stops the nsd serving DIR and waits (bounded) until
+# it and its server processes are gone, so a new one can take the address
+dns_upstream_stop() {
+  local dir=$1 pid kids p
+  pid=$(cat "$dir/nsd.pid" 2>/dev/null) || return 0
+  [ -n "$pid" ] || return 0
+  kids=$(ps -o pid= --ppid "$pid" 2>/dev/null)
+  kill "$pid" 2>/dev/null || return 0
+  for p in $pid $kids; do
+    for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null
+  done
+  rm -f "$dir/nsd.pid"
+  return 0
 }
 
 # dns_expected_hosts DIR : the hosts lines ("ADDR NAME") that expected.txt

@@ -131,6 +131,7 @@ lab_config_write() {
     echo "interfaces:"
     echo "  - {name: up0, role: uplink}"
     for ((i = 1; i <= LAB_N; i++)); do echo "  - {name: pod$i, role: pods}"; done
+    [ -n "${LAB_EXTRA_IFACES:-}" ] && echo "$LAB_EXTRA_IFACES"
     echo "services:"
     if [ -n "${LAB_SERVICES_YAML:-}" ]; then
       echo "$LAB_SERVICES_YAML"
@@ -211,10 +212,17 @@ lab_metrics() { ip netns exec "$LAB_NS_NODE" curl -s --max-time 5 http://127.0.0
 json_get() { /usr/bin/python3 -c "import json,sys; j=json.loads(sys.argv[1]); print($2)" "$1"; }
 
 # ---- DNS ---------------------------------------------------------------------
-#   node ─ dns0 ══ eth0 ─ dns  (nsd: the site's upstream resolver)
-#   10.77.53.1/24 fd77:53::1   10.77.53.53 fd77:53::53
+# The site's upstream resolver sits on the WAN side, behind the uplink: the
+# client namespace doubles as the WAN router, so the node's DNS traffic
+# crosses up0 where the datapath observes it.
+#
+#   node ─ up0 ══ eth0 ─ client(WAN) ─ wdns0 ══ eth0 ─ dns    (nsd, the upstream)
+#                                     └ wrog0 ══ eth0 ─ rogue  (a hijacker's resolver)
+#   node ─ podapp ══ eth0 ─ app   (a pod whose stub resolver asks the upstream)
 LAB_DNS4=10.77.53.53
 LAB_DNS6=fd77:53::53
+LAB_ROGUE4=10.77.66.66
+LAB_APP4=10.77.30.2
 LAB_CACHE_IP=169.254.20.10
 
 # lab_dns_up [N_NAMES]: the upstream namespace with nsd serving a generated
@@ -225,18 +233,50 @@ lab_dns_up() {
   source "$LAB_ROOT/tests/lab/dns_upstream.sh"
   LAB_NS_DNS=$(netns_add dns) || return 1
   lab_ns_prepare "$LAB_NS_DNS"
-  netns_veth "$LAB_NS_NODE" dns0 "$LAB_NS_DNS" eth0 || return 1
-  ip -n "$LAB_NS_NODE" addr add 10.77.53.1/24 dev dns0
-  ip -n "$LAB_NS_NODE" addr add fd77:53::1/64 dev dns0 nodad
+  netns_veth "$LAB_NS_CLIENT" wdns0 "$LAB_NS_DNS" eth0 || return 1
+  ip -n "$LAB_NS_CLIENT" addr add 10.77.53.1/24 dev wdns0
+  ip -n "$LAB_NS_CLIENT" addr add fd77:53::1/64 dev wdns0 nodad
   ip -n "$LAB_NS_DNS" addr add $LAB_DNS4/24 dev eth0
   ip -n "$LAB_NS_DNS" addr add $LAB_DNS6/64 dev eth0 nodad
   ip -n "$LAB_NS_DNS" route add default via 10.77.53.1
   ip -n "$LAB_NS_DNS" -6 route add default via fd77:53::1
+  ip netns exec "$LAB_NS_CLIENT" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+  ip -n "$LAB_NS_NODE" route add 10.77.53.0/24 via $LAB_CLIENT4
+  ip -n "$LAB_NS_NODE" -6 route add fd77:53::/64 via $LAB_CLIENT6
   wait_for 5 lab_no_tentative "$LAB_NS_DNS"
   LAB_ZONE_DIR=$LAB_DIR/zone
   mkdir -p "$LAB_ZONE_DIR"
   dns_zone_generate "$LAB_ZONE_DIR" edge.test "$n" >/dev/null || return 1
   dns_upstream_start "$LAB_NS_DNS" $LAB_DNS4 "$LAB_ZONE_DIR" >/dev/null || return 1
+}
+
+# lab_rogue_up: a rogue resolver (answers every name with 203.0.113.66) on the
+# WAN side, for hijack drills (an nftables DNAT in the client/WAN namespace
+# sends the upstream's traffic there).
+lab_rogue_up() {
+  LAB_NS_ROGUE=$(netns_add rogue) || return 1
+  lab_ns_prepare "$LAB_NS_ROGUE"
+  netns_veth "$LAB_NS_CLIENT" wrog0 "$LAB_NS_ROGUE" eth0 || return 1
+  ip -n "$LAB_NS_CLIENT" addr add 10.77.66.1/24 dev wrog0
+  ip -n "$LAB_NS_ROGUE" addr add $LAB_ROGUE4/24 dev eth0
+  ip -n "$LAB_NS_ROGUE" route add default via 10.77.66.1
+  netns_bg_log "$LAB_DIR/rogue.log" "$LAB_NS_ROGUE" "$LAB_TOOLS/ep_dns_responder" \
+    --listen $LAB_ROGUE4:53 --mode wrong-answer 203.0.113.66 >/dev/null
+  wait_for 5 lab_udp_listening "$LAB_NS_ROGUE" 53
+}
+
+lab_udp_listening() { ip netns exec "$1" ss -Hlun "sport = :$2" | grep -q .; }
+
+# lab_app_up: a pod namespace behind the node's pods interface podapp. Call
+# before lab_config_write; the interface is added to the config.
+lab_app_up() {
+  LAB_NS_APP=$(netns_add app) || return 1
+  lab_ns_prepare "$LAB_NS_APP"
+  netns_veth "$LAB_NS_NODE" podapp "$LAB_NS_APP" eth0 || return 1
+  ip -n "$LAB_NS_NODE" addr add 10.77.30.1/24 dev podapp
+  ip -n "$LAB_NS_APP" addr add $LAB_APP4/24 dev eth0
+  ip -n "$LAB_NS_APP" route add default via 10.77.30.1
+  LAB_EXTRA_IFACES="  - {name: podapp, role: pods}"
 }
 
 # lab_cache_yaml [REFRESH_S]: a dns section for lab_config_write (LAB_EXTRA_YAML)
@@ -247,7 +287,7 @@ dns:
   cache:
     listen: $LAB_CACHE_IP
     preload: $LAB_DIR/preload.hosts
-    domains: $LAB_ZONE_DIR/domains.txt
+    domains: ${LAB_DOMAINS:-$LAB_ZONE_DIR/domains.txt}
     refresh_s: ${1:-0}
     ttl: 30
 EOT

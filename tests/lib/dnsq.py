@@ -5,6 +5,12 @@ batch:  dnsq.py SERVER batch  < "NAME TYPE" lines
         prints one JSON object per query:
         {"name", "type", "rcode", "ttl" (min answer TTL or null), "addrs": [...],
          "soa": bool (SOA in authority), "timeout": bool}
+stub:   dnsq.py SERVER stub SECONDS RATE OUT.json < "NAME TYPE ADDR..." lines
+        a stub resolver loop (1 s timeout, 2 retries, like glibc/musl): every
+        query is graded against its expected addresses (answer must be
+        NOERROR with exactly those addresses for the type); writes a JSON
+        report with totals and the wall-clock time of every wrong answer
+        and every failure, so a drill can relate them to its own events.
 loop:   dnsq.py SERVER loop SECONDS RATE < "NAME TYPE" lines
         sends queries round-robin at RATE/s for SECONDS, each with its own
         1 s timeout and up to 2 retries (as a stub resolver does); prints
@@ -204,10 +210,90 @@ def loop(server, port, queries, seconds, rate):
                       "rcodes": rcodes, "wrong": wrong}))
 
 
+def stub(server, port, lines, seconds, rate, out_path):
+    qs = []
+    for parts in lines:
+        name, t = parts[0], parts[1].upper()
+        want = sorted(a for a in parts[2:] if (":" in a) == (t == "AAAA"))
+        qs.append((name, t, want))
+    s = sock_for(server)
+    total = correct = wrong = failed = 0
+    wrong_at, failed_at, rcodes = [], [], {}
+    pending = {}  # qid -> [qi, deadline, tries, first_sent]
+    start = time.monotonic()
+    wall0 = time.time()
+    i = 0
+    next_send = start
+    while time.monotonic() < start + seconds or pending:
+        now = time.monotonic()
+        if now < start + seconds and now >= next_send:
+            qid = random.randrange(65536)
+            while qid in pending:
+                qid = random.randrange(65536)
+            qi = i % len(qs)
+            i += 1
+            name, t, _ = qs[qi]
+            pending[qid] = [qi, now + 1.0, 0, now]
+            s.sendto(encode(qid, name, TYPES[t]), (server, port))
+            total += 1
+            next_send += 1.0 / rate
+        for qid, p in list(pending.items()):
+            if p[1] > now:
+                continue
+            if p[2] >= 2:
+                del pending[qid]
+                failed += 1
+                failed_at.append(wall0 + (now - start))
+                continue
+            p[2] += 1
+            p[1] = now + 1.0
+            name, t, _ = qs[p[0]]
+            s.sendto(encode(qid, name, TYPES[t]), (server, port))
+        r, _, _ = select.select([s], [], [], 0.002)
+        if not r:
+            continue
+        while True:
+            try:
+                buf, src = s.recvfrom(4096)
+            except BlockingIOError:
+                break
+            try:
+                qid, rcode, addrs, _ttl, _soa = decode(buf)
+            except Exception:
+                continue
+            p = pending.get(qid)
+            if not p or src[0] != server:
+                continue  # a stub ignores answers it did not ask for
+            t_ans = wall0 + (time.monotonic() - start)
+            if rcode in ("SERVFAIL", "REFUSED"):
+                # a stub tries again (next server / retry) on these
+                rcodes[rcode] = rcodes.get(rcode, 0) + 1
+                continue
+            del pending[qid]
+            rcodes[rcode] = rcodes.get(rcode, 0) + 1
+            want = qs[p[0]][2]
+            if rcode == "NOERROR" and addrs == want:
+                correct += 1
+            else:
+                wrong += 1
+                wrong_at.append(t_ans)
+    report = {"server": server, "seconds": seconds, "rate": rate, "sent": total,
+              "correct": correct, "wrong": wrong, "failed": failed,
+              "correct_share": correct / total if total else 0.0, "rcodes": rcodes,
+              "started_at": wall0, "wrong_at": wrong_at, "failed_at": failed_at}
+    with open(out_path, "w") as f:
+        json.dump(report, f)
+    print(json.dumps({k: v for k, v in report.items() if not k.endswith("_at")}))
+
+
 def main():
     server, mode = sys.argv[1], sys.argv[2]
     port = 53
-    queries = read_queries()
+    queries = [] if mode == "stub" else read_queries()
+    if mode == "stub":
+        lines = [l.split() for l in sys.stdin if len(l.split()) >= 3]
+        stub(server, port, lines, float(sys.argv[3]), float(sys.argv[4]), sys.argv[5])
+        return
     if mode == "batch":
         batch(server, port, queries)
     elif mode == "loop":

@@ -172,59 +172,80 @@ static const char dns_config[] = "dns:\n"				/* 1 */
 				 "  upstreams: [10.2.0.53, \"fd00::53\"]\n"	/* 2 */
 				 "  cache:\n"					/* 3 */
 				 "    listen: 169.254.20.11\n"			/* 4 */
-				 "    preload: /var/lib/ep/p.hosts\n"		/* 5 */
-				 "    ttl: 20\n"				/* 6 */
-				 "    domains: /etc/ep/domains.txt\n"		/* 7 */
-				 "    refresh_s: 0\n"				/* 8 */
-				 "    max_loss_percent: 25\n"			/* 9 */
-				 "    cache_size: 0\n"				/* 10 */
-				 "    dnsmasq: /usr/sbin/dnsmasq\n"		/* 11 */
-				 "  health:\n"					/* 12 */
-				 "    probe_interval_ms: 250\n"		/* 13 */
-				 "    timeout_ms: 400\n"			/* 14 */
-				 "    canaries:\n"				/* 15 */
+				 "    listen6: \"fd00::ca:53\"\n"			/* 5 */
+				 "    preload: /var/lib/ep/p.hosts\n"		/* 6 */
+				 "    ttl: 20\n"				/* 7 */
+				 "    domains: /etc/ep/domains.txt\n"		/* 8 */
+				 "    refresh_s: 0\n"				/* 9 */
+				 "    max_loss_percent: 25\n"			/* 10 */
+				 "    cache_size: 0\n"				/* 11 */
+				 "    dnsmasq: /usr/sbin/dnsmasq\n"		/* 12 */
+				 "  health:\n"					/* 13 */
+				 "    probe_interval_ms: 250\n"		/* 14 */
+				 "    timeout_ms: 400\n"			/* 15 */
+				 "    canaries:\n"				/* 16 */
 				 "      - {name: probe.edge.example, expect: [192.0.2.10, \"2001:db8::10\"]}\n"
-				 "    trust_anchor: /etc/ep/root.key\n"	/* 17 */
-				 "    hijack_ratio: 0.05\n"			/* 18 */
-				 "  failover:\n"				/* 19 */
-				 "    timeout_ratio: 0.2\n"			/* 20 */
-				 "    servfail_ratio: 1\n"			/* 21 */
-				 "    window_ms: 2000\n"			/* 22 */
-				 "    min_samples: 7\n"			/* 23 */
-				 "    failback_after_s: 45\n"			/* 24 */
-				 "kubernetes:\n"				/* 25 */
-				 "  enabled: true\n"				/* 26 */
-				 "  api_server: https://10.0.0.1:6443\n"	/* 27 */
-				 "  token_file: /var/run/tok\n"		/* 28 */
-				 "  ca_file: /var/run/ca.crt\n"		/* 29 */
-				 "  dns_unhealthy_label: example.com/dns-down\n" /* 30 */
-				 "  event_namespace: kube-system\n";		/* 31 */
+				 "    trust_anchor: /tmp/ep-anchor-XXXXXX\n"	/* 18 */
+				 "    hijack_ratio: 0.05\n"			/* 19 */
+				 "  failover:\n"				/* 20 */
+				 "    timeout_ratio: 0.2\n"			/* 21 */
+				 "    servfail_ratio: 1\n"			/* 22 */
+				 "    window_ms: 2000\n"			/* 23 */
+				 "    min_samples: 7\n"			/* 24 */
+				 "    failback_after_s: 45\n"			/* 25 */
+				 "    drop_divergent: suspected\n"		/* 26 */
+				 "kubernetes:\n"				/* 27 */
+				 "  enabled: true\n"				/* 28 */
+				 "  api_server: https://10.0.0.1:6443\n"	/* 29 */
+				 "  token_file: /var/run/tok\n"		/* 30 */
+				 "  ca_file: /var/run/ca.crt\n"		/* 31 */
+				 "  dns_unhealthy_label: example.com/dns-down\n" /* 32 */
+				 "  event_namespace: kube-system\n";		/* 33 */
+
+/* A DS record is enough for the loader: it checks syntax, algorithm, digest
+ * type and length, not that a key exists. */
+static const char anchor_ds[] =
+	"; test anchor\n"
+	"probe.edge.example. 3600 IN DS 12345 13 2 "
+	"3490A6806D47F17A34C29E2CE80E8A999FFBE4BE2F4B3A1F5F5C9D6F0D1E2C3B\n";
 
 static void test_dns_kubernetes(void)
 {
 	const struct ep_cfg_dns *d = &cfg.dns;
+	char anchor[] = "/tmp/ep-anchor-XXXXXX", garbage[] = "/tmp/ep-anchor-XXXXXX";
+	char *yaml = strdup(dns_config), *at;
+	int fd = mkstemp(anchor), gd = mkstemp(garbage);
 
-	expect_ok("dns and kubernetes config", dns_config);
+	if (fd < 0 || gd < 0 || !yaml || write(fd, anchor_ds, strlen(anchor_ds)) < 0 ||
+	    write(gd, "not a DNS record\n", 17) < 0)
+		tap_diag("cannot write the test anchors");
+	close(fd);
+	close(gd);
+	at = strstr(yaml, "/tmp/ep-anchor-XXXXXX");
+	memcpy(at, anchor, strlen(anchor));
+	expect_ok("dns and kubernetes config", yaml);
 	tap_ok(d->configured && d->n_upstreams == 2 && ip_is(&d->upstreams[0], "10.2.0.53") &&
 		       ip_is(&d->upstreams[1], "fd00::53"),
 	       "dns.upstreams (IPv4 and IPv6)");
 	tap_ok(d->cache.enabled && ip_is(&d->cache.listen, "169.254.20.11") &&
+		       ip_is(&d->cache.listen6, "fd00::ca:53") &&
 		       !strcmp(d->cache.preload, "/var/lib/ep/p.hosts") && d->cache.ttl == 20 &&
 		       !strcmp(d->cache.domains, "/etc/ep/domains.txt") && d->cache.refresh_s == 0 &&
 		       d->cache.max_loss_percent == 25 && d->cache.cache_size == 0 &&
 		       !strcmp(d->cache.dnsmasq, "/usr/sbin/dnsmasq"),
 	       "dns.cache keys");
 	tap_ok(d->health.probe_interval_ms == 250 && d->health.timeout_ms == 400 &&
-		       d->health.n_canaries == 1 && d->health.canaries[0].line == 16 &&
+		       d->health.n_canaries == 1 && d->health.canaries[0].line == 17 &&
 		       !strcmp(d->health.canaries[0].name, "probe.edge.example") &&
 		       d->health.canaries[0].n_expect == 2 &&
 		       ip_is(&d->health.canaries[0].expect[1], "2001:db8::10") &&
-		       !strcmp(d->health.trust_anchor, "/etc/ep/root.key") &&
+		       !strcmp(d->health.trust_anchor, anchor) &&
 		       d->health.hijack_ratio_bp == 500,
-	       "dns.health keys, canary at line 16, hijack_ratio 0.05 = 500 bp");
+	       "dns.health keys, canary at line 17, hijack_ratio 0.05 = 500 bp");
 	tap_ok(d->failover.timeout_ratio_bp == 2000 && d->failover.servfail_ratio_bp == 10000 &&
 		       d->failover.window_ms == 2000 && d->failover.min_samples == 7 &&
-		       d->failover.failback_after_s == 45,
+		       d->failover.failback_after_s == 45 &&
+		       d->failover.drop_divergent == EP_DROP_DIV_SUSPECTED,
 	       "dns.failover keys (ratios as basis points)");
 	tap_ok(cfg.kubernetes.enabled == EP_K8S_ON &&
 		       !strcmp(cfg.kubernetes.api_server, "https://10.0.0.1:6443") &&
@@ -234,6 +255,13 @@ static void test_dns_kubernetes(void)
 		       !strcmp(cfg.kubernetes.event_namespace, "kube-system"),
 	       "kubernetes keys");
 
+	memcpy(at, garbage, strlen(garbage));
+	expect_error("garbage trust anchor", yaml, "dns.health.trust_anchor", 18, garbage);
+	unlink(garbage);
+	expect_error("missing trust anchor", yaml, "dns.health.trust_anchor", 18, garbage);
+	unlink(anchor);
+	free(yaml);
+
 	expect_ok("dns defaults", "dns:\n  upstreams: [10.2.0.53]\n  cache: {}\n");
 	tap_ok(d->cache.enabled && ip_is(&d->cache.listen, "169.254.20.10") && d->cache.ttl == 30 &&
 		       !strcmp(d->cache.preload, "/var/lib/edgeplane/preload.hosts") &&
@@ -241,6 +269,7 @@ static void test_dns_kubernetes(void)
 	       "dns.cache defaults: 169.254.20.10, TTL 30, refresh 300 s, loss guard 10%%");
 	tap_ok(d->failover.timeout_ratio_bp == 2000 && d->failover.window_ms == 1000 &&
 		       d->failover.failback_after_s == 30 && d->health.probe_interval_ms == 200 &&
+		       d->failover.drop_divergent == EP_DROP_DIV_ALWAYS && !d->cache.listen6.family &&
 		       d->health.timeout_ms == 500,
 	       "dns health/failover defaults from DESIGN.md");
 	expect_ok("no dns section", "node: {name: a}\n");
@@ -597,6 +626,16 @@ static const struct bad_case bad_cases[] = {
 	  "dns.upstreams", 2, "expected 1 to 8 addresses, got 9" },
 	{ "cache listen bad", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    listen: localhost\n",
 	  "dns.cache.listen", 4, "expected an IPv4 or IPv6 address" },
+	{ "cache listen6 not IPv6",
+	  "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    listen6: 169.254.20.12\n", "dns.cache.listen6", 4,
+	  "must be an IPv6 address" },
+	{ "IPv6 upstream without an IPv6 cache address",
+	  "dns:\n  upstreams: [10.2.0.53, \"fd00::53\"]\n  cache: {ttl: 30}\n", "dns.upstreams", 2,
+	  "fd00::53 is an IPv6 upstream but the cache has no IPv6 address to stand in for it: set "
+	  "dns.cache.listen6" },
+	{ "drop_divergent bad",
+	  "dns:\n  upstreams: [10.2.0.53]\n  failover:\n    drop_divergent: sometimes\n",
+	  "dns.failover.drop_divergent", 4, "always" },
 	{ "cache listen is upstream",
 	  "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    listen: 10.2.0.53\n", "dns.cache.listen", 4,
 	  "10.2.0.53 is also an upstream" },

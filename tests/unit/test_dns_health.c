@@ -1,0 +1,192 @@
+/* The DNS health verdicts and the failover state machine (agent/dns_health.c). */
+#include <stdio.h>
+#include <string.h>
+
+#include "dns_health.h"
+#include "tap.h"
+
+#define MS 1000000ULL
+#define S 1000000000ULL
+
+static const struct ep_dns_thresholds T = {
+	.timeout_bp = 2000,
+	.servfail_bp = 2000,
+	.hijack_bp = 2000,
+	.min_samples = 5,
+	.spoof_min = 20,
+	.confirm_ns = 250 * MS,
+	.failback_ns = 30 * S,
+};
+
+static const char *const NAMES[] = {"10.0.0.53", "10.0.1.53"};
+
+static struct ep_dns_window healthy(void)
+{
+	struct ep_dns_window w = {.queries = 50, .answers = 50, .probes = 5, .probe_ok = 5};
+
+	return w;
+}
+
+static struct ep_dns_window blackholed(void)
+{
+	struct ep_dns_window w = {.queries = 40, .timeouts = 40, .probes = 5, .probe_timeout = 5};
+
+	return w;
+}
+
+static void test_judge(void)
+{
+	struct ep_dns_window w;
+	char why[256];
+
+	w = healthy();
+	tap_ok(ep_dns_judge(&T, &w, why, sizeof(why)) == 0, "a healthy window is fine");
+	w = (struct ep_dns_window){.queries = 2, .answers = 2};
+	tap_ok(ep_dns_judge(&T, &w, why, sizeof(why)) == EP_DNS_UNKNOWN,
+	       "fewer than min_samples: not judged");
+	w = blackholed();
+	tap_ok(ep_dns_judge(&T, &w, why, sizeof(why)) & EP_DNS_BAD_TIMEOUTS, "all timeouts: bad");
+	tap_ok(strstr(why, "45 of 45 queries timed out") != NULL, "reason names the figures (%s)", why);
+	w = (struct ep_dns_window){.answers = 90, .timeouts = 10, .probes = 5, .probe_ok = 5};
+	tap_ok(ep_dns_judge(&T, &w, why, sizeof(why)) == 0, "10%% timeouts under a 20%% bound: fine");
+	w = (struct ep_dns_window){.answers = 70, .timeouts = 30};
+	tap_ok(ep_dns_judge(&T, &w, why, sizeof(why)) == EP_DNS_BAD_TIMEOUTS, "30%% timeouts: bad");
+	w = (struct ep_dns_window){.answers = 50, .servfail = 40, .probes = 5, .probe_servfail = 5};
+	tap_ok(ep_dns_judge(&T, &w, why, sizeof(why)) == EP_DNS_BAD_SERVFAIL, "SERVFAIL storm: bad");
+	w = healthy();
+	w.probe_wrong = 1;
+	w.probe_ok = 4;
+	tap_ok(ep_dns_judge(&T, &w, why, sizeof(why)) & EP_DNS_BAD_HIJACK,
+	       "one wrong canary answer is hijacking, no statistics needed");
+	w = (struct ep_dns_window){.answers = 100, .divergent = 30};
+	tap_ok(ep_dns_judge(&T, &w, why, sizeof(why)) & EP_DNS_BAD_HIJACK,
+	       "30%% of answers diverging from the snapshot (bound 20%%): hijack");
+	w = (struct ep_dns_window){.answers = 100, .divergent = 5};
+	tap_ok(ep_dns_judge(&T, &w, why, sizeof(why)) == 0,
+	       "5%% divergence (rotating records) stays under the bound");
+	w = (struct ep_dns_window){.answers = 30, .unmatched = 500};
+	tap_ok(ep_dns_judge(&T, &w, why, sizeof(why)) & EP_DNS_BAD_SPOOFING,
+	       "a flood of unmatched answers is spoofing");
+	w = (struct ep_dns_window){.answers = 300, .unmatched = 25};
+	tap_ok(ep_dns_judge(&T, &w, why, sizeof(why)) == 0,
+	       "a few stray answers among many real ones are not");
+	w = (struct ep_dns_window){.answers = 40, .late = 40, .timeouts = 40};
+	tap_ok(ep_dns_judge(&T, &w, why, sizeof(why)) & EP_DNS_BAD_TIMEOUTS,
+	       "late answers (slow upstream) are timeouts, not spoofing");
+}
+
+static void test_failover_and_back(void)
+{
+	struct ep_dns_machine m;
+	struct ep_dns_window w[2];
+	bool mode = false, changed;
+	uint64_t t = 1000 * S;
+
+	ep_dns_machine_init(&m, &T, t);
+	w[0] = healthy();
+	w[1] = healthy();
+	changed = ep_dns_machine_step(&m, w, NAMES, 2, t, &mode);
+	tap_ok(!changed && m.state == EP_DNS_HEALTHY && !m.cache_mode, "healthy stays healthy");
+
+	/* One of two upstreams dead: stubs use the other, no failover. */
+	w[0] = blackholed();
+	ep_dns_machine_step(&m, w, NAMES, 2, t += 100 * MS, &mode);
+	tap_ok(m.state == EP_DNS_HEALTHY, "one dead upstream of two: still healthy");
+
+	w[1] = blackholed();
+	ep_dns_machine_step(&m, w, NAMES, 2, t += 100 * MS, &mode);
+	tap_ok(m.state == EP_DNS_SUSPECT && !m.cache_mode, "both dead: suspect, not failed over yet");
+	ep_dns_machine_step(&m, w, NAMES, 2, t += 100 * MS, &mode);
+	tap_ok(m.state == EP_DNS_SUSPECT, "still within confirm time");
+	ep_dns_machine_step(&m, w, NAMES, 2, t += 200 * MS, &mode);
+	tap_ok(m.state == EP_DNS_FAILED_OVER && m.cache_mode && mode,
+	       "bad for the confirm time: failed over, cache mode on");
+	tap_ok(m.failovers == 1 && strstr(m.reason, "timed out"), "failover counted, reason: %s",
+	       m.reason);
+
+	w[0] = healthy();
+	ep_dns_machine_step(&m, w, NAMES, 2, t += 100 * MS, &mode);
+	tap_ok(m.state == EP_DNS_RECOVERING && m.cache_mode && !mode,
+	       "one upstream clean again: recovering, still on the cache");
+	w[0] = blackholed();
+	ep_dns_machine_step(&m, w, NAMES, 2, t += 100 * MS, &mode);
+	tap_ok(m.state == EP_DNS_FAILED_OVER && m.cache_mode, "relapse during recovery: failed over");
+	w[0] = healthy();
+	w[1] = healthy();
+	ep_dns_machine_step(&m, w, NAMES, 2, t += 100 * MS, &mode);
+	tap_ok(m.state == EP_DNS_RECOVERING, "clean again: recovering");
+	ep_dns_machine_step(&m, w, NAMES, 2, t += 29 * S, &mode);
+	tap_ok(m.state == EP_DNS_RECOVERING && m.cache_mode, "29 s clean: hysteresis holds");
+	ep_dns_machine_step(&m, w, NAMES, 2, t += 1 * S + MS, &mode);
+	tap_ok(m.state == EP_DNS_HEALTHY && !m.cache_mode && mode,
+	       "30 s clean (failback_after_s): healthy, back to upstream");
+	tap_ok(m.transitions[EP_DNS_HEALTHY][EP_DNS_SUSPECT] == 1 &&
+		       m.transitions[EP_DNS_SUSPECT][EP_DNS_FAILED_OVER] == 1 &&
+		       m.transitions[EP_DNS_RECOVERING][EP_DNS_FAILED_OVER] == 1 &&
+		       m.transitions[EP_DNS_RECOVERING][EP_DNS_HEALTHY] == 1,
+	       "every transition counted");
+}
+
+static void test_hijack_is_immediate(void)
+{
+	struct ep_dns_machine m;
+	struct ep_dns_window w[2];
+	bool mode = false;
+	uint64_t t = 5 * S;
+
+	ep_dns_machine_init(&m, &T, t);
+	w[0] = healthy();
+	w[1] = healthy();
+	w[1].probe_wrong = 1;
+	ep_dns_machine_step(&m, w, NAMES, 2, t, &mode);
+	tap_ok(m.state == EP_DNS_FAILED_OVER && m.cache_mode,
+	       "one hijacked upstream of two: failed over at once (forged answers reach clients)");
+	tap_ok(strstr(m.reason, "10.0.1.53") && strstr(m.reason, "wrong canary"),
+	       "the reason names the upstream and the signal: %s", m.reason);
+}
+
+static void test_flap_suppressed(void)
+{
+	struct ep_dns_machine m;
+	struct ep_dns_window w = blackholed(), ok = healthy();
+	bool mode = false;
+	uint64_t t = 5 * S;
+
+	ep_dns_machine_init(&m, &T, t);
+	ep_dns_machine_step(&m, &w, NAMES, 1, t, &mode);
+	ep_dns_machine_step(&m, &ok, NAMES, 1, t += 100 * MS, &mode);
+	tap_ok(m.state == EP_DNS_HEALTHY && !m.cache_mode && m.failovers == 0,
+	       "a blip shorter than the confirm time does not fail over");
+}
+
+static void test_override(void)
+{
+	struct ep_dns_machine m;
+	struct ep_dns_window ok = healthy(), bad = blackholed();
+	bool mode = false;
+	uint64_t t = 5 * S;
+
+	ep_dns_machine_init(&m, &T, t);
+	tap_ok(ep_dns_machine_override(&m, EP_DNS_FORCE_CACHE, t) && m.cache_mode,
+	       "dns failover: cache mode while healthy");
+	ep_dns_machine_step(&m, &ok, NAMES, 1, t += 100 * MS, &mode);
+	tap_ok(m.cache_mode && !mode, "the machine does not undo a forced failover");
+	tap_ok(ep_dns_machine_override(&m, EP_DNS_AUTO, t) && !m.cache_mode,
+	       "dns auto: back to what the health says (upstream)");
+	ep_dns_machine_step(&m, &bad, NAMES, 1, t += 100 * MS, &mode);
+	ep_dns_machine_step(&m, &bad, NAMES, 1, t += 300 * MS, &mode);
+	tap_ok(m.cache_mode, "auto: failed over on its own");
+	tap_ok(ep_dns_machine_override(&m, EP_DNS_FORCE_UPSTREAM, t) && !m.cache_mode,
+	       "dns failback: upstream although failed over");
+	tap_ok(m.state == EP_DNS_FAILED_OVER, "the state still says what the health is");
+}
+
+int main(void)
+{
+	test_judge();
+	test_failover_and_back();
+	test_hijack_is_immediate();
+	test_flap_suppressed();
+	test_override();
+	return tap_done();
+}
