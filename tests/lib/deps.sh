@@ -10,7 +10,7 @@ PKGS=(
   libbpf-dev libxdp-dev xdp-tools libelf-dev zlib1g-dev
   libldns-dev libyaml-dev libjansson-dev libcurl4-openssl-dev libmicrohttpd-dev libssl-dev
   # runtime and lab
-  iproute2 ethtool nftables dnsmasq-base openssl procps psmisc kmod util-linux
+  iproute2 ethtool nftables conntrack dnsmasq-base openssl procps psmisc kmod util-linux
   # tests and benchmarks
   valgrind knot-dnsutils ldnsutils dnsperf nsd haproxy socat curl
   python3-scapy python3-pytest unzip
