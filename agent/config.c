@@ -698,8 +698,14 @@ static bool valid_https_url(const char *s)
 	return !strncmp(s, "https://", 8) && s[8] && !strpbrk(s, " \t\r\n");
 }
 
-/* Kubernetes label key: optional DNS-subdomain prefix and '/', then a name of
- * 1-63 characters [A-Za-z0-9_.-] starting and ending alphanumeric. */
+static bool label_alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* Kubernetes label key, as the API server validates it: an optional prefix
+ * (a lower-case RFC 1123 DNS subdomain) and '/', then a name of 1-63
+ * characters [A-Za-z0-9_.-] starting and ending alphanumeric. */
 static bool valid_label_key(const char *s)
 {
 	const char *slash = strchr(s, '/'), *name = slash ? slash + 1 : s;
@@ -715,11 +721,14 @@ static bool valid_label_key(const char *s)
 		prefix[pl] = '\0';
 		if (!valid_dns_name(prefix) || strchr(prefix, '_'))
 			return false;
+		for (size_t i = 0; i < pl; i++)
+			if (prefix[i] >= 'A' && prefix[i] <= 'Z')
+				return false;
 	}
-	if (!n || n > 63 || !svc_alnum(name[0]) || !svc_alnum(name[n - 1]))
+	if (!n || n > 63 || !label_alnum(name[0]) || !label_alnum(name[n - 1]))
 		return false;
 	for (size_t i = 0; i < n; i++)
-		if (!svc_alnum(name[i]) && name[i] != '-' && name[i] != '_' && name[i] != '.')
+		if (!label_alnum(name[i]) && name[i] != '-' && name[i] != '_' && name[i] != '.')
 			return false;
 	return true;
 }
@@ -916,7 +925,7 @@ static const char *expect_text(const struct field *f, char *buf, size_t len)
 	case K_PERCENT:
 		return "a number 0-100 with at most 2 decimals";
 	case K_RATIO:
-		return "a ratio 0-1 with at most 4 decimals (e.g. 0.2)";
+		return "a ratio above 0 and at most 1, with at most 4 decimals (e.g. 0.2)";
 	case K_IP_LIST:
 		return "a list of IPv4 or IPv6 addresses";
 	case K_IP:
@@ -1066,8 +1075,14 @@ static void set_ratio(struct ctx *c, const struct field *f, const yaml_node_t *n
 
 	if (!v)
 		return;
+	/* Every ratio is a threshold "at least this share is bad": 0 would
+	 * judge every window bad and keep the node failed over for good. */
 	if (parse_ratio_bp(v, n->data.scalar.length, &bp)) {
 		bad_value(c, f, n, path, NULL);
+		return;
+	}
+	if (bp == 0) {
+		bad_value(c, f, n, path, " (0 would call every window bad)");
 		return;
 	}
 	store_uint(dst, f->size, bp);

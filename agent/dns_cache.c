@@ -491,7 +491,7 @@ void ep_dns_cache_metrics(struct ep_dns_cache *c, struct ep_strbuf *b)
 			"# TYPE edgeplane_cache_snapshot_timestamp_seconds gauge\n"
 			"edgeplane_cache_snapshot_timestamp_seconds %.0f\n",
 		     mtime);
-	ep_sb_printf(b, "# HELP edgeplane_cache_up 1 when dnsmasq answered its last health check.\n"
+	ep_sb_printf(b, "# HELP edgeplane_cache_up 1 while dnsmasq runs and has not missed 3 health checks in a row.\n"
 			"# TYPE edgeplane_cache_up gauge\nedgeplane_cache_up %d\n",
 		     ds.up ? 1 : 0);
 	ep_sb_printf(b, "# HELP edgeplane_cache_restarts_total dnsmasq restarts by the agent.\n"

@@ -21,7 +21,9 @@
 #include "util.h"
 
 #define SLOT_NS (100ULL * 1000000ULL)
-#define PENDING_FORGET_NS (10ULL * 1000000000ULL)
+/* How long after its timeout a query is remembered, so its answer still
+ * reads as late rather than as spoofed. */
+#define PENDING_LATE_NS (10ULL * 1000000000ULL)
 #define SAMPLE_EVERY 16
 #define RECENT_SAMPLES 8
 #define SO_NETNS_COOKIE_ 71
@@ -60,6 +62,8 @@ struct ep_dns_failover {
 	struct ring_buffer *rb;
 	struct ep_k8s *k8s;
 	int k8s_mode; /* 1 in use, 0 not in a cluster, -1 unusable */
+	struct ep_cfg_kubernetes k8s_cfg; /* what the client was started with */
+	char k8s_node[256];
 	char k8s_note[256];
 	double mode_changed_at;
 	uint64_t mode_changes;
@@ -245,7 +249,7 @@ static void scan_pending(struct ep_dns_failover *f, uint64_t now)
 			struct ep_dns_pending *v = &vals[i];
 			uint64_t age = now > v->sent_ns ? now - v->sent_ns : 0;
 
-			if (age > PENDING_FORGET_NS) {
+			if (age > timeout_ns + PENDING_LATE_NS) {
 				bpf_map_delete_elem(f->m.pending, &keys[i]);
 				continue;
 			}
@@ -487,6 +491,34 @@ static void rotate(struct ep_dns_failover *f)
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
+/* Does the (pinned) upstream map say slot idx belongs to addr? */
+static bool pinned_slot_is(struct ep_dns_failover *f, uint32_t idx, const struct ep_ip *addr)
+{
+	struct ep_dns_upstream_key k, next, *prev = NULL, want;
+	struct ep_dns_upstream v;
+
+	upstream_key(&want, addr);
+	while (bpf_map_get_next_key(f->m.upstreams, prev, &next) == 0) {
+		k = next;
+		prev = &k;
+		if (!bpf_map_lookup_elem(f->m.upstreams, &k, &v) && v.idx == idx)
+			return !memcmp(&k, &want, sizeof(k));
+	}
+	return false;
+}
+
+static void zero_datapath_stats(struct ep_dns_failover *f, uint32_t idx)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct ep_dns_stats *zero;
+
+	if (ncpu <= 0 || !(zero = calloc((size_t)ncpu, sizeof(*zero))))
+		return;
+	if (bpf_map_update_elem(f->m.stats, &idx, zero, BPF_ANY))
+		log_warn("DNS: cannot reset the counters of upstream slot %u: %s", idx, strerror(errno));
+	free(zero);
+}
+
 static int setup_upstreams(struct ep_dns_failover *f, const struct ep_config *cfg)
 {
 	size_t n_slots = cfg->dns.failover.window_ms / 100;
@@ -506,6 +538,12 @@ static int setup_upstreams(struct ep_dns_failover *f, const struct ep_config *cf
 		if (!ep_ip_eq(&u->addr, &cfg->dns.upstreams[i])) {
 			memset(u, 0, sizeof(*u));
 			u->addr = cfg->dns.upstreams[i];
+			/* The datapath counts by position: a new upstream in this
+			 * slot starts from zero, not from its predecessor's totals.
+			 * The same upstream in the same slot (an agent restart)
+			 * keeps counting. */
+			if (!pinned_slot_is(f, (uint32_t)i, &u->addr))
+				zero_datapath_stats(f, (uint32_t)i);
 		}
 		ep_ip_str(&u->addr, u->name, sizeof(u->name));
 		u->slots = calloc(n_slots, sizeof(*u->slots));
@@ -520,6 +558,8 @@ static void start_k8s(struct ep_dns_failover *f, const struct ep_config *cfg)
 	struct ep_k8s_settings s;
 	char err[256] = "";
 
+	f->k8s_cfg = cfg->kubernetes;
+	snprintf(f->k8s_node, sizeof(f->k8s_node), "%s", cfg->node_name);
 	f->k8s_mode = ep_k8s_resolve(&cfg->kubernetes, cfg->node_name, &s, err, sizeof(err));
 	snprintf(f->k8s_note, sizeof(f->k8s_note), "%s", err);
 	if (f->k8s_mode == 0) {
@@ -624,6 +664,16 @@ int ep_dns_failover_reconfigure(struct ep_dns_failover *f, const struct ep_confi
 		return -EINVAL;
 	}
 	apply_defenses(f);
+	/* A changed kubernetes section (or node name) takes effect now: a new
+	 * client reports the current state; the old one is stopped first. */
+	if (memcmp(&f->k8s_cfg, &cfg->kubernetes, sizeof(f->k8s_cfg)) ||
+	    strcmp(f->k8s_node, cfg->node_name)) {
+		log_info("Kubernetes: settings changed, restarting the client");
+		if (f->k8s)
+			ep_k8s_stop(f->k8s);
+		f->k8s = NULL;
+		start_k8s(f, cfg);
+	}
 	return 0;
 }
 
@@ -829,8 +879,12 @@ void ep_dns_failover_metrics(struct ep_dns_failover *f, struct ep_strbuf *b)
 		const struct ep_dns_stats *s = &f->up[i].last;
 		uint64_t acc = 0;
 
+		/* Bucket k holds [2^k, 2^(k+1)) us; the datapath clamps anything
+		 * slower into the last one, so that one is only +Inf. */
 		for (int k = 0; k < EP_DNS_LAT_BUCKETS; k++) {
 			acc += s->lat[k];
+			if (k == EP_DNS_LAT_BUCKETS - 1)
+				break;
 			ep_sb_printf(b, "edgeplane_dns_latency_seconds_bucket{upstream=\"%s\",le=\"%g\"} %llu\n",
 				     f->up[i].name, (double)(1ULL << (k + 1)) / 1e6,
 				     (unsigned long long)acc);

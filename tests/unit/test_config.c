@@ -276,6 +276,8 @@ static void test_dns_kubernetes(void)
 	tap_ok(!cfg.dns.configured && !cfg.dns.cache.enabled && cfg.kubernetes.enabled == EP_K8S_AUTO &&
 		       !strcmp(cfg.kubernetes.dns_unhealthy_label, "edgeplane.io/dns-unhealthy"),
 	       "no dns section: DNS off; kubernetes auto with the default label");
+	expect_ok("label name with capitals (allowed by the API server)",
+		  "kubernetes:\n  dns_unhealthy_label: example.com/DNS-Down\n");
 	expect_ok("dns without cache", "dns:\n  upstreams: [10.2.0.53]\n");
 	tap_ok(cfg.dns.configured && !cfg.dns.cache.enabled, "dns without a cache section: no cache");
 }
@@ -665,7 +667,9 @@ static const struct bad_case bad_cases[] = {
 			       "      - {name: probe.example, expect: [nope]}\n",
 	  "dns.health.canaries[0].expect[0]", 5, "expected an IPv4 or IPv6 address" },
 	{ "hijack ratio", "dns:\n  upstreams: [10.2.0.53]\n  health:\n    hijack_ratio: 20%\n",
-	  "dns.health.hijack_ratio", 4, "expected a ratio 0-1 with at most 4 decimals" },
+	  "dns.health.hijack_ratio", 4, "expected a ratio above 0 and at most 1, with at most 4 decimals" },
+	{ "timeout ratio zero", "dns:\n  upstreams: [10.2.0.53]\n  failover:\n    timeout_ratio: 0\n",
+	  "dns.failover.timeout_ratio", 4, "got \"0\" (0 would call every window bad)" },
 	{ "timeout ratio too big", "dns:\n  upstreams: [10.2.0.53]\n  failover:\n    timeout_ratio: 1.2\n",
 	  "dns.failover.timeout_ratio", 4, "got \"1.2\"" },
 	{ "timeout ratio decimals",
@@ -685,6 +689,8 @@ static const struct bad_case bad_cases[] = {
 	{ "kubernetes token relative", "kubernetes:\n  token_file: token\n", "kubernetes.token_file", 2,
 	  "expected an absolute path" },
 	{ "kubernetes label", "kubernetes:\n  dns_unhealthy_label: -bad\n",
+	  "kubernetes.dns_unhealthy_label", 2, "expected a Kubernetes label key" },
+	{ "kubernetes label prefix upper case", "kubernetes:\n  dns_unhealthy_label: Example.com/dns\n",
 	  "kubernetes.dns_unhealthy_label", 2, "expected a Kubernetes label key" },
 	{ "kubernetes label prefix", "kubernetes:\n  dns_unhealthy_label: \"bad_prefix.io/x\"\n",
 	  "kubernetes.dns_unhealthy_label", 2, "expected a Kubernetes label key" },
