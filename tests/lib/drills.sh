@@ -5,6 +5,7 @@
 # reports. Source after tests/lib/tap.sh, tests/lib/netns.sh, tests/lab/lab.sh.
 #
 #   drill_setup                 everything up, agent healthy
+#   drill_dns_prepare           the DNS part of it on a lab already up (the demo)
 #   drill_run NAME INJECT HEAL  stub loop + fault + heal; figures in DRILL_* and
 #                               build/drills/NAME.json; TAP checks
 #
@@ -59,6 +60,18 @@ print(" ".join(e.get("reason", "?") for e in ev))'
 
 drill_setup() {
   lab_up 1 || return 1
+  drill_dns_prepare || return 1
+  lab_config_write
+  lab_agent_start || return 1
+  # Healthy before any drill starts: probes have passed.
+  wait_for 10 drill_mode_is upstream
+}
+
+# drill_dns_prepare: on a lab that is up, everything DNS: upstream, rogue,
+# app pod, backends on 8080, the Kubernetes test server, the preload, the
+# canaries and the stub's name list; sets LAB_EXTRA_YAML. The caller writes
+# the config and starts the agent.
+drill_dns_prepare() {
   lab_dns_up "${DRILL_NAMES:-1000}" || return 1
   lab_rogue_up || return 1
   lab_app_up || return 1
@@ -87,10 +100,6 @@ kubernetes:
   api_server: https://127.0.0.1:$K8S_PORT
   token_file: $K8S_DIR/token
   ca_file: $K8S_CA"
-  lab_config_write
-  lab_agent_start || return 1
-  # Healthy before any drill starts: probes have passed.
-  wait_for 10 drill_mode_is upstream
 }
 
 # Wall-clock time of the first agent log line after T matching REGEX (epoch s).
