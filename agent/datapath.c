@@ -501,8 +501,14 @@ static int tc_attach(int ifindex, enum bpf_tc_attach_point where, const struct t
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = where);
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = slot->handle, .priority = slot->prio,
 		    .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE);
-	int rc = bpf_tc_hook_create(&hook);
+	int rc;
 
+	/* An existing clsact qdisc (ours from before, or anybody's) is fine;
+	 * libbpf would still log the kernel's "Exclusivity flag on" for it. */
+	ep_log_lib_capture(true);
+	rc = bpf_tc_hook_create(&hook);
+	ep_log_lib_capture(false);
+	ep_log_lib_flush(rc && rc != -EEXIST ? EP_LOG_WARN : EP_LOG_DEBUG);
 	if (rc && rc != -EEXIST)
 		return rc;
 	return bpf_tc_attach(&hook, &opts);

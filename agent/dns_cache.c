@@ -32,6 +32,17 @@ struct ep_dns_cache {
 	struct ep_snapshot snap;
 	bool have_snapshot;
 	uint64_t snap_id;   /* identity of the file loaded (mtime/size/inode) */
+	bool warned_missing;
+	/* What dnsmasq holds. It reads the preload at start and on SIGHUP, and
+	 * SIGHUP kills it before its handlers are set up: it is only signalled
+	 * once it has answered a health check. Until then the responder knows
+	 * only the names of both the old and the new snapshot (a name in
+	 * neither's common part gets SERVFAIL, "try again", never NODATA); the
+	 * full new set follows the SIGHUP. */
+	pid_t dm_pid;		 /* the dnsmasq the next two are about */
+	uint64_t dm_loaded_id;	 /* snapshot id it has read; 0 = not known */
+	struct ep_nameset pending_names;
+	bool have_pending_names;
 	double loaded_at;
 	uint64_t next_check_ns;
 	uint64_t reloads;
@@ -103,6 +114,33 @@ static const char *unreadable_by_others(const char *path, char *buf, size_t len)
 	return NULL;
 }
 
+/* Makes the running dnsmasq hold the snapshot being served (see dm_loaded_id),
+ * then gives the responder the snapshot's full name set. */
+static void sync_dnsmasq(struct ep_dns_cache *c)
+{
+	struct ep_dnsmasq_status st;
+
+	if (!c->dm)
+		return; /* first snapshot, loaded before dnsmasq starts */
+	ep_dnsmasq_get_status(c->dm, &st);
+	if (st.pid != c->dm_pid) {
+		/* Started, restarted or adopted: whatever it read, read it again
+		 * once it answers (a second read of the same file is harmless). */
+		c->dm_pid = st.pid;
+		c->dm_loaded_id = 0;
+	}
+	if (!st.pid || !st.up || !c->snap_id || c->dm_loaded_id == c->snap_id)
+		return;
+	if (ep_dnsmasq_reload(c->dm))
+		return;
+	c->dm_loaded_id = c->snap_id;
+	if (c->have_pending_names) {
+		ep_policy_set_names(c->policy, &c->pending_names);
+		ep_nameset_free(&c->pending_names);
+		c->have_pending_names = false;
+	}
+}
+
 /* Loads the preload file if it changed; tells the responder and dnsmasq. */
 static void check_snapshot(struct ep_dns_cache *c, bool force)
 {
@@ -112,12 +150,15 @@ static void check_snapshot(struct ep_dns_cache *c, bool force)
 	int rc;
 
 	if (!id) {
-		if (c->have_snapshot || force)
-			log_warn("DNS cache: preload %s is missing: names outside dnsmasq's memory get SERVFAIL",
+		if ((c->have_snapshot || force) && !c->warned_missing)
+			log_warn("DNS cache: preload %s is missing: dnsmasq keeps serving what it loaded "
+				 "until it restarts; the agent keeps checking for the file",
 				 c->cfg.cache.preload);
+		c->warned_missing = true;
 		c->snap_id = 0;
 		return;
 	}
+	c->warned_missing = false;
 	if (id == c->snap_id && !force)
 		return;
 	{
@@ -141,12 +182,33 @@ static void check_snapshot(struct ep_dns_cache *c, bool force)
 		ep_snapshot_free(&fresh);
 		return;
 	}
-	/* The responder learns the new names first: a name dnsmasq stops
-	 * knowing gets SERVFAIL, a name it learns is answered by dnsmasq. */
-	ep_policy_set_names(c->policy, &names);
-	ep_nameset_free(&names);
-	if (c->snap_id)
-		ep_dnsmasq_reload(c->dm);
+	/* Until dnsmasq has re-read the file (sync_dnsmasq), the responder
+	 * knows only names in both snapshots: a name being added or removed
+	 * gets SERVFAIL meanwhile, never a NODATA that would be cached. */
+	if (!c->dm) {
+		/* The first snapshot, before dnsmasq starts: it will read this
+		 * very file, so the responder can know every name now. */
+		ep_policy_set_names(c->policy, &names);
+	} else {
+		struct ep_nameset both, old;
+
+		ep_nameset_init(&both);
+		ep_nameset_init(&old);
+		if (c->have_snapshot && ep_snapshot_names(&c->snap, &old) >= 0)
+			for (size_t i = 0; i < names.n; i++)
+				if (ep_nameset_has(&old, names.order[i]) &&
+				    ep_nameset_add(&both, names.order[i]) < 0)
+					break;
+		ep_nameset_free(&old);
+		ep_policy_set_names(c->policy, &both);
+		ep_nameset_free(&both);
+	}
+	if (c->have_pending_names)
+		ep_nameset_free(&c->pending_names);
+	c->pending_names = names; /* ownership moves (empty if given to the responder) */
+	c->have_pending_names = names.n > 0;
+	if (!c->have_pending_names)
+		ep_nameset_free(&c->pending_names);
 	pthread_mutex_lock(&c->lock);
 	if (c->have_snapshot)
 		ep_snapshot_free(&c->snap);
@@ -157,6 +219,7 @@ static void check_snapshot(struct ep_dns_cache *c, bool force)
 	c->snap_id = id;
 	c->loaded_at = ep_wall_seconds();
 	c->reloads++;
+	sync_dnsmasq(c);
 	log_info("DNS cache: serving %s: %zu names, %zu records", c->cfg.cache.preload,
 		 fresh.n_names, fresh.records);
 }
@@ -321,6 +384,7 @@ int ep_dns_cache_reconfigure(struct ep_dns_cache *c, const struct ep_config *cfg
 void ep_dns_cache_tick(struct ep_dns_cache *c, uint64_t now, bool upstream_healthy)
 {
 	ep_dnsmasq_tick(c->dm, now);
+	sync_dnsmasq(c);
 	if (c->running && __atomic_load_n(&c->done, __ATOMIC_ACQUIRE))
 		finish_refresh(c);
 	if (now >= c->next_check_ns) {
@@ -535,6 +599,8 @@ void ep_dns_cache_stop(struct ep_dns_cache *c, bool stop_dnsmasq)
 		log_info("DNS cache: removed its IPv6 address from lo");
 	if (c->have_snapshot)
 		ep_snapshot_free(&c->snap);
+	if (c->have_pending_names)
+		ep_nameset_free(&c->pending_names);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }

@@ -213,8 +213,15 @@ static void kill_process(struct ep_dnsmasq *d, bool graceful)
 	}
 hard:
 	kill(d->pid, SIGKILL);
-	if (d->child)
+	if (d->child) {
 		waitpid(d->pid, NULL, 0);
+	} else if (d->pidfd >= 0) {
+		/* Adopted, so not ours to reap: wait (bounded) until it is gone,
+		 * or its successor could lose the race for port 53. */
+		struct pollfd p = {.fd = d->pidfd, .events = POLLIN};
+
+		poll(&p, 1, 1000);
+	}
 	if (d->pidfd >= 0)
 		close(d->pidfd);
 	d->pidfd = -1;

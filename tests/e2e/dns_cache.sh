@@ -199,4 +199,18 @@ alive() { [ -e "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/n
 check "--detach-on-exit stops dnsmasq" sh -c "! { [ -e /proc/$pid ] && ! grep -q '^State:.*Z' /proc/$pid/status; }"
 check "--detach-on-exit removes $LAB_CACHE_IP from lo" \
   sh -c "! ip -n $LAB_NS_NODE addr show dev lo | grep -q $LAB_CACHE_IP"
+
+# --- started without a preload: the first refresh writes it, dnsmasq serves it --
+# (dnsmasq reads its hosts file at start and on SIGHUP only: the agent must
+# tell it about the first file, or every name would be NODATA.)
+rm -f "$LAB_DIR/preload.hosts"
+LAB_EXTRA_YAML=$(lab_cache_yaml 3600 | sed "s|domains: .*|domains: $DOMAINS|")
+lab_config_write
+lab_agent_start || not_ok "agent start without a preload"
+answers_n1() {
+  printf 'n1.edge.test A\n' | dnsq batch |
+    py 'import json,sys; r=json.loads(sys.stdin.readline()); sys.exit(0 if r["rcode"]=="NOERROR" and r["addrs"] else 1)'
+}
+check "started without a preload: the first refresh writes one" wait_for 30 test -s "$LAB_DIR/preload.hosts"
+check "... and dnsmasq answers from it (it was told to re-read)" wait_for 10 answers_n1
 tap_done
