@@ -153,6 +153,7 @@ static int apply_dns(struct ep_agent *a, const struct ep_config *cfg, char *err,
 		ep_datapath_dns_disable(&a->dp, true);
 		return apply_dns_cache(a, cfg, err, errlen);
 	}
+	snprintf(a->dp.cgroup_root, sizeof(a->dp.cgroup_root), "%s", cfg->datapath.cgroup_root);
 	rc = ep_datapath_dns_enable(&a->dp, a->runtime_dir, err, errlen);
 	if (!rc)
 		rc = apply_dns_cache(a, cfg, err, errlen);

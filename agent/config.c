@@ -533,6 +533,8 @@ static const struct field datapath_fields[] = {
 	  MEMBER(struct ep_cfg_datapath, ct_timeout_tcp_s), .min = 1, .max = 604800 },
 	{ .key = "conntrack_timeout_udp_s", .kind = K_INT,
 	  MEMBER(struct ep_cfg_datapath, ct_timeout_udp_s), .min = 1, .max = 86400 },
+	{ .key = "cgroup_root", .kind = K_STR, MEMBER(struct ep_cfg_datapath, cgroup_root), .min = 1,
+	  .max = PATH_MAX - 1, .expect = "an absolute path", .valid_str = valid_abspath },
 };
 
 static const struct field iface_fields[] = {

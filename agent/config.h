@@ -71,6 +71,10 @@ struct ep_cfg_datapath {
 	uint32_t maglev_table_size;	/* default EP_MAGLEV_DEFAULT_SIZE; prime, 251..EP_MAGLEV_MAX_SIZE */
 	uint32_t ct_timeout_tcp_s;	/* idle TCP flows are forgotten after this; default 3600 */
 	uint32_t ct_timeout_udp_s;	/* default 60 */
+	/* cgroup v2 directory the socket hooks (DNS failover for node processes)
+	 * attach to; "" = the root of the hierarchy mounted in the agent's mount
+	 * namespace. In a container, the host's cgroup2 root mounted in. */
+	char cgroup_root[PATH_MAX];
 };
 
 /* dns: the upstream resolvers, the local cache, health and failover. */

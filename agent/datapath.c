@@ -797,34 +797,68 @@ static int sock_link_path(const struct ep_datapath *dp, const struct bpf_program
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-/* Every program into its pinned link if there is one. Returns the number of
- * programs still without a link, or -errno. */
-static int sock_hooks_update_pinned(struct ep_datapath *dp, char *err, size_t errlen)
+/* The cgroup the socket hooks go to: datapath.cgroup_root, or the root of
+ * the cgroup2 hierarchy of this mount namespace, mounted under runtime_dir
+ * for the moment if there is none (*mounted says where, to unmount). Returns
+ * an O_RDONLY directory fd, or -errno with err set. */
+static int open_hook_cgroup(struct ep_datapath *dp, const char *runtime_dir, char *cg, size_t cglen,
+			    char *mounted, size_t mlen, char *err, size_t errlen)
 {
-	struct bpf_program *prog;
-	char path[PATH_MAX + 64];
-	int missing = 0;
+	struct statfs sfs;
+	int fd;
 
-	bpf_object__for_each_program(prog, dp->sock_skel->obj)
-	{
-		int fd, rc;
+	mounted[0] = '\0';
+	if (dp->cgroup_root[0]) {
+		snprintf(cg, cglen, "%s", dp->cgroup_root);
+	} else {
+		find_cgroup2(cg, cglen);
+		if (!cg[0]) {
+			/* Inside `ip netns exec` (which mounts a fresh /sys) or a
+			 * container without /sys/fs/cgroup: mount the hierarchy just
+			 * long enough to attach; the links hold the cgroup, not the
+			 * mount. */
+			snprintf(mounted, mlen, "%s/cgroup2", runtime_dir);
+			if (ep_mkdir_p(mounted, 0700) ||
+			    (mount("cgroup2", mounted, "cgroup2", 0, NULL) && errno != EBUSY)) {
+				int e = errno;
 
-		if (sock_link_path(dp, prog, path, sizeof(path)))
-			return -ENAMETOOLONG;
-		fd = bpf_obj_get(path);
-		if (fd < 0) {
-			missing++;
-			continue;
-		}
-		rc = bpf_link_update(fd, bpf_program__fd(prog), NULL);
-		close(fd);
-		if (rc) {
-			snprintf(err, errlen, "cannot update the socket hook link %s: %s", path,
-				 strerror(errno));
-			return -errno;
+				snprintf(err, errlen,
+					 "no cgroup v2 hierarchy is mounted and mounting one at %s failed: %s "
+					 "(set datapath.cgroup_root; node processes' DNS cannot be redirected "
+					 "without it)",
+					 mounted, strerror(e));
+				mounted[0] = '\0';
+				return -e;
+			}
+			snprintf(cg, cglen, "%s", mounted);
 		}
 	}
-	return missing;
+	fd = open(cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+
+		snprintf(err, errlen, "cannot open cgroup %s%s: %s", cg,
+			 dp->cgroup_root[0] ? " (datapath.cgroup_root)" : "", strerror(e));
+		return -e;
+	}
+	if (fstatfs(fd, &sfs) || sfs.f_type != CGROUP2_SUPER_MAGIC) {
+		snprintf(err, errlen, "%s%s is not a cgroup v2 directory", cg,
+			 dp->cgroup_root[0] ? " (datapath.cgroup_root)" : "");
+		close(fd);
+		return -ENOTDIR;
+	}
+	return fd;
+}
+
+/* The cgroup id a pinned cgroup link is attached to, or 0. */
+static __u64 link_cgroup_id(int link_fd)
+{
+	struct bpf_link_info info = {};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(link_fd, &info, &len) || info.type != BPF_LINK_TYPE_CGROUP)
+		return 0;
+	return info.cgroup.cgroup_id;
 }
 
 static int sock_hooks_attach(struct ep_datapath *dp, const char *runtime_dir, char *err,
@@ -832,7 +866,9 @@ static int sock_hooks_attach(struct ep_datapath *dp, const char *runtime_dir, ch
 {
 	char cg[PATH_MAX], path[PATH_MAX + 64], mounted[PATH_MAX] = "";
 	struct bpf_program *prog;
-	int rc, cgfd = -1, missing;
+	int rc, cgfd, updated = 0, attached = 0;
+	struct stat st;
+	__u64 cgid;
 
 	if (!dp->sock_skel) {
 		dp->sock_skel = sock_dns__open();
@@ -853,37 +889,11 @@ static int sock_hooks_attach(struct ep_datapath *dp, const char *runtime_dir, ch
 		snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
 		return -errno;
 	}
-	missing = sock_hooks_update_pinned(dp, err, errlen);
-	if (missing < 0)
-		return missing;
-	if (missing == 0) {
-		snprintf(dp->cgroup, sizeof(dp->cgroup),
-			 "the cgroup v2 root (already linked, programs replaced)");
-		return 0;
-	}
-
-	find_cgroup2(cg, sizeof(cg));
-	if (!cg[0]) {
-		/* Inside `ip netns exec` (which mounts a fresh /sys) or a
-		 * container without /sys/fs/cgroup: mount the hierarchy just long
-		 * enough to attach; the links hold the cgroup, not the mount. */
-		snprintf(mounted, sizeof(mounted), "%s/cgroup2", runtime_dir);
-		if (ep_mkdir_p(mounted, 0700) ||
-		    (mount("cgroup2", mounted, "cgroup2", 0, NULL) && errno != EBUSY)) {
-			snprintf(err, errlen,
-				 "no cgroup v2 hierarchy is mounted and mounting one at %s failed: %s "
-				 "(host processes' DNS cannot be redirected without it)",
-				 mounted, strerror(errno));
-			return -errno;
-		}
-		snprintf(cg, sizeof(cg), "%s", mounted);
-	}
-	cgfd = open(cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (cgfd < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "cannot open cgroup %s: %s", cg, strerror(errno));
-		goto out;
-	}
+	cgfd = open_hook_cgroup(dp, runtime_dir, cg, sizeof(cg), mounted, sizeof(mounted), err, errlen);
+	if (cgfd < 0)
+		return cgfd;
+	/* On cgroup v2 the id of a cgroup is its directory's inode number. */
+	cgid = fstat(cgfd, &st) ? 0 : (__u64)st.st_ino;
 	rc = 0;
 	bpf_object__for_each_program(prog, dp->sock_skel->obj)
 	{
@@ -895,9 +905,24 @@ static int sock_hooks_attach(struct ep_datapath *dp, const char *runtime_dir, ch
 			break;
 		}
 		fd = bpf_obj_get(path);
-		if (fd >= 0) { /* updated above */
+		if (fd >= 0) {
+			/* Already linked there (an agent restart, a reload): swap the
+			 * program in atomically. Linked to another cgroup
+			 * (cgroup_root changed): detach, attach anew below. */
+			if (cgid && link_cgroup_id(fd) == cgid) {
+				if (bpf_link_update(fd, bpf_program__fd(prog), NULL)) {
+					rc = -errno;
+					snprintf(err, errlen, "cannot update the socket hook link %s: %s",
+						 path, strerror(errno));
+					close(fd);
+					break;
+				}
+				close(fd);
+				updated++;
+				continue;
+			}
 			close(fd);
-			continue;
+			unlink(path);
 		}
 		link = bpf_program__attach_cgroup(prog, cgfd);
 		if (!link) {
@@ -913,13 +938,13 @@ static int sock_hooks_attach(struct ep_datapath *dp, const char *runtime_dir, ch
 			snprintf(err, errlen, "cannot pin %s: %s", path, strerror(-rc));
 			break;
 		}
+		attached++;
 	}
 	if (!rc)
-		snprintf(dp->cgroup, sizeof(dp->cgroup), "the cgroup v2 root %s%s", cg,
-			 mounted[0] ? " (mounted for the attach, then unmounted)" : "");
-out:
-	if (cgfd >= 0)
-		close(cgfd);
+		snprintf(dp->cgroup, sizeof(dp->cgroup), "%s %s%s (%d attached, %d already linked)",
+			 dp->cgroup_root[0] ? "the cgroup" : "the cgroup v2 root", cg,
+			 mounted[0] ? ", mounted for the attach, then unmounted" : "", attached, updated);
+	close(cgfd);
 	if (mounted[0])
 		umount2(mounted, MNT_DETACH);
 	return rc;
@@ -954,8 +979,13 @@ int ep_datapath_dns_enable(struct ep_datapath *dp, const char *runtime_dir, char
 {
 	int rc;
 
-	if (dp->dns_skel)
-		return 0;
+	/* A reload: the TC side stays; the socket hooks follow cgroup_root. */
+	if (dp->dns_skel) {
+		rc = sock_hooks_attach(dp, runtime_dir, err, errlen);
+		if (!rc && !strstr(dp->cgroup, "(0 attached"))
+			log_info("DNS: host sockets hooked at %s", dp->cgroup);
+		return rc;
+	}
 	dp->dns_skel = tc_dns__open();
 	if (!dp->dns_skel) {
 		snprintf(err, errlen, "cannot open the DNS object: %s", strerror(errno));

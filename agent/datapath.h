@@ -45,7 +45,8 @@ struct ep_datapath {
 	int dns_in_fd, dns_eg_fd;
 	struct ep_dns_map_fds dns;
 	struct sock_dns *sock_skel;
-	char cgroup[PATH_MAX]; /* where the socket hooks are attached */
+	char cgroup[PATH_MAX]; /* where the socket hooks are attached (for the log) */
+	char cgroup_root[PATH_MAX]; /* datapath.cgroup_root; "" = auto */
 	uint64_t xdp_build_id;
 	enum ep_xdp_mode xdp_mode;
 	uint32_t ct_size;

@@ -70,6 +70,14 @@ EOT
     failback_after_s: 2
 EOT
 }
+# A cgroup for the datapath.cgroup_root checks, mounted outside /sys (the agent
+# runs under `ip netns exec`, which hides the host's /sys) and before the agent
+# starts (its mount namespace is a copy taken then).
+CGMNT=$LAB_DIR/cgroup2
+mkdir -p "$CGMNT" && mount -t cgroup2 none "$CGMNT" && _ns_record mount "$CGMNT"
+CG=$CGMNT/edgeplane-test-$$
+mkdir "$CG" && netns_on_cleanup "rmdir $CG"
+
 LAB_EXTRA_YAML=$(dns_yaml 1)
 lab_config_write
 lab_agent_start || { not_ok "agent start"; tap_done; exit 1; }
@@ -129,8 +137,23 @@ check "agent down: node process still answered by the cache (pinned socket hook 
   [ "$(dig_in "$LAB_NS_NODE" $LAB_DNS4 $N1)" = "$A1" ]
 lab_agent_start || { not_ok "agent restart"; tap_done; exit 1; }
 check "restarted agent resumes cache mode" mode_is cache
-check "restarted agent reused the pinned links" grep -q "already linked, programs replaced" "$LAB_LOG"
+check "restarted agent reused the pinned links (atomic program swap)" grep -q "0 attached, 8 already linked" "$LAB_LOG"
 check "after restart: node process answered by the cache" [ "$(dig_in "$LAB_NS_NODE" $LAB_DNS6 $N1)" = "$A1" ]
+
+# --- datapath.cgroup_root: only processes in that cgroup are redirected --------
+in_cg() { sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CG" "$@"; }
+cp "$LAB_CONFIG" "$LAB_DIR/good.yaml"
+sed "s|^datapath:|datapath:\n  cgroup_root: $CG|" "$LAB_DIR/good.yaml" >"$LAB_CONFIG"
+grep -q "cgroup_root" "$LAB_CONFIG" || { printf 'datapath:\n  cgroup_root: %s\n' "$CG" >>"$LAB_CONFIG"; }
+check "reload with datapath.cgroup_root=$CG" lab_cli reload
+check "the hooks moved to that cgroup (8 attached anew)" grep -q "hooked at the cgroup $CG (8 attached" "$LAB_LOG"
+check "a node process in $CG: answered by the cache" \
+  [ "$(in_cg ip netns exec "$LAB_NS_NODE" kdig @$LAB_DNS4 $N1 A +short +timeout=2 +retry=0 2>/dev/null | head -1)" = "$A1" ]
+check "a node process outside it: not redirected (the blackholed upstream does not answer)" \
+  [ -z "$(dig_in "$LAB_NS_NODE" $LAB_DNS4 $N1)" ]
+cp "$LAB_DIR/good.yaml" "$LAB_CONFIG"
+check "reload without cgroup_root: back to the root" lab_cli reload
+check "node process answered by the cache again" [ "$(dig_in "$LAB_NS_NODE" $LAB_DNS4 $N1)" = "$A1" ]
 
 # --- bad reloads leave everything as it was ----------------------------------
 cp "$LAB_CONFIG" "$LAB_DIR/good.yaml"

@@ -202,6 +202,10 @@ if render future -f tests/install/values/future-sections.yaml; then
     mq future '"secretName" not in cfg and "source: /etc/edgeplane/cert-source/payments" in cfg and mounts["/etc/edgeplane/cert-source/payments"]["readOnly"] and volumes[mounts["/etc/edgeplane/cert-source/payments"]["name"]]["secret"]["secretName"] == "payments-tls"'
   check "future: cert targets on the host (/etc/edgeplane/certs), DNS state in /var/lib/edgeplane" \
     mq future 'volumes[mounts["/etc/edgeplane/certs"]["name"]]["hostPath"]["path"] == "/etc/edgeplane/certs" and volumes[mounts["/var/lib/edgeplane"]["name"]]["hostPath"]["path"] == "/var/lib/edgeplane"'
+  check "future: the host's cgroup v2 root mounted read-only and named as datapath.cgroup_root (socket hooks for node processes)" \
+    mq future 'mounts["/host/cgroup"]["readOnly"] and volumes[mounts["/host/cgroup"]["name"]]["hostPath"]["path"] == "/sys/fs/cgroup" and "cgroup_root: /host/cgroup" in cfg'
+  check "future: a cgroup_root set in the values wins" \
+    bash -c "'$HELM' template x '$CHART' -f tests/install/values/future-sections.yaml --set config.datapath.cgroup_root=/custom | grep -q 'cgroup_root: /custom'"
   check "future: dnsmasq's NET_BIND_SERVICE (port 53), SETUID/SETGID (drop to nobody) added; API token mounted for kubernetes" \
     mq future "caps_add == $(pyset "$UNIT_CAPS,NET_BIND_SERVICE,SETUID,SETGID") and pod['automountServiceAccountToken'] is True"
   # An agent that has these features must accept them as rendered; one that

@@ -290,6 +290,7 @@ static void test_defaults(void)
 	expect_ok("empty mapping", "{}\n");
 	tap_ok(!strcmp(cfg.node_name, "from-env"), "node.name defaults to $NODE_NAME");
 	tap_ok(!strcmp(cfg.datapath.bpffs, "/sys/fs/bpf/edgeplane"), "default bpffs");
+	tap_ok(cfg.datapath.cgroup_root[0] == '\0', "default cgroup_root: none (auto)");
 	tap_ok(cfg.datapath.xdp_mode == EP_XDP_NATIVE && cfg.datapath.forwarding == EP_FWD_STACK,
 	       "default xdp_mode native, forwarding stack");
 	tap_ok(cfg.datapath.conntrack_size == EP_CT_DEFAULT_SIZE &&
@@ -381,6 +382,8 @@ static const struct bad_case bad_cases[] = {
 	/* datapath */
 	{ "datapath type", "datapath: 5\n", "datapath", 1, "expected a mapping" },
 	{ "bpffs type", "datapath:\n  bpffs: [a]\n", "datapath.bpffs", 2, "got a list" },
+	{ "cgroup_root relative", "datapath:\n  cgroup_root: sys/fs/cgroup\n", "datapath.cgroup_root", 2,
+	  "expected an absolute path" },
 	{ "bpffs relative", "datapath:\n  bpffs: sys/fs/bpf\n", "datapath.bpffs", 2,
 	  "expected an absolute path, got \"sys/fs/bpf\"" },
 	{ "xdp_mode type", "datapath:\n  xdp_mode: {a: 1}\n", "datapath.xdp_mode", 2, "got a mapping" },
@@ -610,7 +613,7 @@ static const struct bad_case bad_cases[] = {
 	  "kubernetes)" },
 	{ "unknown datapath key", "datapath:\n  mtu: 1500\n", "datapath.mtu", 2,
 	  "unknown key 'mtu' (allowed: bpffs, xdp_mode, forwarding, conntrack_size, "
-	  "maglev_table_size, conntrack_timeout_tcp_s, conntrack_timeout_udp_s)" },
+	  "maglev_table_size, conntrack_timeout_tcp_s, conntrack_timeout_udp_s, cgroup_root)" },
 	{ "unknown node key", "node:\n  zone: a\n", "node.zone", 2, "unknown key 'zone' (allowed: name)" },
 	/* dns */
 	{ "dns type", "dns: [1]\n", "dns", 1, "expected a mapping (upstreams, cache, health, failover)" },

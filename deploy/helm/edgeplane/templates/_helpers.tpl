@@ -76,6 +76,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $parts := list -}}
 {{- range $k := list "node" "datapath" "interfaces" "services" "dns" "kubernetes" "certs" "metrics" "control" -}}
 {{- $v := get $c $k -}}
+{{- if and $c.dns (eq $k "datapath") -}}
+{{- /* DNS failover's socket hooks go to the host's cgroup v2 root, mounted
+     into the pod (edgeplane.hostCgroupMount); a cgroup_root set in the values wins. */ -}}
+{{- $v = merge (dict) ($v | default (dict)) (dict "cgroup_root" (include "edgeplane.hostCgroupMount" $)) -}}
+{{- end -}}
 {{- if and $v (eq $k "certs") -}}
 {{- $certs := list -}}
 {{- range $v -}}
@@ -173,3 +178,8 @@ false
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/* Where the host's cgroup v2 root is mounted in the agent's container. */}}
+{{- define "edgeplane.hostCgroupMount" -}}
+/host/cgroup
+{{- end }}
