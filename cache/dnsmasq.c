@@ -20,6 +20,12 @@
 #define HEALTH_INTERVAL_NS (1000ULL * 1000000ULL)
 #define HEALTH_TIMEOUT_NS (500ULL * 1000000ULL)
 #define HEALTH_FAILS_TO_RESTART 3
+/* dnsmasq reads its hosts files before it answers anything, at start and on
+ * SIGHUP: hundreds of milliseconds for 128k names, seconds for millions.
+ * Missed health checks while it loads (and burns CPU doing so) are not a
+ * hang; one that uses no CPU between two checks is hung, loading or not,
+ * and one still not answering after this long is too. */
+#define LOAD_GRACE_NS (60ULL * 1000000000ULL)
 #define BACKOFF_MIN_NS (200ULL * 1000000ULL)
 #define BACKOFF_MAX_NS (10ULL * 1000000000ULL)
 #define STABLE_AFTER_NS (60ULL * 1000000000ULL) /* healthy this long resets the backoff */
@@ -39,6 +45,9 @@ struct ep_dnsmasq {
 	uint16_t hid;
 	uint64_t hsent_ns, next_health_ns;
 	unsigned hfails;
+	uint64_t loading_since_ns; /* start or SIGHUP not yet followed by an answer */
+	const char *loading_what;
+	unsigned long long loading_cpu; /* its CPU ticks at the last missed check */
 	off_t log_off;
 };
 
@@ -133,6 +142,30 @@ static pid_t read_pidfile(const struct ep_dnsmasq *d)
 	return v > 1 ? (pid_t)v : 0;
 }
 
+/* utime + stime of pid in clock ticks, or 0. */
+static unsigned long long cpu_ticks(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut = 0, st = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* After "(comm)": state is field 3, utime 14, stime 15. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu %llu", &ut, &st) != 2)
+		return 0;
+	return ut + st;
+}
+
 static void reset_health(struct ep_dnsmasq *d)
 {
 	if (d->hsock >= 0)
@@ -141,6 +174,9 @@ static void reset_health(struct ep_dnsmasq *d)
 	d->hfails = 0;
 	d->hsent_ns = 0;
 	d->next_health_ns = ep_now_ns() + 200ULL * 1000000ULL;
+	d->loading_since_ns = ep_now_ns();
+	d->loading_what = "start";
+	d->loading_cpu = 0;
 }
 
 static int spawn(struct ep_dnsmasq *d, char *err, size_t errlen)
@@ -303,6 +339,10 @@ int ep_dnsmasq_reload(struct ep_dnsmasq *d)
 	if (kill(d->pid, SIGHUP))
 		return -errno;
 	d->st.last_reload_at = ep_wall_seconds();
+	d->loading_since_ns = ep_now_ns();
+	d->loading_what = "re-reading the preload";
+	d->loading_cpu = cpu_ticks(d->pid);
+	d->hfails = 0;
 	return 0;
 }
 
@@ -490,15 +530,37 @@ void ep_dnsmasq_tick(struct ep_dnsmasq *d, uint64_t now)
 			d->hfails = 0;
 			d->st.health_ok++;
 			d->st.up = true;
+			if (d->loading_since_ns) {
+				double ms = (double)(now - d->loading_since_ns) / 1e6;
+
+				if (ms > 1500)
+					log_warn("dnsmasq answered only %.0f ms after %s: a large preload "
+						 "(queries wait meanwhile)", ms, d->loading_what);
+				else
+					log_debug("dnsmasq answering %.0f ms after %s", ms, d->loading_what);
+				d->st.last_load_ms = ms;
+				d->loading_since_ns = 0;
+			}
 		} else if (r < 0 || now - d->hsent_ns > HEALTH_TIMEOUT_NS) {
 			d->hsent_ns = 0;
 			d->st.health_failed++;
+			/* Loading (start, SIGHUP) and busy doing it: not a hang,
+			 * within the bound. */
+			if (d->loading_since_ns && now - d->loading_since_ns < LOAD_GRACE_NS) {
+				unsigned long long cpu = cpu_ticks(d->pid);
+				bool busy = cpu > d->loading_cpu;
+
+				d->loading_cpu = cpu;
+				if (busy)
+					goto next;
+			}
 			if (++d->hfails >= HEALTH_FAILS_TO_RESTART) {
 				schedule_restart(d, now, "stopped answering health checks");
 				return;
 			}
 		}
 	}
+next:
 	if (!d->hsent_ns && now >= d->next_health_ns) {
 		d->next_health_ns = now + HEALTH_INTERVAL_NS;
 		health_send(d, now);

@@ -43,6 +43,7 @@ struct ep_dnsmasq_status {
 	uint64_t health_ok, health_failed;
 	double started_at;	/* Unix time */
 	double last_reload_at;	/* last SIGHUP (preload re-read) */
+	double last_load_ms;	/* start or SIGHUP to the first answer, last time */
 	char last_problem[256]; /* why it was last restarted, or "" */
 };
 

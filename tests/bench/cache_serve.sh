@@ -15,6 +15,7 @@
 #   tests/bench/cache_serve.sh        BENCH_NAMES (131072) BENCH_SECONDS (10)
 # Writes build/bench/cache_serve.json.
 set -u
+[ -n "${BENCH_DEBUG:-}" ] && set -x
 cd "$(dirname "$0")/../.."
 source tests/lib/netns.sh
 source tests/lab/lab.sh
@@ -62,7 +63,8 @@ alt_conf() { # alt_conf PRELOAD CONF
   sed -e "s|^listen-address=.*|listen-address=$ALT|" -e "s|^addn-hosts=.*|addn-hosts=$1|" \
     -e "s|^log-facility=.*|log-facility=$LAB_DIR/alt.log|" "$RUNDIR/dnsmasq.conf" >"$2"
 }
-# spawn_until_answer PRELOAD NAME -> ms from spawn to NAME answered; sets ALT_PID
+# spawn_until_answer PRELOAD NAME: START_MS = ms from spawn to NAME answered;
+# ALT_PID = the dnsmasq (not in a subshell: the caller kills it later)
 spawn_until_answer() {
   local t0 t1
   alt_conf "$1" "$LAB_DIR/alt.conf"
@@ -72,13 +74,15 @@ spawn_until_answer() {
   netns_track_pid $ALT_PID
   for _ in $(seq 1 3000); do answers $ALT "$2" && break; sleep 0.005; done
   t1=$(date +%s%N)
-  echo $(((t1 - t0) / 1000000))
+  START_MS=$(((t1 - t0) / 1000000))
 }
 : >"$LAB_DIR/empty.hosts"; chmod 644 "$LAB_DIR/empty.hosts"
-start_empty=$(spawn_until_answer "$LAB_DIR/empty.hosts" edgeplane-health.invalid)
+spawn_until_answer "$LAB_DIR/empty.hosts" edgeplane-health.invalid
+start_empty=$START_MS
 kill $ALT_PID; wait $ALT_PID 2>/dev/null
 cp "$LAB_DIR/preload.hosts" "$LAB_DIR/alt.hosts"; chmod 644 "$LAB_DIR/alt.hosts"
-start_full=$(spawn_until_answer "$LAB_DIR/alt.hosts" "$probe")
+spawn_until_answer "$LAB_DIR/alt.hosts" "$probe"
+start_full=$START_MS
 # dnsmasq's RSS right after start with the preload (standalone)
 rss_full_alt=$(rss $ALT_PID)
 # reload: the same file plus one name, swapped in atomically, SIGHUP, until
