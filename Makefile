@@ -72,9 +72,19 @@ $(BUILD)/edgeplane-agent: $(BUILD)/obj/agent/agent_main.o $(LIB)
 $(BUILD)/edgeplane: $(BUILD)/obj/agent/cli_main.o $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(LDFLAGS)
 
-$(BUILD)/tests/%: tests/%.c $(LIB) $(SKELS) $(wildcard tests/lib/*.h)
+# Helpers the C tests, benchmarks and tools share (packet crafting, ...).
+TESTLIB_SRCS := $(wildcard tests/lib/*.c)
+TESTLIB      := $(BUILD)/libeptest.a
+$(BUILD)/obj/tests/lib/%.o: tests/lib/%.c $(SKELS) $(wildcard include/*.h agent/*.h tests/lib/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iagent -Icache -Itests/lib -o $@ $< $(LIB) $(PKG_LIBS) -lm
+	$(CC) $(CFLAGS) -Iagent -Icache -Itests/lib -c $< -o $@
+$(TESTLIB): $(patsubst %.c,$(BUILD)/obj/%.o,$(TESTLIB_SRCS))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/tests/%: tests/%.c $(TESTLIB) $(LIB) $(SKELS) $(wildcard tests/lib/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iagent -Icache -Itests/lib -o $@ $< $(TESTLIB) $(LIB) $(PKG_LIBS) -lm
 
 tests-bin: all $(TEST_BINS) $(BENCH_BINS) $(HELPER_BINS)
 .PHONY: tests-bin

@@ -30,7 +30,7 @@ const char *ep_ip_str(const struct ep_ip *ip, char *buf, size_t len)
 	return buf;
 }
 
-static int parse_port(const char *s, uint16_t *port)
+int ep_port_parse(const char *s, uint16_t *port)
 {
 	char *end;
 	long v;
@@ -61,7 +61,7 @@ int ep_endpoint_parse(const char *s, struct ep_ip *ip, uint16_t *port)
 		*close = '\0';
 		if (ep_ip_parse(buf + 1, ip) || ip->family != EP_FAMILY_V6)
 			return -EINVAL;
-		return parse_port(close + 2, port);
+		return ep_port_parse(close + 2, port);
 	}
 	colon = strrchr(buf, ':');
 	if (!colon || strchr(buf, ':') != colon)
@@ -69,7 +69,7 @@ int ep_endpoint_parse(const char *s, struct ep_ip *ip, uint16_t *port)
 	*colon = '\0';
 	if (ep_ip_parse(buf, ip) || ip->family != EP_FAMILY_V4)
 		return -EINVAL;
-	return parse_port(colon + 1, port);
+	return ep_port_parse(colon + 1, port);
 }
 
 const char *ep_endpoint_str(const struct ep_ip *ip, uint16_t port, char *buf, size_t len)
@@ -120,5 +120,5 @@ int ep_hostport_parse(const char *s, char *host, size_t hostlen, uint16_t *port)
 		if (ep_ip_parse(host, &tmp))
 			return -EINVAL;
 	}
-	return parse_port(colon + 1, port);
+	return ep_port_parse(colon + 1, port);
 }

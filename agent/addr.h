@@ -22,6 +22,8 @@ int ep_ip_parse(const char *s, struct ep_ip *out);
 /* Formats into buf (at least EP_IP_STRLEN); returns buf. */
 const char *ep_ip_str(const struct ep_ip *ip, char *buf, size_t len);
 /* "10.0.0.1:80" or "[fd00::1]:80"; returns 0 or -EINVAL. */
+/* A decimal port 1-65535, nothing else. */
+int ep_port_parse(const char *s, uint16_t *port);
 int ep_endpoint_parse(const char *s, struct ep_ip *ip, uint16_t *port);
 /* "10.0.0.1:80" / "[fd00::1]:80" into buf (at least EP_ENDPOINT_STRLEN). */
 const char *ep_endpoint_str(const struct ep_ip *ip, uint16_t port, char *buf, size_t len);

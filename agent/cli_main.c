@@ -9,6 +9,7 @@
 #include "agent.h"
 #include "cache_build.h"
 #include "control.h"
+#include "util.h"
 
 #define CALL_TIMEOUT_MS 10000
 
@@ -87,14 +88,6 @@ static const char *jstr(json_t *o, const char *k)
 static long long jint(json_t *o, const char *k)
 {
 	return (long long)json_integer_value(json_object_get(o, k));
-}
-
-static double ep_cli_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void human_duration(double s, char *buf, size_t len)
@@ -240,7 +233,7 @@ static void ago(double t, char *buf, size_t len)
 		snprintf(buf, len, "never");
 		return;
 	}
-	human_duration(ep_cli_now() - t, buf, len);
+	human_duration(ep_wall_seconds() - t, buf, len);
 	strncat(buf, " ago", len - strlen(buf) - 1);
 }
 

@@ -16,6 +16,7 @@
 #include <xdp/libxdp.h>
 
 #include "log.h"
+#include "map_prune.h"
 #include "sock_dns.skel.h"
 #include "tc_dns.skel.h"
 #include "tc_rnat.skel.h"
@@ -77,6 +78,34 @@ static int ensure_bpffs(const char *root, char *err, size_t errlen)
 	 * standard one is not there (e.g. inside `ip netns exec`). */
 	if (!getenv("LIBXDP_BPFFS") && !ep_path_is_bpffs("/sys/fs/bpf"))
 		setenv("LIBXDP_BPFFS", root, 1);
+	return 0;
+}
+
+int ep_map_fds_from_obj(struct bpf_object *obj, struct ep_map_fds *out)
+{
+	const struct {
+		const char *name;
+		int *fd;
+	} m[] = {
+		{"ep_vips", &out->vips},
+		{"ep_vip_filter", &out->vip_filter},
+		{"ep_services", &out->services},
+		{"ep_maglev", &out->maglev},
+		{"ep_backends", &out->backends},
+		{"ep_backend_rev", &out->backend_rev},
+		{"ep_ct4", &out->ct.v4},
+		{"ep_ct6", &out->ct.v6},
+		{"ep_backend_stats", &out->backend_stats},
+		{"ep_drops", &out->drops},
+		{"ep_config", &out->config},
+		{"ep_tx_ports", &out->tx_ports},
+	};
+
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+		*m[i].fd = bpf_object__find_map_fd_by_name(obj, m[i].name);
+		if (*m[i].fd < 0)
+			return -ENOENT;
+	}
 	return 0;
 }
 
@@ -193,18 +222,11 @@ int ep_datapath_open(struct ep_datapath *dp, const struct ep_cfg_datapath *cfg, 
 			 dp->root, strerror(-rc));
 		goto fail;
 	}
-	dp->maps.vips = bpf_map__fd(dp->tc_skel->maps.ep_vips);
-	dp->maps.vip_filter = bpf_map__fd(dp->tc_skel->maps.ep_vip_filter);
-	dp->maps.services = bpf_map__fd(dp->tc_skel->maps.ep_services);
-	dp->maps.maglev = bpf_map__fd(dp->tc_skel->maps.ep_maglev);
-	dp->maps.backends = bpf_map__fd(dp->tc_skel->maps.ep_backends);
-	dp->maps.backend_rev = bpf_map__fd(dp->tc_skel->maps.ep_backend_rev);
-	dp->maps.ct.v4 = bpf_map__fd(dp->tc_skel->maps.ep_ct4);
-	dp->maps.ct.v6 = bpf_map__fd(dp->tc_skel->maps.ep_ct6);
-	dp->maps.backend_stats = bpf_map__fd(dp->tc_skel->maps.ep_backend_stats);
-	dp->maps.drops = bpf_map__fd(dp->tc_skel->maps.ep_drops);
-	dp->maps.config = bpf_map__fd(dp->tc_skel->maps.ep_config);
-	dp->maps.tx_ports = bpf_map__fd(dp->tc_skel->maps.ep_tx_ports);
+	rc = ep_map_fds_from_obj(dp->tc_skel->obj, &dp->maps);
+	if (rc) {
+		snprintf(err, errlen, "the TC object lacks a load balancer map");
+		goto fail;
+	}
 	dp->rnat_in_fd = bpf_program__fd(dp->tc_skel->progs.ep_tc_rnat);
 	dp->rnat_eg_fd = bpf_program__fd(dp->tc_skel->progs.ep_tc_rnat_egress);
 
@@ -636,25 +658,20 @@ static void detach_strays(const struct ep_config *cfg)
 	if_freenameindex(all);
 }
 
+static bool tx_port_keep(const void *key, void *arg)
+{
+	const struct ep_datapath *dp = arg;
+
+	for (size_t i = 0; i < dp->n_ifaces; i++)
+		if ((__u32)dp->ifaces[i].ifindex == *(const __u32 *)key)
+			return true;
+	return false;
+}
+
 static int update_tx_ports(struct ep_datapath *dp)
 {
-	__u32 key, next, *prev = NULL;
-
 	/* Rebuild: drop entries for interfaces we no longer serve. */
-	while (bpf_map_get_next_key(dp->maps.tx_ports, prev, &next) == 0) {
-		bool keep = false;
-
-		for (size_t i = 0; i < dp->n_ifaces; i++)
-			if ((__u32)dp->ifaces[i].ifindex == next)
-				keep = true;
-		key = next;
-		if (!keep) {
-			bpf_map_delete_elem(dp->maps.tx_ports, &key);
-			prev = NULL;
-			continue;
-		}
-		prev = &key;
-	}
+	ep_map_prune(dp->maps.tx_ports, sizeof(__u32), tx_port_keep, dp);
 	for (size_t i = 0; i < dp->n_ifaces; i++) {
 		__u32 idx = (__u32)dp->ifaces[i].ifindex;
 
@@ -861,6 +878,8 @@ static __u64 link_cgroup_id(int link_fd)
 	return info.cgroup.cgroup_id;
 }
 
+/* Returns how many hooks were attached anew (0: all were already linked to
+ * that cgroup and just got the new programs), or -errno. */
 static int sock_hooks_attach(struct ep_datapath *dp, const char *runtime_dir, char *err,
 			     size_t errlen)
 {
@@ -947,7 +966,7 @@ static int sock_hooks_attach(struct ep_datapath *dp, const char *runtime_dir, ch
 	close(cgfd);
 	if (mounted[0])
 		umount2(mounted, MNT_DETACH);
-	return rc;
+	return rc ? rc : attached;
 }
 
 /* Unpinning the last reference detaches the programs. */
@@ -955,19 +974,9 @@ static void sock_hooks_detach(struct ep_datapath *dp)
 {
 	char path[PATH_MAX + 64];
 
+	/* The directory holds only these links. */
 	snprintf(path, sizeof(path), "%s/" SOCK_LINK_DIR, dp->root);
-	for (const char *const *n =
-		     (const char *const[]){"ep_sock_dns_connect4", "ep_sock_dns_connect6",
-					   "ep_sock_dns_sendmsg4", "ep_sock_dns_sendmsg6",
-					   "ep_sock_dns_recvmsg4", "ep_sock_dns_recvmsg6",
-					   "ep_sock_dns_getpeername4", "ep_sock_dns_getpeername6", NULL};
-	     *n; n++) {
-		char p[PATH_MAX + 128];
-
-		snprintf(p, sizeof(p), "%s/%s", path, *n);
-		unlink(p);
-	}
-	rmdir(path);
+	ep_rm_rf(path);
 	dp->cgroup[0] = '\0';
 	sock_skel_destroy(dp);
 }
@@ -982,9 +991,9 @@ int ep_datapath_dns_enable(struct ep_datapath *dp, const char *runtime_dir, char
 	/* A reload: the TC side stays; the socket hooks follow cgroup_root. */
 	if (dp->dns_skel) {
 		rc = sock_hooks_attach(dp, runtime_dir, err, errlen);
-		if (!rc && !strstr(dp->cgroup, "(0 attached"))
+		if (rc > 0)
 			log_info("DNS: host sockets hooked at %s", dp->cgroup);
-		return rc;
+		return rc < 0 ? rc : 0;
 	}
 	dp->dns_skel = tc_dns__open();
 	if (!dp->dns_skel) {
@@ -1018,10 +1027,11 @@ int ep_datapath_dns_enable(struct ep_datapath *dp, const char *runtime_dir, char
 			return rc;
 	}
 	rc = sock_hooks_attach(dp, runtime_dir, err, errlen);
-	if (!rc)
-		log_info("DNS observation attached to %zu interface(s); host sockets hooked at %s",
-			 dp->n_ifaces, dp->cgroup);
-	return rc;
+	if (rc < 0)
+		return rc;
+	log_info("DNS observation attached to %zu interface(s); host sockets hooked at %s",
+		 dp->n_ifaces, dp->cgroup);
+	return 0;
 }
 
 void ep_datapath_dns_disable(struct ep_datapath *dp, bool remove_pins)

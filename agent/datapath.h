@@ -22,6 +22,11 @@ struct ep_map_fds {
 	struct ep_ct_fds ct;
 };
 
+struct bpf_object;
+/* The load balancer's maps of a loaded object (tc_rnat or xdp_lb: both
+ * declare them all). -ENOENT if one is missing. */
+int ep_map_fds_from_obj(struct bpf_object *obj, struct ep_map_fds *out);
+
 /* DNS maps (tc/tc_dns.bpf.c, tc/sock_dns.bpf.c), pinned like the others. */
 struct ep_dns_map_fds {
 	int upstreams, pending, stats, config, redir, snap, samples;

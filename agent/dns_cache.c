@@ -25,7 +25,6 @@ struct ep_dns_cache {
 	char runtime_dir[PATH_MAX];
 	struct ep_policy_responder *policy;
 	struct ep_dnsmasq *dm;
-	bool added_listen; /* we put dns.cache.listen on lo */
 
 	/* the snapshot being served */
 	pthread_mutex_t lock; /* snap (read by hijack checks from other threads) */
@@ -308,7 +307,6 @@ static int ensure_one_listen(struct ep_dns_cache *c, const struct ep_ip *ip, cha
 		return 0;
 	if (ep_addr_add_lo(ip, err, errlen))
 		return -1;
-	c->added_listen = true;
 	log_info("DNS cache: put %s on lo (no interface held it)", ep_ip_str(ip, a, sizeof(a)));
 	return 0;
 }
@@ -416,16 +414,6 @@ int ep_dns_cache_refresh_now(struct ep_dns_cache *c, char *err, size_t errlen)
 	}
 	c->force_refresh = true;
 	return 0;
-}
-
-bool ep_dns_cache_has_name(struct ep_dns_cache *c, const char *name)
-{
-	bool has;
-
-	pthread_mutex_lock(&c->lock);
-	has = c->have_snapshot && ep_snapshot_find(&c->snap, name, NULL, NULL);
-	pthread_mutex_unlock(&c->lock);
-	return has;
 }
 
 uint64_t ep_dns_cache_generation(struct ep_dns_cache *c)

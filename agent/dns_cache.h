@@ -35,8 +35,6 @@ void ep_dns_cache_tick(struct ep_dns_cache *c, uint64_t now_ns, bool upstream_he
 int ep_dns_cache_refresh_now(struct ep_dns_cache *c, char *err, size_t errlen);
 json_t *ep_dns_cache_status(struct ep_dns_cache *c);
 void ep_dns_cache_metrics(struct ep_dns_cache *c, struct ep_strbuf *b);
-/* Is this name in the current snapshot? (hijack checks compare against it) */
-bool ep_dns_cache_has_name(struct ep_dns_cache *c, const char *name);
 /* Bumped every time a new snapshot is loaded. */
 uint64_t ep_dns_cache_generation(struct ep_dns_cache *c);
 /* Calls fn for every name of the snapshot (under the snapshot lock). */

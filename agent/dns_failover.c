@@ -17,6 +17,7 @@
 #include "ep_hash.h"
 #include "k8s.h"
 #include "log.h"
+#include "map_prune.h"
 #include "snapshot.h"
 #include "util.h"
 
@@ -82,9 +83,22 @@ static void upstream_key(struct ep_dns_upstream_key *k, const struct ep_ip *ip)
 	k->family = ip->family;
 }
 
+static bool upstream_keep(const void *key, void *arg)
+{
+	const struct ep_dns_failover *f = arg;
+	struct ep_dns_upstream_key k;
+
+	for (size_t i = 0; i < f->n; i++) {
+		upstream_key(&k, &f->up[i].addr);
+		if (!memcmp(&k, key, sizeof(k)))
+			return true;
+	}
+	return false;
+}
+
 static int write_upstreams(struct ep_dns_failover *f)
 {
-	struct ep_dns_upstream_key k, next, *prev = NULL;
+	struct ep_dns_upstream_key k;
 
 	for (size_t i = 0; i < f->n; i++) {
 		struct ep_dns_upstream v = {.idx = (__u32)i, .flags = f->up[i].flags};
@@ -94,21 +108,7 @@ static int write_upstreams(struct ep_dns_failover *f)
 			return -errno;
 	}
 	/* Upstreams that left the config stop being observed. */
-	while (bpf_map_get_next_key(f->m.upstreams, prev, &next) == 0) {
-		bool keep = false;
-
-		for (size_t i = 0; i < f->n && !keep; i++) {
-			upstream_key(&k, &f->up[i].addr);
-			keep = !memcmp(&k, &next, sizeof(k));
-		}
-		k = next;
-		if (!keep) {
-			bpf_map_delete_elem(f->m.upstreams, &k);
-			prev = NULL;
-			continue;
-		}
-		prev = &k;
-	}
+	ep_map_prune(f->m.upstreams, sizeof(k), upstream_keep, f);
 	return 0;
 }
 
@@ -323,26 +323,24 @@ static void snap_fill(const struct ep_snapshot *s, void *arg)
 	}
 }
 
+static bool snap_keep(const void *key, void *arg)
+{
+	const struct snap_sync *ss = arg;
+
+	return bsearch(key, ss->keys, ss->n, sizeof(*ss->keys), cmp_u64) != NULL;
+}
+
 /* New names first, then stale ones out: a name never goes unchecked. */
 static void sync_snapshot(struct ep_dns_failover *f)
 {
 	struct snap_sync ss = {.fd = f->m.snap};
-	uint64_t k, next, *prev = NULL;
-	size_t removed = 0;
+	long removed;
 
 	ep_dns_cache_with_snapshot(f->cache, snap_fill, &ss);
 	qsort(ss.keys, ss.n, sizeof(*ss.keys), cmp_u64);
-	while (bpf_map_get_next_key(f->m.snap, prev, &next) == 0) {
-		k = next;
-		if (!bsearch(&k, ss.keys, ss.n, sizeof(k), cmp_u64)) {
-			bpf_map_delete_elem(f->m.snap, &k);
-			removed++;
-			prev = NULL;
-			continue;
-		}
-		prev = &k;
-	}
-	log_info("DNS: trusted snapshot in the datapath: %zu names (%zu removed)", ss.n, removed);
+	removed = ep_map_prune(f->m.snap, sizeof(uint64_t), snap_keep, &ss);
+	log_info("DNS: trusted snapshot in the datapath: %zu names (%ld removed)", ss.n,
+		 removed > 0 ? removed : 0);
 	free(ss.keys);
 }
 
@@ -823,6 +821,34 @@ json_t *ep_dns_failover_status(struct ep_dns_failover *f)
 	return o;
 }
 
+/* One counter family with a series per upstream. */
+static void per_upstream_counter(const struct ep_dns_failover *f, struct ep_strbuf *b,
+				 const char *name, const char *help,
+				 uint64_t (*get)(const struct upstream_state *u))
+{
+	ep_sb_printf(b, "# HELP edgeplane_%s %s\n# TYPE edgeplane_%s counter\n", name, help, name);
+	for (size_t i = 0; i < f->n; i++)
+		ep_sb_printf(b, "edgeplane_%s{upstream=\"%s\"} %llu\n", name, f->up[i].name,
+			     (unsigned long long)get(&f->up[i]));
+}
+
+#define UPSTREAM_GETTER(fn, expr)                                                                  \
+	static uint64_t fn(const struct upstream_state *u)                                         \
+	{                                                                                          \
+		return (expr);                                                                     \
+	}
+UPSTREAM_GETTER(get_queries, u->last.queries)
+UPSTREAM_GETTER(get_answers, u->last.answers)
+UPSTREAM_GETTER(get_unmatched, u->last.unmatched)
+UPSTREAM_GETTER(get_divergent, u->last.divergent)
+/* Both defences: divergent answers and unmatched ones. */
+UPSTREAM_GETTER(get_dropped, u->last.divergent_dropped + u->last.unmatched_dropped)
+UPSTREAM_GETTER(get_redirected, u->last.redirected)
+UPSTREAM_GETTER(get_malformed, u->last.malformed)
+UPSTREAM_GETTER(get_timeouts, u->timeouts_total)
+UPSTREAM_GETTER(get_hijack_suspected, u->hijack_suspected_total)
+#undef UPSTREAM_GETTER
+
 void ep_dns_failover_metrics(struct ep_dns_failover *f, struct ep_strbuf *b)
 {
 	static const char *const rnames[16] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP",
@@ -830,41 +856,27 @@ void ep_dns_failover_metrics(struct ep_dns_failover *f, struct ep_strbuf *b)
 					      "NOTZONE", "11", "12", "13", "14", "15"};
 	static const struct {
 		const char *name, *help;
-		size_t off;
+		uint64_t (*get)(const struct upstream_state *u);
 	} per[] = {
-		{"dns_queries_total", "DNS queries to the upstream seen by the datapath.",
-		 offsetof(struct ep_dns_stats, queries)},
-		{"dns_answers_total", "Upstream answers matched to a query.",
-		 offsetof(struct ep_dns_stats, answers)},
-		{"dns_unmatched_answers_total", "Answers from the upstream matching no query (spoofing sign).",
-		 offsetof(struct ep_dns_stats, unmatched)},
+		{"dns_queries_total", "DNS queries to the upstream seen by the datapath.", get_queries},
+		{"dns_answers_total", "Upstream answers matched to a query.", get_answers},
+		{"dns_unmatched_answers_total",
+		 "Answers from the upstream matching no query (spoofing sign).", get_unmatched},
 		{"dns_divergent_answers_total", "Answers contradicting the trusted snapshot.",
-		 offsetof(struct ep_dns_stats, divergent)},
+		 get_divergent},
 		{"dns_dropped_answers_total", "Forged-looking answers dropped by the datapath.",
-		 offsetof(struct ep_dns_stats, divergent_dropped)},
+		 get_dropped},
 		{"dns_redirected_total", "Queries to the upstream answered by the local cache instead.",
-		 offsetof(struct ep_dns_stats, redirected)},
+		 get_redirected},
 		{"dns_malformed_total", "DNS messages to/from the upstream that did not parse.",
-		 offsetof(struct ep_dns_stats, malformed)},
+		 get_malformed},
+		{"dns_timeouts_total",
+		 "Queries to the upstream that got no answer within dns.health.timeout_ms.",
+		 get_timeouts},
 	};
 
-	for (size_t m = 0; m < EP_ARRAY_SIZE(per); m++) {
-		ep_sb_printf(b, "# HELP edgeplane_%s %s\n# TYPE edgeplane_%s counter\n", per[m].name,
-			     per[m].help, per[m].name);
-		for (size_t i = 0; i < f->n; i++) {
-			uint64_t v = *(const uint64_t *)((const char *)&f->up[i].last + per[m].off);
-
-			if (per[m].off == offsetof(struct ep_dns_stats, divergent_dropped))
-				v += f->up[i].last.unmatched_dropped;
-			ep_sb_printf(b, "edgeplane_%s{upstream=\"%s\"} %llu\n", per[m].name, f->up[i].name,
-				     (unsigned long long)v);
-		}
-	}
-	ep_sb_printf(b, "# HELP edgeplane_dns_timeouts_total Queries to the upstream that got no answer "
-			"within dns.health.timeout_ms.\n# TYPE edgeplane_dns_timeouts_total counter\n");
-	for (size_t i = 0; i < f->n; i++)
-		ep_sb_printf(b, "edgeplane_dns_timeouts_total{upstream=\"%s\"} %llu\n", f->up[i].name,
-			     (unsigned long long)f->up[i].timeouts_total);
+	for (size_t m = 0; m < EP_ARRAY_SIZE(per); m++)
+		per_upstream_counter(f, b, per[m].name, per[m].help, per[m].get);
 	ep_sb_printf(b, "# HELP edgeplane_dns_rcode_total Upstream answers by rcode.\n"
 			"# TYPE edgeplane_dns_rcode_total counter\n");
 	for (size_t i = 0; i < f->n; i++)
@@ -896,11 +908,8 @@ void ep_dns_failover_metrics(struct ep_dns_failover *f, struct ep_strbuf *b)
 		ep_sb_printf(b, "edgeplane_dns_latency_seconds_count{upstream=\"%s\"} %llu\n", f->up[i].name,
 			     (unsigned long long)acc);
 	}
-	ep_sb_printf(b, "# HELP edgeplane_dns_hijack_suspected_total Times an upstream was judged "
-			"hijacked or spoofed.\n# TYPE edgeplane_dns_hijack_suspected_total counter\n");
-	for (size_t i = 0; i < f->n; i++)
-		ep_sb_printf(b, "edgeplane_dns_hijack_suspected_total{upstream=\"%s\"} %llu\n", f->up[i].name,
-			     (unsigned long long)f->up[i].hijack_suspected_total);
+	per_upstream_counter(f, b, "dns_hijack_suspected_total",
+			     "Times an upstream was judged hijacked or spoofed.", get_hijack_suspected);
 	ep_sb_printf(b, "# HELP edgeplane_dns_probes_total Active probes by result.\n"
 			"# TYPE edgeplane_dns_probes_total counter\n");
 	for (size_t i = 0; i < f->n; i++)

@@ -245,36 +245,12 @@ static bool choose_dnssec(struct ep_dns_prober *p, struct upstream *u, struct pr
 	return true;
 }
 
-/* The query: ep_dnsq_build's, plus the DO bit when answers are validated
- * (the upstream then includes the RRSIGs). */
+/* With a trust anchor, the DO bit: the upstream then includes the RRSIGs. */
 static int build_query(const struct ep_dns_prober *p, const struct probe *pr, uint8_t **wire,
 		       size_t *len)
 {
-	ldns_rdf *name;
-	ldns_pkt *q;
-	ldns_status st;
-
-	if (!p->anchor)
-		return ep_dnsq_build(pr->qname, pr->qtype, pr->id, wire, len);
-	*wire = NULL;
-	*len = 0;
-	name = ldns_dname_new_frm_str(pr->qname);
-	if (!name)
-		return -EINVAL;
-	q = ldns_pkt_query_new(name, (ldns_rr_type)pr->qtype, LDNS_RR_CLASS_IN, LDNS_RD);
-	if (!q)
-		return -ENOMEM; /* ldns_pkt_query_new frees name on failure */
-	ldns_pkt_set_id(q, pr->id);
-	ldns_pkt_set_edns_udp_size(q, EP_DNSQ_EDNS_SIZE);
-	ldns_pkt_set_edns_do(q, true);
-	st = ldns_pkt2wire(wire, q, len);
-	ldns_pkt_free(q);
-	if (st != LDNS_STATUS_OK) {
-		free(*wire);
-		*wire = NULL;
-		return -EINVAL;
-	}
-	return 0;
+	return ep_dnsq_build_flags(pr->qname, pr->qtype, pr->id, p->anchor ? EP_DNSQ_F_DO : 0, wire,
+				   len);
 }
 
 static void start_probe(struct ep_dns_prober *p, struct upstream *u, uint64_t now)

@@ -15,18 +15,6 @@ struct ep_dnssec_anchor {
 	ldns_rr_list *rrs; /* the DS and DNSKEY anchor records */
 };
 
-const char *ep_dnssec_verdict_str(enum ep_dnssec_verdict v)
-{
-	switch (v) {
-	case EP_DNSSEC_SECURE: return "secure";
-	case EP_DNSSEC_BOGUS: return "bogus";
-	case EP_DNSSEC_INSECURE: return "not validated";
-	case EP_DNSSEC_NO_DATA: return "no data";
-	case EP_DNSSEC_ERROR: return "error";
-	}
-	return "?";
-}
-
 static void say(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void say(char *why, size_t len, const char *fmt, ...)
 {

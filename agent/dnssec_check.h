@@ -58,8 +58,6 @@ enum ep_dnssec_verdict {
 	EP_DNSSEC_ERROR,      /* out of memory */
 };
 
-const char *ep_dnssec_verdict_str(enum ep_dnssec_verdict v);
-
 /* The zone's keys as validated from a DNSKEY reply. */
 struct ep_dnssec_keys {
 	ldns_rr_list *keys;  /* deep copies of the zone keys of the validated RRset */

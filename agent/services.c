@@ -11,6 +11,7 @@
 #include "conntrack.h"
 #include "ep_hash.h"
 #include "log.h"
+#include "map_prune.h"
 #include "maglev.h"
 #include "util.h"
 
@@ -353,26 +354,25 @@ static void sync_vip_filter(struct ep_services *s)
 	}
 }
 
+static bool vip_keep(const void *key, void *arg)
+{
+	const struct ep_vip_key *k = key;
+	const struct ep_services *s = arg;
+
+	for (size_t i = 0; i < s->n_svcs; i++)
+		if (s->svcs[i].vip.family == k->family &&
+		    !memcmp(s->svcs[i].vip.addr, k->addr, sizeof(k->addr)))
+			return true;
+	return false;
+}
+
 /* VIP addresses: exactly the set of VIPs of current services. */
 static void sync_vips(struct ep_services *s)
 {
-	struct ep_vip_key k, next, *prev = NULL;
+	struct ep_vip_key k;
 	__u32 one = 1;
 
-	while (bpf_map_get_next_key(s->maps->vips, prev, &next) == 0) {
-		bool keep = false;
-
-		for (size_t i = 0; i < s->n_svcs && !keep; i++)
-			keep = s->svcs[i].vip.family == next.family &&
-			       !memcmp(s->svcs[i].vip.addr, next.addr, sizeof(next.addr));
-		k = next;
-		if (!keep) {
-			bpf_map_delete_elem(s->maps->vips, &k);
-			prev = NULL;
-			continue;
-		}
-		prev = &k;
-	}
+	ep_map_prune(s->maps->vips, sizeof(k), vip_keep, s);
 	for (size_t i = 0; i < s->n_svcs; i++) {
 		memset(&k, 0, sizeof(k));
 		memcpy(k.addr, s->svcs[i].vip.addr, sizeof(k.addr));
@@ -383,76 +383,101 @@ static void sync_vips(struct ep_services *s)
 }
 
 /* Reverse NAT index: for every backend endpoint still known (removed ones
- * too: their flows still need replies translated), the VIP:ports it serves. */
+ * too: their flows still need replies translated), the VIP:ports it serves.
+ * Built by sorting (endpoint, service) pairs, so 64k backends cost
+ * n log n, not n^2; within an endpoint the VIPs keep service order. */
+struct rev_pair {
+	struct ep_endpoint key;
+	size_t svc, be;
+};
+
+struct rev_ent {
+	struct ep_endpoint key;
+	struct ep_backend_rev rev;
+};
+
+struct rev_set {
+	const struct rev_ent *ents;
+	size_t n;
+};
+
+static int cmp_rev_pair(const void *a, const void *b)
+{
+	const struct rev_pair *x = a, *y = b;
+	int c = memcmp(&x->key, &y->key, sizeof(x->key));
+
+	if (c)
+		return c;
+	if (x->svc != y->svc)
+		return x->svc < y->svc ? -1 : 1;
+	return (x->be > y->be) - (x->be < y->be);
+}
+
+static int cmp_rev_ent(const void *key, const void *ent)
+{
+	return memcmp(key, &((const struct rev_ent *)ent)->key, sizeof(struct ep_endpoint));
+}
+
+static bool rev_keep(const void *key, void *arg)
+{
+	const struct rev_set *rs = arg;
+
+	return bsearch(key, rs->ents, rs->n, sizeof(*rs->ents), cmp_rev_ent) != NULL;
+}
+
 static void sync_backend_rev(struct ep_services *s)
 {
-	struct ep_endpoint k, next, *prev = NULL;
-	size_t cap = 0, n = 0;
-	struct {
-		struct ep_endpoint key;
-		struct ep_backend_rev rev;
-	} *ents = NULL;
+	size_t total = 0, np = 0, n = 0;
+	struct rev_pair *pairs;
+	struct rev_ent *ents;
 
-	for (size_t i = 0; i < s->n_svcs; i++) {
-		struct ep_svc_state *st = &s->svcs[i];
-
-		for (size_t j = 0; j < st->n_bes; j++) {
-			struct ep_endpoint bk;
-			size_t e;
-
-			endpoint_key(&bk, &st->bes[j].addr, st->bes[j].port, st->proto);
-			for (e = 0; e < n; e++)
-				if (!memcmp(&ents[e].key, &bk, sizeof(bk)))
-					break;
-			if (e == n) {
-				if (n == cap) {
-					void *nb = realloc(ents, (cap ? cap * 2 : 64) * sizeof(*ents));
-
-					if (!nb) {
-						log_error("out of memory building the reverse NAT index");
-						free(ents);
-						return;
-					}
-					ents = nb;
-					cap = cap ? cap * 2 : 64;
-				}
-				memset(&ents[n], 0, sizeof(ents[n]));
-				ents[n].key = bk;
-				n++;
-			}
-			struct ep_backend_rev *r = &ents[e].rev;
-			bool dup = false;
-
-			for (uint32_t v = 0; v < r->count; v++)
-				dup |= !memcmp(r->vips[v].addr, st->key.addr, sizeof(st->key.addr)) &&
-				       r->vips[v].port == st->key.port;
-			if (dup)
-				continue;
-			if (r->count >= EP_MAX_SVCS_PER_BACKEND) {
-				log_warn("backend %s serves more than %d VIP:ports; replies via %s are not translated",
-					 st->bes[j].label, EP_MAX_SVCS_PER_BACKEND, st->name);
-				continue;
-			}
-			memcpy(r->vips[r->count].addr, st->key.addr, sizeof(st->key.addr));
-			r->vips[r->count].port = st->key.port;
-			r->count++;
+	for (size_t i = 0; i < s->n_svcs; i++)
+		total += s->svcs[i].n_bes;
+	pairs = calloc(total ? total : 1, sizeof(*pairs));
+	ents = calloc(total ? total : 1, sizeof(*ents));
+	if (!pairs || !ents) {
+		log_error("out of memory building the reverse NAT index");
+		free(pairs);
+		free(ents);
+		return;
+	}
+	for (size_t i = 0; i < s->n_svcs; i++)
+		for (size_t j = 0; j < s->svcs[i].n_bes; j++, np++) {
+			endpoint_key(&pairs[np].key, &s->svcs[i].bes[j].addr, s->svcs[i].bes[j].port,
+				     s->svcs[i].proto);
+			pairs[np].svc = i;
+			pairs[np].be = j;
 		}
+	qsort(pairs, np, sizeof(*pairs), cmp_rev_pair);
+	for (size_t p = 0; p < np; p++) {
+		const struct ep_svc_state *st = &s->svcs[pairs[p].svc];
+		struct ep_backend_rev *r;
+		bool dup = false;
+
+		if (!n || memcmp(&ents[n - 1].key, &pairs[p].key, sizeof(pairs[p].key))) {
+			ents[n].key = pairs[p].key;
+			n++;
+		}
+		r = &ents[n - 1].rev;
+		for (uint32_t v = 0; v < r->count; v++)
+			dup |= !memcmp(r->vips[v].addr, st->key.addr, sizeof(st->key.addr)) &&
+			       r->vips[v].port == st->key.port;
+		if (dup)
+			continue;
+		if (r->count >= EP_MAX_SVCS_PER_BACKEND) {
+			log_warn("backend %s serves more than %d VIP:ports; replies via %s are not translated",
+				 st->bes[pairs[p].be].label, EP_MAX_SVCS_PER_BACKEND, st->name);
+			continue;
+		}
+		memcpy(r->vips[r->count].addr, st->key.addr, sizeof(st->key.addr));
+		r->vips[r->count].port = st->key.port;
+		r->count++;
 	}
 	for (size_t e = 0; e < n; e++)
 		bpf_map_update_elem(s->maps->backend_rev, &ents[e].key, &ents[e].rev, BPF_ANY);
-	while (bpf_map_get_next_key(s->maps->backend_rev, prev, &next) == 0) {
-		bool keep = false;
-
-		for (size_t e = 0; e < n && !keep; e++)
-			keep = !memcmp(&ents[e].key, &next, sizeof(next));
-		k = next;
-		if (!keep) {
-			bpf_map_delete_elem(s->maps->backend_rev, &k);
-			prev = NULL;
-			continue;
-		}
-		prev = &k;
-	}
+	ep_map_prune(s->maps->backend_rev, sizeof(struct ep_endpoint), rev_keep,
+		     &(struct rev_set){ents, n});
+	free(pairs);
 	free(ents);
 }
 

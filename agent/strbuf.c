@@ -74,8 +74,3 @@ char *ep_sb_take(struct ep_strbuf *b)
 	return s;
 }
 
-void ep_sb_free(struct ep_strbuf *b)
-{
-	free(b->s);
-	memset(b, 0, sizeof(*b));
-}

@@ -15,6 +15,5 @@ void ep_sb_printf(struct ep_strbuf *b, const char *fmt, ...) __attribute__((form
 void ep_sb_label(struct ep_strbuf *b, const char *v);
 /* Hands the string to the caller (NULL after OOM) and resets b. */
 char *ep_sb_take(struct ep_strbuf *b);
-void ep_sb_free(struct ep_strbuf *b);
 
 #endif

@@ -16,6 +16,7 @@
 #include "dns_query.h"
 #include "hosts_file.h"
 #include "resolver_pool.h"
+#include "util.h"
 
 /* The outcome of one name's query of one type. */
 enum q_outcome {
@@ -80,14 +81,6 @@ struct build {
 };
 
 static const uint16_t qtypes[2] = { LDNS_RR_TYPE_A, LDNS_RR_TYPE_AAAA };
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void set_error(struct ep_cache_build_result *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -269,7 +262,7 @@ static void feed(struct build *b)
 
 static void progress(struct build *b, bool final)
 {
-	double now = now_s(), el = now - b->t0;
+	double now = ((double)ep_now_ns() / 1e9), el = now - b->t0;
 	size_t total = b->names.n;
 	double rate = el > 0 ? (double)b->done_names / el : 0;
 	double pct = total ? (double)b->done_names * 100.0 / (double)total : 100.0;
@@ -641,13 +634,13 @@ int ep_cache_build(const struct ep_cache_build_opts *o, struct ep_cache_build_re
 	for (i = 0; i < b.names.n; i++)
 		b.st[i].pending = 2;
 
-	b.t0 = b.last_progress = now_s();
+	b.t0 = b.last_progress = ((double)ep_now_ns() / 1e9);
 	rc = b.names.n ? resolve_all(&b) : EP_CACHE_BUILD_OK;
 	/* After an abort, queries still out end here as timeouts, which also
 	 * frees their contexts. */
 	if (b.pool)
 		ep_pool_cancel(b.pool);
-	r->seconds = now_s() - b.t0;
+	r->seconds = ((double)ep_now_ns() / 1e9) - b.t0;
 	for (i = 0; i < b.names.n; i++) {
 		if (b.st[i].pending)
 			continue; /* never asked: the build stopped first */
@@ -688,7 +681,7 @@ int ep_cache_build(const struct ep_cache_build_opts *o, struct ep_cache_build_re
 		rc = EP_CACHE_BUILD_FAILED;
 out_summary:
 	if (!r->seconds)
-		r->seconds = now_s() - b.t0;
+		r->seconds = ((double)ep_now_ns() / 1e9) - b.t0;
 	summary(&b);
 out:
 	if (b.st)

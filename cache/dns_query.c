@@ -5,7 +5,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
-int ep_dnsq_build(const char *qname, uint16_t qtype, uint16_t id, uint8_t **wire, size_t *len)
+int ep_dnsq_build_flags(const char *qname, uint16_t qtype, uint16_t id, unsigned flags,
+			uint8_t **wire, size_t *len)
 {
 	ldns_rdf *name = ldns_dname_new_frm_str(qname);
 	ldns_pkt *p;
@@ -21,6 +22,8 @@ int ep_dnsq_build(const char *qname, uint16_t qtype, uint16_t id, uint8_t **wire
 	ldns_pkt_set_id(p, id);
 	/* EDNS0 so a name with a dozen addresses still fits in one datagram. */
 	ldns_pkt_set_edns_udp_size(p, EP_DNSQ_EDNS_SIZE);
+	if (flags & EP_DNSQ_F_DO)
+		ldns_pkt_set_edns_do(p, true);
 	st = ldns_pkt2wire(wire, p, len);
 	ldns_pkt_free(p);
 	if (st != LDNS_STATUS_OK) {
@@ -31,16 +34,9 @@ int ep_dnsq_build(const char *qname, uint16_t qtype, uint16_t id, uint8_t **wire
 	return 0;
 }
 
-const char *ep_dnsq_verdict_str(enum ep_dnsq_verdict v)
+int ep_dnsq_build(const char *qname, uint16_t qtype, uint16_t id, uint8_t **wire, size_t *len)
 {
-	switch (v) {
-	case EP_DNSQ_OK: return "ok";
-	case EP_DNSQ_MALFORMED: return "malformed";
-	case EP_DNSQ_NOT_RESPONSE: return "not a response";
-	case EP_DNSQ_BAD_ID: return "wrong id";
-	case EP_DNSQ_BAD_QUESTION: return "wrong question";
-	}
-	return "?";
+	return ep_dnsq_build_flags(qname, qtype, id, 0, wire, len);
 }
 
 const char *ep_dnsq_outcome_str(enum ep_dnsq_outcome o)

@@ -32,6 +32,10 @@ struct ep_dns_addr {
  * id. On success *wire is malloc()ed. Returns 0 or -EINVAL/-ENOMEM.
  */
 int ep_dnsq_build(const char *qname, uint16_t qtype, uint16_t id, uint8_t **wire, size_t *len);
+/* The same with EP_DNSQ_F_* flags: DO asks for DNSSEC records (RRSIGs). */
+#define EP_DNSQ_F_DO (1u << 0)
+int ep_dnsq_build_flags(const char *qname, uint16_t qtype, uint16_t id, unsigned flags,
+			uint8_t **wire, size_t *len);
 
 enum ep_dnsq_verdict {
 	EP_DNSQ_OK = 0,
@@ -40,8 +44,6 @@ enum ep_dnsq_verdict {
 	EP_DNSQ_BAD_ID,        /* id differs from the query's */
 	EP_DNSQ_BAD_QUESTION,  /* question count/name/type/class differs */
 };
-
-const char *ep_dnsq_verdict_str(enum ep_dnsq_verdict v);
 
 /* Just the id, for a cheap first filter before a full parse; -1 if too short. */
 int ep_dnsq_peek_id(const uint8_t *buf, size_t len);

@@ -1,7 +1,6 @@
 #include "policy_responder.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <ldns/ldns.h>
 #include <netinet/in.h>
@@ -36,16 +35,6 @@ static enum ep_policy_kind header_reply(const uint8_t *q, uint8_t rcode, uint8_t
 	return EP_POLICY_FORMERR;
 }
 
-static void lower_name(char *s)
-{
-	size_t n = strlen(s);
-
-	if (n > 1 && s[n - 1] == '.')
-		s[--n] = '\0';
-	for (char *p = s; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-}
-
 static ldns_rr *soa_for(const ldns_rdf *owner, uint32_t ttl)
 {
 	ldns_rr *soa = ldns_rr_new();
@@ -77,7 +66,7 @@ enum ep_policy_kind ep_policy_answer(const uint8_t *q, size_t qlen, const struct
 	enum ep_policy_kind kind = EP_POLICY_DROPPED;
 	ldns_pkt *qp = NULL, *r = NULL;
 	ldns_rr *qrr;
-	char *name = NULL;
+	char *name = NULL, norm[EP_DNS_NAME_BUF];
 
 	*out = NULL;
 	*outlen = 0;
@@ -94,7 +83,10 @@ enum ep_policy_kind ep_policy_answer(const uint8_t *q, size_t qlen, const struct
 	r = ldns_pkt_new();
 	if (!name || !r)
 		goto out;
-	lower_name(name);
+	/* The set holds names as the domains file loader normalised them; a
+	 * name that does not normalise cannot be in it. */
+	if (ep_dns_name_normalize(name, strlen(name), norm, NULL))
+		norm[0] = '\0';
 	ldns_pkt_set_id(r, ldns_pkt_id(qp));
 	ldns_pkt_set_qr(r, true);
 	ldns_pkt_set_opcode(r, LDNS_PACKET_QUERY);
@@ -104,7 +96,7 @@ enum ep_policy_kind ep_policy_answer(const uint8_t *q, size_t qlen, const struct
 	if (ldns_pkt_edns(qp))
 		ldns_pkt_set_edns_udp_size(r, 1232);
 	ldns_pkt_push_rr(r, LDNS_SECTION_QUESTION, ldns_rr_clone(qrr));
-	if (ldns_rr_get_class(qrr) == LDNS_RR_CLASS_IN && ep_nameset_has(names, name)) {
+	if (ldns_rr_get_class(qrr) == LDNS_RR_CLASS_IN && norm[0] && ep_nameset_has(names, norm)) {
 		ldns_rr *soa = soa_for(ldns_rr_owner(qrr), ttl);
 
 		if (!soa)

@@ -11,7 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "dns_query.h"
+#include "util.h"
 
 /* Timeouts in a row after which a resolver only gets probes while others answer. */
 #define SUSPECT_STRIKES 8
@@ -75,29 +77,6 @@ struct ep_pool {
 	uint8_t *buf; /* MAX_DGRAM */
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static int parse_port(const char *s, uint16_t *port)
-{
-	char *end;
-	long v;
-
-	if (!*s)
-		return -EINVAL;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *end || v < 1 || v > 65535)
-		return -EINVAL;
-	*port = (uint16_t)v;
-	return 0;
-}
-
 int ep_resolver_parse(const char *s, struct ep_resolver *r)
 {
 	char host[INET6_ADDRSTRLEN + 1];
@@ -137,7 +116,7 @@ int ep_resolver_parse(const char *s, struct ep_resolver *r)
 		if (colon)
 			port_s = colon + 1;
 	}
-	if (port_s && parse_port(port_s, &port))
+	if (port_s && ep_port_parse(port_s, &port))
 		return -EINVAL;
 	if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
 		s4->sin_family = AF_INET;
@@ -449,7 +428,7 @@ static int start_attempt(struct ep_pool *p, struct slot *s, bool tcp)
 		}
 		s->st = SLOT_UDP;
 	}
-	s->deadline = now_ns() + (uint64_t)p->o.timeout_ms * 1000000ULL;
+	s->deadline = ep_now_ns() + (uint64_t)p->o.timeout_ms * 1000000ULL;
 	list_append(p, s);
 	return 0;
 fail:
@@ -694,7 +673,7 @@ int ep_pool_poll(struct ep_pool *p, int max_wait_ms)
 	struct epoll_event ev[EVENTS_BATCH];
 	unsigned before = p->n_free;
 	int wait = max_wait_ms, n, i;
-	uint64_t now = now_ns();
+	uint64_t now = ep_now_ns();
 
 	if (p->head) {
 		uint64_t left = p->head->deadline > now ? p->head->deadline - now : 0;
@@ -731,7 +710,7 @@ int ep_pool_poll(struct ep_pool *p, int max_wait_ms)
 			if (s->ufd[fi] >= 0)
 				on_udp(p, s, fi);
 	}
-	expire(p, now_ns());
+	expire(p, ep_now_ns());
 	/* Completions free slots, follow-ups taken in callbacks use them again:
 	 * report the net change, never negative. */
 	return p->n_free > before ? (int)(p->n_free - before) : 0;
@@ -756,12 +735,6 @@ unsigned ep_pool_capacity(const struct ep_pool *p)
 const struct ep_pool_stats *ep_pool_get_stats(const struct ep_pool *p)
 {
 	return &p->st;
-}
-
-const struct ep_resolver *ep_pool_resolvers(const struct ep_pool *p, size_t *n)
-{
-	*n = p->n_res;
-	return p->res;
 }
 
 void ep_pool_free(struct ep_pool *p)

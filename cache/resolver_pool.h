@@ -90,6 +90,5 @@ int ep_pool_poll(struct ep_pool *p, int max_wait_ms);
 /* Ends every query in flight: done() is called with NULL for each. */
 void ep_pool_cancel(struct ep_pool *p);
 const struct ep_pool_stats *ep_pool_get_stats(const struct ep_pool *p);
-const struct ep_resolver *ep_pool_resolvers(const struct ep_pool *p, size_t *n);
 
 #endif

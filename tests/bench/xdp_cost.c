@@ -24,6 +24,7 @@
 
 #include "config.h"
 #include "ep_hash.h"
+#include "frames.h"
 #include "services.h"
 #include "xdp_lb.skel.h"
 
@@ -34,58 +35,13 @@ struct pkt {
 	size_t len;
 };
 
-static unsigned short csum16(const void *data, size_t len, unsigned int sum)
-{
-	const unsigned char *p = data;
-
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (unsigned int)(p[i] << 8 | p[i + 1]);
-	if (len & 1)
-		sum += (unsigned int)p[len - 1] << 8;
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (unsigned short)~sum;
-}
-
 /* Ethernet + IPv4 + TCP SYN with valid checksums. */
 static void build_tcp4(struct pkt *p, const char *src, const char *dst, uint16_t sport, uint16_t dport)
 {
-	unsigned char *e = p->b, *ip = e + 14, *tcp = ip + 20;
-	uint32_t s, d;
-	unsigned int ph = 0;
+	struct ep_ip s = IP(src), d = IP(dst);
 
 	memset(p, 0, sizeof(*p));
-	memcpy(e, "\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00", 14);
-	inet_pton(AF_INET, src, &s);
-	inet_pton(AF_INET, dst, &d);
-	ip[0] = 0x45;
-	ip[2] = 0;
-	ip[3] = 40;
-	ip[6] = 0x40; /* DF */
-	ip[8] = 64;
-	ip[9] = IPPROTO_TCP;
-	memcpy(ip + 12, &s, 4);
-	memcpy(ip + 16, &d, 4);
-	unsigned short ic = csum16(ip, 20, 0);
-
-	ip[10] = (unsigned char)(ic >> 8);
-	ip[11] = (unsigned char)ic;
-	tcp[0] = (unsigned char)(sport >> 8);
-	tcp[1] = (unsigned char)sport;
-	tcp[2] = (unsigned char)(dport >> 8);
-	tcp[3] = (unsigned char)dport;
-	tcp[12] = 5 << 4;
-	tcp[13] = 0x02; /* SYN */
-	tcp[14] = 0xff;
-	tcp[15] = 0xff;
-	for (int i = 12; i < 20; i += 2)
-		ph += (unsigned int)(ip[i] << 8 | ip[i + 1]);
-	ph += IPPROTO_TCP + 20;
-	unsigned short tc = csum16(tcp, 20, ph);
-
-	tcp[16] = (unsigned char)(tc >> 8);
-	tcp[17] = (unsigned char)tc;
-	p->len = 14 + 40;
+	p->len = pkt_between(p->b, &s, sport, &d, dport, P_TCP, TCP_SYN, 0, false, 0);
 }
 
 static int trivial_prog(void)
@@ -199,19 +155,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "xdp_cost: cannot load the XDP object: %s\n", strerror(errno));
 		return 1;
 	}
-	fds = (struct ep_map_fds){
-		.vips = bpf_map__fd(skel->maps.ep_vips),
-		.vip_filter = bpf_map__fd(skel->maps.ep_vip_filter),
-		.services = bpf_map__fd(skel->maps.ep_services),
-		.maglev = bpf_map__fd(skel->maps.ep_maglev),
-		.backends = bpf_map__fd(skel->maps.ep_backends),
-		.backend_rev = bpf_map__fd(skel->maps.ep_backend_rev),
-		.ct = {.v4 = bpf_map__fd(skel->maps.ep_ct4), .v6 = bpf_map__fd(skel->maps.ep_ct6)},
-		.backend_stats = bpf_map__fd(skel->maps.ep_backend_stats),
-		.drops = bpf_map__fd(skel->maps.ep_drops),
-		.config = bpf_map__fd(skel->maps.ep_config),
-		.tx_ports = bpf_map__fd(skel->maps.ep_tx_ports),
-	};
+	if (ep_map_fds_from_obj(skel->obj, &fds)) {
+		fprintf(stderr, "xdp_cost: a load balancer map is missing from the object\n");
+		return 1;
+	}
 	for (int i = 0; i < 3; i++) {
 		char a[32];
 

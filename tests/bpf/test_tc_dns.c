@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "edgeplane_abi.h"
+#include "csum.h"
 #include "ep_hash.h"
 #include "tap.h"
 #include "tc_dns.skel.h"
@@ -93,56 +94,6 @@ static const char *astr(const struct addr *x)
 static bool addr_is(const uint8_t *raw, const struct addr *x)
 {
 	return !memcmp(raw, x->a, alen(x->family));
-}
-
-/* ==== checksums =========================================================== */
-
-static void put16(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, v >> 16);
-	put16(p + 2, v & 0xffff);
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t sum16(uint32_t s, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-
-	for (; len > 1; p += 2, len -= 2)
-		s += (uint32_t)(p[0] << 8 | p[1]);
-	if (len)
-		s += (uint32_t)p[0] << 8;
-	return s;
-}
-
-static uint16_t fold(uint32_t s)
-{
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)~s;
-}
-
-static uint32_t pseudo_sum(int family, const uint8_t *src, const uint8_t *dst, uint8_t proto,
-			   uint32_t len)
-{
-	uint32_t s = 0;
-
-	s = sum16(s, src, alen(family));
-	s = sum16(s, dst, alen(family));
-	s += proto;
-	s += len >> 16;
-	s += len & 0xffff;
-	return s;
 }
 
 /* ==== DNS messages ======================================================== */

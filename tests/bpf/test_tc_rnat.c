@@ -28,514 +28,13 @@
 #include "datapath.h"
 #include "edgeplane_abi.h"
 #include "ep_hash.h"
+#include "frames.h"
 #include "log.h"
 #include "services.h"
+#include "svc_cfg.h"
 #include "tap.h"
 #include "tc_rnat.skel.h"
 #include "xdp_lb.skel.h"
-
-/* ==== packet crafting (same as in test_xdp_lb.c) ================== */
-
-#define P_ICMP 1
-#define P_TCP 6
-#define P_UDP 17
-#define P_ICMP6 58
-
-#define TCP_SYN 0x02
-#define TCP_ACK 0x10
-#define TCP_FIN 0x01
-#define TCP_RST 0x04
-
-#define FRAME_MAX 2048
-
-static void put16(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, v >> 16);
-	put16(p + 2, v & 0xffff);
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-/* One's-complement sum of big-endian 16-bit words (not folded). */
-static uint32_t sum16(uint32_t s, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-
-	for (; len > 1; p += 2, len -= 2)
-		s += (uint32_t)(p[0] << 8 | p[1]);
-	if (len)
-		s += (uint32_t)p[0] << 8;
-	return s;
-}
-
-static uint16_t fold(uint32_t s)
-{
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)~s;
-}
-
-static uint32_t pseudo_sum(int family, const uint8_t *src, const uint8_t *dst, uint8_t proto,
-			   uint32_t len)
-{
-	size_t alen = family == EP_FAMILY_V4 ? 4 : 16;
-	uint32_t s = 0;
-
-	s = sum16(s, src, alen);
-	s = sum16(s, dst, alen);
-	s += proto;
-	s += len >> 16;
-	s += len & 0xffff;
-	return s;
-}
-
-static int l4_csum_off(uint8_t proto)
-{
-	switch (proto) {
-	case P_TCP:
-		return 16;
-	case P_UDP:
-		return 6;
-	case P_ICMP:
-	case P_ICMP6:
-		return 2;
-	}
-	return -1;
-}
-
-/* Computes the L4 checksum of l4[0..len) from scratch (ICMPv4: no pseudo header). */
-static void l4_csum_fill(int family, const uint8_t *src, const uint8_t *dst, uint8_t proto,
-			 uint8_t *l4, size_t len)
-{
-	int off = l4_csum_off(proto);
-	uint32_t s = 0;
-	uint16_t c;
-
-	if (off < 0 || (size_t)off + 2 > len)
-		return;
-	put16(l4 + off, 0);
-	if (proto != P_ICMP)
-		s = pseudo_sum(family, src, dst, proto, (uint32_t)len);
-	c = fold(sum16(s, l4, len));
-	if (proto == P_UDP && c == 0)
-		c = 0xffff;
-	put16(l4 + off, c);
-}
-
-static void ip4_recsum(uint8_t *ip)
-{
-	size_t hl = (size_t)(ip[0] & 15) * 4;
-
-	if (hl < 20)
-		hl = 20;
-	put16(ip + 10, 0);
-	put16(ip + 10, fold(sum16(0, ip, hl)));
-}
-
-static void fill_payload(uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)(i * 7 + 1);
-}
-
-static size_t mk_tcp(uint8_t *o, uint16_t sport, uint16_t dport, uint8_t flags, size_t payload)
-{
-	memset(o, 0, 20);
-	put16(o, sport);
-	put16(o + 2, dport);
-	put32(o + 4, 0x01020304);
-	/* Every client packet carries ISN 0x01020304, so a reply acknowledges
-	 * 0x01020305, as the backend's SYN-ACK to that SYN would. */
-	put32(o + 8, (flags & TCP_ACK) ? 0x01020305 : 0);
-	o[12] = 5 << 4;
-	o[13] = flags;
-	put16(o + 14, 65535);
-	fill_payload(o + 20, payload);
-	return 20 + payload;
-}
-
-static size_t mk_udp(uint8_t *o, uint16_t sport, uint16_t dport, size_t payload)
-{
-	put16(o, sport);
-	put16(o + 2, dport);
-	put16(o + 4, (uint32_t)(8 + payload));
-	put16(o + 6, 0);
-	fill_payload(o + 8, payload);
-	return 8 + payload;
-}
-
-static size_t mk_icmp_echo(uint8_t *o, int family, size_t payload)
-{
-	o[0] = family == EP_FAMILY_V4 ? 8 : 128;
-	o[1] = 0;
-	put16(o + 2, 0);
-	put16(o + 4, 0x1234);
-	put16(o + 6, 1);
-	fill_payload(o + 8, payload);
-	return 8 + payload;
-}
-
-static size_t mk_icmp_err(uint8_t *o, uint8_t type, uint8_t code, uint32_t word,
-			  const uint8_t *quoted, size_t qlen)
-{
-	o[0] = type;
-	o[1] = code;
-	put16(o + 2, 0);
-	put32(o + 4, word);
-	memcpy(o + 8, quoted, qlen);
-	return 8 + qlen;
-}
-
-struct ipopt {
-	uint8_t ttl;		/* 0: 64 */
-	uint16_t frag_off;	/* IPv4 flags + fragment offset field */
-	size_t v4_optlen;	/* bytes of IPv4 options (multiple of 4) */
-	const uint8_t *ext;	/* IPv6 extension headers, already chained */
-	size_t ext_len;
-	uint8_t ext_first;	/* IPv6 next header of the fixed header when ext_len > 0 */
-	bool no_l4_csum;	/* leave the L4 checksum field as it is */
-};
-
-/* IP header + l4 bytes; the L4 checksum is computed over what is given. */
-static size_t mk_ip(uint8_t *o, const struct ep_ip *src, const struct ep_ip *dst, uint8_t proto,
-		    const uint8_t *l4, size_t l4len, const struct ipopt *opt)
-{
-	static const struct ipopt none;
-	uint8_t ttl;
-
-	if (!opt)
-		opt = &none;
-	ttl = opt->ttl ? opt->ttl : 64;
-	if (src->family == EP_FAMILY_V4) {
-		size_t hl = 20 + opt->v4_optlen;
-
-		memset(o, 0, hl);
-		o[0] = (uint8_t)(0x40 | (hl / 4));
-		put16(o + 2, (uint32_t)(hl + l4len));
-		put16(o + 4, 0x1234);
-		put16(o + 6, opt->frag_off);
-		o[8] = ttl;
-		o[9] = proto;
-		memcpy(o + 12, src->addr, 4);
-		memcpy(o + 16, dst->addr, 4);
-		for (size_t i = 20; i < hl; i++)
-			o[i] = i == hl - 1 ? 0 /* EOL */ : 1 /* NOP */;
-		ip4_recsum(o);
-		memcpy(o + hl, l4, l4len);
-		if (!opt->no_l4_csum)
-			l4_csum_fill(EP_FAMILY_V4, o + 12, o + 16, proto, o + hl, l4len);
-		return hl + l4len;
-	}
-	memset(o, 0, 40);
-	o[0] = 0x60;
-	put16(o + 4, (uint32_t)(opt->ext_len + l4len));
-	o[6] = opt->ext_len ? opt->ext_first : proto;
-	o[7] = ttl;
-	memcpy(o + 8, src->addr, 16);
-	memcpy(o + 24, dst->addr, 16);
-	if (opt->ext_len)
-		memcpy(o + 40, opt->ext, opt->ext_len);
-	memcpy(o + 40 + opt->ext_len, l4, l4len);
-	if (!opt->no_l4_csum)
-		l4_csum_fill(EP_FAMILY_V6, o + 8, o + 24, proto, o + 40 + opt->ext_len, l4len);
-	return 40 + opt->ext_len + l4len;
-}
-
-static const uint8_t MAC_DST[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x01};
-static const uint8_t MAC_SRC[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x02};
-
-/* Ethernet (+ nvlan tags; qinq: the outer of two is 802.1ad) around l3. */
-static size_t mk_eth(uint8_t *o, int nvlan, bool qinq, uint16_t ethertype, const uint8_t *l3,
-		     size_t l3len)
-{
-	size_t off = 12;
-
-	memcpy(o, MAC_DST, 6);
-	memcpy(o + 6, MAC_SRC, 6);
-	for (int i = 0; i < nvlan; i++) {
-		put16(o + off, (i == 0 && qinq && nvlan == 2) ? 0x88a8 : 0x8100);
-		put16(o + off + 2, (uint32_t)(0x2000 | (100 + 100 * (nvlan - 1 - i))));
-		off += 4;
-	}
-	put16(o + off, ethertype);
-	off += 2;
-	memcpy(o + off, l3, l3len);
-	return off + l3len;
-}
-
-/* Two payload bytes that make the UDP checksum of src:sport -> dst:dport
- * (payload starting with those two bytes, the rest as fill_payload writes it)
- * compute to 0, which RFC 768 sends as 0xffff. */
-static uint16_t udp_zero_csum_word(const struct ep_ip *src, uint16_t sport, const struct ep_ip *dst,
-				   uint16_t dport, size_t payload)
-{
-	uint8_t l4[FRAME_MAX];
-	size_t n = mk_udp(l4, sport, dport, payload);
-	uint32_t s;
-
-	l4[8] = l4[9] = 0;
-	s = pseudo_sum(src->family, (const uint8_t *)src->addr, (const uint8_t *)dst->addr, P_UDP,
-		       (uint32_t)n);
-	s = sum16(s, l4, n);
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)(0xffff - s);
-}
-
-static uint16_t ethertype_of(int family)
-{
-	return family == EP_FAMILY_V4 ? 0x0800 : 0x86dd;
-}
-
-static struct ep_ip IP(const char *s)
-{
-	struct ep_ip ip;
-
-	if (ep_ip_parse(s, &ip)) {
-		fprintf(stderr, "bad address in test: %s\n", s);
-		exit(2);
-	}
-	return ip;
-}
-
-static const char *ipstr(const struct ep_ip *ip)
-{
-	static char bufs[8][EP_IP_STRLEN];
-	static int n;
-	char *b = bufs[n++ % 8];
-
-	return ep_ip_str(ip, b, EP_IP_STRLEN);
-}
-
-static bool ip_eq_raw(const struct ep_ip *a, const __u32 *addr, int family)
-{
-	return a->family == family && !memcmp(a->addr, addr, family == EP_FAMILY_V4 ? 4 : 16);
-}
-
-/* A flow as the client sees it. */
-struct flow {
-	struct ep_ip client, vip;
-	uint16_t cport, vport;
-	uint8_t proto;
-};
-
-static struct flow mkflow(const char *client, uint16_t cport, const char *vip, uint16_t vport,
-			  uint8_t proto)
-{
-	struct flow f = {.client = IP(client), .vip = IP(vip), .cport = cport, .vport = vport,
-			 .proto = proto};
-	return f;
-}
-
-/* client -> server packet: TCP SYN or UDP datagram with `payload` bytes. */
-static size_t pkt_between(uint8_t *frame, const struct ep_ip *src, uint16_t sport,
-			  const struct ep_ip *dst, uint16_t dport, uint8_t proto, uint8_t tcp_flags,
-			  int nvlan, bool qinq, size_t payload)
-{
-	uint8_t l4[FRAME_MAX], l3[FRAME_MAX];
-	struct ipopt o = {.frag_off = 0x4000 /* DF */};
-	size_t n4, n3;
-
-	n4 = proto == P_TCP ? mk_tcp(l4, sport, dport, tcp_flags, payload)
-			    : mk_udp(l4, sport, dport, payload);
-	n3 = mk_ip(l3, src, dst, proto, l4, n4, &o);
-	return mk_eth(frame, nvlan, qinq, ethertype_of(src->family), l3, n3);
-}
-
-static size_t flow_pkt(uint8_t *frame, const struct flow *f, int nvlan, bool qinq, size_t payload)
-{
-	return pkt_between(frame, &f->client, f->cport, &f->vip, f->vport, f->proto, TCP_SYN, nvlan,
-			   qinq, payload);
-}
-
-static struct ep_flow_key flow_key(const struct flow *f)
-{
-	struct ep_flow_key k;
-
-	memset(&k, 0, sizeof(k));
-	memcpy(k.src, f->client.addr, sizeof(k.src));
-	memcpy(k.dst, f->vip.addr, sizeof(k.dst));
-	k.sport = htons(f->cport);
-	k.dport = htons(f->vport);
-	k.proto = f->proto;
-	k.family = f->client.family;
-	return k;
-}
-
-/* What a frame holds, with every checksum verified from scratch. */
-struct parsed {
-	bool ok;
-	int nvlan;
-	size_t l3off, l4off, l4len;
-	int family;
-	struct ep_ip src, dst;
-	uint8_t proto, ttl;
-	uint16_t sport, dport;
-	bool ip_csum_ok;  /* IPv4 header checksum (true for IPv6) */
-	bool l4_csum_ok;  /* full L4 checksum incl. pseudo header (ICMPv4: message only) */
-	bool udp_nocsum;  /* IPv4 UDP without checksum */
-	bool icmp_err;
-	struct ep_ip qsrc, qdst;
-	uint8_t qproto;
-	uint16_t qsport, qdport;
-	bool q_ip_csum_ok;
-};
-
-static void parse_frame(const uint8_t *f, size_t len, struct parsed *p)
-{
-	size_t off = 12;
-	uint16_t et;
-	const uint8_t *l4;
-	int co;
-
-	memset(p, 0, sizeof(*p));
-	if (len < 14)
-		return;
-	et = get16(f + 12);
-	while ((et == 0x8100 || et == 0x88a8) && off + 6 <= len) {
-		off += 4;
-		et = get16(f + off);
-		p->nvlan++;
-	}
-	off += 2;
-	p->l3off = off;
-	if (et == 0x0800) {
-		const uint8_t *ip = f + off;
-		size_t hl, tot;
-
-		if (off + 20 > len)
-			return;
-		hl = (size_t)(ip[0] & 15) * 4;
-		tot = get16(ip + 2);
-		if ((ip[0] >> 4) != 4 || hl < 20 || tot < hl || off + tot > len)
-			return;
-		p->family = EP_FAMILY_V4;
-		p->src.family = p->dst.family = EP_FAMILY_V4;
-		memcpy(p->src.addr, ip + 12, 4);
-		memcpy(p->dst.addr, ip + 16, 4);
-		p->proto = ip[9];
-		p->ttl = ip[8];
-		p->ip_csum_ok = fold(sum16(0, ip, hl)) == 0;
-		p->l4off = off + hl;
-		p->l4len = tot - hl;
-	} else if (et == 0x86dd) {
-		const uint8_t *ip = f + off;
-		size_t plen;
-
-		if (off + 40 > len)
-			return;
-		plen = get16(ip + 4);
-		if (off + 40 + plen > len)
-			return;
-		p->family = EP_FAMILY_V6;
-		p->src.family = p->dst.family = EP_FAMILY_V6;
-		memcpy(p->src.addr, ip + 8, 16);
-		memcpy(p->dst.addr, ip + 24, 16);
-		p->proto = ip[6];
-		p->ttl = ip[7];
-		p->ip_csum_ok = true;
-		p->l4off = off + 40;
-		p->l4len = plen;
-	} else {
-		return;
-	}
-	l4 = f + p->l4off;
-	co = l4_csum_off(p->proto);
-	if (co >= 0 && p->l4len >= (size_t)co + 2) {
-		uint32_t s = 0;
-		const uint8_t *ip = f + p->l3off;
-
-		if (p->proto != P_ICMP)
-			s = p->family == EP_FAMILY_V4
-				    ? pseudo_sum(p->family, ip + 12, ip + 16, p->proto, (uint32_t)p->l4len)
-				    : pseudo_sum(p->family, ip + 8, ip + 24, p->proto, (uint32_t)p->l4len);
-		p->l4_csum_ok = fold(sum16(s, l4, p->l4len)) == 0;
-		if (p->proto == P_UDP && p->family == EP_FAMILY_V4 && get16(l4 + 6) == 0) {
-			p->udp_nocsum = true;
-			p->l4_csum_ok = true;
-		}
-	}
-	if ((p->proto == P_TCP || p->proto == P_UDP) && p->l4len >= 4) {
-		p->sport = get16(l4);
-		p->dport = get16(l4 + 2);
-	}
-	if ((p->family == EP_FAMILY_V4 && p->proto == P_ICMP && p->l4len >= 8 + 20 + 4 &&
-	     (l4[0] == 3 || l4[0] == 11 || l4[0] == 12))) {
-		const uint8_t *q = l4 + 8;
-
-		p->icmp_err = true;
-		p->qsrc.family = p->qdst.family = EP_FAMILY_V4;
-		memcpy(p->qsrc.addr, q + 12, 4);
-		memcpy(p->qdst.addr, q + 16, 4);
-		p->qproto = q[9];
-		p->q_ip_csum_ok = fold(sum16(0, q, 20)) == 0;
-		p->qsport = get16(q + 20);
-		p->qdport = get16(q + 22);
-	}
-	if (p->family == EP_FAMILY_V6 && p->proto == P_ICMP6 && p->l4len >= 8 + 40 + 4 &&
-	    l4[0] >= 1 && l4[0] <= 4) {
-		const uint8_t *q = l4 + 8;
-
-		p->icmp_err = true;
-		p->qsrc.family = p->qdst.family = EP_FAMILY_V6;
-		memcpy(p->qsrc.addr, q + 8, 16);
-		memcpy(p->qdst.addr, q + 24, 16);
-		p->qproto = q[6];
-		p->q_ip_csum_ok = true;
-		p->qsport = get16(q + 40);
-		p->qdport = get16(q + 42);
-	}
-	p->ok = true;
-}
-
-/* Zeroes every checksum field so frames can be compared apart from them
- * (checksums are verified separately, from scratch). */
-static void mask_csums(uint8_t *f, size_t len)
-{
-	struct parsed p;
-	int co;
-
-	parse_frame(f, len, &p);
-	if (!p.ok)
-		return;
-	if (p.family == EP_FAMILY_V4)
-		put16(f + p.l3off + 10, 0);
-	co = l4_csum_off(p.proto);
-	if (co >= 0 && p.l4len >= (size_t)co + 2)
-		put16(f + p.l4off + co, 0);
-	if (p.icmp_err) {
-		/* quoted header checksum, and the quoted L4 checksum when quoted */
-		size_t q = p.l4off + 8, qhl = p.family == EP_FAMILY_V4 ? 20 : 40;
-		int qco = l4_csum_off(p.qproto);
-
-		if (p.family == EP_FAMILY_V4)
-			put16(f + q + 10, 0);
-		if (qco >= 0 && 8 + qhl + (size_t)qco + 2 <= p.l4len)
-			put16(f + q + qhl + qco, 0);
-	}
-}
-
-static bool same_but_csums(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
-{
-	uint8_t x[FRAME_MAX], y[FRAME_MAX];
-
-	if (alen != blen || alen > FRAME_MAX)
-		return false;
-	memcpy(x, a, alen);
-	memcpy(y, b, blen);
-	mask_csums(x, alen);
-	mask_csums(y, blen);
-	return !memcmp(x, y, alen);
-}
 
 /* ==== the datapath under test ============================================ */
 
@@ -583,90 +82,26 @@ static const char *tc_str(uint32_t v)
 	return "?";
 }
 
-static struct ep_backend_stats read_bstats(uint32_t id)
-{
-	struct ep_backend_stats v[ncpu], sum = {0};
-
-	if (bpf_map_lookup_elem(fds.backend_stats, &id, v) == 0) {
-		for (int c = 0; c < ncpu; c++) {
-			sum.packets += v[c].packets;
-			sum.bytes += v[c].bytes;
-			sum.flows += v[c].flows;
-			sum.rnat_packets += v[c].rnat_packets;
-		}
-	}
-	return sum;
-}
-
 /* ==== config ============================================================= */
 
-#define MAX_SVC 16
-#define MAX_BE 8
-
-static struct ep_cfg_service cfg_svcs[MAX_SVC];
-static struct ep_cfg_backend cfg_bes[MAX_SVC][MAX_BE];
 static struct ep_config cfg;
-
-static struct ep_cfg_service *add_svc(const char *name, const char *vip, uint16_t port,
-				      uint8_t proto)
-{
-	struct ep_cfg_service *s = &cfg_svcs[cfg.n_services];
-
-	memset(s, 0, sizeof(*s));
-	snprintf(s->name, sizeof(s->name), "%s", name);
-	s->vip = IP(vip);
-	s->port = port;
-	s->proto = proto;
-	s->backends = cfg_bes[cfg.n_services];
-	cfg.n_services++;
-	return s;
-}
-
-static void add_be(struct ep_cfg_service *s, const char *addr, uint16_t port, uint32_t weight)
-{
-	struct ep_cfg_backend *b = &s->backends[s->n_backends++];
-
-	memset(b, 0, sizeof(*b));
-	b->addr = IP(addr);
-	b->port = port;
-	b->weight = weight;
-}
 
 static void build_config(void)
 {
 	struct ep_cfg_service *s;
 
-	memset(&cfg, 0, sizeof(cfg));
-	snprintf(cfg.node_name, sizeof(cfg.node_name), "test");
-	cfg.datapath.maglev_table_size = 251;
-	cfg.datapath.conntrack_size = EP_CT_DEFAULT_SIZE;
-	cfg.services = cfg_svcs;
+	svc_cfg_reset(&cfg, 251);
 
-	s = add_svc("web4", "10.0.0.100", 80, P_TCP);
-	add_be(s, "10.1.0.11", 8080, 1);
-	add_be(s, "10.1.0.12", 8080, 1);
-	add_be(s, "10.1.0.13", 8080, 1);
-	s = add_svc("dns4", "10.0.0.100", 53, P_UDP);
-	add_be(s, "10.1.0.11", 8080, 1);
-	add_be(s, "10.1.0.12", 8080, 1);
-	add_be(s, "10.1.0.13", 8080, 1);
-	s = add_svc("web6", "fd00::100", 80, P_TCP);
-	add_be(s, "fd00:1::11", 8080, 1);
-	add_be(s, "fd00:1::12", 8080, 1);
-	add_be(s, "fd00:1::13", 8080, 1);
-	s = add_svc("dns6", "fd00::100", 53, P_UDP);
-	add_be(s, "fd00:1::11", 8080, 1);
-	add_be(s, "fd00:1::12", 8080, 1);
-	add_be(s, "fd00:1::13", 8080, 1);
+	svc_cfg_add_web_dns(&cfg);
 	/* one backend address:port behind two VIP:ports */
-	s = add_svc("shared-a", "10.0.0.101", 80, P_TCP);
-	add_be(s, "10.1.0.21", 8080, 1);
-	s = add_svc("shared-b", "10.0.0.102", 443, P_TCP);
-	add_be(s, "10.1.0.21", 8080, 1);
-	s = add_svc("shared6-a", "fd00::101", 80, P_TCP);
-	add_be(s, "fd00:1::21", 8080, 1);
-	s = add_svc("shared6-b", "fd00::102", 443, P_TCP);
-	add_be(s, "fd00:1::21", 8080, 1);
+	s = svc_cfg_add(&cfg, "shared-a", "10.0.0.101", 80, P_TCP);
+	svc_cfg_add_be(s, "10.1.0.21", 8080, 1);
+	s = svc_cfg_add(&cfg, "shared-b", "10.0.0.102", 443, P_TCP);
+	svc_cfg_add_be(s, "10.1.0.21", 8080, 1);
+	s = svc_cfg_add(&cfg, "shared6-a", "fd00::101", 80, P_TCP);
+	svc_cfg_add_be(s, "fd00:1::21", 8080, 1);
+	s = svc_cfg_add(&cfg, "shared6-b", "fd00::102", 443, P_TCP);
+	svc_cfg_add_be(s, "fd00:1::21", 8080, 1);
 }
 
 /* ==== helpers ============================================================ */
@@ -705,11 +140,11 @@ static void check_reply(const char *name, int fd, bool ingress, const struct flo
 	uint8_t in[FRAME_MAX], exp[FRAME_MAX];
 	size_t n = reply_pkt(in, bip, bport, f, 24);
 	size_t en = reply_pkt(exp, want_vip, want_vport, f, 24);
-	struct ep_backend_stats b0 = read_bstats(stats_id), b1;
+	struct ep_backend_stats b0 = backend_stats_read(fds.backend_stats, stats_id, ncpu), b1;
 	bool ok;
 
 	prog_run(fd, in, n);
-	b1 = read_bstats(stats_id);
+	b1 = backend_stats_read(fds.backend_stats, stats_id, ncpu);
 	ok = R.err == 0 && R.verdict == TC_ACT_OK && R.p.ok &&
 	     ip_eq_raw(want_vip, R.p.src.addr, R.p.family) && R.p.sport == want_vport &&
 	     ip_eq_raw(&f->client, R.p.dst.addr, R.p.family) && R.p.dport == f->cport;
@@ -768,11 +203,11 @@ static void check_icmp(const char *name, int fd, const struct flow *f, const str
 				      f->proto);
 	size_t en = icmp_unreach_frame(exp, &f->vip, &f->client, &f->client, f->cport, &f->vip,
 				       f->vport, f->proto);
-	struct ep_backend_stats b0 = read_bstats(stats_id), b1;
+	struct ep_backend_stats b0 = backend_stats_read(fds.backend_stats, stats_id, ncpu), b1;
 	bool v4 = f->vip.family == EP_FAMILY_V4, ok;
 
 	prog_run(fd, in, n);
-	b1 = read_bstats(stats_id);
+	b1 = backend_stats_read(fds.backend_stats, stats_id, ncpu);
 	ok = R.err == 0 && R.verdict == TC_ACT_OK && R.p.ok && R.p.icmp_err &&
 	     ip_eq_raw(&f->vip, R.p.src.addr, R.p.family) &&
 	     ip_eq_raw(&f->client, R.p.dst.addr, R.p.family);
@@ -1164,18 +599,8 @@ int main(void)
 	xdp_fd = bpf_program__fd(xskel->progs.ep_xdp_lb);
 	rnat_in_fd = bpf_program__fd(tskel->progs.ep_tc_rnat);
 	rnat_eg_fd = bpf_program__fd(tskel->progs.ep_tc_rnat_egress);
-	fds.vips = bpf_map__fd(xskel->maps.ep_vips);
-	fds.vip_filter = bpf_map__fd(xskel->maps.ep_vip_filter);
-	fds.services = bpf_map__fd(xskel->maps.ep_services);
-	fds.maglev = bpf_map__fd(xskel->maps.ep_maglev);
-	fds.backends = bpf_map__fd(xskel->maps.ep_backends);
-	fds.backend_rev = bpf_map__fd(xskel->maps.ep_backend_rev);
-	fds.ct.v4 = bpf_map__fd(xskel->maps.ep_ct4);
-	fds.ct.v6 = bpf_map__fd(xskel->maps.ep_ct6);
-	fds.backend_stats = bpf_map__fd(xskel->maps.ep_backend_stats);
-	fds.drops = bpf_map__fd(xskel->maps.ep_drops);
-	fds.config = bpf_map__fd(xskel->maps.ep_config);
-	fds.tx_ports = bpf_map__fd(xskel->maps.ep_tx_ports);
+	if (ep_map_fds_from_obj(xskel->obj, &fds))
+		tap_diag("a load balancer map is missing from the object");
 
 	tap_ok(ep_services_init(&svcs, &fds) == 0, "ep_services_init");
 	build_config();

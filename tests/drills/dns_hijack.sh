@@ -6,14 +6,11 @@
 # node fails over and answers from the cache.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-source tests/lib/tap.sh
-source tests/lib/netns.sh
-source tests/lab/lab.sh
 source tests/lib/drills.sh
 
 inject() { drill_hijack; }
 heal() { drill_hijack_heal; }
 
-drill_setup || { not_ok "drill setup"; tail -20 "$LAB_LOG" 2>/dev/null | sed 's/^/# /'; tap_done; exit 1; }
+drill_setup
 drill_run hijack inject heal divergent_dropped
 tap_done

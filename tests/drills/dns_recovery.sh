@@ -6,9 +6,6 @@
 # fail back once, after the final heal, and remove its label.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-source tests/lib/tap.sh
-source tests/lib/netns.sh
-source tests/lab/lab.sh
 source tests/lib/drills.sh
 
 FLAP_UP_S=${FLAP_UP_S:-1.5}
@@ -23,7 +20,7 @@ heal() {
   dns_upstream_heal "$LAB_NS_DNS"
 }
 
-drill_setup || { not_ok "drill setup"; tail -20 "$LAB_LOG" 2>/dev/null | sed 's/^/# /'; tap_done; exit 1; }
+drill_setup
 T_START=$(date +%s.%N)
 drill_run recovery inject heal timeouts
 failbacks=$(pyj '

@@ -7,9 +7,6 @@
 # back once the flood stops.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-source tests/lib/tap.sh
-source tests/lib/netns.sh
-source tests/lab/lab.sh
 source tests/lib/drills.sh
 
 SPOOF_RATE=${SPOOF_RATE:-3000}
@@ -29,6 +26,6 @@ inject() {
 }
 heal() { wait "${SPOOF_PID:-}" 2>/dev/null; diag "spoofer sent $(cat "$LAB_DIR/spoof.out")"; }
 
-drill_setup || { not_ok "drill setup"; tail -20 "$LAB_LOG" 2>/dev/null | sed 's/^/# /'; tap_done; exit 1; }
+drill_setup
 drill_run spoofing inject heal unmatched_dropped
 tap_done

@@ -110,46 +110,82 @@ def read_queries():
     return out
 
 
+class Query:
+    """One question in flight: what it asks, its retry deadline, its tries."""
+    __slots__ = ("name", "t", "deadline", "tries", "tag")
+
+    def __init__(self, name, t, deadline, tag):
+        self.name, self.t, self.deadline, self.tries, self.tag = name, t, deadline, 0, tag
+
+
+class Stub:
+    """The part every mode shares, as a stub resolver does it: a random id
+    per question on one socket, a resend after `timeout`, giving up after
+    `retries` resends."""
+
+    def __init__(self, server, port, timeout=1.0, retries=2):
+        self.s, self.addr = sock_for(server), (server, port)
+        self.timeout, self.retries = timeout, retries
+        self.pending = {}
+
+    def send(self, name, t, tag, now):
+        qid = random.randrange(65536)
+        while qid in self.pending:
+            qid = random.randrange(65536)
+        self.pending[qid] = Query(name, t, now + self.timeout, tag)
+        self.s.sendto(encode(qid, name, TYPES[t]), self.addr)
+
+    def resend_due(self, now, gave_up):
+        """Resends what timed out; calls gave_up(query) for what ran out of tries."""
+        for qid, q in list(self.pending.items()):
+            if q.deadline > now:
+                continue
+            if q.tries >= self.retries:
+                del self.pending[qid]
+                gave_up(q)
+                continue
+            q.tries += 1
+            q.deadline = now + self.timeout
+            self.s.sendto(encode(qid, q.name, TYPES[q.t]), self.addr)
+
+    def replies(self, wait):
+        """(raw message, source) of what arrives within `wait` seconds."""
+        r, _, _ = select.select([self.s], [], [], wait)
+        while r:
+            try:
+                buf, src = self.s.recvfrom(4096)
+            except BlockingIOError:
+                return
+            yield buf, src
+
+    def full_answer(self, qid, q, buf):
+        """The answer, over TCP when the UDP one was truncated."""
+        if truncated(buf):
+            return tcp_query(self.addr[0], self.addr[1], qid, q.name, TYPES[q.t])
+        return buf
+
+
 def batch(server, port, queries, timeout=1.0, retries=2, window=64):
     """Like a stub resolver: every query gets `retries` more tries after a
     timeout; "timeout" in the result means all of them went unanswered."""
-    s = sock_for(server)
-    pending, results, next_i = {}, {}, 0
-    while next_i < len(queries) or pending:
-        while next_i < len(queries) and len(pending) < window:
-            qid = random.randrange(65536)
-            while qid in pending:
-                qid = random.randrange(65536)
+    st = Stub(server, port, timeout, retries)
+    results, next_i = {}, 0
+
+    def gave_up(q):
+        results[q.tag] = {"rcode": None, "ttl": None, "addrs": [], "soa": False, "timeout": True}
+
+    while next_i < len(queries) or st.pending:
+        while next_i < len(queries) and len(st.pending) < window:
             name, t = queries[next_i]
-            s.sendto(encode(qid, name, TYPES[t]), (server, port))
-            pending[qid] = [next_i, time.monotonic() + timeout, 0]
+            st.send(name, t, next_i, time.monotonic())
             next_i += 1
-        r, _, _ = select.select([s], [], [], 0.05)
-        if r:
-            while True:
-                try:
-                    buf, _ = s.recvfrom(4096)
-                except BlockingIOError:
-                    break
-                qid, rcode, addrs, ttl, soa = decode(buf)
-                if qid in pending:
-                    i = pending.pop(qid)[0]
-                    if truncated(buf):
-                        name, t = queries[i]
-                        qid, rcode, addrs, ttl, soa = decode(tcp_query(server, port, qid, name, TYPES[t]))
-                    results[i] = {"rcode": rcode, "ttl": ttl, "addrs": addrs, "soa": soa, "timeout": False}
-        now = time.monotonic()
-        for qid, p in list(pending.items()):
-            if p[1] >= now:
-                continue
-            if p[2] >= retries:
-                results[p[0]] = {"rcode": None, "ttl": None, "addrs": [], "soa": False, "timeout": True}
-                del pending[qid]
-                continue
-            p[2] += 1
-            p[1] = now + timeout
-            name, t = queries[p[0]]
-            s.sendto(encode(qid, name, TYPES[t]), (server, port))
+        for buf, _src in st.replies(0.05):
+            qid = decode(buf)[0]
+            q = st.pending.pop(qid, None)
+            if q:
+                _qid, rcode, addrs, ttl, soa = decode(st.full_answer(qid, q, buf))
+                results[q.tag] = {"rcode": rcode, "ttl": ttl, "addrs": addrs, "soa": soa, "timeout": False}
+        st.resend_due(time.monotonic(), gave_up)
     for i, (name, t) in enumerate(queries):
         r = results[i]
         r.update({"name": name, "type": t})
@@ -157,51 +193,30 @@ def batch(server, port, queries, timeout=1.0, retries=2, window=64):
 
 
 def loop(server, port, queries, seconds, rate):
-    s = sock_for(server)
+    st = Stub(server, port)
     sent = answered = wrong = 0
-    rcodes, first, pending = {}, {}, {}
+    rcodes, first = {}, {}
     start = time.monotonic()
     i = 0
-    interval = 1.0 / rate
     next_send = start
-    while time.monotonic() < start + seconds or pending:
+    while time.monotonic() < start + seconds or st.pending:
         now = time.monotonic()
         if now < start + seconds and now >= next_send:
             name, t = queries[i % len(queries)]
             i += 1
-            qid = random.randrange(65536)
-            while qid in pending:
-                qid = random.randrange(65536)
-            pending[qid] = [name, t, now + 1.0, 0]
-            s.sendto(encode(qid, name, TYPES[t]), (server, port))
+            st.send(name, t, None, now)
             sent += 1
-            next_send += interval
-        # stub resolver behaviour: resend after 1 s, give up after 2 retries
-        for qid, p in list(pending.items()):
-            if p[2] < now:
-                if p[3] >= 2:
-                    del pending[qid]
-                    continue
-                p[3] += 1
-                p[2] = now + 1.0
-                s.sendto(encode(qid, p[0], TYPES[p[1]]), (server, port))
-        r, _, _ = select.select([s], [], [], 0.002)
-        if not r:
-            continue
-        while True:
-            try:
-                buf, _ = s.recvfrom(4096)
-            except BlockingIOError:
-                break
-            qid, rcode, addrs, _ttl, _soa = decode(buf)
-            p = pending.pop(qid, None)
-            if not p:
+            next_send += 1.0 / rate
+        st.resend_due(now, lambda q: None)
+        for buf, _src in st.replies(0.002):
+            qid = decode(buf)[0]
+            q = st.pending.pop(qid, None)
+            if not q:
                 continue
-            if truncated(buf):
-                qid, rcode, addrs, _ttl, _soa = decode(tcp_query(server, port, qid, p[0], TYPES[p[1]]))
+            _qid, rcode, addrs, _ttl, _soa = decode(st.full_answer(qid, q, buf))
             answered += 1
             rcodes[rcode] = rcodes.get(rcode, 0) + 1
-            key = (p[0], p[1])
+            key = (q.name, q.t)
             if key not in first:
                 first[key] = addrs
             elif first[key] != addrs:
@@ -216,63 +231,44 @@ def stub(server, port, lines, seconds, rate, out_path):
         name, t = parts[0], parts[1].upper()
         want = sorted(a for a in parts[2:] if (":" in a) == (t == "AAAA"))
         qs.append((name, t, want))
-    s = sock_for(server)
+    st = Stub(server, port)
     total = correct = wrong = failed = 0
     wrong_at, failed_at, rcodes = [], [], {}
-    pending = {}  # qid -> [qi, deadline, tries, first_sent]
     start = time.monotonic()
     wall0 = time.time()
     i = 0
     next_send = start
-    while time.monotonic() < start + seconds or pending:
+
+    def gave_up(q):
+        nonlocal failed
+        failed += 1
+        failed_at.append(wall0 + (time.monotonic() - start))
+
+    while time.monotonic() < start + seconds or st.pending:
         now = time.monotonic()
         if now < start + seconds and now >= next_send:
-            qid = random.randrange(65536)
-            while qid in pending:
-                qid = random.randrange(65536)
-            qi = i % len(qs)
+            name, t, _want = qs[i % len(qs)]
+            st.send(name, t, i % len(qs), now)
             i += 1
-            name, t, _ = qs[qi]
-            pending[qid] = [qi, now + 1.0, 0, now]
-            s.sendto(encode(qid, name, TYPES[t]), (server, port))
             total += 1
             next_send += 1.0 / rate
-        for qid, p in list(pending.items()):
-            if p[1] > now:
-                continue
-            if p[2] >= 2:
-                del pending[qid]
-                failed += 1
-                failed_at.append(wall0 + (now - start))
-                continue
-            p[2] += 1
-            p[1] = now + 1.0
-            name, t, _ = qs[p[0]]
-            s.sendto(encode(qid, name, TYPES[t]), (server, port))
-        r, _, _ = select.select([s], [], [], 0.002)
-        if not r:
-            continue
-        while True:
-            try:
-                buf, src = s.recvfrom(4096)
-            except BlockingIOError:
-                break
+        st.resend_due(now, gave_up)
+        for buf, src in st.replies(0.002):
             try:
                 qid, rcode, addrs, _ttl, _soa = decode(buf)
             except Exception:
                 continue
-            p = pending.get(qid)
-            if not p or src[0] != server:
+            q = st.pending.get(qid)
+            if not q or src[0] != server:
                 continue  # a stub ignores answers it did not ask for
             t_ans = wall0 + (time.monotonic() - start)
             if rcode in ("SERVFAIL", "REFUSED"):
                 # a stub tries again (next server / retry) on these
                 rcodes[rcode] = rcodes.get(rcode, 0) + 1
                 continue
-            del pending[qid]
+            del st.pending[qid]
             rcodes[rcode] = rcodes.get(rcode, 0) + 1
-            want = qs[p[0]][2]
-            if rcode == "NOERROR" and addrs == want:
+            if rcode == "NOERROR" and addrs == qs[q.tag][2]:
                 correct += 1
             else:
                 wrong += 1

@@ -2,15 +2,22 @@
 # rogue resolver, an app pod running a stub-resolver loop, the agent with
 # DNS failover and the Kubernetes client (against the API-faithful test server
 # in tests/k8s), a fault injected and healed, and the figures every drill
-# reports. Source after tests/lib/tap.sh, tests/lib/netns.sh, tests/lab/lab.sh.
+# reports. Sourcing it also sources tests/lib/tap.sh, tests/lib/netns.sh and
+# tests/lab/lab.sh where the caller has not.
 #
-#   drill_setup                 everything up, agent healthy
+#   drill_setup                 everything up, agent healthy; on failure a TAP
+#                               failure with the agent's last log lines, and exit
 #   drill_dns_prepare           the DNS part of it on a lab already up (the demo)
 #   drill_run NAME INJECT HEAL  stub loop + fault + heal; figures in DRILL_* and
 #                               build/drills/NAME.json; TAP checks
 #
 # DRILL_FAULT_S (default 6) seconds of fault, DRILL_RATE (default 60) queries/s,
 # DRILL_FAILBACK_S (default 3) dns.failover.failback_after_s for the drills.
+
+_drills_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+declare -F tap_done >/dev/null || source "$_drills_dir/tests/lib/tap.sh"
+declare -F netns_add >/dev/null || source "$_drills_dir/tests/lib/netns.sh"
+declare -F lab_up >/dev/null || source "$_drills_dir/tests/lab/lab.sh"
 
 DRILL_FAULT_S=${DRILL_FAULT_S:-6}
 DRILL_RATE=${DRILL_RATE:-60}
@@ -59,10 +66,12 @@ print(" ".join(e.get("reason", "?") for e in ev))'
 }
 
 drill_setup() {
-  lab_up 1 || return 1
-  drill_dns_prepare || return 1
-  lab_config_write
-  lab_agent_start || return 1
+  if ! { lab_up 1 && drill_dns_prepare && lab_config_write && lab_agent_start; }; then
+    not_ok "drill setup"
+    tail -20 "$LAB_LOG" 2>/dev/null | sed 's/^/# /'
+    tap_done
+    exit 1
+  fi
   # Healthy before any drill starts: probes have passed.
   wait_for 10 drill_mode_is upstream
 }

@@ -35,6 +35,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "sockaddr.h"
+
 #define MAX_PORTS     64
 #define MAX_BINDS     16
 #define MAX_LINE      (64 * 1024)   /* longest request line accepted */
@@ -167,31 +169,6 @@ static uint64_t parse_size(const char *s)
 }
 
 /* ---- listening sockets ---- */
-
-static int parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
-{
-	char buf[INET6_ADDRSTRLEN + 2];
-	size_t n = strlen(s);
-	memset(ss, 0, sizeof(*ss));
-	if (n >= 2 && s[0] == '[' && s[n - 1] == ']' && n - 2 < sizeof(buf)) {
-		memcpy(buf, s + 1, n - 2);
-		buf[n - 2] = 0;
-		s = buf;
-	}
-	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-	if (inet_pton(AF_INET, s, &a4->sin_addr) == 1) {
-		a4->sin_family = AF_INET;
-		*len = sizeof(*a4);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, s, &a6->sin6_addr) == 1) {
-		a6->sin6_family = AF_INET6;
-		*len = sizeof(*a6);
-		return 0;
-	}
-	return -1;
-}
 
 static void set_port(struct sockaddr_storage *ss, int port)
 {
@@ -767,7 +744,7 @@ int main(int argc, char **argv)
 	if (dflt)
 		binds[nbinds++] = "::";
 	for (int i = 0; i < nbinds; i++)
-		if (parse_addr(binds[i], &baddr[i], &blen[i]) < 0)
+		if (sockaddr_parse_ip(binds[i], &baddr[i], &blen[i]) < 0)
 			die_usage("bad --bind address", binds[i]);
 
 	int nls = nbinds * (ntcp + nudp);
@@ -786,7 +763,7 @@ int main(int argc, char **argv)
 				/* no IPv6 in this namespace: fall back to IPv4 */
 				struct sockaddr_storage v4;
 				socklen_t l4;
-				parse_addr("0.0.0.0", &v4, &l4);
+				sockaddr_parse_ip("0.0.0.0", &v4, &l4);
 				baddr[b] = v4;
 				blen[b] = l4;
 				r = open_listener(&baddr[b], blen[b], port, tcp, backlog, &ls[k]);

@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sockaddr.h"
+
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
@@ -421,33 +423,6 @@ static void j_end(FILE *f, bool *first)
 /* ------------------------------------------------------------------------ */
 /* Sockets                                                                   */
 
-static int parse_ip(const char *s, struct sockaddr_storage *ss, socklen_t *len)
-{
-	char buf[INET6_ADDRSTRLEN + 2];
-	size_t n = strlen(s);
-	memset(ss, 0, sizeof(*ss));
-	if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
-		if (n - 2 >= sizeof(buf))
-			return -1;
-		memcpy(buf, s + 1, n - 2);
-		buf[n - 2] = 0;
-		s = buf;
-	}
-	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-	if (inet_pton(AF_INET, s, &a4->sin_addr) == 1) {
-		a4->sin_family = AF_INET;
-		*len = sizeof(*a4);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, s, &a6->sin6_addr) == 1) {
-		a6->sin6_family = AF_INET6;
-		*len = sizeof(*a6);
-		return 0;
-	}
-	return -1;
-}
-
 /* ADDR:PORT or [V6]:PORT */
 static int parse_target(const char *s)
 {
@@ -473,7 +448,7 @@ static int parse_target(const char *s)
 	long port = strtol(colon + 1, &end, 10);
 	if (errno || end == colon + 1 || *end || port < 1 || port > 65535)
 		return -1;
-	if (parse_ip(host, &o.target, &o.tlen) < 0)
+	if (sockaddr_parse_ip(host, &o.target, &o.tlen) < 0)
 		return -1;
 	if (o.target.ss_family == AF_INET)
 		((struct sockaddr_in *)&o.target)->sin_port = htons((uint16_t)port);
@@ -1013,89 +988,18 @@ static void tc_done(struct ec *c, int cls, const char *what, int err)
 
 /* ------------------------------------------------------------------------ */
 
-static int run_tcp_conns(void)
+/* Fills in a TCP connection's request and opens it. */
+static void tcp_launch(struct ec *c)
 {
-	uint64_t C = o.concurrency ? o.concurrency : 1;
-	if (C > o.count && o.count)
-		C = o.count;
-	struct ec *slots = calloc(C ? C : 1, sizeof(*slots));
-	if (!slots) {
-		perror("ep_load: calloc");
-		return 1;
-	}
-	for (uint64_t i = 0; i < C; i++) {
-		slots[i].fd = -1;
-		slots[i].tnext = g_free;
-		g_free = &slots[i];
-	}
-	if (epoll_setup() < 0) {
-		free(slots);
-		return 1;
-	}
-	uint64_t t_start = now_ns(), launched = 0;
-	fprintf(stderr, "ep_load: tcp-conns %" PRIu64 " connections to %s, concurrency %" PRIu64 "\n",
-		o.count, o.target_str, C);
-	for (;;) {
-		uint64_t now = now_ns(), next_launch = 0;
-		int budget = LAUNCH_BATCH; /* then look at events again */
-		while (!g_interrupted && launched < o.count && g_free && budget--) {
-			if (o.rate > 0) {
-				uint64_t due = t_start + (uint64_t)((double)launched * 1e9 / o.rate);
-				if (due > now) {
-					next_launch = due;
-					break;
-				}
-			}
-			struct ec *c = g_free;
-			g_free = c->tnext;
-			c->tnext = NULL;
-			c->idx = launched++;
-			c->phase = P_REQ;
-			c->backend[0] = 0;
-			c->bulk = false;
-			c->bulk_got = 0;
-			c->in_len = 0;
-			if (o.get_set)
-				c->req_len = (size_t)snprintf(c->req, sizeof(c->req), "GET %" PRIu64 "\n",
-							      o.get_bytes);
-			else
-				c->req_len = (size_t)snprintf(c->req, sizeof(c->req), "hello %" PRIu64 "\n",
-							      c->idx);
-			g_active++;
-			tcp_open(c);
-		}
-		if (!g_active && (launched >= o.count || g_interrupted))
-			break;
-		if (!ep_round(budget < 0 ? now_ns() : next_launch, tcp_event))
-			break;
-	}
-	double secs = (double)(now_ns() - t_start) / 1e9;
-	for (uint64_t i = 0; i < C; i++)
-		if (slots[i].fd >= 0)
-			ec_close(&slots[i], S_FREE);
-	free(slots);
-
-	fprintf(stderr, "ep_load: tcp-conns done: ok %" PRIu64 " failed %" PRIu64 " in %.3f s\n",
-		R.ok, R.failed, secs);
-	bool first = true;
-	FILE *f = stdout;
-	j_head(f, &first);
-	j_u64(f, &first, "count", o.count);
-	j_u64(f, &first, "concurrency", C);
-	j_u64(f, &first, "ok", R.ok);
-	j_u64(f, &first, "failed", R.failed);
-	j_errors(f, &first, &R);
-	j_backends(f, &first, &R.bt);
-	j_key(f, &first, "seconds");
-	j_num(f, secs, 3);
-	if (o.get_set) {
-		j_u64(f, &first, "get_bytes", o.get_bytes);
-		j_u64(f, &first, "bytes", R.bytes);
-	}
-	j_latency(f, &first, R.h);
-	j_first_failure(f, &first, &R);
-	j_end(f, &first);
-	return g_fatal;
+	c->phase = P_REQ;
+	c->bulk = false;
+	c->bulk_got = 0;
+	c->in_len = 0;
+	if (o.get_set)
+		c->req_len = (size_t)snprintf(c->req, sizeof(c->req), "GET %" PRIu64 "\n", o.get_bytes);
+	else
+		c->req_len = (size_t)snprintf(c->req, sizeof(c->req), "hello %" PRIu64 "\n", c->idx);
+	tcp_open(c);
 }
 
 /* ---- udp-rr ---- */
@@ -1183,7 +1087,22 @@ static void udp_start(struct ec *c)
 	udp_send(c);
 }
 
-static int run_udp_rr(void)
+static void udp_launch(struct ec *c)
+{
+	c->req_len = (size_t)snprintf(c->req, sizeof(c->req), "hello %" PRIu64, c->idx);
+	udp_start(c);
+}
+
+/* tcp-conns and udp-rr: o.count exchanges, o.concurrency at a time, paced to
+ * o.rate if set; a JSON report on stdout. */
+struct counted_mode {
+	const char *name, *unit; /* "tcp-conns", "connections" */
+	bool udp;
+	void (*launch)(struct ec *c);
+	void (*on_event)(struct ec *c, uint32_t ev);
+};
+
+static int run_counted(const struct counted_mode *m)
 {
 	uint64_t C = o.concurrency ? o.concurrency : 1;
 	if (C > o.count && o.count)
@@ -1202,10 +1121,11 @@ static int run_udp_rr(void)
 		free(slots);
 		return 1;
 	}
-	ports_init();
+	if (m->udp)
+		ports_init();
 	uint64_t t_start = now_ns(), launched = 0;
-	fprintf(stderr, "ep_load: udp-rr %" PRIu64 " requests to %s, concurrency %" PRIu64 "\n",
-		o.count, o.target_str, C);
+	fprintf(stderr, "ep_load: %s %" PRIu64 " %s to %s, concurrency %" PRIu64 "\n", m->name,
+		o.count, m->unit, o.target_str, C);
 	for (;;) {
 		uint64_t now = now_ns(), next_launch = 0;
 		int budget = LAUNCH_BATCH; /* then look at events again */
@@ -1222,13 +1142,12 @@ static int run_udp_rr(void)
 			c->tnext = NULL;
 			c->idx = launched++;
 			c->backend[0] = 0;
-			c->req_len = (size_t)snprintf(c->req, sizeof(c->req), "hello %" PRIu64, c->idx);
 			g_active++;
-			udp_start(c);
+			m->launch(c);
 		}
 		if (!g_active && (launched >= o.count || g_interrupted))
 			break;
-		if (!ep_round(budget < 0 ? now_ns() : next_launch, udp_event))
+		if (!ep_round(budget < 0 ? now_ns() : next_launch, m->on_event))
 			break;
 	}
 	double secs = (double)(now_ns() - t_start) / 1e9;
@@ -1237,7 +1156,7 @@ static int run_udp_rr(void)
 			ec_close(&slots[i], S_FREE);
 	free(slots);
 
-	fprintf(stderr, "ep_load: udp-rr done: ok %" PRIu64 " failed %" PRIu64 " in %.3f s\n",
+	fprintf(stderr, "ep_load: %s done: ok %" PRIu64 " failed %" PRIu64 " in %.3f s\n", m->name,
 		R.ok, R.failed, secs);
 	bool first = true;
 	FILE *f = stdout;
@@ -1250,10 +1169,29 @@ static int run_udp_rr(void)
 	j_backends(f, &first, &R.bt);
 	j_key(f, &first, "seconds");
 	j_num(f, secs, 3);
+	if (!m->udp && o.get_set) {
+		j_u64(f, &first, "get_bytes", o.get_bytes);
+		j_u64(f, &first, "bytes", R.bytes);
+	}
 	j_latency(f, &first, R.h);
 	j_first_failure(f, &first, &R);
 	j_end(f, &first);
 	return g_fatal;
+}
+
+static int run_tcp_conns(void)
+{
+	static const struct counted_mode m = {"tcp-conns", "connections", false, tcp_launch,
+					      tcp_event};
+
+	return run_counted(&m);
+}
+
+static int run_udp_rr(void)
+{
+	static const struct counted_mode m = {"udp-rr", "requests", true, udp_launch, udp_event};
+
+	return run_counted(&m);
 }
 
 /* ---- hold ---- */
@@ -2006,7 +1944,7 @@ int main(int argc, char **argv)
 			o.retries = parse_u64(optarg, "bad --retries");
 			break;
 		case O_BIND:
-			if (parse_ip(optarg, &o.bind, &o.blen) < 0)
+			if (sockaddr_parse_ip(optarg, &o.bind, &o.blen) < 0)
 				die_usage("bad --bind address", optarg);
 			o.has_bind = true;
 			break;

@@ -8,25 +8,8 @@
 #include <ldns/ldns.h>
 
 #include "dns_query.h"
+#include "dnsmsg.h"
 #include "tap.h"
-
-static ldns_pkt *reply_new(uint16_t id, const char *qname, ldns_rr_type qtype, ldns_pkt_rcode rc)
-{
-	ldns_pkt *p = ldns_pkt_new();
-	ldns_rr *q = ldns_rr_new();
-
-	ldns_pkt_set_id(p, id);
-	ldns_pkt_set_qr(p, true);
-	ldns_pkt_set_rd(p, true);
-	ldns_pkt_set_ra(p, true);
-	ldns_pkt_set_rcode(p, rc);
-	ldns_rr_set_owner(q, ldns_dname_new_frm_str(qname));
-	ldns_rr_set_type(q, qtype);
-	ldns_rr_set_class(q, LDNS_RR_CLASS_IN);
-	ldns_rr_set_question(q, true);
-	ldns_pkt_push_rr(p, LDNS_SECTION_QUESTION, q);
-	return p;
-}
 
 static void add(ldns_pkt *p, const char *rr_text)
 {
@@ -37,6 +20,20 @@ static void add(ldns_pkt *p, const char *rr_text)
 		return;
 	}
 	ldns_pkt_push_rr(p, LDNS_SECTION_ANSWER, rr);
+}
+
+/* www.example.com -> c1 -> ... -> cN (N CNAMEs), cN A 192.0.2.9. */
+static void add_cname_chain(ldns_pkt *p, int n)
+{
+	char rr[128];
+
+	add(p, "www.example.com. 300 IN CNAME c1.example.");
+	for (int i = 1; i < n; i++) {
+		snprintf(rr, sizeof(rr), "c%d.example. 300 IN CNAME c%d.example.", i, i + 1);
+		add(p, rr);
+	}
+	snprintf(rr, sizeof(rr), "c%d.example. 300 IN A 192.0.2.9", n);
+	add(p, rr);
 }
 
 static uint8_t *wire(ldns_pkt *p, size_t *len)
@@ -120,29 +117,29 @@ static void test_validation(void)
 	uint8_t *w;
 	ldns_pkt *out;
 
-	tap_ok(verdict(reply_new(7, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR), n, LDNS_RR_TYPE_A, 7) == EP_DNSQ_OK,
+	tap_ok(verdict(dnsmsg_reply(7, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR), n, LDNS_RR_TYPE_A, 7) == EP_DNSQ_OK,
 	       "matching reply accepted");
-	tap_ok(verdict(reply_new(8, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR), n, LDNS_RR_TYPE_A, 7) == EP_DNSQ_BAD_ID,
+	tap_ok(verdict(dnsmsg_reply(8, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR), n, LDNS_RR_TYPE_A, 7) == EP_DNSQ_BAD_ID,
 	       "wrong id rejected");
-	tap_ok(verdict(reply_new(7, "www.example.org", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR), n, LDNS_RR_TYPE_A, 7) ==
+	tap_ok(verdict(dnsmsg_reply(7, "www.example.org", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR), n, LDNS_RR_TYPE_A, 7) ==
 		       EP_DNSQ_BAD_QUESTION,
 	       "wrong question name rejected");
-	tap_ok(verdict(reply_new(7, n, LDNS_RR_TYPE_AAAA, LDNS_RCODE_NOERROR), n, LDNS_RR_TYPE_A, 7) ==
+	tap_ok(verdict(dnsmsg_reply(7, n, LDNS_RR_TYPE_AAAA, LDNS_RCODE_NOERROR), n, LDNS_RR_TYPE_A, 7) ==
 		       EP_DNSQ_BAD_QUESTION,
 	       "wrong question type rejected");
-	tap_ok(verdict(reply_new(7, "WWW.Example.COM", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR), n, LDNS_RR_TYPE_A, 7) ==
+	tap_ok(verdict(dnsmsg_reply(7, "WWW.Example.COM", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR), n, LDNS_RR_TYPE_A, 7) ==
 		       EP_DNSQ_OK,
 	       "question name compared case-insensitively");
-	p = reply_new(7, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
+	p = dnsmsg_reply(7, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
 	ldns_rr_set_class(ldns_rr_list_rr(ldns_pkt_question(p), 0), LDNS_RR_CLASS_CH);
 	tap_ok(verdict(p, n, LDNS_RR_TYPE_A, 7) == EP_DNSQ_BAD_QUESTION, "wrong question class rejected");
-	p = reply_new(7, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
+	p = dnsmsg_reply(7, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
 	ldns_pkt_set_qr(p, false);
 	tap_ok(verdict(p, n, LDNS_RR_TYPE_A, 7) == EP_DNSQ_NOT_RESPONSE, "QR clear (a query) rejected");
-	p = reply_new(7, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
+	p = dnsmsg_reply(7, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
 	ldns_pkt_set_opcode(p, LDNS_PACKET_NOTIFY);
 	tap_ok(verdict(p, n, LDNS_RR_TYPE_A, 7) == EP_DNSQ_NOT_RESPONSE, "opcode NOTIFY rejected");
-	p = reply_new(7, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
+	p = dnsmsg_reply(7, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
 	{
 		ldns_rr *q2 = ldns_rr_clone(ldns_rr_list_rr(ldns_pkt_question(p), 0));
 
@@ -150,7 +147,7 @@ static void test_validation(void)
 	}
 	tap_ok(verdict(p, n, LDNS_RR_TYPE_A, 7) == EP_DNSQ_BAD_QUESTION, "two questions rejected");
 
-	p = reply_new(7, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
+	p = dnsmsg_reply(7, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
 	add(p, "www.example.com. 300 IN A 192.0.2.1");
 	w = wire(p, &len);
 	out = NULL;
@@ -169,7 +166,7 @@ static void test_classify(void)
 	ldns_pkt *p;
 
 	ep_dnsq_chain_init(&ch, n);
-	p = reply_new(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
+	p = dnsmsg_reply(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
 	add(p, "www.example.com. 300 IN A 192.0.2.1");
 	add(p, "www.example.com. 300 IN A 192.0.2.2");
 	add(p, "other.example.com. 300 IN A 192.0.2.99");
@@ -180,7 +177,7 @@ static void test_classify(void)
 	ep_dnsq_answer_free(&a);
 
 	ep_dnsq_chain_init(&ch, n);
-	p = reply_new(1, n, LDNS_RR_TYPE_AAAA, LDNS_RCODE_NOERROR);
+	p = dnsmsg_reply(1, n, LDNS_RR_TYPE_AAAA, LDNS_RCODE_NOERROR);
 	add(p, "www.example.com. 300 IN CNAME a.cdn.example.");
 	add(p, "a.cdn.example. 300 IN CNAME B.CDN.example.");
 	add(p, "b.cdn.example. 300 IN AAAA 2001:db8::5");
@@ -191,7 +188,7 @@ static void test_classify(void)
 
 	/* Records in a shuffled order still chain. */
 	ep_dnsq_chain_init(&ch, n);
-	p = reply_new(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
+	p = dnsmsg_reply(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
 	add(p, "c.example. 300 IN A 192.0.2.7");
 	add(p, "b.example. 300 IN CNAME c.example.");
 	add(p, "www.example.com. 300 IN CNAME b.example.");
@@ -201,14 +198,14 @@ static void test_classify(void)
 
 	/* The answer stops at a CNAME: ask for the target, chain kept. */
 	ep_dnsq_chain_init(&ch, n);
-	p = reply_new(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
+	p = dnsmsg_reply(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
 	add(p, "www.example.com. 300 IN CNAME edge.cdn.example.");
 	tap_ok(classify(p, n, LDNS_RR_TYPE_A, &ch, &a) == 0 && a.outcome == EP_DNSQ_FOLLOW &&
 		       !strcmp(a.next, "edge.cdn.example"),
 	       "answer ending at a CNAME: follow the target");
 	ep_dnsq_answer_free(&a);
 	/* The follow-up's answer goes back to the original name: a loop. */
-	p = reply_new(2, "edge.cdn.example", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
+	p = dnsmsg_reply(2, "edge.cdn.example", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
 	add(p, "edge.cdn.example. 300 IN CNAME www.example.com.");
 	tap_ok(classify(p, "edge.cdn.example", LDNS_RR_TYPE_A, &ch, &a) == 0 && a.outcome == EP_DNSQ_CHAIN_LOOP,
 	       "a loop across two queries is detected");
@@ -216,11 +213,11 @@ static void test_classify(void)
 
 	/* Follow-up answer with the address. */
 	ep_dnsq_chain_init(&ch, n);
-	p = reply_new(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
+	p = dnsmsg_reply(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
 	add(p, "www.example.com. 300 IN CNAME edge.cdn.example.");
 	classify(p, n, LDNS_RR_TYPE_A, &ch, &a);
 	ep_dnsq_answer_free(&a);
-	p = reply_new(2, "edge.cdn.example", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
+	p = dnsmsg_reply(2, "edge.cdn.example", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
 	add(p, "edge.cdn.example. 300 IN A 192.0.2.8");
 	tap_ok(classify(p, "edge.cdn.example", LDNS_RR_TYPE_A, &ch, &a) == 0 && a.outcome == EP_DNSQ_ADDRS &&
 		       has_addr(&a, "192.0.2.8"),
@@ -228,7 +225,7 @@ static void test_classify(void)
 	ep_dnsq_answer_free(&a);
 
 	ep_dnsq_chain_init(&ch, n);
-	p = reply_new(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
+	p = dnsmsg_reply(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
 	add(p, "www.example.com. 300 IN CNAME a.example.");
 	add(p, "a.example. 300 IN CNAME www.example.com.");
 	tap_ok(classify(p, n, LDNS_RR_TYPE_A, &ch, &a) == 0 && a.outcome == EP_DNSQ_CHAIN_LOOP,
@@ -237,66 +234,46 @@ static void test_classify(void)
 
 	/* 9 hops: one more than the bound. */
 	ep_dnsq_chain_init(&ch, n);
-	p = reply_new(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
-	{
-		char rr[128];
-		int i;
-
-		add(p, "www.example.com. 300 IN CNAME c1.example.");
-		for (i = 1; i < 9; i++) {
-			snprintf(rr, sizeof(rr), "c%d.example. 300 IN CNAME c%d.example.", i, i + 1);
-			add(p, rr);
-		}
-		add(p, "c9.example. 300 IN A 192.0.2.9");
-	}
+	p = dnsmsg_reply(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
+	add_cname_chain(p, 9);
 	tap_ok(classify(p, n, LDNS_RR_TYPE_A, &ch, &a) == 0 && a.outcome == EP_DNSQ_CHAIN_LOOP,
 	       "a chain of 9 CNAMEs exceeds the bound of %d", EP_DNSQ_MAX_CHAIN);
 	ep_dnsq_answer_free(&a);
 	ep_dnsq_chain_init(&ch, n);
-	p = reply_new(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
-	{
-		char rr[128];
-		int i;
-
-		add(p, "www.example.com. 300 IN CNAME c1.example.");
-		for (i = 1; i < 8; i++) {
-			snprintf(rr, sizeof(rr), "c%d.example. 300 IN CNAME c%d.example.", i, i + 1);
-			add(p, rr);
-		}
-		add(p, "c8.example. 300 IN A 192.0.2.9");
-	}
+	p = dnsmsg_reply(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
+	add_cname_chain(p, 8);
 	tap_ok(classify(p, n, LDNS_RR_TYPE_A, &ch, &a) == 0 && a.outcome == EP_DNSQ_ADDRS,
 	       "a chain of exactly 8 CNAMEs is followed");
 	ep_dnsq_answer_free(&a);
 
 	/* rcodes */
 	ep_dnsq_chain_init(&ch, n);
-	tap_ok(classify(reply_new(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR), n, LDNS_RR_TYPE_A, &ch, &a) == 0 &&
+	tap_ok(classify(dnsmsg_reply(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR), n, LDNS_RR_TYPE_A, &ch, &a) == 0 &&
 		       a.outcome == EP_DNSQ_NODATA,
 	       "NOERROR without records: nodata");
 	ep_dnsq_chain_init(&ch, n);
-	tap_ok(classify(reply_new(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_NXDOMAIN), n, LDNS_RR_TYPE_A, &ch, &a) == 0 &&
+	tap_ok(classify(dnsmsg_reply(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_NXDOMAIN), n, LDNS_RR_TYPE_A, &ch, &a) == 0 &&
 		       a.outcome == EP_DNSQ_NXDOMAIN,
 	       "NXDOMAIN");
 	ep_dnsq_chain_init(&ch, n);
-	p = reply_new(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_NXDOMAIN);
+	p = dnsmsg_reply(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_NXDOMAIN);
 	add(p, "www.example.com. 300 IN CNAME gone.example.");
 	tap_ok(classify(p, n, LDNS_RR_TYPE_A, &ch, &a) == 0 && a.outcome == EP_DNSQ_NXDOMAIN,
 	       "NXDOMAIN at the end of a chain: nxdomain");
 	ep_dnsq_chain_init(&ch, n);
-	tap_ok(classify(reply_new(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_SERVFAIL), n, LDNS_RR_TYPE_A, &ch, &a) == 0 &&
+	tap_ok(classify(dnsmsg_reply(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_SERVFAIL), n, LDNS_RR_TYPE_A, &ch, &a) == 0 &&
 		       a.outcome == EP_DNSQ_SERVFAIL,
 	       "SERVFAIL");
 	ep_dnsq_chain_init(&ch, n);
-	tap_ok(classify(reply_new(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_REFUSED), n, LDNS_RR_TYPE_A, &ch, &a) == 0 &&
+	tap_ok(classify(dnsmsg_reply(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_REFUSED), n, LDNS_RR_TYPE_A, &ch, &a) == 0 &&
 		       a.outcome == EP_DNSQ_REFUSED,
 	       "REFUSED");
 	ep_dnsq_chain_init(&ch, n);
-	tap_ok(classify(reply_new(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_FORMERR), n, LDNS_RR_TYPE_A, &ch, &a) == 0 &&
+	tap_ok(classify(dnsmsg_reply(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_FORMERR), n, LDNS_RR_TYPE_A, &ch, &a) == 0 &&
 		       a.outcome == EP_DNSQ_SERVFAIL && a.rcode == LDNS_RCODE_FORMERR,
 	       "FORMERR counts as servfail, rcode kept");
 	ep_dnsq_chain_init(&ch, n);
-	p = reply_new(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_SERVFAIL);
+	p = dnsmsg_reply(1, n, LDNS_RR_TYPE_A, LDNS_RCODE_SERVFAIL);
 	add(p, "www.example.com. 300 IN A 192.0.2.66");
 	tap_ok(classify(p, n, LDNS_RR_TYPE_A, &ch, &a) == 0 && a.outcome == EP_DNSQ_SERVFAIL && a.n_addrs == 0,
 	       "addresses in a SERVFAIL reply are not believed");

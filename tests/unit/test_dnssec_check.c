@@ -15,6 +15,7 @@
 
 #include <ldns/ldns.h>
 
+#include "dnsmsg.h"
 #include "dnssec_check.h"
 #include "tap.h"
 
@@ -79,24 +80,6 @@ static ldns_rr_list *sign(ldns_rr_list *set, struct key *key, uint32_t inception
 	return sigs;
 }
 
-static ldns_pkt *reply_new(const char *qname, ldns_rr_type qtype, ldns_pkt_rcode rc)
-{
-	ldns_pkt *p = ldns_pkt_new();
-	ldns_rr *q = ldns_rr_new();
-
-	ldns_pkt_set_id(p, 4242);
-	ldns_pkt_set_qr(p, true);
-	ldns_pkt_set_rd(p, true);
-	ldns_pkt_set_ra(p, true);
-	ldns_pkt_set_rcode(p, rc);
-	ldns_rr_set_owner(q, ldns_dname_new_frm_str(qname));
-	ldns_rr_set_type(q, qtype);
-	ldns_rr_set_class(q, LDNS_RR_CLASS_IN);
-	ldns_rr_set_question(q, true);
-	ldns_pkt_push_rr(p, LDNS_SECTION_QUESTION, q);
-	return p;
-}
-
 /* Appends deep copies of LIST to the answer section; frees LIST. */
 static void answer_add(ldns_pkt *p, ldns_rr_list *list)
 {
@@ -120,7 +103,7 @@ static ldns_rr_list *list_of(ldns_rr *a, ldns_rr *b)
 static ldns_pkt *dnskey_reply(struct key *ksk, struct key *zsk, struct key *signer,
 			      uint32_t inception, uint32_t expiration)
 {
-	ldns_pkt *p = reply_new(ZONE, LDNS_RR_TYPE_DNSKEY, LDNS_RCODE_NOERROR);
+	ldns_pkt *p = dnsmsg_reply(4242, ZONE, LDNS_RR_TYPE_DNSKEY, LDNS_RCODE_NOERROR);
 	ldns_rr_list *set = list_of(ldns_rr_clone(ksk->rr), ldns_rr_clone(zsk->rr));
 
 	if (signer)
@@ -380,7 +363,7 @@ static void test_dnskey(struct key *ksk, struct key *zsk, struct key *other)
 	}
 	{
 		/* TTL 5 s: not fetched every probe (floor), TTL 1 day: at most an hour. */
-		ldns_pkt *p = reply_new(ZONE, LDNS_RR_TYPE_DNSKEY, LDNS_RCODE_NOERROR);
+		ldns_pkt *p = dnsmsg_reply(4242, ZONE, LDNS_RR_TYPE_DNSKEY, LDNS_RCODE_NOERROR);
 		ldns_rr_list *set = list_of(ldns_rr_clone(ksk->rr), ldns_rr_clone(zsk->rr));
 
 		for (size_t i = 0; i < 2; i++)
@@ -392,7 +375,7 @@ static void test_dnskey(struct key *ksk, struct key *zsk, struct key *other)
 		       "DNSKEY TTL 5 s: fetched again after %u s (the floor)", k.refresh_s);
 		ep_dnssec_keys_free(&k);
 
-		p = reply_new(ZONE, LDNS_RR_TYPE_DNSKEY, LDNS_RCODE_NOERROR);
+		p = dnsmsg_reply(4242, ZONE, LDNS_RR_TYPE_DNSKEY, LDNS_RCODE_NOERROR);
 		set = list_of(ldns_rr_clone(ksk->rr), ldns_rr_clone(zsk->rr));
 		for (size_t i = 0; i < 2; i++)
 			ldns_rr_set_ttl(ldns_rr_list_rr(set, i), DAY);
@@ -405,7 +388,7 @@ static void test_dnskey(struct key *ksk, struct key *zsk, struct key *other)
 	}
 	{
 		/* A key slipped into the signed RRset breaks the signature. */
-		ldns_pkt *p = reply_new(ZONE, LDNS_RR_TYPE_DNSKEY, LDNS_RCODE_NOERROR);
+		ldns_pkt *p = dnsmsg_reply(4242, ZONE, LDNS_RR_TYPE_DNSKEY, LDNS_RCODE_NOERROR);
 		ldns_rr_list *set = list_of(ldns_rr_clone(ksk->rr), ldns_rr_clone(zsk->rr));
 		ldns_rr *evil = ldns_rr_clone(other->rr);
 
@@ -416,10 +399,10 @@ static void test_dnskey(struct key *ksk, struct key *zsk, struct key *other)
 		tap_ok(v == EP_DNSSEC_BOGUS && !k.keys, "an extra (attacker's) key added to the signed DNSKEY RRset: bogus (%s)",
 		       why);
 	}
-	v = check_keys(by_ds, reply_new(ZONE, LDNS_RR_TYPE_DNSKEY, LDNS_RCODE_NOERROR), now, &k, why,
+	v = check_keys(by_ds, dnsmsg_reply(4242, ZONE, LDNS_RR_TYPE_DNSKEY, LDNS_RCODE_NOERROR), now, &k, why,
 		       sizeof(why));
 	tap_ok(v == EP_DNSSEC_BOGUS && strstr(why, "no DNSKEY"), "no DNSKEY records at all: bogus (%s)", why);
-	v = check_keys(by_ds, reply_new(ZONE, LDNS_RR_TYPE_DNSKEY, LDNS_RCODE_NXDOMAIN), now, &k, why,
+	v = check_keys(by_ds, dnsmsg_reply(4242, ZONE, LDNS_RR_TYPE_DNSKEY, LDNS_RCODE_NXDOMAIN), now, &k, why,
 		       sizeof(why));
 	tap_ok(v == EP_DNSSEC_BOGUS, "NXDOMAIN for the anchored zone: bogus (%s)", why);
 
@@ -446,7 +429,7 @@ static enum ep_dnssec_verdict check_ans(struct ep_dnssec_anchor *a, const ldns_r
 static ldns_pkt *answer(const char *qname, const char *records, struct key *signer,
 			uint32_t inception, uint32_t expiration)
 {
-	ldns_pkt *p = reply_new(qname, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
+	ldns_pkt *p = dnsmsg_reply(4242, qname, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
 	char buf[1024], *save = NULL, *tok;
 	ldns_rr_list *all = ldns_rr_list_new(), *set;
 
@@ -570,18 +553,18 @@ static void test_answers(struct key *ksk, struct key *zsk, struct key *other)
 	v = check_ans(a, k.keys, answer("www.example.org.", "www.example.org. 300 IN A 192.0.2.1", NULL, 0, 0),
 		      "www.example.org", LDNS_RR_TYPE_A, now, why, sizeof(why));
 	tap_ok(v == EP_DNSSEC_INSECURE, "a name outside the anchored zone: not validated (%s)", why);
-	v = check_ans(a, k.keys, reply_new("nx1.edge.test.", LDNS_RR_TYPE_A, LDNS_RCODE_NXDOMAIN),
+	v = check_ans(a, k.keys, dnsmsg_reply(4242, "nx1.edge.test.", LDNS_RR_TYPE_A, LDNS_RCODE_NXDOMAIN),
 		      "nx1.edge.test", LDNS_RR_TYPE_A, now, why, sizeof(why));
 	tap_ok(v == EP_DNSSEC_NO_DATA, "NXDOMAIN: left to the caller (no denial proofs) (%s)", why);
-	v = check_ans(a, k.keys, reply_new("n1.edge.test.", LDNS_RR_TYPE_A, LDNS_RCODE_SERVFAIL),
+	v = check_ans(a, k.keys, dnsmsg_reply(4242, "n1.edge.test.", LDNS_RR_TYPE_A, LDNS_RCODE_SERVFAIL),
 		      "n1.edge.test", LDNS_RR_TYPE_A, now, why, sizeof(why));
 	tap_ok(v == EP_DNSSEC_NO_DATA, "SERVFAIL: left to the caller (%s)", why);
-	v = check_ans(a, k.keys, reply_new("n16.edge.test.", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR),
+	v = check_ans(a, k.keys, dnsmsg_reply(4242, "n16.edge.test.", LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR),
 		      "n16.edge.test", LDNS_RR_TYPE_A, now, why, sizeof(why));
 	tap_ok(v == EP_DNSSEC_NO_DATA, "NODATA: left to the caller (%s)", why);
 
 	/* AAAA works the same way. */
-	p = reply_new("n10.edge.test.", LDNS_RR_TYPE_AAAA, LDNS_RCODE_NOERROR);
+	p = dnsmsg_reply(4242, "n10.edge.test.", LDNS_RR_TYPE_AAAA, LDNS_RCODE_NOERROR);
 	{
 		ldns_rr_list *set = list_of(rr("n10.edge.test. 300 IN AAAA 2001:db8:1:b::1"), NULL);
 
