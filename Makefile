@@ -13,10 +13,25 @@ PKGS       := libbpf libxdp yaml-0.1 jansson libcurl libmicrohttpd ldns openssl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lelf -lz -lpthread
 
-WARN       := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wformat=2 -Wstrict-prototypes
+WARN       := -Wall -Wextra -Werror -Wno-error=format-truncation -Wshadow -Wno-unused-parameter -Wformat=2 -Wstrict-prototypes
+# User CFLAGS (make CFLAGS=-O0, distribution flags) only add to what the build
+# needs; the project's own flags live in EP_CFLAGS so an override cannot drop them.
 CFLAGS     ?= -O2 -g
-CFLAGS     += $(WARN) -std=gnu11 -D_GNU_SOURCE -fno-strict-aliasing -Iinclude -I$(BUILD)/include $(PKG_CFLAGS)
+EP_CFLAGS  := $(WARN) -std=gnu11 -D_GNU_SOURCE -fno-strict-aliasing $(PKG_CFLAGS)
+DEPFLAGS    = -MMD -MP -MF $@.d
 BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) -Iinclude -I$(BUILD)/include
+
+# Layers, each seeing only the headers of the layers below it (docs/architecture.md):
+#   include/  datapath ABI, shared by BPF and user space
+#   lib/      user-space helpers used by agent/ and cache/
+#   cache/    the preload builder and dnsmasq supervision
+#   agent/*/  the daemon and the CLI, one folder per concern
+AGENT_DIRS := $(patsubst %/,%,$(sort $(dir $(wildcard agent/*/*.c agent/*/*.h))))
+INC_lib    := -Iinclude -Ilib
+INC_cache  := $(INC_lib) -Icache
+INC_agent  := $(INC_cache) $(addprefix -I,$(AGENT_DIRS)) -I$(BUILD)/include
+INC_tests  := $(INC_agent) -Itests/lib
+inc_for     = $(INC_$(firstword $(subst /, ,$(1))))
 
 BPF_SRCS   := $(wildcard xdp/*.bpf.c tc/*.bpf.c)
 BPF_OBJS   := $(patsubst %.bpf.c,$(BUILD)/bpf/%.bpf.o,$(notdir $(BPF_SRCS)))
@@ -24,8 +39,8 @@ SKELS      := $(patsubst %.bpf.c,$(BUILD)/include/%.skel.h,$(notdir $(BPF_SRCS))
 
 # Every module except the two mains goes into one static library that the
 # binaries, unit tests and fuzzers link.
-MAIN_SRCS  := agent/agent_main.c agent/cli_main.c
-LIB_SRCS   := $(filter-out $(MAIN_SRCS),$(wildcard agent/*.c cache/*.c))
+MAIN_SRCS  := agent/core/agent_main.c agent/cli/cli_main.c
+LIB_SRCS   := $(filter-out $(MAIN_SRCS),$(wildcard lib/*.c cache/*.c agent/*/*.c))
 LIB_OBJS   := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 LIB        := $(BUILD)/libedgeplane.a
 
@@ -50,59 +65,68 @@ $(BUILD)/include/vmlinux.h:
 	@mkdir -p $(dir $@)
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/bpf/%.bpf.o: %.bpf.c $(BUILD)/include/vmlinux.h $(wildcard include/*.h)
+$(BUILD)/bpf/%.bpf.o: %.bpf.c $(BUILD)/include/vmlinux.h
 	@mkdir -p $(dir $@)
-	$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp.o
+	$(CLANG) $(BPF_CFLAGS) -MMD -MP -MF $@.d -MT $@ -c $< -o $@.tmp.o
 	$(BPFTOOL) gen object $@ $@.tmp.o && rm -f $@.tmp.o
 
 $(BUILD)/include/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name $(subst -,_,$*) > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/obj/%.o: %.c $(SKELS) $(wildcard include/*.h agent/*.h cache/*.h)
+# Header dependencies come from the compiler (-MMD -MP): touching one header
+# rebuilds only what includes it. Only the datapath loader and the tests embed
+# BPF skeletons; they wait for them to exist on a first build.
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iagent -Icache -c $< -o $@
+	$(CC) $(EP_CFLAGS) $(call inc_for,$<) $(CFLAGS) $(CPPFLAGS) $(DEPFLAGS) -c $< -o $@
+$(filter $(BUILD)/obj/agent/datapath/%,$(LIB_OBJS)): | $(SKELS)
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/edgeplane-agent: $(BUILD)/obj/agent/agent_main.o $(LIB)
-	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(LDFLAGS)
+$(BUILD)/edgeplane-agent: $(BUILD)/obj/agent/core/agent_main.o $(LIB)
+	$(CC) $(EP_CFLAGS) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(LDFLAGS)
 
-$(BUILD)/edgeplane: $(BUILD)/obj/agent/cli_main.o $(LIB)
-	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(LDFLAGS)
+$(BUILD)/edgeplane: $(BUILD)/obj/agent/cli/cli_main.o $(LIB)
+	$(CC) $(EP_CFLAGS) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(LDFLAGS)
 
 # Helpers the C tests, benchmarks and tools share (packet crafting, ...).
 TESTLIB_SRCS := $(wildcard tests/lib/*.c)
+TESTLIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(TESTLIB_SRCS))
 TESTLIB      := $(BUILD)/libeptest.a
-$(BUILD)/obj/tests/lib/%.o: tests/lib/%.c $(SKELS) $(wildcard include/*.h agent/*.h tests/lib/*.h)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iagent -Icache -Itests/lib -c $< -o $@
-$(TESTLIB): $(patsubst %.c,$(BUILD)/obj/%.o,$(TESTLIB_SRCS))
+$(TESTLIB_OBJS): | $(SKELS)
+$(TESTLIB): $(TESTLIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/tests/%: tests/%.c $(TESTLIB) $(LIB) $(SKELS) $(wildcard tests/lib/*.h)
+# Test programs compile like the rest (their own header dependencies) and link
+# against the library, so a change in one module recompiles only its includers.
+TESTPROG_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRCS) $(BENCH_SRCS) $(HELPER_SRCS))
+$(TESTPROG_OBJS): | $(SKELS)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iagent -Icache -Itests/lib -o $@ $< $(TESTLIB) $(LIB) $(PKG_LIBS) -lm
+	$(CC) $(EP_CFLAGS) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm $(LDFLAGS)
 
 tests-bin: all $(TEST_BINS) $(BENCH_BINS) $(HELPER_BINS)
 .PHONY: tests-bin
 
 # libFuzzer targets: the library sources rebuilt with clang + ASan + UBSan.
 FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	-std=gnu11 -D_GNU_SOURCE -Iinclude -I$(BUILD)/include -Iagent -Icache $(PKG_CFLAGS)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(SKELS)
+	-std=gnu11 -D_GNU_SOURCE $(INC_agent) $(PKG_CFLAGS)
+# These two compile every source in one command, so they depend on every header.
+ALL_HDRS    = $(wildcard include/*.h lib/*.h cache/*.h agent/*/*.h)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(ALL_HDRS) | $(SKELS)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(PKG_LIBS)
 fuzz: $(FUZZ_BINS)
 
 # The agent built with AddressSanitizer + LeakSanitizer for the leak e2e test.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -std=gnu11 -D_GNU_SOURCE \
-	-Iinclude -I$(BUILD)/include -Iagent -Icache $(PKG_CFLAGS) $(WARN)
-$(BUILD)/asan/edgeplane-agent: $(LIB_SRCS) agent/agent_main.c $(SKELS)
+	$(INC_agent) $(PKG_CFLAGS) $(WARN)
+$(BUILD)/asan/edgeplane-agent: $(LIB_SRCS) agent/core/agent_main.c $(ALL_HDRS) | $(SKELS)
 	@mkdir -p $(dir $@)
-	$(CLANG) $(ASAN_FLAGS) -o $@ agent/agent_main.c $(LIB_SRCS) $(PKG_LIBS)
+	$(CLANG) $(ASAN_FLAGS) -o $@ agent/core/agent_main.c $(LIB_SRCS) $(PKG_LIBS)
 asan: $(BUILD)/asan/edgeplane-agent
 
 test: deps
@@ -122,3 +146,4 @@ clean:
 
 # make install / make uninstall (PREFIX, DESTDIR) live next to the unit and chart.
 -include deploy/install.mk
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * ep_k8s_drive - drives the agent's Kubernetes client (agent/k8s.c) for
+ * ep_k8s_drive - drives the agent's Kubernetes client (agent/k8s/k8s.c) for
  * tests/e2e/k8s_client.sh, against tests/k8s/fake_apiserver.py.
  *
  *   ep_k8s_drive resolve --enabled auto|true|false [--api-server URL]
@@ -217,7 +217,7 @@ int main(int argc, char **argv)
 	unsigned timeout = 0, forbidden = 0, backoff = 0;
 	int c, failed = 0;
 
-	/* Defaults as agent/config.c sets them. */
+	/* Defaults as agent/config/config.c sets them. */
 	snprintf(cfg.token_file, sizeof(cfg.token_file), "%s",
 		 "/var/run/secrets/kubernetes.io/serviceaccount/token");
 	snprintf(cfg.ca_file, sizeof(cfg.ca_file), "%s",

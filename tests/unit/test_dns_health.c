@@ -1,4 +1,4 @@
-/* The DNS health verdicts and the failover state machine (agent/dns_health.c). */
+/* The DNS health verdicts and the failover state machine (agent/dns/dns_health.c). */
 #include <stdio.h>
 #include <string.h>
 

@@ -1,5 +1,5 @@
 /*
- * DNSSEC validation of probe answers (agent/dnssec_check.c): anchors read
+ * DNSSEC validation of probe answers (agent/dns/dnssec_check.c): anchors read
  * from files, the zone's DNSKEY RRset checked against them, answers checked
  * with the validated keys. Keys are made in memory with ldns (ECDSA P-256,
  * a KSK and a ZSK as ldns-keygen would) and RRsets signed with

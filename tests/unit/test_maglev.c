@@ -1,5 +1,5 @@
 /*
- * Maglev table properties (agent/maglev.c), pure user space: prime sizes,
+ * Maglev table properties (agent/lb/maglev.c), pure user space: prime sizes,
  * full tables without weight-0 backends, shares that follow weights, small
  * disruption when a backend leaves or joins (slots and real flow hashes),
  * independence from input order, and a pinned fingerprint of the table so an
