@@ -1,11 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
- * Constants every edgeplane BPF program may need, defined once (as Katran's
- * balancer_consts.h does). vmlinux.h carries the kernel's types but not its
- * uapi macros, so the protocol numbers, TCP flag bits and TC verdicts the
- * programs test against live here; before, each program kept its own copy
- * and a program could drift from the others unnoticed. BPF only: user space
- * takes these from the system headers.
+ * Constants every edgeplane BPF program may need, defined once.
+ * vmlinux.h carries the kernel's types but not its uapi macros, so the
+ * protocol numbers, TCP flag bits and TC verdicts the programs test against
+ * live here: one copy per program would let one drift from the others
+ * unnoticed. BPF only: user space takes these from the system headers.
  */
 #ifndef EP_CONSTS_BPF_H
 #define EP_CONSTS_BPF_H

@@ -122,7 +122,7 @@ int ep_dp_map_pin_path(const char *root, const char *name, char *path, size_t le
  * they outlive the agent. A pinned conntrack of another size cannot be
  * reused: say so instead of letting libbpf fail obscurely. */
 int ep_dp_pin_maps(struct bpf_object *obj, const char *root, uint32_t ct_size, char *err,
-		    size_t errlen)
+		   size_t errlen)
 {
 	struct bpf_map *map;
 	char path[PATH_MAX + 64];

@@ -142,7 +142,7 @@ static __u64 link_cgroup_id(int link_fd)
 /* Returns how many hooks were attached anew (0: all were already linked to
  * that cgroup and just got the new programs), or -errno. */
 int ep_dp_sock_hooks_attach(struct ep_datapath *dp, const char *runtime_dir, char *err,
-			     size_t errlen)
+			    size_t errlen)
 {
 	char cg[PATH_MAX], path[PATH_MAX + 64], mounted[PATH_MAX] = "";
 	struct bpf_program *prog;

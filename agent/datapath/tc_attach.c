@@ -22,10 +22,9 @@
 #define EP_TC_PRIO 0xe9
 #define EP_TC_PROG_PREFIX "ep_tc_rnat"
 
-/* Our TC filters sit at fixed handle/priority pairs so a restarted agent
- * replaces its own filter atomically and never touches anybody else's. DNS
- * runs first (lower priority number) and passes on (TC_ACT_UNSPEC) what it
- * does not consume, so reverse NAT still sees every packet. */
+/* One filter slot per program. DNS runs first (lower priority number) and
+ * passes on (TC_ACT_UNSPEC) what it does not consume, so reverse NAT still
+ * sees every packet. */
 struct tc_slot {
 	__u32 handle, prio;
 	const char *prefix, *what;
@@ -117,7 +116,7 @@ void ep_dp_tc_rnat_detach(struct ep_dp_iface *ifc)
  * from the upstream (ingress), and the cache's replies to pods are translated
  * back on pods egress. */
 int ep_dp_tc_dns_attach(struct ep_datapath *dp, struct ep_dp_iface *ifc, char *err,
-			    size_t errlen)
+			size_t errlen)
 {
 	int rc = tc_attach(ifc->ifindex, BPF_TC_INGRESS, &TC_DNS, dp->dns_in_fd);
 
