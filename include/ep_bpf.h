@@ -1,49 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
- * Helpers shared by edgeplane BPF programs: protocol constants that vmlinux.h
- * lacks (they are macros in the uapi headers), one's-complement checksum
- * arithmetic and address helpers.
+ * Helpers shared by edgeplane BPF programs: one's-complement checksum
+ * arithmetic and address helpers. The constants they and the programs use
+ * come from ep_consts.bpf.h.
  */
 #ifndef EP_BPF_H
 #define EP_BPF_H
 
 #include "edgeplane_abi.h"
-
-#define ETH_P_IP 0x0800
-#define ETH_P_IPV6 0x86DD
-#define ETH_P_8021Q 0x8100
-#define ETH_P_8021AD 0x88A8
-#define ETH_ALEN 6
-
-#define IP_MF 0x2000
-#define IP_OFFSET 0x1FFF
-
-#define NEXTHDR_HOP 0
-#define NEXTHDR_ROUTING 43
-#define NEXTHDR_FRAGMENT 44
-#define NEXTHDR_AUTH 51
-#define NEXTHDR_DEST 60
-#define NEXTHDR_MOBILITY 135
-#define NEXTHDR_HIP 139
-#define NEXTHDR_SHIM6 140
-#define NEXTHDR_EXP1 253
-#define NEXTHDR_EXP2 254
-
-#define ICMP_DEST_UNREACH 3
-#define ICMP_TIME_EXCEEDED 11
-#define ICMP_PARAMETERPROB 12
-#define ICMPV6_DEST_UNREACH 1
-#define ICMPV6_PKT_TOOBIG 2
-#define ICMPV6_TIME_EXCEED 3
-#define ICMPV6_PARAMPROB 4
-
-#define IPPROTO_ICMPV6 58
-
-#define AF_INET 2
-#define AF_INET6 10
-
-#define TC_ACT_OK 0
-#define TC_ACT_SHOT 2
+#include "ep_consts.bpf.h"
 
 /* Fold a 32-bit one's-complement accumulator and complement it. */
 static __always_inline __u16 ep_csum_fold(__u32 csum)

@@ -12,6 +12,7 @@
 #define EP_DNS_MAPS_BPF_H
 
 #include "edgeplane_abi.h"
+#include "ep_bpf.h"
 
 /* Which addresses are the upstreams (IPv4 and IPv6 addresses of up to
  * EP_DNS_MAX_UPSTREAMS resolvers). */
@@ -83,5 +84,17 @@ struct {
 	__type(key, int);
 	__type(value, struct ep_endpoint);
 } ep_dns_sk SEC(".maps");
+
+/* The upstream entry of a DNS server address, or NULL when it is not one of
+ * the configured upstreams: TC asks it of packets, the socket hooks of
+ * connect/sendmsg destinations. */
+static __always_inline struct ep_dns_upstream *ep_dns_upstream_of(const __u32 *addr, __u32 family)
+{
+	struct ep_dns_upstream_key k = {};
+
+	ep_addr_copy(k.addr, addr, 4);
+	k.family = family;
+	return bpf_map_lookup_elem(&ep_dns_upstreams, &k);
+}
 
 #endif /* EP_DNS_MAPS_BPF_H */

@@ -59,15 +59,6 @@ static __always_inline struct ep_dns_config *ep_sock_cfg_active(struct bpf_sock_
 	return cfg;
 }
 
-static __always_inline struct ep_dns_upstream *ep_sock_upstream(const __u32 *addr, __u32 family)
-{
-	struct ep_dns_upstream_key k = {};
-
-	ep_addr_copy(k.addr, addr, 4);
-	k.family = family;
-	return bpf_map_lookup_elem(&ep_dns_upstreams, &k);
-}
-
 /* Remembers what the application asked for; 0 on success. Without the
  * memory nothing could be translated back, so then nothing is redirected. */
 static __always_inline int ep_sock_remember(struct bpf_sock_addr *ctx, const __u32 *addr,
@@ -111,7 +102,7 @@ static __always_inline int ep_sock_redirect4(struct bpf_sock_addr *ctx)
 	if (!cfg || !cfg->cache_family4 || !cfg->cache_addr4)
 		return EP_SOCK_ALLOW;
 	dst[0] = ctx->user_ip4;
-	up = ep_sock_upstream(dst, EP_FAMILY_V4);
+	up = ep_dns_upstream_of(dst, EP_FAMILY_V4);
 	if (!up || ep_sock_remember(ctx, dst, EP_FAMILY_V4))
 		return EP_SOCK_ALLOW;
 	ctx->user_ip4 = cfg->cache_addr4;
@@ -137,7 +128,7 @@ static __always_inline int ep_sock_redirect6(struct bpf_sock_addr *ctx)
 		if (!cfg->cache_family4 || !cfg->cache_addr4)
 			return EP_SOCK_ALLOW;
 		key[0] = dst[3];
-		up = ep_sock_upstream(key, EP_FAMILY_V4);
+		up = ep_dns_upstream_of(key, EP_FAMILY_V4);
 		to[0] = 0;
 		to[1] = 0;
 		to[2] = bpf_htonl(0xffff);
@@ -145,7 +136,7 @@ static __always_inline int ep_sock_redirect6(struct bpf_sock_addr *ctx)
 	} else {
 		if (!cfg->cache_family6)
 			return EP_SOCK_ALLOW;
-		up = ep_sock_upstream(dst, EP_FAMILY_V6);
+		up = ep_dns_upstream_of(dst, EP_FAMILY_V6);
 		ep_addr_copy(to, cfg->cache_addr6, 4);
 	}
 	if (!up || ep_sock_remember(ctx, dst, EP_FAMILY_V6))

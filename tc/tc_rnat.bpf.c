@@ -55,11 +55,6 @@ struct ep_reply {
 	__u32 tcp_ack;
 };
 
-#define EP_TCP_FIN 0x01
-#define EP_TCP_SYN 0x02
-#define EP_TCP_RST 0x04
-#define EP_TCP_ACK 0x10
-
 static __always_inline int ep_parse_reply_l4(void *data, void *end, __u32 l4_off, __u8 proto,
 					     struct ep_reply *r)
 {

@@ -52,11 +52,6 @@ struct ep_pkt {
 	__u32 tcp_seq;
 };
 
-#define EP_TCP_FIN 0x01
-#define EP_TCP_SYN 0x02
-#define EP_TCP_RST 0x04
-#define EP_TCP_ACK 0x10
-
 static __always_inline int ep_count_drop(struct xdp_md *ctx, int reason)
 {
 	__u32 key = reason;

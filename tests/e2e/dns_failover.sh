@@ -85,6 +85,8 @@ check "healthy: upstream mode after start" wait_for 10 mode_is upstream
 check "agent hooked host sockets at the cgroup v2 root" grep -q "host sockets hooked at the cgroup v2 root" "$LAB_LOG"
 check "8 socket hook links pinned under the bpffs" \
   test "$(find "$LAB_BPFFS" -path '*/links/ep_sock_dns_*' 2>/dev/null | wc -l)" = 8
+check "8 DNS maps and 2 TC DNS programs pinned under the bpffs" \
+  test "$(find "$LAB_BPFFS" -path '*/maps/ep_dns_*' 2>/dev/null | wc -l)/$(find "$LAB_BPFFS" -path '*/progs/ep_tc_dns_*' 2>/dev/null | wc -l)" = 8/2
 
 N1=n1.edge.test; A1=$(expect_addr $N1)
 N2=n2.edge.test; A2=$(expect_addr $N2)
@@ -191,6 +193,10 @@ LAB_EXTRA_YAML=""
 lab_config_write
 check "reload without a dns section" lab_cli reload
 check "socket hook links removed" test "$(find "$LAB_BPFFS" -path '*/links/ep_sock_dns_*' 2>/dev/null | wc -l)" = 0
+check "DNS map and program pins removed" \
+  test "$(find "$LAB_BPFFS" \( -path '*/maps/ep_dns_*' -o -path '*/progs/ep_tc_dns_*' \) 2>/dev/null | wc -l)" = 0
+check "... the load balancer's pins stay" \
+  test "$(find "$LAB_BPFFS" \( -path '*/maps/ep_config' -o -path '*/maps/ep_ct4' -o -path '*/progs/ep_tc_rnat' \) 2>/dev/null | wc -l)" = 3
 check "TC DNS filters gone from podapp" \
   sh -c "! ip netns exec $LAB_NS_NODE tc filter show dev podapp ingress | grep -q ep_tc_dns"
 check "queries still answered by the upstream" [ "$(dig_in "$LAB_NS_NODE" $LAB_DNS4 $N1)" = "$A1" ]

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "edgeplane_abi.h"
+#include "pins.h"
 #include "sock_dns.skel.h"
 
 #ifndef SO_NETNS_COOKIE
@@ -80,7 +81,8 @@ static int map_fd(const char *pin, const char *name)
 {
 	char path[PATH_MAX];
 
-	snprintf(path, sizeof(path), "%s/maps/%s", pin, name);
+	if (ep_dp_map_pin_path(pin, name, path, sizeof(path)))
+		return -1;
 	return bpf_obj_get(path);
 }
 
@@ -90,7 +92,7 @@ static int cmd_attach(int argc, char **argv)
 	char path[PATH_MAX];
 	struct sock_dns *skel;
 	struct bpf_program *prog;
-	struct bpf_map *map;
+	char err[256];
 	int cgfd, n = 0;
 
 	if (!cg || !pin) {
@@ -104,12 +106,10 @@ static int cmd_attach(int argc, char **argv)
 	skel = sock_dns__open();
 	if (!skel)
 		return die("open sock_dns");
-	bpf_object__for_each_map(map, skel->obj) {
-		if (strncmp(bpf_map__name(map), "ep_", 3))
-			continue;
-		snprintf(path, sizeof(path), "%s/maps/%s", pin, bpf_map__name(map));
-		if (bpf_map__set_pin_path(map, path))
-			return die("set pin path");
+	/* The agent's rule, so the tool pins exactly what an agent would. */
+	if (ep_dp_pin_maps(skel->obj, pin, 0, err, sizeof(err))) {
+		fprintf(stderr, "ep_sock_dns_attach: %s\n", err);
+		return 1;
 	}
 	if (sock_dns__load(skel))
 		return die("load sock_dns");
