@@ -52,8 +52,7 @@ extern const struct ep_cli_command ep_cli_commands[];
 const struct ep_cli_command *ep_cli_find(int argc, char **argv, int local, int *n);
 /* True when some row's path starts with word followed by more words. */
 int ep_cli_is_group(const char *word, int local);
-/* Number of words of a row's path / of its positional arguments. */
-int ep_cli_path_len(const struct ep_cli_command *cmd);
+/* Number of positional arguments of an agent command. */
 int ep_cli_arity(const struct ep_cli_command *cmd);
 /* "usage: edgeplane dns status|refresh|..." for the group of word. */
 void ep_cli_group_usage(FILE *f, const char *word, int local);

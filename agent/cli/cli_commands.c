@@ -107,15 +107,6 @@ int ep_cli_is_group(const char *word, int local)
 	return 0;
 }
 
-int ep_cli_path_len(const struct ep_cli_command *cmd)
-{
-	int n = 1;
-
-	for (const char *w = cmd->words; *w; w++)
-		n += *w == ' ';
-	return n;
-}
-
 int ep_cli_arity(const struct ep_cli_command *cmd)
 {
 	int n = 0;
