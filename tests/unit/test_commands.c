@@ -3,12 +3,14 @@
  * commands (agent/core/commands.h): every command the CLI sends exists in the
  * agent, every control command is reachable from the CLI, names are unique,
  * and each CLI row is whole (help, printer, as many request fields as its
- * synopsis has arguments) and found again by its own words. The man page side
- * is tests/install/cli_docs.sh.
+ * synopsis has arguments) and found again by its own words. Then the replies
+ * ep_control_dispatch() gives without a datapath, word for word. The man page
+ * side is tests/install/cli_docs.sh.
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "agent.h"
 #include "cli.h"
 #include "commands.h"
 #include "tap.h"
@@ -53,6 +55,38 @@ static int words_of(const char *s)
 	return n;
 }
 
+/* Replies that need no datapath, from an agent with nothing configured:
+ * {"ok":false,"error":...} with the texts they always had. */
+static void test_dispatch_errors(void)
+{
+	static const struct {
+		const char *req, *error;
+	} cases[] = {
+		{"{}", "request has no \"command\""},
+		{"{\"command\": 7}", "request has no \"command\""},
+		{"{\"command\": \"nosuch\"}", "unknown command 'nosuch'"},
+		{"{\"command\": \"backend_drain\", \"service\": \"web\"}",
+		 "backend_drain needs \"service\" and \"backend\""},
+		{"{\"command\": \"backend_undrain\", \"backend\": \"10.0.0.1:80\"}",
+		 "backend_drain needs \"service\" and \"backend\""},
+		{"{\"command\": \"dns_failover\"}", "no dns section configured"},
+		{"{\"command\": \"dns_auto\"}", "no dns section configured"},
+		{"{\"command\": \"dns_refresh\"}", "no dns.cache configured"},
+	};
+	struct ep_agent a = {};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *req = json_loads(cases[i].req, 0, NULL);
+		json_t *resp = ep_control_dispatch(&a, req);
+		const char *got = json_string_value(json_object_get(resp, "error"));
+
+		tap_ok(json_is_false(json_object_get(resp, "ok")) && got && !strcmp(got, cases[i].error),
+		       "%s: error '%s'", cases[i].req, got ?: "(none)");
+		json_decref(req);
+		json_decref(resp);
+	}
+}
+
 int main(void)
 {
 	struct names ctl = {};
@@ -88,5 +122,6 @@ int main(void)
 		       "'%s' is found by its words", c->words);
 	}
 	tap_diag("%d CLI commands", n_cli);
+	test_dispatch_errors();
 	return tap_done();
 }
