@@ -12,6 +12,13 @@
  * Printers live by concern: cli_status.c, cli_lb.c, cli_dns.c.
  * A command that runs locally (cache build) has its own option parser and
  * gets the rest of the command line untouched.
+ *
+ * A new agent command is two rows and two functions, e.g.
+ *   agent, commands_canary.c:  {.name = "canary_set", .run = cmd_canary_set},
+ *   CLI, cli_commands.c:       {.words = "canary set", .args = "SERVICE PERCENT",
+ *                               .help = "...", .control = "canary_set",
+ *                               .params = {"service", "percent"},
+ *                               .print = ep_cli_print_canary_set},
  */
 #ifndef EP_CLI_H
 #define EP_CLI_H
@@ -30,7 +37,7 @@ struct ep_cli {
 
 struct ep_cli_command {
 	const char *words; /* the command path, "backend drain" */
-	const char *args;  /* synopsis of the arguments in --help, "" for none */
+	const char *args;  /* synopsis of the arguments in --help, NULL for none */
 	const char *help;  /* --help text; '\n' continues it on the next line */
 	/* Talks to the agent: the control command it sends, the request field
 	 * of each positional argument (their number is the arity) and the text
@@ -40,7 +47,7 @@ struct ep_cli_command {
 	void (*print)(const struct ep_cli_command *cmd, char **argv, json_t *result);
 	/* Runs locally instead: argv[0] is the last word of the path. */
 	int (*local)(int argc, char **argv);
-	/* Synopsis of a usage error when it is not words + args. */
+	/* Synopsis of the arguments in a usage error, when not args. */
 	const char *usage;
 };
 
