@@ -11,10 +11,8 @@
 #include <unistd.h>
 
 #include "agent.h"
-#include "dns_cache.h"
-#include "dns_failover.h"
+#include "commands.h"
 #include "log.h"
-#include "status.h"
 #include "util.h"
 
 #define CTL_MAX_MSG (1 << 20)
@@ -157,63 +155,6 @@ static json_t *err_reply(const char *msg)
 	return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
 }
 
-static json_t *ok_reply(json_t *result)
-{
-	return json_pack("{s:b, s:o}", "ok", 1, "result", result ? result : json_null());
-}
-
-static json_t *dispatch(struct ep_agent *a, json_t *req)
-{
-	const char *cmd = json_string_value(json_object_get(req, "command"));
-	char err[512] = "";
-
-	if (!cmd)
-		return err_reply("request has no \"command\"");
-	if (!strcmp(cmd, "status"))
-		return ok_reply(ep_status_summary(a));
-	if (!strcmp(cmd, "services"))
-		return ok_reply(ep_status_services(a));
-	if (!strcmp(cmd, "backend_drain") || !strcmp(cmd, "backend_undrain")) {
-		const char *svc = json_string_value(json_object_get(req, "service"));
-		const char *be = json_string_value(json_object_get(req, "backend"));
-
-		if (!svc || !be)
-			return err_reply("backend_drain needs \"service\" and \"backend\"");
-		if (ep_services_drain(&a->svcs, svc, be, !strcmp(cmd, "backend_drain"), err,
-				      sizeof(err)))
-			return err_reply(err);
-		return ok_reply(json_pack("{s:s, s:s, s:b}", "service", svc, "backend", be,
-					  "drained", !strcmp(cmd, "backend_drain")));
-	}
-	if (!strcmp(cmd, "dns_status"))
-		return ok_reply(ep_status_dns(a));
-	if (!strcmp(cmd, "dns_failover") || !strcmp(cmd, "dns_failback") || !strcmp(cmd, "dns_auto")) {
-		enum ep_dns_override o = !strcmp(cmd, "dns_failover")	? EP_DNS_FORCE_CACHE
-					 : !strcmp(cmd, "dns_failback") ? EP_DNS_FORCE_UPSTREAM
-									: EP_DNS_AUTO;
-
-		if (!a->failover)
-			return err_reply("no dns section configured");
-		ep_dns_failover_override(a->failover, o);
-		return ok_reply(json_pack("{s:s}", "override", ep_dns_override_name(o)));
-	}
-	if (!strcmp(cmd, "dns_refresh")) {
-		if (!a->cache)
-			return err_reply("no dns.cache configured");
-		if (ep_dns_cache_refresh_now(a->cache, err, sizeof(err)))
-			return err_reply(err);
-		return ok_reply(json_pack("{s:b}", "started", 1));
-	}
-	if (!strcmp(cmd, "reload")) {
-		if (ep_agent_reload(a, "control socket"))
-			return err_reply(a->last_reload_error[0] ? a->last_reload_error
-								: "reload failed");
-		return ok_reply(json_pack("{s:I}", "reloads_ok", (json_int_t)a->reloads_ok));
-	}
-	snprintf(err, sizeof(err), "unknown command '%s'", cmd);
-	return err_reply(err);
-}
-
 void ep_control_serve_one(struct ep_agent *a, int listen_fd)
 {
 	int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -234,10 +175,10 @@ void ep_control_serve_one(struct ep_agent *a, int listen_fd)
 		resp = err_reply("request is not a JSON object");
 	} else if (!strcmp(json_string_value(json_object_get(req, "command")) ?: "", "reload")) {
 		/* reload takes the lock itself */
-		resp = dispatch(a, req);
+		resp = ep_control_dispatch(a, req);
 	} else {
 		pthread_mutex_lock(&a->lock);
-		resp = dispatch(a, req);
+		resp = ep_control_dispatch(a, req);
 		pthread_mutex_unlock(&a->lock);
 	}
 	json_decref(req);

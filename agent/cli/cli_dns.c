@@ -1,0 +1,98 @@
+/* Text output of the DNS commands: dns status|refresh|failover|failback|auto. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "util.h"
+
+static void ago(double t, char *buf, size_t len)
+{
+	if (t <= 0) {
+		snprintf(buf, len, "never");
+		return;
+	}
+	human_duration(ep_wall_seconds() - t, buf, len);
+	strncat(buf, " ago", len - strlen(buf) - 1);
+}
+
+void ep_cli_print_dns(const struct ep_cli_command *cmd, char **argv, json_t *r)
+{
+	json_t *c = json_object_get(r, "cache"), *v;
+	size_t i;
+	char t1[48], t2[48];
+
+	json_t *fo = json_object_get(r, "failover");
+
+	printf("mode        %s\n", jstr(r, "mode"));
+	if (!strcmp(jstr(r, "mode"), "not configured"))
+		return;
+	if (json_is_object(fo)) {
+		char since[32];
+		json_t *ks = json_object_get(fo, "kubernetes");
+
+		human_duration(json_real_value(json_object_get(fo, "state_since_seconds")), since,
+			       sizeof(since));
+		printf("state       %s for %s (override: %s, %lld automatic failovers)\n", jstr(fo, "state"),
+		       since, jstr(fo, "override"), jint(fo, "failovers"));
+		printf("reason      %s\n", jstr(fo, "reason"));
+		json_array_foreach(json_object_get(fo, "upstream_health"), i, v)
+		{
+			printf("upstream    %s: %s\n", jstr(v, "address"), jstr(v, "verdict"));
+			printf("              %lld queries, %lld answers, %lld timeouts, %lld late, %lld unmatched, "
+			       "%lld divergent, %lld redirected; p50 %.1f ms p99 %.1f ms\n",
+			       jint(v, "queries"), jint(v, "answers"), jint(v, "timeouts"),
+			       jint(v, "late_answers"), jint(v, "unmatched_answers"),
+			       jint(v, "divergent_answers"), jint(v, "redirected_to_cache"),
+			       1000 * json_real_value(json_object_get(v, "latency_p50_seconds")),
+			       1000 * json_real_value(json_object_get(v, "latency_p99_seconds")));
+			printf("              last probe: %s\n", jstr(v, "last_probe"));
+		}
+		printf("kubernetes  %s%s%s\n", jstr(ks, "state"),
+		       json_string_value(json_object_get(ks, "why")) ? ": " : "",
+		       json_string_value(json_object_get(ks, "why")) ?: "");
+	}
+	printf("upstreams  ");
+	json_array_foreach(json_object_get(r, "upstreams"), i, v)
+		printf("%s %s", i ? "," : "", json_string_value(v));
+	printf("\n");
+	if (!json_is_object(c)) {
+		printf("cache       not configured\n");
+		return;
+	}
+	json_t *dm = json_object_get(c, "dnsmasq"), *snap = json_object_get(c, "snapshot");
+	json_t *ref = json_object_get(c, "refresh"), *pol = json_object_get(c, "policy_answers");
+
+	printf("cache       dnsmasq %s on %s:53 (pid %lld%s, %lld restarts%s%s)\n", jstr(dm, "state"),
+	       jstr(c, "listen"), jint(dm, "pid"),
+	       json_is_true(json_object_get(dm, "adopted")) ? ", adopted" : "", jint(dm, "restarts"),
+	       json_string_value(json_object_get(dm, "last_problem")) ? ", last: " : "",
+	       json_string_value(json_object_get(dm, "last_problem")) ?: "");
+	if (json_is_true(json_object_get(snap, "loaded"))) {
+		human_duration(json_real_value(json_object_get(snap, "file_age_seconds")), t1, sizeof(t1));
+		printf("snapshot    %s: %lld names, %lld records, written %s ago, TTL %lld s\n",
+		       jstr(snap, "path"), jint(snap, "names"), jint(snap, "records"), t1, jint(c, "ttl"));
+	} else {
+		printf("snapshot    %s: not loaded (missing?)\n", jstr(snap, "path"));
+	}
+	if (json_is_true(json_object_get(ref, "configured"))) {
+		ago(json_real_value(json_object_get(ref, "last_at")), t2, sizeof(t2));
+		printf("refresh     every %lld s%s; last: %s (%s)\n", jint(ref, "interval_seconds"),
+		       json_is_true(json_object_get(ref, "running")) ? ", running now" : "",
+		       jstr(ref, "last_result"), t2);
+	} else {
+		printf("refresh     off (needs dns.cache.domains and refresh_s > 0)\n");
+	}
+	printf("policy      %lld NODATA (known name, missing type), %lld SERVFAIL (not in the snapshot)\n",
+	       jint(pol, "nodata"), jint(pol, "servfail"));
+}
+
+/* "DNS override: failover": the command's last word, as typed */
+void ep_cli_print_dns_override(const struct ep_cli_command *cmd, char **argv, json_t *r)
+{
+	printf("DNS override: %s\n", strrchr(cmd->words, ' ') + 1);
+}
+
+void ep_cli_print_dns_refresh(const struct ep_cli_command *cmd, char **argv, json_t *r)
+{
+	printf("snapshot refresh started (edgeplane dns status shows the result)\n");
+}
