@@ -22,6 +22,7 @@
 #include <yaml.h>
 
 #include "edgeplane_abi.h"
+#include "maglev.h"
 
 /* A config is hand-written; anything bigger is a mistake or an attack. */
 #define CFG_MAX_FILE (4u << 20)
@@ -338,38 +339,20 @@ static bool valid_svc_name(const char *s)
 	return true;
 }
 
-static bool is_prime(long long v)
-{
-	long long d;
-
-	if (v < 2)
-		return false;
-	for (d = 2; d * d <= v; d++)
-		if (v % d == 0)
-			return false;
-	return true;
-}
-
-static long long next_prime(long long v)
-{
-	while (!is_prime(v))
-		v++;
-	return v;
-}
-
 static bool valid_prime(long long v, char *hint, size_t hintlen)
 {
 	long long lo = v - 1;
 
-	if (is_prime(v))
+	if (ep_is_prime((uint32_t)v))
 		return true;
-	while (lo > 251 && !is_prime(lo))
+	while (lo > 251 && !ep_is_prime((uint32_t)lo))
 		lo--;
 	if (lo >= 251)
-		snprintf(hint, hintlen, " (not prime; nearest primes are %lld and %lld)", lo,
-			 next_prime(v));
+		snprintf(hint, hintlen, " (not prime; nearest primes are %lld and %u)", lo,
+			 ep_next_prime((uint32_t)v));
 	else
-		snprintf(hint, hintlen, " (not prime; the next prime is %lld)", next_prime(v));
+		snprintf(hint, hintlen, " (not prime; the next prime is %u)",
+			 ep_next_prime((uint32_t)v));
 	return false;
 }
 
@@ -1564,10 +1547,10 @@ static void check_services(struct ctx *c, const struct ep_config *cfg)
 		snprintf(key, sizeof(key), "services[%zu].backends", max_svc);
 		add_err(c, line_or(map_get(c, svc_node(c, max_svc), "backends"), 0), key,
 			"service '%s' has %zu backends; datapath.maglev_table_size (%u) must be at "
-			"least %d times that (a prime >= %zu, e.g. %lld)",
+			"least %d times that (a prime >= %zu, e.g. %u)",
 			cfg->services[max_svc].name, max_be, cfg->datapath.maglev_table_size,
 			CFG_MAGLEV_FACTOR, CFG_MAGLEV_FACTOR * max_be,
-			next_prime((long long)(CFG_MAGLEV_FACTOR * max_be)));
+			ep_next_prime((uint32_t)(CFG_MAGLEV_FACTOR * max_be)));
 	}
 	check_shared_backends(c, cfg, total);
 }
