@@ -8,6 +8,7 @@
  */
 #include "config.h"
 
+#include "dns_name.h"
 #include "dnssec_check.h"
 
 #include <errno.h>
@@ -648,79 +649,14 @@ static const struct schema control_schema = {
 	.n_fields = ARRAY_LEN(control_fields),
 };
 
-/* A DNS name as a resolver would be asked: 1-253 characters, labels of 1-63
- * letters, digits, '-' or '_' (service names), no leading/trailing '-'. */
-static bool valid_dns_name(const char *s)
-{
-	size_t label = 0, len = strlen(s);
-
-	if (len && s[len - 1] == '.')
-		len--;
-	if (!len || len > 253)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char ch = s[i];
-
-		if (ch == '.') {
-			if (!label || s[i - 1] == '-')
-				return false;
-			label = 0;
-			continue;
-		}
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		      ch == '-' || ch == '_'))
-			return false;
-		if (ch == '-' && !label)
-			return false;
-		if (++label > 63)
-			return false;
-	}
-	return label > 0 && s[len - 1] != '-';
-}
-
 static bool valid_https_url(const char *s)
 {
 	return !strncmp(s, "https://", 8) && s[8] && !strpbrk(s, " \t\r\n");
 }
 
-static bool label_alnum(char c)
+static bool valid_namespace(const char *s)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-/* Kubernetes label key, as the API server validates it: an optional prefix
- * (a lower-case RFC 1123 DNS subdomain) and '/', then a name of 1-63
- * characters [A-Za-z0-9_.-] starting and ending alphanumeric. */
-static bool valid_label_key(const char *s)
-{
-	const char *slash = strchr(s, '/'), *name = slash ? slash + 1 : s;
-	size_t n = strlen(name);
-
-	if (slash) {
-		char prefix[254];
-		size_t pl = (size_t)(slash - s);
-
-		if (!pl || pl > 253 || strchr(name, '/'))
-			return false;
-		memcpy(prefix, s, pl);
-		prefix[pl] = '\0';
-		if (!valid_dns_name(prefix) || strchr(prefix, '_'))
-			return false;
-		for (size_t i = 0; i < pl; i++)
-			if (prefix[i] >= 'A' && prefix[i] <= 'Z')
-				return false;
-	}
-	if (!n || n > 63 || !label_alnum(name[0]) || !label_alnum(name[n - 1]))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!label_alnum(name[i]) && name[i] != '-' && name[i] != '_' && name[i] != '.')
-			return false;
-	return true;
-}
-
-static bool valid_dns_label(const char *s)
-{
-	return strlen(s) <= 63 && valid_dns_name(s) && !strchr(s, '.') && !strchr(s, '_');
+	return ep_dns_label_ok(s, strlen(s));
 }
 
 static const struct field dns_cache_fields[] = {
@@ -749,7 +685,7 @@ static const struct schema dns_cache_schema = {
 
 static const struct field canary_probe_fields[] = {
 	{ .key = "name", .kind = K_STR, .required = true, MEMBER(struct ep_cfg_dns_canary, name),
-	  .min = 1, .max = 253, .expect = "a DNS name", .valid_str = valid_dns_name },
+	  .min = 1, .max = 253, .expect = "a DNS name", .valid_str = ep_dns_name_ok },
 	{ .key = "expect", .kind = K_IP_LIST, .required = true,
 	  MEMBER(struct ep_cfg_dns_canary, expect), .min = 1, .max = EP_CFG_MAX_EXPECT,
 	  .count_off = offsetof(struct ep_cfg_dns_canary, n_expect) },
@@ -843,9 +779,9 @@ static const struct field k8s_fields[] = {
 	  .max = PATH_MAX - 1, .expect = "an absolute path", .valid_str = valid_abspath },
 	{ .key = "dns_unhealthy_label", .kind = K_STR,
 	  MEMBER(struct ep_cfg_kubernetes, dns_unhealthy_label), .min = 1, .max = 253,
-	  .expect = "a Kubernetes label key (prefix/name)", .valid_str = valid_label_key },
+	  .expect = "a Kubernetes label key (prefix/name)", .valid_str = ep_label_key_ok },
 	{ .key = "event_namespace", .kind = K_STR, MEMBER(struct ep_cfg_kubernetes, event_namespace),
-	  .min = 1, .max = 63, .expect = "a namespace name", .valid_str = valid_dns_label },
+	  .min = 1, .max = 63, .expect = "a namespace name", .valid_str = valid_namespace },
 };
 
 static const struct schema k8s_schema = {

@@ -50,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dns_name.h"
 #include "log.h"
 #include "util.h"
 
@@ -167,59 +168,6 @@ static void copy_text(char *dst, size_t n, const char *s, const char *dflt)
 	dst[i] = '\0';
 }
 
-/* ----------------------------------------------------------- validation */
-
-static bool dns_label_ok(const char *s, size_t len)
-{
-	if (!len || len > 63 || !isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[len - 1]))
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = s[i];
-
-		if (!(islower(c) || isdigit(c) || c == '-'))
-			return false;
-	}
-	return true;
-}
-
-static bool dns_subdomain_ok(const char *s, size_t len)
-{
-	size_t start = 0;
-
-	if (!len || len > 253)
-		return false;
-	for (size_t i = 0; i <= len; i++) {
-		if (i == len || s[i] == '.') {
-			if (!dns_label_ok(s + start, i - start))
-				return false;
-			start = i + 1;
-		}
-	}
-	return true;
-}
-
-/* A label key: [DNS-subdomain "/"] name, name <= 63 of [A-Za-z0-9-_.],
- * alphanumeric at both ends. */
-static bool label_key_ok(const char *key)
-{
-	const char *slash = strrchr(key, '/');
-	const char *name = slash ? slash + 1 : key;
-	size_t len = strlen(name);
-
-	if (slash && !dns_subdomain_ok(key, (size_t)(slash - key)))
-		return false;
-	if (!len || len > 63 || !isalnum((unsigned char)name[0]) ||
-	    !isalnum((unsigned char)name[len - 1]))
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = name[i];
-
-		if (!(isalnum(c) || c == '-' || c == '_' || c == '.'))
-			return false;
-	}
-	return true;
-}
-
 /* -------------------------------------------------------------- resolve */
 
 int ep_k8s_resolve(const struct ep_cfg_kubernetes *cfg, const char *node_name,
@@ -290,18 +238,18 @@ int ep_k8s_resolve(const struct ep_cfg_kubernetes *cfg, const char *node_name,
 			 strerror(errno));
 		return -1;
 	}
-	if (!node_name || !dns_subdomain_ok(node_name, strlen(node_name))) {
+	if (!node_name || !ep_dns_subdomain_ok(node_name, strlen(node_name))) {
 		snprintf(err, errlen,
 			 "node name \"%s\" is not a valid Kubernetes node name (lowercase RFC 1123 "
 			 "subdomain); set node.name or $NODE_NAME", node_name ? node_name : "");
 		return -1;
 	}
-	if (strlen(label) >= sizeof(out->label_key) || !label_key_ok(label)) {
+	if (strlen(label) >= sizeof(out->label_key) || !ep_label_key_ok(label)) {
 		snprintf(err, errlen, "kubernetes.dns_unhealthy_label \"%s\" is not a label key",
 			 label);
 		return -1;
 	}
-	if (!dns_label_ok(ns, strlen(ns))) {
+	if (!ep_dns_label_ok(ns, strlen(ns))) {
 		snprintf(err, errlen, "kubernetes.event_namespace \"%s\" is not a namespace name",
 			 ns);
 		return -1;
