@@ -8,6 +8,7 @@
  */
 #include "config.h"
 
+#include "control.h"
 #include "dns_name.h"
 #include "dnssec_check.h"
 
@@ -48,7 +49,6 @@
 
 #define DEFAULT_BPFFS "/sys/fs/bpf/edgeplane"
 #define DEFAULT_METRICS "127.0.0.1:9464"
-#define DEFAULT_SOCKET "/run/edgeplane/agent.sock"
 
 enum kind {
 	K_MAP,	       /* nested mapping stored in place */
@@ -1585,6 +1585,16 @@ static void default_node_name(struct ctx *c, struct ep_config *cfg)
 	snprintf(cfg->node_name, sizeof(cfg->node_name), "%.253s", host);
 }
 
+void ep_cfg_kubernetes_defaults(struct ep_cfg_kubernetes *k)
+{
+	k->enabled = EP_K8S_AUTO;
+	snprintf(k->token_file, sizeof(k->token_file), "%s", EP_K8S_DEFAULT_TOKEN_FILE);
+	snprintf(k->ca_file, sizeof(k->ca_file), "%s", EP_K8S_DEFAULT_CA_FILE);
+	snprintf(k->dns_unhealthy_label, sizeof(k->dns_unhealthy_label), "%s",
+		 EP_K8S_DEFAULT_LABEL);
+	snprintf(k->event_namespace, sizeof(k->event_namespace), "%s", EP_K8S_DEFAULT_EVENT_NS);
+}
+
 static void set_defaults(struct ep_config *cfg)
 {
 	snprintf(cfg->datapath.bpffs, sizeof(cfg->datapath.bpffs), "%s", DEFAULT_BPFFS);
@@ -1595,7 +1605,7 @@ static void set_defaults(struct ep_config *cfg)
 	cfg->datapath.ct_timeout_tcp_s = 3600;
 	cfg->datapath.ct_timeout_udp_s = 60;
 	snprintf(cfg->metrics_listen, sizeof(cfg->metrics_listen), "%s", DEFAULT_METRICS);
-	snprintf(cfg->control_socket, sizeof(cfg->control_socket), "%s", DEFAULT_SOCKET);
+	snprintf(cfg->control_socket, sizeof(cfg->control_socket), "%s", EP_DEFAULT_SOCKET);
 	/* dns: NodeLocal DNSCache's link-local address; TTL 30 s (DESIGN.md). */
 	ep_ip_parse("169.254.20.10", &cfg->dns.cache.listen);
 	snprintf(cfg->dns.cache.preload, sizeof(cfg->dns.cache.preload), "%s",
@@ -1617,15 +1627,7 @@ static void set_defaults(struct ep_config *cfg)
 	cfg->dns.failover.window_ms = 1000;
 	cfg->dns.failover.min_samples = 5;
 	cfg->dns.failover.failback_after_s = 30;
-	cfg->kubernetes.enabled = EP_K8S_AUTO;
-	snprintf(cfg->kubernetes.token_file, sizeof(cfg->kubernetes.token_file), "%s",
-		 "/var/run/secrets/kubernetes.io/serviceaccount/token");
-	snprintf(cfg->kubernetes.ca_file, sizeof(cfg->kubernetes.ca_file), "%s",
-		 "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt");
-	snprintf(cfg->kubernetes.dns_unhealthy_label, sizeof(cfg->kubernetes.dns_unhealthy_label),
-		 "%s", "edgeplane.io/dns-unhealthy");
-	snprintf(cfg->kubernetes.event_namespace, sizeof(cfg->kubernetes.event_namespace), "%s",
-		 "default");
+	ep_cfg_kubernetes_defaults(&cfg->kubernetes);
 }
 
 /* libyaml's own words, at its line: the best hint there is for a syntax error. */

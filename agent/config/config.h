@@ -132,6 +132,14 @@ struct ep_cfg_dns {
 
 enum ep_k8s_enabled { EP_K8S_AUTO = 0, EP_K8S_ON, EP_K8S_OFF };
 
+/* Where a pod finds its service account, and what the node label is called:
+ * the config's defaults and the Kubernetes client's fallbacks. */
+#define EP_K8S_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
+#define EP_K8S_DEFAULT_TOKEN_FILE EP_K8S_SA_DIR "/token"
+#define EP_K8S_DEFAULT_CA_FILE EP_K8S_SA_DIR "/ca.crt"
+#define EP_K8S_DEFAULT_LABEL "edgeplane.io/dns-unhealthy"
+#define EP_K8S_DEFAULT_EVENT_NS "default"
+
 struct ep_cfg_kubernetes {
 	enum ep_k8s_enabled enabled; /* auto: in-cluster when a service account exists */
 	char api_server[256];	     /* https://host:port; "" = in-cluster env */
@@ -178,6 +186,9 @@ void ep_config_free(struct ep_config *cfg);
 void ep_cfg_errors_free(struct ep_cfg_errors *errs);
 /* "FILE:LINE: KEY: MESSAGE" lines, one per error, into stream. */
 void ep_cfg_errors_print(const struct ep_cfg_errors *errs, const char *path, void *stream);
+
+/* The kubernetes section's defaults, for callers that build one by hand. */
+void ep_cfg_kubernetes_defaults(struct ep_cfg_kubernetes *k);
 
 const struct ep_cfg_service *ep_config_find_service(const struct ep_config *cfg, const char *name);
 

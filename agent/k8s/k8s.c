@@ -54,9 +54,7 @@
 #include "log.h"
 #include "util.h"
 
-#define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 #define COMPONENT "edgeplane-agent"
-#define DEFAULT_LABEL "edgeplane.io/dns-unhealthy"
 #define BODY_MAX (16u << 20)   /* a Node is ~10-100 KiB; far more is not an API server */
 #define TOKEN_MAX (64u << 10)
 #define CONFLICT_RETRIES 5     /* immediate re-GET + retry after a 409 */
@@ -173,10 +171,10 @@ static void copy_text(char *dst, size_t n, const char *s, const char *dflt)
 int ep_k8s_resolve(const struct ep_cfg_kubernetes *cfg, const char *node_name,
 		   struct ep_k8s_settings *out, char *err, size_t errlen)
 {
-	const char *token = cfg->token_file[0] ? cfg->token_file : SA_DIR "/token";
-	const char *ca = cfg->ca_file[0] ? cfg->ca_file : SA_DIR "/ca.crt";
-	const char *ns = cfg->event_namespace[0] ? cfg->event_namespace : "default";
-	const char *label = cfg->dns_unhealthy_label[0] ? cfg->dns_unhealthy_label : DEFAULT_LABEL;
+	const char *token = cfg->token_file[0] ? cfg->token_file : EP_K8S_DEFAULT_TOKEN_FILE;
+	const char *ca = cfg->ca_file[0] ? cfg->ca_file : EP_K8S_DEFAULT_CA_FILE;
+	const char *ns = cfg->event_namespace[0] ? cfg->event_namespace : EP_K8S_DEFAULT_EVENT_NS;
+	const char *label = cfg->dns_unhealthy_label[0] ? cfg->dns_unhealthy_label : EP_K8S_DEFAULT_LABEL;
 	bool must = cfg->enabled == EP_K8S_ON;
 	size_t n;
 
@@ -1124,9 +1122,10 @@ struct ep_k8s *ep_k8s_start(const struct ep_k8s_settings *s)
 		snprintf(k->s.condition_type, sizeof(k->s.condition_type), "%s",
 			 EP_K8S_CONDITION_TYPE);
 	if (!k->s.label_key[0])
-		snprintf(k->s.label_key, sizeof(k->s.label_key), "%s", DEFAULT_LABEL);
+		snprintf(k->s.label_key, sizeof(k->s.label_key), "%s", EP_K8S_DEFAULT_LABEL);
 	if (!k->s.event_namespace[0])
-		snprintf(k->s.event_namespace, sizeof(k->s.event_namespace), "default");
+		snprintf(k->s.event_namespace, sizeof(k->s.event_namespace), "%s",
+			 EP_K8S_DEFAULT_EVENT_NS);
 	k->backoff_ms = BACKOFF_MIN_MS;
 	k->rng = ep_now_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)k;
 	if (!k->rng)
