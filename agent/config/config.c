@@ -1029,7 +1029,8 @@ int ep_config_parse(const char *text, size_t len, struct ep_config *out, struct 
 	return 0;
 }
 
-int ep_config_load(const char *path, struct ep_config *out, struct ep_cfg_errors *errs)
+int ep_config_load(const char *path, struct ep_config *out, struct ep_cfg_errors *errs,
+		   uint64_t *hash)
 {
 	struct ep_cfg_ctx c = { .errs = errs };
 	char *text = NULL, buf[128];
@@ -1050,6 +1051,8 @@ int ep_config_load(const char *path, struct ep_config *out, struct ep_cfg_errors
 			      strerror_r(-rc, buf, sizeof(buf)));
 		return rc;
 	}
+	if (hash)
+		*hash = ep_hash64(text, len);
 	rc = ep_config_parse(text, len, out, errs);
 	free(text);
 	return rc;

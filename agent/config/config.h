@@ -180,8 +180,13 @@ struct ep_cfg_errors {
  * ep_cfg_errors_free); *out is left zeroed.
  */
 int ep_config_parse(const char *text, size_t len, struct ep_config *out, struct ep_cfg_errors *errs);
-/* Reads FILE and parses it; a read error is reported as an error with line 0. */
-int ep_config_load(const char *path, struct ep_config *out, struct ep_cfg_errors *errs);
+/*
+ * Reads FILE and parses it: what --check-config and every (re)load run. A read
+ * error is reported as an error with line 0. When hash is not NULL it gets a
+ * hash of the bytes read (also on a parse error), to tell a change of content.
+ */
+int ep_config_load(const char *path, struct ep_config *out, struct ep_cfg_errors *errs,
+		   uint64_t *hash);
 void ep_config_free(struct ep_config *cfg);
 void ep_cfg_errors_free(struct ep_cfg_errors *errs);
 /* "FILE:LINE: KEY: MESSAGE" lines, one per error, into stream. */

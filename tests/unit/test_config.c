@@ -345,7 +345,7 @@ static void test_label_keys(void)
 	close(fd);
 	ep_config_free(&cfg);
 	ep_cfg_errors_free(&errs);
-	tap_ok(ep_config_load(path, &cfg, &errs) == -EINVAL && errs.n == 1,
+	tap_ok(ep_config_load(path, &cfg, &errs, NULL) == -EINVAL && errs.n == 1,
 	       "trailing dot in the label prefix: the load fails");
 	f = open_memstream(&buf, &len);
 	if (f) {
@@ -995,12 +995,12 @@ static void test_print_and_load(void)
 
 	ep_config_free(&cfg);
 	ep_cfg_errors_free(&errs);
-	tap_ok(ep_config_load("/nonexistent/edgeplane.yaml", &cfg, &errs) < 0 && errs.n == 1 &&
+	tap_ok(ep_config_load("/nonexistent/edgeplane.yaml", &cfg, &errs, NULL) < 0 && errs.n == 1 &&
 		       errs.v[0].line == 0 && !errs.v[0].key[0] &&
 		       strstr(errs.v[0].msg, strerror(ENOENT)),
 	       "missing file: line 0 and the strerror text");
 	ep_cfg_errors_free(&errs);
-	tap_ok(ep_config_load("/tmp", &cfg, &errs) < 0 && errs.n == 1 &&
+	tap_ok(ep_config_load("/tmp", &cfg, &errs, NULL) < 0 && errs.n == 1 &&
 		       strstr(errs.v[0].msg, strerror(EISDIR)),
 	       "a directory is not a config file");
 	ep_cfg_errors_free(&errs);
@@ -1010,7 +1010,7 @@ static void test_print_and_load(void)
 		return;
 	if (write(fd, full_config, strlen(full_config)) != (ssize_t)strlen(full_config))
 		tap_diag("short write");
-	tap_ok(ep_config_load(path, &cfg, &errs) == 0 && errs.n == 0 && cfg.n_services == 2,
+	tap_ok(ep_config_load(path, &cfg, &errs, NULL) == 0 && errs.n == 0 && cfg.n_services == 2,
 	       "load a file");
 	ep_config_free(&cfg);
 	ep_cfg_errors_free(&errs);
@@ -1025,7 +1025,7 @@ static void test_print_and_load(void)
 			if (write(fd, chunk, sizeof(chunk)) != (ssize_t)sizeof(chunk))
 				break;
 	}
-	tap_ok(ep_config_load(path, &cfg, &errs) < 0 && errs.n == 1 &&
+	tap_ok(ep_config_load(path, &cfg, &errs, NULL) < 0 && errs.n == 1 &&
 		       strstr(errs.v[0].msg, "larger than 4 MiB"),
 	       "a file over 4 MiB is refused");
 	ep_cfg_errors_free(&errs);
