@@ -45,7 +45,6 @@ struct ep_cfg_ctx {
 	bool oom;
 };
 
-/* Maglev spreads well only when the table dwarfs the backend count. */
 /* ---- errors ------------------------------------------------------------ */
 
 void ep_cfg_err(struct ep_cfg_ctx *c, int line, const char *key, const char *fmt, ...)
@@ -785,6 +784,12 @@ static void walk_map(struct ep_cfg_ctx *c, const struct ep_cfg_schema *s, yaml_n
 
 	if (null_ok && is_null(n))
 		return; /* "datapath:" with nothing under it: all defaults */
+	/* Sections bring their own tables; one too big is a bug, not a crash. */
+	if (s->n_fields > EP_CFG_MAX_FIELDS) {
+		ep_cfg_err(c, line_of(n), path, "internal error: %s has more than %d keys", s->what,
+			   EP_CFG_MAX_FIELDS);
+		return;
+	}
 	if (n->type != YAML_MAPPING_NODE) {
 		ep_cfg_err(c, line_of(n), path, "expected %s, got %s", s->what, desc(n, db, sizeof(db)));
 		return;
