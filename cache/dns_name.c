@@ -73,6 +73,60 @@ int ep_dns_name_normalize(const char *in, size_t len, char *out, const char **wh
 	return 0;
 }
 
+bool ep_dns_name_ok(const char *s)
+{
+	char buf[EP_DNS_NAME_BUF];
+
+	return !ep_dns_name_normalize(s, strlen(s), buf, NULL);
+}
+
+static bool alnum(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+bool ep_dns_label_ok(const char *s, size_t len)
+{
+	if (!len || len > EP_DNS_LABEL_MAX || !alnum(s[0]) || !alnum(s[len - 1]))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			return false;
+	return true;
+}
+
+bool ep_dns_subdomain_ok(const char *s, size_t len)
+{
+	size_t start = 0;
+
+	if (!len || len > EP_DNS_NAME_MAX)
+		return false;
+	for (size_t i = 0; i <= len; i++) {
+		if (i == len || s[i] == '.') {
+			if (!ep_dns_label_ok(s + start, i - start))
+				return false;
+			start = i + 1;
+		}
+	}
+	return true;
+}
+
+bool ep_label_key_ok(const char *key)
+{
+	const char *slash = strrchr(key, '/');
+	const char *name = slash ? slash + 1 : key;
+	size_t len = strlen(name);
+
+	if (slash && !ep_dns_subdomain_ok(key, (size_t)(slash - key)))
+		return false;
+	if (!len || len > EP_DNS_LABEL_MAX || !alnum(name[0]) || !alnum(name[len - 1]))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!alnum(name[i]) && name[i] != '-' && name[i] != '_' && name[i] != '.')
+			return false;
+	return true;
+}
+
 /* FNV-1a: names are short and this keeps the table free of dependencies. */
 static uint64_t name_hash(const char *s)
 {

@@ -1,7 +1,10 @@
 /*
  * DNS names as the preload builder takes them from an operator's list:
  * validation and normalisation, an ordered set of unique names, and the
- * domains-file reader.
+ * domains-file reader. Also the one definition of each name syntax the agent
+ * checks elsewhere (config and run time share them, so they cannot disagree):
+ * a DNS name, RFC 1123 labels and subdomains as Kubernetes uses them for
+ * object names, and Kubernetes label keys.
  */
 #ifndef EP_DNS_NAME_H
 #define EP_DNS_NAME_H
@@ -21,6 +24,20 @@
  * a static reason in *why.
  */
 int ep_dns_name_normalize(const char *in, size_t len, char *out, const char **why);
+/* What ep_dns_name_normalize accepts, for a NUL-terminated string. */
+bool ep_dns_name_ok(const char *s);
+
+/* RFC 1123 label as Kubernetes names use it: 1-63 of [a-z0-9-], alphanumeric
+ * at both ends (a namespace). */
+bool ep_dns_label_ok(const char *s, size_t len);
+/* RFC 1123 subdomain: 1-253 characters, dot-separated labels as above, no
+ * trailing dot (a Node name, a label key prefix). */
+bool ep_dns_subdomain_ok(const char *s, size_t len);
+/*
+ * Kubernetes label key: an optional subdomain prefix and '/', then a name of
+ * 1-63 characters [A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?.
+ */
+bool ep_label_key_ok(const char *key);
 
 /*
  * Unique names kept in insertion order. Owns its strings. Lookups are

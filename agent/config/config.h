@@ -1,7 +1,8 @@
 /*
  * The agent's configuration: the YAML schema of DESIGN.md, parsed with libyaml
  * and validated in one pass. Every error names the key path and line; all
- * errors are collected, not just the first.
+ * errors are collected, not just the first. Each section's keys, defaults and
+ * rules live next to the code that uses them (config_schema.h, sections.c).
  */
 #ifndef EP_CONFIG_H
 #define EP_CONFIG_H
@@ -132,6 +133,14 @@ struct ep_cfg_dns {
 
 enum ep_k8s_enabled { EP_K8S_AUTO = 0, EP_K8S_ON, EP_K8S_OFF };
 
+/* Where a pod finds its service account, and what the node label is called:
+ * the config's defaults and the Kubernetes client's fallbacks. */
+#define EP_K8S_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
+#define EP_K8S_DEFAULT_TOKEN_FILE EP_K8S_SA_DIR "/token"
+#define EP_K8S_DEFAULT_CA_FILE EP_K8S_SA_DIR "/ca.crt"
+#define EP_K8S_DEFAULT_LABEL "edgeplane.io/dns-unhealthy"
+#define EP_K8S_DEFAULT_EVENT_NS "default"
+
 struct ep_cfg_kubernetes {
 	enum ep_k8s_enabled enabled; /* auto: in-cluster when a service account exists */
 	char api_server[256];	     /* https://host:port; "" = in-cluster env */
@@ -172,12 +181,20 @@ struct ep_cfg_errors {
  * ep_cfg_errors_free); *out is left zeroed.
  */
 int ep_config_parse(const char *text, size_t len, struct ep_config *out, struct ep_cfg_errors *errs);
-/* Reads FILE and parses it; a read error is reported as an error with line 0. */
-int ep_config_load(const char *path, struct ep_config *out, struct ep_cfg_errors *errs);
+/*
+ * Reads FILE and parses it: what --check-config and every (re)load run. A read
+ * error is reported as an error with line 0. When hash is not NULL it gets a
+ * hash of the bytes read (also on a parse error), to tell a change of content.
+ */
+int ep_config_load(const char *path, struct ep_config *out, struct ep_cfg_errors *errs,
+		   uint64_t *hash);
 void ep_config_free(struct ep_config *cfg);
 void ep_cfg_errors_free(struct ep_cfg_errors *errs);
 /* "FILE:LINE: KEY: MESSAGE" lines, one per error, into stream. */
 void ep_cfg_errors_print(const struct ep_cfg_errors *errs, const char *path, void *stream);
+
+/* The kubernetes section's defaults, for callers that build one by hand. */
+void ep_cfg_kubernetes_defaults(struct ep_cfg_kubernetes *k);
 
 const struct ep_cfg_service *ep_config_find_service(const struct ep_config *cfg, const char *name);
 

@@ -24,7 +24,6 @@
 #define TICK_MS 100
 #define GC_INTERVAL_NS (2ULL * 1000000000ULL)
 #define RELOAD_DEBOUNCE_NS (200ULL * 1000000ULL)
-#define CONFIG_MAX_BYTES (4u << 20)
 #define CONFIG_POLL_NS (2ULL * 1000000000ULL)
 
 enum { EV_SIGNAL = 1, EV_INOTIFY, EV_TIMER, EV_CONTROL };
@@ -40,28 +39,14 @@ static void set_error(struct ep_agent *a, const char *msg)
 	a->last_reload_error[n] = '\0';
 }
 
-/* Parses the config file; on failure logs every error and leaves a one-line
- * summary in a->last_reload_error. */
+/* Loads the config file as --check-config does; on failure logs every error
+ * and leaves a one-line summary in a->last_reload_error. */
 static int read_config(struct ep_agent *a, struct ep_config *out, uint64_t *hash)
 {
 	struct ep_cfg_errors errs = {};
-	char *text = NULL;
-	size_t len = 0;
 	int rc;
 
-	rc = ep_read_file(a->opts.config_path, CONFIG_MAX_BYTES, &text, &len);
-	if (rc) {
-		char msg[PATH_MAX + 128];
-
-		snprintf(msg, sizeof(msg), "%s: %s", a->opts.config_path,
-			 rc == -EFBIG ? "larger than 4 MiB" : strerror(-rc));
-		log_error("%s", msg);
-		set_error(a, msg);
-		return rc;
-	}
-	*hash = ep_hash64(text, len);
-	rc = ep_config_parse(text, len, out, &errs);
-	free(text);
+	rc = ep_config_load(a->opts.config_path, out, &errs, hash);
 	if (rc) {
 		for (size_t i = 0; i < errs.n; i++) {
 			const struct ep_cfg_error *e = &errs.v[i];

@@ -42,7 +42,7 @@ static int check_config(const char *path)
 	struct ep_config cfg = {};
 	size_t n_be = 0;
 
-	if (ep_config_load(path, &cfg, &errs)) {
+	if (ep_config_load(path, &cfg, &errs, NULL)) {
 		ep_cfg_errors_print(&errs, path, stderr);
 		fprintf(stderr, "%s: %zu problem%s\n", path, errs.n, errs.n == 1 ? "" : "s");
 		ep_cfg_errors_free(&errs);

@@ -50,12 +50,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dns_name.h"
 #include "log.h"
 #include "util.h"
 
-#define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 #define COMPONENT "edgeplane-agent"
-#define DEFAULT_LABEL "edgeplane.io/dns-unhealthy"
 #define BODY_MAX (16u << 20)   /* a Node is ~10-100 KiB; far more is not an API server */
 #define TOKEN_MAX (64u << 10)
 #define CONFLICT_RETRIES 5     /* immediate re-GET + retry after a 409 */
@@ -167,68 +166,15 @@ static void copy_text(char *dst, size_t n, const char *s, const char *dflt)
 	dst[i] = '\0';
 }
 
-/* ----------------------------------------------------------- validation */
-
-static bool dns_label_ok(const char *s, size_t len)
-{
-	if (!len || len > 63 || !isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[len - 1]))
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = s[i];
-
-		if (!(islower(c) || isdigit(c) || c == '-'))
-			return false;
-	}
-	return true;
-}
-
-static bool dns_subdomain_ok(const char *s, size_t len)
-{
-	size_t start = 0;
-
-	if (!len || len > 253)
-		return false;
-	for (size_t i = 0; i <= len; i++) {
-		if (i == len || s[i] == '.') {
-			if (!dns_label_ok(s + start, i - start))
-				return false;
-			start = i + 1;
-		}
-	}
-	return true;
-}
-
-/* A label key: [DNS-subdomain "/"] name, name <= 63 of [A-Za-z0-9-_.],
- * alphanumeric at both ends. */
-static bool label_key_ok(const char *key)
-{
-	const char *slash = strrchr(key, '/');
-	const char *name = slash ? slash + 1 : key;
-	size_t len = strlen(name);
-
-	if (slash && !dns_subdomain_ok(key, (size_t)(slash - key)))
-		return false;
-	if (!len || len > 63 || !isalnum((unsigned char)name[0]) ||
-	    !isalnum((unsigned char)name[len - 1]))
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = name[i];
-
-		if (!(isalnum(c) || c == '-' || c == '_' || c == '.'))
-			return false;
-	}
-	return true;
-}
-
 /* -------------------------------------------------------------- resolve */
 
 int ep_k8s_resolve(const struct ep_cfg_kubernetes *cfg, const char *node_name,
 		   struct ep_k8s_settings *out, char *err, size_t errlen)
 {
-	const char *token = cfg->token_file[0] ? cfg->token_file : SA_DIR "/token";
-	const char *ca = cfg->ca_file[0] ? cfg->ca_file : SA_DIR "/ca.crt";
-	const char *ns = cfg->event_namespace[0] ? cfg->event_namespace : "default";
-	const char *label = cfg->dns_unhealthy_label[0] ? cfg->dns_unhealthy_label : DEFAULT_LABEL;
+	const char *token = cfg->token_file[0] ? cfg->token_file : EP_K8S_DEFAULT_TOKEN_FILE;
+	const char *ca = cfg->ca_file[0] ? cfg->ca_file : EP_K8S_DEFAULT_CA_FILE;
+	const char *ns = cfg->event_namespace[0] ? cfg->event_namespace : EP_K8S_DEFAULT_EVENT_NS;
+	const char *label = cfg->dns_unhealthy_label[0] ? cfg->dns_unhealthy_label : EP_K8S_DEFAULT_LABEL;
 	bool must = cfg->enabled == EP_K8S_ON;
 	size_t n;
 
@@ -290,18 +236,18 @@ int ep_k8s_resolve(const struct ep_cfg_kubernetes *cfg, const char *node_name,
 			 strerror(errno));
 		return -1;
 	}
-	if (!node_name || !dns_subdomain_ok(node_name, strlen(node_name))) {
+	if (!node_name || !ep_dns_subdomain_ok(node_name, strlen(node_name))) {
 		snprintf(err, errlen,
 			 "node name \"%s\" is not a valid Kubernetes node name (lowercase RFC 1123 "
 			 "subdomain); set node.name or $NODE_NAME", node_name ? node_name : "");
 		return -1;
 	}
-	if (strlen(label) >= sizeof(out->label_key) || !label_key_ok(label)) {
+	if (strlen(label) >= sizeof(out->label_key) || !ep_label_key_ok(label)) {
 		snprintf(err, errlen, "kubernetes.dns_unhealthy_label \"%s\" is not a label key",
 			 label);
 		return -1;
 	}
-	if (!dns_label_ok(ns, strlen(ns))) {
+	if (!ep_dns_label_ok(ns, strlen(ns))) {
 		snprintf(err, errlen, "kubernetes.event_namespace \"%s\" is not a namespace name",
 			 ns);
 		return -1;
@@ -1176,9 +1122,10 @@ struct ep_k8s *ep_k8s_start(const struct ep_k8s_settings *s)
 		snprintf(k->s.condition_type, sizeof(k->s.condition_type), "%s",
 			 EP_K8S_CONDITION_TYPE);
 	if (!k->s.label_key[0])
-		snprintf(k->s.label_key, sizeof(k->s.label_key), "%s", DEFAULT_LABEL);
+		snprintf(k->s.label_key, sizeof(k->s.label_key), "%s", EP_K8S_DEFAULT_LABEL);
 	if (!k->s.event_namespace[0])
-		snprintf(k->s.event_namespace, sizeof(k->s.event_namespace), "default");
+		snprintf(k->s.event_namespace, sizeof(k->s.event_namespace), "%s",
+			 EP_K8S_DEFAULT_EVENT_NS);
 	k->backoff_ms = BACKOFF_MIN_MS;
 	k->rng = ep_now_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)k;
 	if (!k->rng)

@@ -34,6 +34,13 @@ int ep_is_prime(uint32_t m)
 	return 1;
 }
 
+uint32_t ep_next_prime(uint32_t m)
+{
+	while (!ep_is_prime(m))
+		m++;
+	return m;
+}
+
 static int cmp_key(const void *a, const void *b)
 {
 	const struct ep_maglev_backend *x = a, *y = b;

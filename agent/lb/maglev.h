@@ -22,6 +22,8 @@ uint64_t ep_maglev_key(const char *identity);
 
 /* True if m is prime (table sizes must be prime for the permutations). */
 int ep_is_prime(uint32_t m);
+/* The smallest prime >= m (m <= 4294967291, the largest 32-bit prime). */
+uint32_t ep_next_prime(uint32_t m);
 
 /*
  * Fills table[0..m-1] with backend ids. Backends with weight 0 are left out;

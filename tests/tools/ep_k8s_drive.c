@@ -217,14 +217,7 @@ int main(int argc, char **argv)
 	unsigned timeout = 0, forbidden = 0, backoff = 0;
 	int c, failed = 0;
 
-	/* Defaults as agent/config/config.c sets them. */
-	snprintf(cfg.token_file, sizeof(cfg.token_file), "%s",
-		 "/var/run/secrets/kubernetes.io/serviceaccount/token");
-	snprintf(cfg.ca_file, sizeof(cfg.ca_file), "%s",
-		 "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt");
-	snprintf(cfg.dns_unhealthy_label, sizeof(cfg.dns_unhealthy_label), "%s",
-		 "edgeplane.io/dns-unhealthy");
-	snprintf(cfg.event_namespace, sizeof(cfg.event_namespace), "%s", "default");
+	ep_cfg_kubernetes_defaults(&cfg);
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {

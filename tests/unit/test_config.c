@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "dns_name.h"
 #include "tap.h"
 
 static struct ep_config cfg;
@@ -280,6 +281,82 @@ static void test_dns_kubernetes(void)
 		  "kubernetes:\n  dns_unhealthy_label: example.com/DNS-Down\n");
 	expect_ok("dns without cache", "dns:\n  upstreams: [10.2.0.53]\n");
 	tap_ok(cfg.dns.configured && !cfg.dns.cache.enabled, "dns without a cache section: no cache");
+}
+
+/*
+ * One label-key rule for the config and the Kubernetes client: a key that
+ * --check-config accepts must not be refused when the client starts
+ * (edgeplane.io./dns-unhealthy once was). Kubernetes' own definition: an
+ * optional lower-case RFC 1123 subdomain without a trailing dot, '/', then a
+ * name of 1-63 [A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?.
+ */
+static void test_label_keys(void)
+{
+	static const struct {
+		const char *key;
+		bool ok;
+	} cases[] = {
+		{ "dns-unhealthy", true },
+		{ "edgeplane.io/dns-unhealthy", true },
+		{ "edgeplane.io/DNS_down.v1", true },
+		{ "a-b.example.com/x", true },
+		{ "edgeplane.io/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", true },
+		{ "edgeplane.io./dns-unhealthy", false },
+		{ ".edgeplane.io/x", false },
+		{ "edgeplane..io/x", false },
+		{ "edgeplane.io-/x", false },
+		{ "Edgeplane.io/x", false },
+		{ "edge_plane.io/x", false },
+		{ "/x", false },
+		{ "edgeplane.io/", false },
+		{ "edgeplane.io/-x", false },
+		{ "edgeplane.io/x.", false },
+		{ "a/b/c", false },
+		{ "edgeplane.io/x y", false },
+		{ "edgeplane.io/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", false },
+	};
+	char yaml[256], path[] = "/tmp/ep-test-label-XXXXXX", *buf = NULL;
+	size_t i, len = 0;
+	FILE *f;
+	int fd;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(yaml, sizeof(yaml), "kubernetes:\n  dns_unhealthy_label: \"%s\"\n",
+			 cases[i].key);
+		if (cases[i].ok)
+			expect_ok(cases[i].key, yaml);
+		else
+			expect_error(cases[i].key, yaml, "kubernetes.dns_unhealthy_label", 2,
+				     "expected a Kubernetes label key");
+		tap_ok(ep_label_key_ok(cases[i].key) == cases[i].ok,
+		       "the Kubernetes client agrees on '%s'", cases[i].key);
+	}
+	expect_error("namespace with capitals", "kubernetes:\n  event_namespace: Default\n",
+		     "kubernetes.event_namespace", 2, "expected a namespace name");
+
+	/* What --check-config prints for the defect: file, line, key. */
+	fd = mkstemp(path);
+	if (!tap_ok(fd >= 0, "temporary file"))
+		return;
+	snprintf(yaml, sizeof(yaml), "node: {name: a}\nkubernetes:\n"
+				     "  dns_unhealthy_label: edgeplane.io./dns-unhealthy\n");
+	if (write(fd, yaml, strlen(yaml)) != (ssize_t)strlen(yaml))
+		tap_diag("short write");
+	close(fd);
+	ep_config_free(&cfg);
+	ep_cfg_errors_free(&errs);
+	tap_ok(ep_config_load(path, &cfg, &errs, NULL) == -EINVAL && errs.n == 1,
+	       "trailing dot in the label prefix: the load fails");
+	f = open_memstream(&buf, &len);
+	if (f) {
+		ep_cfg_errors_print(&errs, path, f);
+		fclose(f);
+	}
+	snprintf(yaml, sizeof(yaml), "%s:3: kubernetes.dns_unhealthy_label: expected", path);
+	tap_ok(buf && !strncmp(buf, yaml, strlen(yaml)), "printed with file, line 3 and key");
+	free(buf);
+	ep_cfg_errors_free(&errs);
+	unlink(path);
 }
 
 static void test_defaults(void)
@@ -918,12 +995,12 @@ static void test_print_and_load(void)
 
 	ep_config_free(&cfg);
 	ep_cfg_errors_free(&errs);
-	tap_ok(ep_config_load("/nonexistent/edgeplane.yaml", &cfg, &errs) < 0 && errs.n == 1 &&
+	tap_ok(ep_config_load("/nonexistent/edgeplane.yaml", &cfg, &errs, NULL) < 0 && errs.n == 1 &&
 		       errs.v[0].line == 0 && !errs.v[0].key[0] &&
 		       strstr(errs.v[0].msg, strerror(ENOENT)),
 	       "missing file: line 0 and the strerror text");
 	ep_cfg_errors_free(&errs);
-	tap_ok(ep_config_load("/tmp", &cfg, &errs) < 0 && errs.n == 1 &&
+	tap_ok(ep_config_load("/tmp", &cfg, &errs, NULL) < 0 && errs.n == 1 &&
 		       strstr(errs.v[0].msg, strerror(EISDIR)),
 	       "a directory is not a config file");
 	ep_cfg_errors_free(&errs);
@@ -933,7 +1010,7 @@ static void test_print_and_load(void)
 		return;
 	if (write(fd, full_config, strlen(full_config)) != (ssize_t)strlen(full_config))
 		tap_diag("short write");
-	tap_ok(ep_config_load(path, &cfg, &errs) == 0 && errs.n == 0 && cfg.n_services == 2,
+	tap_ok(ep_config_load(path, &cfg, &errs, NULL) == 0 && errs.n == 0 && cfg.n_services == 2,
 	       "load a file");
 	ep_config_free(&cfg);
 	ep_cfg_errors_free(&errs);
@@ -948,7 +1025,7 @@ static void test_print_and_load(void)
 			if (write(fd, chunk, sizeof(chunk)) != (ssize_t)sizeof(chunk))
 				break;
 	}
-	tap_ok(ep_config_load(path, &cfg, &errs) < 0 && errs.n == 1 &&
+	tap_ok(ep_config_load(path, &cfg, &errs, NULL) < 0 && errs.n == 1 &&
 		       strstr(errs.v[0].msg, "larger than 4 MiB"),
 	       "a file over 4 MiB is refused");
 	ep_cfg_errors_free(&errs);
@@ -981,6 +1058,7 @@ int main(void)
 {
 	test_full();
 	test_dns_kubernetes();
+	test_label_keys();
 	test_defaults();
 	test_values();
 	test_bad();
