@@ -123,7 +123,7 @@ fuzz: $(FUZZ_BINS)
 
 # The agent built with AddressSanitizer + LeakSanitizer for the leak e2e test.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -std=gnu11 -D_GNU_SOURCE \
-	$(INC_agent) $(PKG_CFLAGS) $(WARN)
+	$(INC_agent) $(PKG_CFLAGS) $(filter-out -Wno-error=format-truncation,$(WARN))
 $(BUILD)/asan/edgeplane-agent: $(LIB_SRCS) agent/core/agent_main.c $(ALL_HDRS) | $(SKELS)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(ASAN_FLAGS) -o $@ agent/core/agent_main.c $(LIB_SRCS) $(PKG_LIBS)
