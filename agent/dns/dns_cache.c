@@ -9,6 +9,7 @@
 
 #include "cache_build.h"
 #include "dnsmasq.h"
+#include "evloop.h"
 #include "log.h"
 #include "netaddr.h"
 #include "policy_responder.h"
@@ -16,6 +17,8 @@
 #include "util.h"
 
 #define SNAPSHOT_CHECK_NS (500ULL * 1000000ULL)
+/* dnsmasq supervision, snapshot checks and the refresh run at this cadence. */
+#define TICK_NS (100ULL * 1000000ULL)
 
 enum refresh_result { REFRESH_NONE = 0, REFRESH_OK, REFRESH_REFUSED, REFRESH_FAILED };
 static const char *const refresh_names[] = {"none", "ok", "refused", "failed"};
@@ -64,6 +67,12 @@ struct ep_dns_cache {
 	size_t t_n_resolvers;
 	char t_domains[PATH_MAX], t_preload[PATH_MAX];
 	double t_max_loss;
+
+	/* on the agent's loop */
+	sd_event_source *timer;
+	pthread_mutex_t *agent_lock;
+	ep_dns_upstream_gate gate;
+	void *gate_arg;
 };
 
 static void fill_dnsmasq_opts(const struct ep_dns_cache *c, struct ep_dnsmasq_opts *o)
@@ -318,11 +327,15 @@ static int ensure_listen(struct ep_dns_cache *c, char *err, size_t errlen)
 	return ensure_one_listen(c, &c->cfg.cache.listen6, err, errlen);
 }
 
+static void on_tick(void *userdata, uint64_t now);
+
 int ep_dns_cache_start(struct ep_dns_cache **out, const struct ep_config *cfg,
-		       const char *runtime_dir, char *err, size_t errlen)
+		       const char *runtime_dir, sd_event *ev, pthread_mutex_t *lock,
+		       ep_dns_upstream_gate gate, void *gate_arg, char *err, size_t errlen)
 {
 	struct ep_dns_cache *c = calloc(1, sizeof(*c));
 	struct ep_dnsmasq_opts o;
+	int rc;
 
 	*out = NULL;
 	if (!c) {
@@ -352,6 +365,14 @@ int ep_dns_cache_start(struct ep_dns_cache **out, const struct ep_config *cfg,
 	if (!refresh_configured(c))
 		log_info("DNS cache: no refresh (%s)",
 			 !c->cfg.cache.domains[0] ? "dns.cache.domains not set" : "dns.cache.refresh_s is 0");
+	c->agent_lock = lock;
+	c->gate = gate;
+	c->gate_arg = gate_arg;
+	rc = ep_timer_repeat(ev, &c->timer, TICK_NS, false, on_tick, c, "dns-cache");
+	if (rc) {
+		snprintf(err, errlen, "cannot add the DNS cache timer: %s", strerror(-rc));
+		goto fail;
+	}
 	*out = c;
 	return 0;
 fail:
@@ -379,7 +400,7 @@ int ep_dns_cache_reconfigure(struct ep_dns_cache *c, const struct ep_config *cfg
 	return 0;
 }
 
-void ep_dns_cache_tick(struct ep_dns_cache *c, uint64_t now, bool upstream_healthy)
+static void tick(struct ep_dns_cache *c, uint64_t now, bool upstream_healthy)
 {
 	ep_dnsmasq_tick(c->dm, now);
 	sync_dnsmasq(c);
@@ -400,6 +421,15 @@ void ep_dns_cache_tick(struct ep_dns_cache *c, uint64_t now, bool upstream_healt
 		c->force_refresh = false;
 		start_refresh(c);
 	}
+}
+
+static void on_tick(void *userdata, uint64_t now)
+{
+	struct ep_dns_cache *c = userdata;
+
+	pthread_mutex_lock(c->agent_lock);
+	tick(c, now, !c->gate || c->gate(c->gate_arg));
+	pthread_mutex_unlock(c->agent_lock);
 }
 
 int ep_dns_cache_refresh_now(struct ep_dns_cache *c, char *err, size_t errlen)
@@ -571,6 +601,7 @@ void ep_dns_cache_stop(struct ep_dns_cache *c, bool stop_dnsmasq)
 {
 	if (!c)
 		return;
+	ep_source_free(&c->timer);
 	if (c->running) {
 		log_info("DNS cache: waiting for the running refresh to finish");
 		pthread_join(c->thread, NULL);
