@@ -9,7 +9,7 @@ PREFIX     ?= /usr/local
 DESTDIR    ?=
 
 ARCH       := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
-PKGS       := libbpf libxdp yaml-0.1 jansson libcurl libmicrohttpd ldns openssl
+PKGS       := libbpf libxdp yaml-0.1 jansson libcurl libmicrohttpd ldns openssl libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lelf -lz -lpthread
 

@@ -573,6 +573,12 @@ void ep_dnsmasq_get_status(const struct ep_dnsmasq *d, struct ep_dnsmasq_status 
 	st->pid = d->pid;
 }
 
+int ep_dnsmasq_pidfd(const struct ep_dnsmasq *d, pid_t *pid)
+{
+	*pid = d->pidfd >= 0 ? d->pid : 0;
+	return d->pid > 0 ? d->pidfd : -1;
+}
+
 void ep_dnsmasq_free(struct ep_dnsmasq *d, bool stop_process)
 {
 	if (!d)

@@ -52,7 +52,8 @@ struct ep_dnsmasq;
 struct ep_dnsmasq *ep_dnsmasq_new(const struct ep_dnsmasq_opts *o);
 /* Writes the config and adopts a matching running dnsmasq or starts one. */
 int ep_dnsmasq_start(struct ep_dnsmasq *d, char *err, size_t errlen);
-/* Called every agent tick: reaps, health-checks, restarts, forwards its log. */
+/* Called every 100 ms and when its pidfd turns readable: reaps,
+ * health-checks, restarts, forwards its log. */
 void ep_dnsmasq_tick(struct ep_dnsmasq *d, uint64_t now_ns);
 /* New options: restarts dnsmasq only if its config text changes. */
 int ep_dnsmasq_reconfigure(struct ep_dnsmasq *d, const struct ep_dnsmasq_opts *o, char *err,
@@ -60,6 +61,9 @@ int ep_dnsmasq_reconfigure(struct ep_dnsmasq *d, const struct ep_dnsmasq_opts *o
 /* SIGHUP: re-read the preload (and clear dnsmasq's cache). */
 int ep_dnsmasq_reload(struct ep_dnsmasq *d);
 void ep_dnsmasq_get_status(const struct ep_dnsmasq *d, struct ep_dnsmasq_status *st);
+/* The running dnsmasq's pidfd (readable once it exits; ours or adopted) and
+ * pid, or -1 and 0. The fd stays the supervisor's: dup it to watch it. */
+int ep_dnsmasq_pidfd(const struct ep_dnsmasq *d, pid_t *pid);
 /* Frees the supervisor; stops dnsmasq only when asked (--detach-on-exit). */
 void ep_dnsmasq_free(struct ep_dnsmasq *d, bool stop_process);
 

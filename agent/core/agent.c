@@ -6,27 +6,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/resource.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
+
+#include <systemd/sd-daemon.h>
 
 #include "control.h"
 #include "dns_cache.h"
 #include "dns_failover.h"
+#include "evloop.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
 
-#define TICK_MS 100
-#define GC_INTERVAL_NS (2ULL * 1000000000ULL)
+#define HEARTBEAT_NS (100ULL * 1000000ULL)
 #define RELOAD_DEBOUNCE_NS (200ULL * 1000000ULL)
 #define CONFIG_POLL_NS (2ULL * 1000000000ULL)
-
-enum { EV_SIGNAL = 1, EV_INOTIFY, EV_TIMER, EV_CONTROL };
 
 static void set_error(struct ep_agent *a, const char *msg)
 {
@@ -146,7 +143,16 @@ static int apply_dns(struct ep_agent *a, const struct ep_config *cfg, char *err,
 		return rc;
 	if (a->failover)
 		return ep_dns_failover_reconfigure(a->failover, cfg, a->cache, err, errlen);
-	return ep_dns_failover_start(&a->failover, cfg, &a->dp.dns, a->cache, err, errlen);
+	return ep_dns_failover_start(&a->failover, cfg, &a->dp.dns, a->cache, a->ev, &a->lock, err,
+				     errlen);
+}
+
+/* The cache refreshes its snapshot only from an upstream failover trusts. */
+static bool upstream_healthy(void *arg)
+{
+	struct ep_agent *a = arg;
+
+	return !a->failover || ep_dns_failover_upstream_healthy(a->failover);
 }
 
 static int apply_dns_cache(struct ep_agent *a, const struct ep_config *cfg, char *err,
@@ -162,7 +168,8 @@ static int apply_dns_cache(struct ep_agent *a, const struct ep_config *cfg, char
 	}
 	if (a->cache)
 		return ep_dns_cache_reconfigure(a->cache, cfg, err, errlen);
-	return ep_dns_cache_start(&a->cache, cfg, a->runtime_dir, err, errlen);
+	return ep_dns_cache_start(&a->cache, cfg, a->runtime_dir, a->ev, &a->lock,
+				  upstream_healthy, a, err, errlen);
 }
 
 static int apply_config(struct ep_agent *a, const struct ep_config *cfg, char *err, size_t errlen)
@@ -187,17 +194,20 @@ int ep_agent_reload(struct ep_agent *a, const char *why)
 	uint64_t hash = 0;
 	int rc;
 
-	a->reload_pending_ns = 0;
+	ep_timer_disarm(a->reload_timer);
 	rc = read_config(a, &nw, &hash);
 	if (rc) {
 		a->reloads_failed++;
 		log_error("reload (%s) refused: the running config keeps serving", why);
+		sd_notifyf(0, "STATUS=reload (%s) refused: %s", why, a->last_reload_error);
 		return rc;
 	}
 	if (hash == a->cfg_hash && strcmp(why, "SIGHUP") && strcmp(why, "control socket")) {
 		ep_config_free(&nw);
 		return 0; /* file touched, content unchanged */
 	}
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading (%s)",
+		   (unsigned long long)(ep_now_ns() / 1000), why);
 	rc = check_immutable(&a->cfg, &nw, err, sizeof(err));
 	if (!rc) {
 		pthread_mutex_lock(&a->lock);
@@ -220,6 +230,7 @@ int ep_agent_reload(struct ep_agent *a, const char *why)
 		a->reloads_failed++;
 		set_error(a, err);
 		log_error("reload (%s) refused: %s; the running config keeps serving", why, err);
+		sd_notifyf(0, "READY=1\nSTATUS=reload (%s) refused: %s", why, err);
 		ep_config_free(&nw);
 		return rc;
 	}
@@ -234,147 +245,123 @@ int ep_agent_reload(struct ep_agent *a, const char *why)
 	warn_forwarding_sysctls(&a->cfg);
 	log_info("config reloaded (%s): %zu services, %zu backends, %zu interfaces", why,
 		 a->cfg.n_services, count_backends(&a->cfg), a->cfg.n_ifaces);
+	sd_notifyf(0, "READY=1\nSTATUS=config reloaded (%s): %zu services, %zu backends", why,
+		   a->cfg.n_services, count_backends(&a->cfg));
 	return 0;
 }
 
-static void run_gc(struct ep_agent *a)
-{
-	uint8_t *refs = calloc(EP_MAX_BACKENDS / 8, 1);
-	struct ep_ct_gc_result res;
+/* ---- core sources on the loop ------------------------------------------- */
 
-	if (!refs)
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	ep_agent_reload(userdata, "SIGHUP");
+	return 0;
+}
+
+static int on_sigstop(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct ep_agent *a = userdata;
+
+	log_info("%s received: stopping", si->ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+	a->stopping = true;
+	sd_event_exit(a->ev, 0);
+	return 0;
+}
+
+static int on_reload_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	ep_agent_reload(userdata, "file change");
+	return 0;
+}
+
+/* Any change in the directory: reload once things have settled. */
+static int on_cfg_event(sd_event_source *s, const struct inotify_event *ev, void *userdata)
+{
+	struct ep_agent *a = userdata;
+
+	ep_timer_arm(a->reload_timer, RELOAD_DEBOUNCE_NS);
+	return 0;
+}
+
+/* inotify can miss changes (bind mounts, some network filesystems): also
+ * compare the file's identity every couple of seconds. */
+static void on_cfg_poll(void *userdata, uint64_t now)
+{
+	struct ep_agent *a = userdata;
+	struct stat st;
+	uint64_t id;
+
+	if (stat(a->opts.config_path, &st))
 		return;
-	if (ep_ct_gc(&a->dp.maps.ct, ep_datapath_clock_now(), a->cfg.datapath.ct_timeout_tcp_s,
-		     a->cfg.datapath.ct_timeout_udp_s, refs, &res) == 0) {
-		pthread_mutex_lock(&a->lock);
-		a->last_gc = res;
-		a->ct_expired_total += res.expired;
-		ep_services_release_unreferenced(&a->svcs, refs);
-		pthread_mutex_unlock(&a->lock);
-	}
-	free(refs);
+	id = ep_hash64(&st.st_mtim, sizeof(st.st_mtim)) ^ (uint64_t)st.st_size ^
+	     ((uint64_t)st.st_ino << 20);
+	if (a->cfg_stat_id && id != a->cfg_stat_id && !ep_timer_armed(a->reload_timer))
+		ep_timer_arm(a->reload_timer, 0);
+	a->cfg_stat_id = id;
 }
 
 static int watch_config(struct ep_agent *a)
 {
 	char dir[PATH_MAX];
+	int rc;
 
+	rc = ep_timer_oneshot(a->ev, &a->reload_timer, on_reload_timer, a, "config-reload");
+	if (!rc)
+		rc = ep_timer_repeat(a->ev, &a->cfg_poll, CONFIG_POLL_NS, true, on_cfg_poll, a,
+				     "config-poll");
+	if (rc)
+		return rc;
 	snprintf(dir, sizeof(dir), "%s", a->opts.config_path);
-	a->inofd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (a->inofd < 0)
-		return -errno;
 	/* The directory, not the file: editors and Kubernetes ConfigMaps replace
 	 * the file (rename, ..data symlink swap) rather than write into it. */
-	if (inotify_add_watch(a->inofd, dirname(dir),
-			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_ATTRIB) < 0) {
+	rc = sd_event_add_inotify(a->ev, &a->cfg_watch, dirname(dir),
+				  IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_ATTRIB,
+				  on_cfg_event, a);
+	if (rc < 0)
 		log_warn("cannot watch %s for changes (%s); SIGHUP still reloads", dir,
-			 strerror(errno));
-	}
+			 strerror(-rc));
 	return 0;
 }
 
-static int add_fd(struct ep_agent *a, int fd, int tag)
+/* /healthz fails when this stops moving: a hung loop is an unhealthy agent. */
+static void on_heartbeat(void *userdata, uint64_t now)
 {
-	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)tag};
+	struct ep_agent *a = userdata;
 
-	return epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev);
+	__atomic_store_n(&a->heartbeat_ns, now, __ATOMIC_RELAXED);
 }
 
-static void agent_sigset(sigset_t *set)
+/* From a loop timer, not a thread: a hung loop stops pinging and systemd
+ * (WatchdogSec=) restarts the agent. */
+static void on_watchdog(void *userdata, uint64_t now)
 {
-	sigemptyset(set);
-	sigaddset(set, SIGHUP);
-	sigaddset(set, SIGTERM);
-	sigaddset(set, SIGINT);
+	sd_notify(0, "WATCHDOG=1");
 }
 
 static int setup_loop(struct ep_agent *a)
 {
-	struct itimerspec its = {
-		.it_interval = {.tv_nsec = TICK_MS * 1000000L},
-		.it_value = {.tv_nsec = TICK_MS * 1000000L},
-	};
-	sigset_t set;
+	uint64_t wd_us = 0;
+	int rc;
 
-	agent_sigset(&set);
-	a->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	a->epfd = epoll_create1(EPOLL_CLOEXEC);
-	a->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (a->sigfd < 0 || a->epfd < 0 || a->timerfd < 0)
-		return -errno;
-	timerfd_settime(a->timerfd, 0, &its, NULL);
-	watch_config(a);
-	if (add_fd(a, a->sigfd, EV_SIGNAL) || add_fd(a, a->timerfd, EV_TIMER) ||
-	    (a->inofd >= 0 && add_fd(a, a->inofd, EV_INOTIFY)) ||
-	    add_fd(a, a->ctl_fd, EV_CONTROL))
-		return -errno;
-	return 0;
-}
-
-static void on_signal(struct ep_agent *a)
-{
-	struct signalfd_siginfo si;
-
-	while (read(a->sigfd, &si, sizeof(si)) == sizeof(si)) {
-		if (si.ssi_signo == SIGHUP) {
-			ep_agent_reload(a, "SIGHUP");
-		} else {
-			log_info("%s received: stopping", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
-			a->stopping = true;
-		}
+	rc = sd_event_add_signal(a->ev, &a->sig_hup, SIGHUP, on_sighup, a);
+	if (rc >= 0)
+		rc = sd_event_add_signal(a->ev, &a->sig_term, SIGTERM, on_sigstop, a);
+	if (rc >= 0)
+		rc = sd_event_add_signal(a->ev, &a->sig_int, SIGINT, on_sigstop, a);
+	if (rc >= 0)
+		rc = watch_config(a);
+	if (rc >= 0)
+		rc = ep_timer_repeat(a->ev, &a->heartbeat, HEARTBEAT_NS, false, on_heartbeat, a,
+				     "heartbeat");
+	if (rc >= 0 && sd_watchdog_enabled(0, &wd_us) > 0 && wd_us) {
+		log_info("systemd watchdog: pinging every %llu ms",
+			 (unsigned long long)(wd_us / 2000));
+		rc = ep_timer_repeat(a->ev, &a->watchdog, wd_us / 2 * 1000, false, on_watchdog, a,
+				     "watchdog");
 	}
-}
-
-static void on_inotify(struct ep_agent *a)
-{
-	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-
-	while (read(a->inofd, buf, sizeof(buf)) > 0)
-		;
-	a->reload_pending_ns = ep_now_ns() + RELOAD_DEBOUNCE_NS;
-}
-
-static void on_tick(struct ep_agent *a)
-{
-	uint64_t expirations, now = ep_now_ns();
-
-	while (read(a->timerfd, &expirations, sizeof(expirations)) > 0)
-		;
-	__atomic_store_n(&a->heartbeat_ns, now, __ATOMIC_RELAXED);
-	if (ep_datapath_clock_now() != a->published_s) {
-		a->published_s = ep_datapath_clock_now();
-		ep_datapath_publish_clock(&a->dp);
-	}
-	/* inotify can miss changes (bind mounts, some network filesystems): also
-	 * compare the file's identity every couple of seconds. */
-	if (now >= a->next_stat_ns) {
-		struct stat st;
-
-		a->next_stat_ns = now + CONFIG_POLL_NS;
-		if (stat(a->opts.config_path, &st) == 0) {
-			uint64_t id = ep_hash64(&st.st_mtim, sizeof(st.st_mtim)) ^ (uint64_t)st.st_size ^
-				      ((uint64_t)st.st_ino << 20);
-
-			if (a->cfg_stat_id && id != a->cfg_stat_id && !a->reload_pending_ns)
-				a->reload_pending_ns = now;
-			a->cfg_stat_id = id;
-		}
-	}
-	if (a->reload_pending_ns && now >= a->reload_pending_ns)
-		ep_agent_reload(a, "file change");
-	if (now >= a->next_gc_ns) {
-		run_gc(a);
-		a->next_gc_ns = now + GC_INTERVAL_NS;
-	}
-	if (a->cache || a->failover) {
-		pthread_mutex_lock(&a->lock);
-		if (a->failover)
-			ep_dns_failover_tick(a->failover, now);
-		if (a->cache)
-			ep_dns_cache_tick(a->cache, now,
-					  !a->failover || ep_dns_failover_upstream_healthy(a->failover));
-		pthread_mutex_unlock(&a->lock);
-	}
+	if (rc >= 0)
+		rc = ep_clock_pub_start(&a->clock, a->ev, &a->dp);
+	return rc < 0 ? rc : 0;
 }
 
 static int start(struct ep_agent *a)
@@ -394,6 +381,11 @@ static int start(struct ep_agent *a)
 		else
 			snprintf(a->runtime_dir, sizeof(a->runtime_dir), "/run/edgeplane");
 	}
+	rc = sd_event_new(&a->ev);
+	if (rc < 0) {
+		snprintf(err, sizeof(err), "cannot create the event loop: %s", strerror(-rc));
+		goto fail;
+	}
 	rc = ep_datapath_open(&a->dp, &a->cfg.datapath, err, sizeof(err));
 	if (rc)
 		goto fail;
@@ -409,15 +401,20 @@ static int start(struct ep_agent *a)
 		goto fail;
 	warn_forwarding_sysctls(&a->cfg);
 	snprintf(a->socket_path, sizeof(a->socket_path), "%s", a->cfg.control_socket);
-	a->ctl_fd = ep_control_open(a->socket_path, err, sizeof(err));
-	if (a->ctl_fd < 0) {
-		rc = a->ctl_fd;
+	rc = ep_control_start(&a->ctl, a, a->ev, a->socket_path, err, sizeof(err));
+	if (rc)
 		goto fail;
-	}
 	rc = ep_metrics_start(a, a->cfg.metrics_listen, err, sizeof(err));
 	if (rc)
 		goto fail;
 	rc = setup_loop(a);
+	if (!rc) {
+		a->gc.ct = &a->dp.maps.ct;
+		a->gc.cfg = &a->cfg.datapath;
+		a->gc.svcs = &a->svcs;
+		a->gc.lock = &a->lock;
+		rc = ep_ct_gc_start(&a->gc, a->ev);
+	}
 	if (rc) {
 		snprintf(err, sizeof(err), "event loop setup failed: %s", strerror(-rc));
 		goto fail;
@@ -431,8 +428,10 @@ fail:
 static void stop(struct ep_agent *a)
 {
 	ep_metrics_stop(a);
-	ep_control_close(a->ctl_fd, a->socket_path);
-	a->ctl_fd = -1;
+	ep_control_stop(a->ctl);
+	a->ctl = NULL;
+	ep_ct_gc_stop(&a->gc);
+	ep_clock_pub_stop(&a->clock);
 	if (a->opts.detach_on_exit && a->dp.tc_skel)
 		ep_datapath_detach_all(&a->dp);
 	else if (a->dp.tc_skel)
@@ -446,41 +445,39 @@ static void stop(struct ep_agent *a)
 	ep_services_free(&a->svcs);
 	ep_datapath_close(&a->dp);
 	ep_config_free(&a->cfg);
-	if (a->epfd >= 0)
-		close(a->epfd);
-	if (a->sigfd >= 0)
-		close(a->sigfd);
-	if (a->inofd >= 0)
-		close(a->inofd);
-	if (a->timerfd >= 0)
-		close(a->timerfd);
+	ep_source_free(&a->sig_hup);
+	ep_source_free(&a->sig_term);
+	ep_source_free(&a->sig_int);
+	ep_source_free(&a->cfg_watch);
+	ep_source_free(&a->cfg_poll);
+	ep_source_free(&a->reload_timer);
+	ep_source_free(&a->heartbeat);
+	ep_source_free(&a->watchdog);
+	a->ev = sd_event_unref(a->ev);
 	pthread_mutex_destroy(&a->lock);
 }
 
 int ep_agent_run(const struct ep_agent_opts *o)
 {
-	struct ep_agent a = {
-		.opts = *o,
-		.ctl_fd = -1,
-		.epfd = -1,
-		.sigfd = -1,
-		.inofd = -1,
-		.timerfd = -1,
-	};
+	struct ep_agent a = {.opts = *o};
+	sigset_t set;
 	int rc;
 
-	sigset_t set;
-
 	/* Block before any thread exists (libmicrohttpd starts one): every
-	 * thread inherits the mask, so these signals only arrive via signalfd
-	 * and never kill the agent through a thread that does not expect them. */
-	agent_sigset(&set);
+	 * thread inherits the mask, so these signals only arrive through the
+	 * loop's signal sources and never kill the agent through a thread that
+	 * does not expect them. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	pthread_mutex_init(&a.lock, NULL);
 	a.start_ns = ep_now_ns();
 	a.heartbeat_ns = a.start_ns;
 	if (read_config(&a, &a.cfg, &a.cfg_hash)) {
+		sd_notifyf(0, "STATUS=bad config: %s", a.last_reload_error);
 		pthread_mutex_destroy(&a.lock);
 		return 2;
 	}
@@ -489,37 +486,21 @@ int ep_agent_run(const struct ep_agent_opts *o)
 		 a.cfg.n_ifaces);
 	rc = start(&a);
 	if (rc) {
+		sd_notifyf(0, "STATUS=cannot start: %s", strerror(-rc));
 		stop(&a);
 		return 1;
 	}
 	a.last_reload_at = ep_wall_seconds();
-	run_gc(&a);
-	a.next_gc_ns = ep_now_ns() + GC_INTERVAL_NS;
 	__atomic_store_n(&a.ready, true, __ATOMIC_RELAXED);
 	log_info("ready: control socket %s", a.socket_path);
+	sd_notifyf(0, "READY=1\nSTATUS=ready: %zu services, %zu backends, control socket %s",
+		   a.cfg.n_services, count_backends(&a.cfg), a.socket_path);
 
-	while (!a.stopping) {
-		struct epoll_event evs[8];
-		int n = epoll_wait(a.epfd, evs, 8, 1000);
-
-		for (int i = 0; i < n; i++) {
-			switch (evs[i].data.u32) {
-			case EV_SIGNAL:
-				on_signal(&a);
-				break;
-			case EV_INOTIFY:
-				on_inotify(&a);
-				break;
-			case EV_TIMER:
-				on_tick(&a);
-				break;
-			case EV_CONTROL:
-				ep_control_serve_one(&a, a.ctl_fd);
-				break;
-			}
-		}
-	}
+	rc = sd_event_loop(a.ev);
+	if (rc < 0)
+		log_error("event loop failed: %s", strerror(-rc));
+	sd_notify(0, "STOPPING=1\nSTATUS=stopping");
 	__atomic_store_n(&a.ready, false, __ATOMIC_RELAXED);
 	stop(&a);
-	return 0;
+	return rc < 0 ? 1 : 0;
 }

@@ -1,8 +1,10 @@
 /*
  * The daemon: owns the applied config, the datapath and the services, runs
- * one event loop (signals, config file changes, control socket, timers), and
- * serves metrics from a libmicrohttpd thread. `lock` guards everything the
- * metrics thread reads.
+ * one sd-event loop (lib/evloop.h) on which every module registers its own
+ * sources -- core: signals, config file watch, heartbeat, watchdog; control
+ * socket clients; conntrack GC and clock; DNS failover and cache timers --
+ * and serves metrics from a libmicrohttpd thread. `lock` guards everything
+ * the metrics thread reads. Reports to systemd with sd_notify.
  */
 #ifndef EP_AGENT_H
 #define EP_AGENT_H
@@ -12,8 +14,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <systemd/sd-event.h>
+
+#include "clock_pub.h"
 #include "config.h"
 #include "conntrack.h"
+#include "ct_gc.h"
 #include "datapath.h"
 #include "services.h"
 
@@ -25,6 +31,7 @@ struct ep_agent_opts {
 };
 
 struct MHD_Daemon;
+struct ep_control;
 struct ep_dns_cache;
 struct ep_dns_failover;
 
@@ -41,7 +48,14 @@ struct ep_agent {
 	struct MHD_Daemon *mhd;
 	char metrics_listen[128];
 	char socket_path[PATH_MAX];
-	int ctl_fd, epfd, sigfd, inofd, timerfd;
+	/* The event loop; each module adds and removes its own sources. */
+	sd_event *ev;
+	struct ep_control *ctl;
+	sd_event_source *sig_hup, *sig_term, *sig_int;
+	sd_event_source *cfg_watch;    /* inotify on the config file's directory */
+	sd_event_source *cfg_poll;     /* fallback polling of the config file */
+	sd_event_source *reload_timer; /* debounced file-change reload */
+	sd_event_source *heartbeat, *watchdog;
 	bool ready;
 	bool stopping;
 	uint64_t start_ns;
@@ -50,13 +64,10 @@ struct ep_agent {
 	uint64_t reloads_ok, reloads_failed;
 	double last_reload_at;
 	char last_reload_error[1024];
-	uint64_t reload_pending_ns; /* debounce for file-change reloads */
-	uint64_t next_stat_ns, cfg_stat_id; /* fallback polling of the config file */
+	uint64_t cfg_stat_id; /* identity of the config file at the last poll */
 	/* conntrack housekeeping */
-	struct ep_ct_gc_result last_gc;
-	uint64_t ct_expired_total;
-	uint64_t next_gc_ns;
-	uint32_t published_s; /* last conntrack clock value written to the datapath */
+	struct ep_ct_gc gc;
+	struct ep_clock_pub clock;
 };
 
 /* Runs the agent until SIGTERM/SIGINT. Returns the process exit code:

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
+#include <sys/epoll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -12,6 +13,7 @@
 
 #include "agent.h"
 #include "commands.h"
+#include "evloop.h"
 #include "log.h"
 #include "util.h"
 
@@ -155,22 +157,66 @@ static json_t *err_reply(const char *msg)
 	return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
 }
 
-void ep_control_serve_one(struct ep_agent *a, int listen_fd)
+/* ---- the server: non-blocking, one io source per client --------------- */
+
+/*
+ * The loop never waits for a client: the listening socket and every accepted
+ * connection are io sources. A client's bytes go into its own line buffer
+ * until the newline (or EOF, or CTL_MAX_MSG); the request is then handled
+ * like before and the reply written as far as the socket takes it, the rest
+ * when it turns writable. A client that sends or reads nothing for
+ * CTL_IDLE_NS is closed; past CTL_MAX_CLIENTS the oldest one is closed to
+ * make room, so idle connections cannot lock the CLI out either.
+ */
+#define CTL_MAX_CLIENTS 32
+#define CTL_IDLE_NS (10ULL * 1000000000ULL)
+
+struct ctl_client {
+	struct ep_control *srv;
+	struct ctl_client *prev, *next; /* oldest first */
+	int fd;
+	sd_event_source *io, *deadline;
+	char *buf;	       /* request, then reply */
+	size_t len, cap, off;  /* off: reply bytes written */
+	bool replying;
+};
+
+struct ep_control {
+	struct ep_agent *a;
+	sd_event *ev;
+	int fd;
+	char path[PATH_MAX];
+	sd_event_source *io;
+	struct ctl_client *head, *tail;
+	size_t n_clients;
+};
+
+static void client_close(struct ctl_client *c)
 {
-	int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	struct ep_control *srv = c->srv;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		srv->tail = c->prev;
+	srv->n_clients--;
+	ep_source_free(&c->io);
+	ep_source_free(&c->deadline);
+	close(c->fd);
+	free(c->buf);
+	free(c);
+}
+
+static json_t *handle_request(struct ep_agent *a, const char *line)
+{
 	json_error_t jerr;
 	json_t *req, *resp;
-	char *line, *out;
 
-	if (fd < 0)
-		return;
-	line = read_line(fd, 2000);
-	if (!line) {
-		close(fd);
-		return;
-	}
 	req = json_loads(line, JSON_DISABLE_EOF_CHECK, &jerr);
-	free(line);
 	if (!req || !json_is_object(req)) {
 		resp = err_reply("request is not a JSON object");
 	} else if (!strcmp(json_string_value(json_object_get(req, "command")) ?: "", "reload")) {
@@ -182,14 +228,227 @@ void ep_control_serve_one(struct ep_agent *a, int listen_fd)
 		pthread_mutex_unlock(&a->lock);
 	}
 	json_decref(req);
+	return resp;
+}
+
+/* Writes what the socket takes; 1 when the whole reply is out. */
+static int client_flush(struct ctl_client *c)
+{
+	while (c->off < c->len) {
+		ssize_t w = send(c->fd, c->buf + c->off, c->len - c->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (w <= 0)
+			return -1;
+		c->off += (size_t)w;
+	}
+	return 1;
+}
+
+static void client_reply(struct ctl_client *c)
+{
+	json_t *resp;
+	char *out;
+	int rc;
+
+	c->buf[c->len] = '\0';
+	resp = handle_request(c->srv->a, c->buf);
 	out = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
 	json_decref(resp);
-	if (out) {
-		write_all(fd, out, strlen(out));
-		write_all(fd, "\n", 1);
-		free(out);
+	free(c->buf);
+	c->buf = NULL;
+	if (!out) {
+		client_close(c);
+		return;
 	}
-	close(fd);
+	c->len = strlen(out);
+	c->cap = c->len + 2;
+	c->buf = realloc(out, c->cap);
+	if (!c->buf) {
+		free(out);
+		client_close(c);
+		return;
+	}
+	c->buf[c->len++] = '\n';
+	c->off = 0;
+	c->replying = true;
+	rc = client_flush(c);
+	if (rc != 0) {
+		client_close(c);
+		return;
+	}
+	sd_event_source_set_io_events(c->io, EPOLLOUT);
+	ep_timer_arm(c->deadline, CTL_IDLE_NS);
+}
+
+/* Reads what is there; the request is complete at a newline, at EOF or when
+ * it reaches CTL_MAX_MSG (then it is answered as not being JSON). */
+static void client_read(struct ctl_client *c)
+{
+	for (;;) {
+		ssize_t r;
+
+		if (c->len + 1024 + 1 > c->cap) {
+			size_t cap = c->cap ? c->cap * 2 : 4096;
+			char *nb;
+
+			if (c->cap >= CTL_MAX_MSG) {
+				client_reply(c);
+				return;
+			}
+			nb = realloc(c->buf, cap);
+			if (!nb) {
+				client_close(c);
+				return;
+			}
+			c->buf = nb;
+			c->cap = cap;
+		}
+		r = recv(c->fd, c->buf + c->len, c->cap - c->len - 1, MSG_DONTWAIT);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			ep_timer_arm(c->deadline, CTL_IDLE_NS);
+			return;
+		}
+		if (r <= 0) {
+			if (r == 0 && c->len)
+				client_reply(c);
+			else
+				client_close(c);
+			return;
+		}
+		if (memchr(c->buf + c->len, '\n', (size_t)r)) {
+			c->len += (size_t)r;
+			client_reply(c);
+			return;
+		}
+		c->len += (size_t)r;
+	}
+}
+
+static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct ctl_client *c = userdata;
+
+	if (!c->replying) {
+		client_read(c);
+		return 0;
+	}
+	if (client_flush(c) != 0)
+		client_close(c);
+	else
+		ep_timer_arm(c->deadline, CTL_IDLE_NS);
+	return 0;
+}
+
+static int on_client_idle(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct ctl_client *c = userdata;
+
+	log_debug("control socket: closing a client idle for %llu s",
+		  (unsigned long long)(CTL_IDLE_NS / 1000000000ULL));
+	client_close(c);
+	return 0;
+}
+
+static void client_add(struct ep_control *srv, int fd)
+{
+	struct ctl_client *c;
+
+	if (srv->n_clients >= CTL_MAX_CLIENTS) {
+		log_warn("control socket: %d clients connected, closing the oldest", CTL_MAX_CLIENTS);
+		client_close(srv->head);
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->srv = srv;
+	c->fd = fd;
+	if (sd_event_add_io(srv->ev, &c->io, fd, EPOLLIN, on_client_io, c) < 0 ||
+	    ep_timer_oneshot(srv->ev, &c->deadline, on_client_idle, c, "control-client-idle") < 0 ||
+	    ep_timer_arm(c->deadline, CTL_IDLE_NS)) {
+		ep_source_free(&c->io);
+		ep_source_free(&c->deadline);
+		close(fd);
+		free(c);
+		return;
+	}
+	sd_event_source_set_description(c->io, "control-client");
+	c->prev = srv->tail;
+	if (srv->tail)
+		srv->tail->next = c;
+	else
+		srv->head = c;
+	srv->tail = c;
+	srv->n_clients++;
+}
+
+static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct ep_control *srv = userdata;
+
+	/* A bounded batch per wake-up: other sources get their turn. */
+	for (int i = 0; i < 16; i++) {
+		int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+		if (cfd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			    errno != ECONNABORTED)
+				log_warn("control socket: accept: %s", strerror(errno));
+			break;
+		}
+		client_add(srv, cfd);
+	}
+	return 0;
+}
+
+int ep_control_start(struct ep_control **out, struct ep_agent *a, sd_event *ev, const char *path,
+		     char *err, size_t errlen)
+{
+	struct ep_control *srv = calloc(1, sizeof(*srv));
+	int rc;
+
+	*out = NULL;
+	if (!srv) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	srv->a = a;
+	srv->ev = ev;
+	snprintf(srv->path, sizeof(srv->path), "%s", path);
+	srv->fd = ep_control_open(path, err, errlen);
+	if (srv->fd < 0) {
+		rc = srv->fd;
+		free(srv);
+		return rc;
+	}
+	rc = sd_event_add_io(ev, &srv->io, srv->fd, EPOLLIN, on_accept, srv);
+	if (rc < 0) {
+		snprintf(err, errlen, "control socket: cannot add it to the loop: %s", strerror(-rc));
+		ep_control_close(srv->fd, srv->path);
+		free(srv);
+		return rc;
+	}
+	sd_event_source_set_description(srv->io, "control-listen");
+	*out = srv;
+	return 0;
+}
+
+void ep_control_stop(struct ep_control *srv)
+{
+	if (!srv)
+		return;
+	while (srv->head)
+		client_close(srv->head);
+	ep_source_free(&srv->io);
+	ep_control_close(srv->fd, srv->path);
+	free(srv);
 }
 
 json_t *ep_control_call(const char *path, json_t *req, int timeout_ms, char *err, size_t errlen)

@@ -108,19 +108,19 @@ char *ep_metrics_render(struct ep_agent *a)
 	family(&b, "conntrack_entries", "gauge",
 	       "Tracked flows at the last conntrack pass (every few seconds).");
 	ep_sb_printf(&b, "edgeplane_conntrack_entries %llu\n",
-		     (unsigned long long)a->last_gc.entries);
+		     (unsigned long long)a->gc.last.entries);
 	family(&b, "conntrack_family_entries", "gauge",
 	       "Tracked flows per address family at the last conntrack pass.");
 	ep_sb_printf(&b, "edgeplane_conntrack_family_entries{family=\"ipv4\"} %llu\n",
-		     (unsigned long long)a->last_gc.entries4);
+		     (unsigned long long)a->gc.last.entries4);
 	ep_sb_printf(&b, "edgeplane_conntrack_family_entries{family=\"ipv6\"} %llu\n",
-		     (unsigned long long)a->last_gc.entries6);
+		     (unsigned long long)a->gc.last.entries6);
 	family(&b, "conntrack_capacity", "gauge",
 	       "Size of each family's conntrack LRU map (datapath.conntrack_size).");
 	ep_sb_printf(&b, "edgeplane_conntrack_capacity %u\n", a->dp.ct_size);
 	family(&b, "conntrack_expired_total", "counter", "Flows forgotten after being idle too long.");
 	ep_sb_printf(&b, "edgeplane_conntrack_expired_total %llu\n",
-		     (unsigned long long)a->ct_expired_total);
+		     (unsigned long long)a->gc.expired_total);
 	family(&b, "config_reloads_total", "counter", "Config reloads by result.");
 	ep_sb_printf(&b, "edgeplane_config_reloads_total{result=\"ok\"} %llu\n",
 		     (unsigned long long)a->reloads_ok);

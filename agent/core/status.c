@@ -81,11 +81,11 @@ static json_t *datapath_json(const struct ep_agent *a)
 					  f->ifindex, "xdp_mode", f->xdp_mode, "xdp_dispatcher",
 					  f->xdp_dispatcher));
 	}
-	json_object_set_new(ct, "entries", json_integer((json_int_t)a->last_gc.entries));
-	json_object_set_new(ct, "ipv4", json_integer((json_int_t)a->last_gc.entries4));
-	json_object_set_new(ct, "ipv6", json_integer((json_int_t)a->last_gc.entries6));
+	json_object_set_new(ct, "entries", json_integer((json_int_t)a->gc.last.entries));
+	json_object_set_new(ct, "ipv4", json_integer((json_int_t)a->gc.last.entries4));
+	json_object_set_new(ct, "ipv6", json_integer((json_int_t)a->gc.last.entries6));
 	json_object_set_new(ct, "capacity_per_family", json_integer(a->dp.ct_size));
-	json_object_set_new(ct, "expired_total", json_integer((json_int_t)a->ct_expired_total));
+	json_object_set_new(ct, "expired_total", json_integer((json_int_t)a->gc.expired_total));
 	ep_stats_drops(a->dp.maps.drops, drops);
 	for (int r = 0; r < EP_DROP_MAX; r++)
 		json_object_set_new(jd, ep_drop_names[r], json_integer((json_int_t)drops[r].packets));

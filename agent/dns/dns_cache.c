@@ -1,14 +1,18 @@
 #include "dns_cache.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cache_build.h"
 #include "dnsmasq.h"
+#include "evloop.h"
 #include "log.h"
 #include "netaddr.h"
 #include "policy_responder.h"
@@ -16,6 +20,8 @@
 #include "util.h"
 
 #define SNAPSHOT_CHECK_NS (500ULL * 1000000ULL)
+/* dnsmasq supervision, snapshot checks and the refresh run at this cadence. */
+#define TICK_NS (100ULL * 1000000ULL)
 
 enum refresh_result { REFRESH_NONE = 0, REFRESH_OK, REFRESH_REFUSED, REFRESH_FAILED };
 static const char *const refresh_names[] = {"none", "ok", "refused", "failed"};
@@ -64,6 +70,15 @@ struct ep_dns_cache {
 	size_t t_n_resolvers;
 	char t_domains[PATH_MAX], t_preload[PATH_MAX];
 	double t_max_loss;
+
+	/* on the agent's loop */
+	sd_event *ev;
+	sd_event_source *timer;
+	sd_event_source *exit_watch; /* dnsmasq's pidfd (a dup), one-shot */
+	pid_t watched_pid;
+	pthread_mutex_t *agent_lock;
+	ep_dns_upstream_gate gate;
+	void *gate_arg;
 };
 
 static void fill_dnsmasq_opts(const struct ep_dns_cache *c, struct ep_dnsmasq_opts *o)
@@ -318,11 +333,56 @@ static int ensure_listen(struct ep_dns_cache *c, char *err, size_t errlen)
 	return ensure_one_listen(c, &c->cfg.cache.listen6, err, errlen);
 }
 
+static void on_tick(void *userdata, uint64_t now);
+
+static int on_dnsmasq_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	on_tick(userdata, ep_now_ns());
+	return 0;
+}
+
+/*
+ * dnsmasq's exit is seen the moment it happens, not at the next tick: an io
+ * source on its pidfd. Not sd_event_add_child_pidfd(): an adopted dnsmasq
+ * (started by an earlier agent) is not our child, and the supervisor reaps
+ * its own. The source watches a dup of the supervisor's pidfd, so the
+ * supervisor closing its fd can never leave the loop watching a reused fd
+ * number; it is one-shot: it fires once per process, and the 100 ms tick
+ * remains the fallback.
+ */
+static void watch_dnsmasq(struct ep_dns_cache *c)
+{
+	pid_t pid;
+	int fd = c->dm ? ep_dnsmasq_pidfd(c->dm, &pid) : -1, dfd;
+
+	if (fd < 0)
+		pid = 0;
+	if (pid == c->watched_pid)
+		return;
+	ep_source_free(&c->exit_watch);
+	c->watched_pid = 0;
+	if (!pid || !c->ev)
+		return;
+	dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (dfd < 0)
+		return;
+	if (sd_event_add_io(c->ev, &c->exit_watch, dfd, EPOLLIN, on_dnsmasq_exit, c) < 0) {
+		close(dfd);
+		return;
+	}
+	sd_event_source_set_io_fd_own(c->exit_watch, 1);
+	sd_event_source_set_enabled(c->exit_watch, SD_EVENT_ONESHOT);
+	sd_event_source_set_description(c->exit_watch, "dnsmasq-exit");
+	c->watched_pid = pid;
+}
+
 int ep_dns_cache_start(struct ep_dns_cache **out, const struct ep_config *cfg,
-		       const char *runtime_dir, char *err, size_t errlen)
+		       const char *runtime_dir, sd_event *ev, pthread_mutex_t *lock,
+		       ep_dns_upstream_gate gate, void *gate_arg, char *err, size_t errlen)
 {
 	struct ep_dns_cache *c = calloc(1, sizeof(*c));
 	struct ep_dnsmasq_opts o;
+	int rc;
 
 	*out = NULL;
 	if (!c) {
@@ -352,6 +412,16 @@ int ep_dns_cache_start(struct ep_dns_cache **out, const struct ep_config *cfg,
 	if (!refresh_configured(c))
 		log_info("DNS cache: no refresh (%s)",
 			 !c->cfg.cache.domains[0] ? "dns.cache.domains not set" : "dns.cache.refresh_s is 0");
+	c->ev = ev;
+	c->agent_lock = lock;
+	c->gate = gate;
+	c->gate_arg = gate_arg;
+	rc = ep_timer_repeat(ev, &c->timer, TICK_NS, false, on_tick, c, "dns-cache");
+	if (rc) {
+		snprintf(err, errlen, "cannot add the DNS cache timer: %s", strerror(-rc));
+		goto fail;
+	}
+	watch_dnsmasq(c);
 	*out = c;
 	return 0;
 fail:
@@ -379,7 +449,7 @@ int ep_dns_cache_reconfigure(struct ep_dns_cache *c, const struct ep_config *cfg
 	return 0;
 }
 
-void ep_dns_cache_tick(struct ep_dns_cache *c, uint64_t now, bool upstream_healthy)
+static void tick(struct ep_dns_cache *c, uint64_t now, bool upstream_healthy)
 {
 	ep_dnsmasq_tick(c->dm, now);
 	sync_dnsmasq(c);
@@ -400,6 +470,16 @@ void ep_dns_cache_tick(struct ep_dns_cache *c, uint64_t now, bool upstream_healt
 		c->force_refresh = false;
 		start_refresh(c);
 	}
+}
+
+static void on_tick(void *userdata, uint64_t now)
+{
+	struct ep_dns_cache *c = userdata;
+
+	pthread_mutex_lock(c->agent_lock);
+	tick(c, now, !c->gate || c->gate(c->gate_arg));
+	watch_dnsmasq(c);
+	pthread_mutex_unlock(c->agent_lock);
 }
 
 int ep_dns_cache_refresh_now(struct ep_dns_cache *c, char *err, size_t errlen)
@@ -571,6 +651,8 @@ void ep_dns_cache_stop(struct ep_dns_cache *c, bool stop_dnsmasq)
 {
 	if (!c)
 		return;
+	ep_source_free(&c->timer);
+	ep_source_free(&c->exit_watch);
 	if (c->running) {
 		log_info("DNS cache: waiting for the running refresh to finish");
 		pthread_join(c->thread, NULL);

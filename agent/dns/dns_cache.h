@@ -9,8 +9,11 @@
 #define EP_DNS_CACHE_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include <systemd/sd-event.h>
 
 #include "config.h"
 #include "dns_query.h"
@@ -22,15 +25,21 @@
 
 struct ep_dns_cache;
 
-/* Starts everything for cfg->dns.cache. runtime_dir holds dnsmasq's files. */
+/* Tells the cache whether the upstream is usable for a refresh (no rebuild
+ * from a failing or hijacked upstream); asked before every scheduled one. */
+typedef bool (*ep_dns_upstream_gate)(void *arg);
+
+/* Starts everything for cfg->dns.cache. runtime_dir holds dnsmasq's files.
+ * Registers its timer on ev: every 100 ms, under *lock (the agent's, which
+ * the metrics thread takes too), it supervises dnsmasq (reap, health check,
+ * restart, log), watches the preload file and runs the refresh.
+ * ep_dns_cache_stop() removes it. */
 int ep_dns_cache_start(struct ep_dns_cache **out, const struct ep_config *cfg,
-		       const char *runtime_dir, char *err, size_t errlen);
+		       const char *runtime_dir, sd_event *ev, pthread_mutex_t *lock,
+		       ep_dns_upstream_gate gate, void *gate_arg, char *err, size_t errlen);
 /* A reloaded config (same runtime dir). */
 int ep_dns_cache_reconfigure(struct ep_dns_cache *c, const struct ep_config *cfg, char *err,
 			     size_t errlen);
-/* Every agent tick. upstream_healthy gates the refresh (no rebuild from a
- * failing or hijacked upstream). */
-void ep_dns_cache_tick(struct ep_dns_cache *c, uint64_t now_ns, bool upstream_healthy);
 /* Rebuild now (edgeplane dns refresh); returns immediately. */
 int ep_dns_cache_refresh_now(struct ep_dns_cache *c, char *err, size_t errlen);
 json_t *ep_dns_cache_status(struct ep_dns_cache *c);

@@ -15,6 +15,7 @@
 #include "dns_cache.h"
 #include "dns_probe.h"
 #include "ep_hash.h"
+#include "evloop.h"
 #include "k8s.h"
 #include "log.h"
 #include "map_prune.h"
@@ -22,6 +23,8 @@
 #include "util.h"
 
 #define SLOT_NS (100ULL * 1000000ULL)
+/* How often the probes and the sample ring are polled (and slots checked). */
+#define TICK_NS (100ULL * 1000000ULL)
 /* How long after its timeout a query is remembered, so its answer still
  * reads as late rather than as spoofed. */
 #define PENDING_LATE_NS (10ULL * 1000000000ULL)
@@ -72,6 +75,8 @@ struct ep_dns_failover {
 	size_t recent_next;
 	uint64_t samples_seen;
 	uint64_t last_sample_log_ns;
+	sd_event_source *timer; /* TICK_NS: probes, samples, health slots */
+	pthread_mutex_t *lock;
 };
 
 /* ---- datapath plumbing ------------------------------------------------ */
@@ -581,10 +586,14 @@ static void start_k8s(struct ep_dns_failover *f, const struct ep_config *cfg)
 			     f->mach.reason);
 }
 
+static void on_tick(void *userdata, uint64_t now);
+
 int ep_dns_failover_start(struct ep_dns_failover **out, const struct ep_config *cfg,
-			  const struct ep_dns_map_fds *maps, struct ep_dns_cache *cache, char *err,
-			  size_t errlen)
+			  const struct ep_dns_map_fds *maps, struct ep_dns_cache *cache,
+			  sd_event *ev, pthread_mutex_t *lock, char *err, size_t errlen)
 {
+	int rc;
+
 	struct ep_dns_failover *f = calloc(1, sizeof(*f));
 	struct ep_dns_thresholds t;
 	uint64_t now = ep_now_ns();
@@ -626,6 +635,12 @@ int ep_dns_failover_start(struct ep_dns_failover **out, const struct ep_config *
 		goto fail;
 	}
 	f->slot_ends_ns = now + SLOT_NS;
+	f->lock = lock;
+	rc = ep_timer_repeat(ev, &f->timer, TICK_NS, false, on_tick, f, "dns-failover");
+	if (rc) {
+		snprintf(err, errlen, "cannot add the DNS failover timer: %s", strerror(-rc));
+		goto fail;
+	}
 	start_k8s(f, cfg);
 	*out = f;
 	return 0;
@@ -675,7 +690,7 @@ int ep_dns_failover_reconfigure(struct ep_dns_failover *f, const struct ep_confi
 	return 0;
 }
 
-void ep_dns_failover_tick(struct ep_dns_failover *f, uint64_t now)
+static void tick(struct ep_dns_failover *f, uint64_t now)
 {
 	ep_dns_prober_tick(f->prober, now);
 	ring_buffer__poll(f->rb, 0);
@@ -696,6 +711,15 @@ void ep_dns_failover_tick(struct ep_dns_failover *f, uint64_t now)
 		ep_dns_prober_take(f->prober, i, &f->up[i].slots[f->cur]);
 	evaluate(f, now);
 	rotate(f);
+}
+
+static void on_tick(void *userdata, uint64_t now)
+{
+	struct ep_dns_failover *f = userdata;
+
+	pthread_mutex_lock(f->lock);
+	tick(f, now);
+	pthread_mutex_unlock(f->lock);
 }
 
 int ep_dns_failover_override(struct ep_dns_failover *f, enum ep_dns_override o)
@@ -943,6 +967,7 @@ void ep_dns_failover_stop(struct ep_dns_failover *f)
 {
 	if (!f)
 		return;
+	ep_source_free(&f->timer);
 	if (f->k8s)
 		ep_k8s_stop(f->k8s);
 	ring_buffer__free(f->rb);

@@ -12,8 +12,11 @@
 #define EP_DNS_FAILOVER_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include <systemd/sd-event.h>
 
 #include "config.h"
 #include "datapath.h"
@@ -25,13 +28,16 @@ struct ep_dns_cache;
 
 struct ep_dns_failover;
 
+/* Registers its timer on ev: every 100 ms (under *lock, which the metrics
+ * thread also takes) it polls the probes and the sample ring, and closes one
+ * health slot (reads the datapath, scans pending queries, runs the state
+ * machine). ep_dns_failover_stop() removes it. */
 int ep_dns_failover_start(struct ep_dns_failover **out, const struct ep_config *cfg,
-			  const struct ep_dns_map_fds *maps, struct ep_dns_cache *cache, char *err,
-			  size_t errlen);
+			  const struct ep_dns_map_fds *maps, struct ep_dns_cache *cache,
+			  sd_event *ev, pthread_mutex_t *lock, char *err, size_t errlen);
 /* A reloaded config: thresholds, upstreams, canaries. The state is kept. */
 int ep_dns_failover_reconfigure(struct ep_dns_failover *f, const struct ep_config *cfg,
 				struct ep_dns_cache *cache, char *err, size_t errlen);
-void ep_dns_failover_tick(struct ep_dns_failover *f, uint64_t now_ns);
 /* edgeplane dns failover|failback|auto */
 int ep_dns_failover_override(struct ep_dns_failover *f, enum ep_dns_override o);
 /* Upstream usable for refreshing the cache (not failed over, not suspected). */

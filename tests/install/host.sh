@@ -44,7 +44,7 @@ for kv in "Restart=on-failure" "RestartPreventExitStatus=2" "KillSignal=SIGTERM"
   "NoNewPrivileges=yes" "ProtectSystem=strict" "ReadWritePaths=-/sys/fs/bpf" "RuntimeDirectory=edgeplane" \
   "StateDirectory=edgeplane" "ProtectHome=yes" "PrivateTmp=yes" "ProtectKernelModules=yes" "ProtectControlGroups=yes" \
   "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK" "LockPersonality=yes" "SystemCallArchitectures=native" \
-  "LimitMEMLOCK=infinity" "WantedBy=multi-user.target"; do
+  "LimitMEMLOCK=infinity" "WantedBy=multi-user.target" "Type=notify" "NotifyAccess=main" "WatchdogSec=10s"; do
   check "unit: $kv" grep -qxF "$kv" "$UNIT"
 done
 CAPS=$(sed -n 's/^CapabilityBoundingSet=//p' "$UNIT")
@@ -149,18 +149,37 @@ lab_agent_stop
 check "SIGTERM: agent exits 0 (status ${LAB_AGENT_RC:-?})" [ "${LAB_AGENT_RC:-1}" = 0 ]
 check "while the agent is stopped, 200 connections still go through the VIP" smoke
 # systemctl start again (Restart=on-failure or an upgrade): same caps, pins reused.
-if lab_agent_start "${SANDBOX[@]}"; then ok "restart under the same capabilities picks up the pinned datapath"
+# This time as systemd starts it (Type=notify, WatchdogSec=): NOTIFY_SOCKET is
+# a stand-in for systemd's socket, and a 2 s watchdog wants a ping every 1 s.
+NOTIFY_OUT=$LAB_DIR/notify.log
+: >"$NOTIFY_OUT"
+"$PY3" tests/lib/sd_notify_listen.py "$LAB_DIR/notify.sock" "$NOTIFY_OUT" >"$LAB_DIR/notify.ready" 2>&1 &
+netns_track_pid $!
+wait_for 5 grep -q ready "$LAB_DIR/notify.ready"
+if NOTIFY_SOCKET=$LAB_DIR/notify.sock WATCHDOG_USEC=2000000 lab_agent_start "${SANDBOX[@]}"; then
+  ok "restart under the same capabilities picks up the pinned datapath"
 else not_ok "restart under the same capabilities picks up the pinned datapath"; fi
+notified() { grep -qE "^[0-9.]+ $1\$" "$NOTIFY_OUT"; }
+check "sd_notify: READY=1 sent once started (Type=notify)" wait_for 5 notified READY=1
+check "sd_notify: a STATUS= line for systemctl status" grep -qE '^[0-9.]+ STATUS=ready: ' "$NOTIFY_OUT"
+pings0=$(grep -c ' WATCHDOG=1$' "$NOTIFY_OUT")
+sleep 3.2
+pings1=$(grep -c ' WATCHDOG=1$' "$NOTIFY_OUT")
+check "sd_notify: WATCHDOG=1 every WATCHDOG_USEC/2 from the loop (3.2 s: $((pings1 - pings0)) pings, want 2-4)" \
+  test $((pings1 - pings0)) -ge 2 -a $((pings1 - pings0)) -le 4
 check "log says the services were recovered from the pins" grep -q "recovered 1 services" "$LAB_LOG"
 check "after the restart: 200 connections through the VIP" smoke
 # systemctl reload = SIGHUP
 lab_from_default "      - {address: $(lab_be4 1), port: 8081, weight: 0}" >"$LAB_CONFIG.new" && mv "$LAB_CONFIG.new" "$LAB_CONFIG"
 lab_agent_signal HUP
 check "reload (SIGHUP, the unit's ExecReload) applied" wait_for 10 sh -c "ip netns exec '$LAB_NS_NODE' curl -s --max-time 2 http://127.0.0.1:9464/metrics | grep -q 'edgeplane_lb_backend_weight{service=\"web\",backend=\"$(lab_be4 1):8081\"} 0'"
+reload_notified() { awk '$2 == "RELOADING=1" {r = 1} r && $2 == "READY=1" {ok = 1} END {exit !ok}' "$NOTIFY_OUT"; }
+check "sd_notify: RELOADING=1 then READY=1 around the reload" wait_for 5 reload_notified
 
 # --- each capability that is not implied by another is really needed ------------------------
 # (the datapath is attached and pinned now, as after any stop: what a restart meets)
 lab_agent_stop
+check "sd_notify: STOPPING=1 on SIGTERM" notified STOPPING=1
 without() { # without CAP: run the agent once with the unit's set minus CAP; prints its log
   local set
   set=$(echo "$caps_arg" | tr ',' '\n' | grep -vx "+$1" | paste -sd, -)
