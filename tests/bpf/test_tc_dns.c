@@ -1824,8 +1824,7 @@ int main(void)
 	int rc = 0;
 
 	if (geteuid() != 0) {
-		printf("1..0 # SKIP needs root (BPF)\n");
-		return 0;
+		return tap_skip_all("needs root (BPF)");
 	}
 	ncpu = libbpf_num_possible_cpus();
 	if (ncpu < 1)

@@ -563,8 +563,7 @@ int main(void)
 
 	ep_log_setup(0, EP_LOG_WARN);
 	if (geteuid() != 0) {
-		printf("1..0 # SKIP needs root (BPF)\n");
-		return 0;
+		return tap_skip_all("needs root (BPF)");
 	}
 	/* No routes: bpf_fib_lookup() in ep_tc_rnat must fail in test_run. */
 	if (unshare(CLONE_NEWNET))
