@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "edgeplane_abi.h"
+#include "bpf_run.h"
 #include "csum.h"
 #include "ep_hash.h"
 #include "tap.h"
@@ -367,46 +368,23 @@ static void parse_frame(const uint8_t *f, size_t len, struct parsed *p)
 /* ==== the programs ======================================================== */
 
 static struct tc_dns *skel;
-static int in_fd, eg_fd, ncpu;
+static int in_fd, eg_fd;
 static int m_up, m_pend, m_stats, m_cfg, m_redir, m_snap;
 static struct ring_buffer *rb;
 
-struct run {
-	int err;
-	int verdict;
-	uint8_t out[FRAME_MAX + 256];
-	size_t outlen;
-	struct parsed p;
-};
-
-static struct run R;
+static struct bpf_run R; /* the last run */
+static struct parsed Rp; /* R.out parsed */
 
 static int prog_run(int fd, const uint8_t *in, size_t len)
 {
-	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in, .data_size_in = (__u32)len,
-		    .data_out = R.out, .data_size_out = sizeof(R.out), .repeat = 1);
-
-	memset(&R, 0, sizeof(R));
-	R.err = bpf_prog_test_run_opts(fd, &o);
-	if (R.err)
-		R.err = -errno;
-	R.verdict = (int)o.retval;
-	R.outlen = o.data_size_out;
-	parse_frame(R.out, R.outlen, &R.p);
+	bpf_run(fd, in, len, &R);
+	parse_frame(R.out, R.outlen, &Rp);
 	return R.err;
 }
 
 static const char *tc_str(int v)
 {
-	switch (v) {
-	case TC_ACT_UNSPEC:
-		return "TC_ACT_UNSPEC";
-	case TC_ACT_OK:
-		return "TC_ACT_OK";
-	case TC_ACT_SHOT:
-		return "TC_ACT_SHOT";
-	}
-	return "?";
+	return bpf_run_tc_str(v);
 }
 
 static bool unchanged(const uint8_t *in, size_t len)
@@ -425,28 +403,9 @@ static bool run_untouched(int fd, const uint8_t *in, size_t len)
 
 static struct ep_dns_stats stats(uint32_t idx)
 {
-	struct ep_dns_stats v[ncpu], sum;
+	struct ep_dns_stats sum;
 
-	memset(&sum, 0, sizeof(sum));
-	memset(v, 0, sizeof(v));
-	if (bpf_map_lookup_elem(m_stats, &idx, v))
-		return sum;
-	for (int c = 0; c < ncpu; c++) {
-		sum.queries += v[c].queries;
-		sum.answers += v[c].answers;
-		sum.unmatched += v[c].unmatched;
-		sum.malformed += v[c].malformed;
-		sum.redirected += v[c].redirected;
-		sum.divergent += v[c].divergent;
-		sum.divergent_dropped += v[c].divergent_dropped;
-		sum.late += v[c].late;
-		sum.unmatched_dropped += v[c].unmatched_dropped;
-		for (int r = 0; r < 16; r++)
-			sum.rcode[r] += v[c].rcode[r];
-		for (int b = 0; b < EP_DNS_LAT_BUCKETS; b++)
-			sum.lat[b] += v[c].lat[b];
-		sum.lat_sum_us += v[c].lat_sum_us;
-	}
+	bpf_run_percpu_sum(m_stats, &idx, &sum, sizeof(sum));
 	return sum;
 }
 
@@ -1188,14 +1147,14 @@ static bool check_rewritten(const char *what, const uint8_t *in, size_t n, const
 			    bool dst_side, const struct addr *to)
 {
 	const struct addr *keep = dst_side ? &p->src : &p->dst;
-	bool ok = R.err == 0 && R.verdict == TC_ACT_OK && R.outlen == n && R.p.ok &&
-		  addr_is(dst_side ? R.p.dst : R.p.src, to) &&
-		  addr_is(dst_side ? R.p.src : R.p.dst, keep) && R.p.sport == p->sport &&
-		  R.p.dport == p->dport && R.p.ip_csum_ok && R.p.l4_csum_ok;
+	bool ok = R.err == 0 && R.verdict == TC_ACT_OK && R.outlen == n && Rp.ok &&
+		  addr_is(dst_side ? Rp.dst : Rp.src, to) &&
+		  addr_is(dst_side ? Rp.src : Rp.dst, keep) && Rp.sport == p->sport &&
+		  Rp.dport == p->dport && Rp.ip_csum_ok && Rp.l4_csum_ok;
 
 	/* the payload is untouched */
-	if (ok && R.p.l4off + (p->proto == P_UDP ? 8 : 20) <= n) {
-		size_t h = R.p.l4off + (p->proto == P_UDP ? 8 : 20);
+	if (ok && Rp.l4off + (p->proto == P_UDP ? 8 : 20) <= n) {
+		size_t h = Rp.l4off + (p->proto == P_UDP ? 8 : 20);
 
 		ok = !memcmp(R.out + h, in + h, n - h);
 	}
@@ -1203,7 +1162,7 @@ static bool check_rewritten(const char *what, const uint8_t *in, size_t n, const
 		    dst_side ? "destination" : "source", astr(to),
 		    p->src.family == EP_FAMILY_V4 ? "v4 header" : "v6", p->proto == P_UDP ? "UDP" : "TCP"))
 		tap_diag("  err %d verdict %s len %zu/%zu parsed %d ipcsum %d l4csum %d", R.err,
-			 tc_str(R.verdict), R.outlen, n, R.p.ok, R.p.ip_csum_ok, R.p.l4_csum_ok);
+			 tc_str(R.verdict), R.outlen, n, Rp.ok, Rp.ip_csum_ok, Rp.l4_csum_ok);
 	return ok;
 }
 
@@ -1262,8 +1221,8 @@ static void test_redirect_udp(int family)
 		pq.udp_nocsum = true;
 		n = mk_frame(in, &pq);
 		prog_run(in_fd, in, n);
-		tap_ok(R.verdict == TC_ACT_OK && R.p.ok && addr_is(R.p.dst, &cache) && R.p.ip_csum_ok &&
-			       R.p.udp_nocsum,
+		tap_ok(R.verdict == TC_ACT_OK && Rp.ok && addr_is(Rp.dst, &cache) && Rp.ip_csum_ok &&
+			       Rp.udp_nocsum,
 		       "cache mode, IPv4 UDP query without checksum: redirected, checksum stays 0");
 	}
 	/* upstream mode: no redirect, the query is recorded */
@@ -1774,7 +1733,7 @@ static void test_robustness(void)
 
 				parse_frame(in, n, &pin);
 				if (pin.ok && pin.ip_csum_ok && pin.l4_csum_ok &&
-				    !(R.p.ok && R.p.ip_csum_ok && R.p.l4_csum_ok))
+				    !(Rp.ok && Rp.ip_csum_ok && Rp.l4_csum_ok))
 					bad_csum++;
 			}
 		}
@@ -1826,9 +1785,6 @@ int main(void)
 	if (geteuid() != 0) {
 		return tap_skip_all("needs root (BPF)");
 	}
-	ncpu = libbpf_num_possible_cpus();
-	if (ncpu < 1)
-		ncpu = 1;
 	test_name_hash();
 
 	skel = tc_dns__open_and_load();

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "bpf_run.h"
 #include "config.h"
 #include "datapath.h"
 #include "edgeplane_abi.h"
@@ -46,58 +47,28 @@ static int prog_fd, ncpu;
 
 static const char *drop_names[] = EP_DROP_NAMES;
 
-struct run {
-	int err;
-	uint32_t verdict;
-	uint8_t out[4096];
-	size_t outlen;
-	struct parsed p;
-};
-
-static struct run R;
+static struct bpf_run R; /* the last run */
+static struct parsed Rp; /* R.out parsed */
 
 static int xdp_run(const uint8_t *in, size_t len)
 {
-	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in, .data_size_in = (__u32)len,
-		    .data_out = R.out, .data_size_out = sizeof(R.out), .repeat = 1);
-
-	memset(&R, 0, sizeof(R));
-	R.err = bpf_prog_test_run_opts(prog_fd, &o);
-	if (R.err)
-		R.err = -errno;
-	R.verdict = o.retval;
-	R.outlen = o.data_size_out;
-	parse_frame(R.out, R.outlen, &R.p);
+	bpf_run(prog_fd, in, len, &R);
+	parse_frame(R.out, R.outlen, &Rp);
 	return R.err;
 }
 
-static const char *verdict_str(uint32_t v)
+static const char *verdict_str(int v)
 {
-	switch (v) {
-	case XDP_ABORTED:
-		return "XDP_ABORTED";
-	case XDP_DROP:
-		return "XDP_DROP";
-	case XDP_PASS:
-		return "XDP_PASS";
-	case XDP_TX:
-		return "XDP_TX";
-	case XDP_REDIRECT:
-		return "XDP_REDIRECT";
-	}
-	return "?";
+	return bpf_run_xdp_str(v);
 }
 
 static void read_drops(uint64_t out[EP_DROP_MAX])
 {
-	struct ep_drop_stats v[ncpu];
-
 	for (uint32_t r = 0; r < EP_DROP_MAX; r++) {
-		out[r] = 0;
-		if (bpf_map_lookup_elem(fds.drops, &r, v))
-			continue;
-		for (int c = 0; c < ncpu; c++)
-			out[r] += v[c].packets;
+		struct ep_drop_stats v;
+
+		bpf_run_percpu_sum(fds.drops, &r, &v, sizeof(v));
+		out[r] = v.packets;
 	}
 }
 
@@ -241,13 +212,13 @@ static struct outcome send_flow(const struct flow *f, int nvlan, bool qinq, size
 	o.pred = predict(&k);
 	o.err = xdp_run(in, n);
 	o.verdict = R.verdict;
-	if (o.err || !R.p.ok)
+	if (o.err || !Rp.ok)
 		return o;
-	o.went = R.p.dst;
-	o.went_port = R.p.dport;
-	o.ttl = R.p.ttl;
-	o.csum_ok = R.p.ip_csum_ok && R.p.l4_csum_ok;
-	o.src_ok = ip_eq_raw(&f->client, R.p.src.addr, R.p.family) && R.p.sport == f->cport;
+	o.went = Rp.dst;
+	o.went_port = Rp.dport;
+	o.ttl = Rp.ttl;
+	o.csum_ok = Rp.ip_csum_ok && Rp.l4_csum_ok;
+	o.src_ok = ip_eq_raw(&f->client, Rp.src.addr, Rp.family) && Rp.sport == f->cport;
 	en = pkt_between(exp, &f->client, f->cport, &o.went, o.went_port, f->proto, TCP_SYN, nvlan,
 			 qinq, payload);
 	o.rewritten_ok = same_but_csums(R.out, R.outlen, exp, en);
@@ -431,11 +402,11 @@ static void check_udp_zero_result(const char *name, const char *client, const ch
 	n3 = mk_ip(l3, &f.client, &f.vip, P_UDP, l4, n4, NULL);
 	n = mk_eth(in, 0, false, ethertype_of(f.vip.family), l3, n3);
 	xdp_run(in, n);
-	ok = R.verdict == XDP_PASS && R.p.ok && ip_eq_raw(&bip, R.p.dst.addr, R.p.family) &&
-	     R.p.l4_csum_ok && R.p.ip_csum_ok && get16(R.out + R.p.l4off + 6) == 0xffff;
+	ok = R.verdict == XDP_PASS && Rp.ok && ip_eq_raw(&bip, Rp.dst.addr, Rp.family) &&
+	     Rp.l4_csum_ok && Rp.ip_csum_ok && get16(R.out + Rp.l4off + 6) == 0xffff;
 	if (!tap_ok(ok, "%s: balanced, UDP checksum computing to 0 is sent as 0xffff", name))
 		tap_diag("  verdict %s csum field 0x%04x l4 ok %d", verdict_str(R.verdict),
-			 R.p.ok ? get16(R.out + R.p.l4off + 6) : 0, R.p.l4_csum_ok);
+			 Rp.ok ? get16(R.out + Rp.l4off + 6) : 0, Rp.l4_csum_ok);
 }
 
 static void test_basic(void)
@@ -514,13 +485,13 @@ static void test_basic(void)
 
 		memset(in + n, 0xee, 60 - n);
 		xdp_run(in, 60);
-		ok = R.verdict == XDP_PASS && R.outlen == 60 && R.p.ok && p.ok &&
-		     ip_eq_raw(&R.p.dst, p.be.addr, p.be.family) && R.p.dport == ntohs(p.be.port) &&
-		     R.p.ip_csum_ok && R.p.l4_csum_ok && R.out[59] == 0xee && R.out[n] == 0xee;
+		ok = R.verdict == XDP_PASS && R.outlen == 60 && Rp.ok && p.ok &&
+		     ip_eq_raw(&Rp.dst, p.be.addr, p.be.family) && Rp.dport == ntohs(p.be.port) &&
+		     Rp.ip_csum_ok && Rp.l4_csum_ok && R.out[59] == 0xee && R.out[n] == 0xee;
 		if (!tap_ok(ok, "IPv4 UDP in a frame padded to 60 bytes: balanced, checksums valid, "
 				"padding preserved"))
 			tap_diag("  verdict %s outlen %zu ip %d l4 %d", verdict_str(R.verdict),
-				 R.outlen, R.p.ip_csum_ok, R.p.l4_csum_ok);
+				 R.outlen, Rp.ip_csum_ok, Rp.l4_csum_ok);
 	}
 	check_udp_zero_result("IPv4 UDP, rewritten checksum 0", "198.51.100.14", "10.0.0.100");
 	check_udp_zero_result("IPv6 UDP, rewritten checksum 0", "2001:db8::14", "fd00::100");
@@ -537,13 +508,13 @@ static void test_basic(void)
 		n3 = mk_ip(l3, &f.client, &f.vip, P_UDP, l4, n4, &io);
 		n = mk_eth(in, 0, false, 0x0800, l3, n3);
 		xdp_run(in, n);
-		ok = R.verdict == XDP_PASS && R.p.ok && p.ok &&
-		     ip_eq_raw(&R.p.dst, p.be.addr, p.be.family) && R.p.dport == ntohs(p.be.port) &&
-		     R.p.ip_csum_ok && R.p.udp_nocsum;
+		ok = R.verdict == XDP_PASS && Rp.ok && p.ok &&
+		     ip_eq_raw(&Rp.dst, p.be.addr, p.be.family) && Rp.dport == ntohs(p.be.port) &&
+		     Rp.ip_csum_ok && Rp.udp_nocsum;
 		if (!tap_ok(ok, "IPv4 UDP with checksum 0 (none): balanced, IPv4 checksum valid, UDP "
 				"checksum stays 0"))
 			tap_diag("  verdict %s ip %d udp_nocsum %d", verdict_str(R.verdict),
-				 R.p.ip_csum_ok, R.p.udp_nocsum);
+				 Rp.ip_csum_ok, Rp.udp_nocsum);
 	}
 }
 
@@ -1077,29 +1048,29 @@ static void check_icmp_error(const char *name, const struct flow *f, const char 
 	b0 = backend_stats_read(fds.backend_stats, o.ct.backend_id, ncpu);
 	xdp_run(in, n);
 	b1 = backend_stats_read(fds.backend_stats, o.ct.backend_id, ncpu);
-	ok = R.err == 0 && R.verdict == XDP_PASS && R.p.ok && R.p.icmp_err;
-	ok = ok && ip_eq_raw(&router, R.p.src.addr, R.p.family) &&
-	     ip_eq_raw(&bip, R.p.dst.addr, R.p.family);
+	ok = R.err == 0 && R.verdict == XDP_PASS && Rp.ok && Rp.icmp_err;
+	ok = ok && ip_eq_raw(&router, Rp.src.addr, Rp.family) &&
+	     ip_eq_raw(&bip, Rp.dst.addr, Rp.family);
 	if (!tap_ok(ok, "%s: XDP_PASS, outer destination rewritten to the flow's backend %s, outer "
 			"source untouched",
 		    name, ipstr(&bip)))
 		tap_diag("  err %d verdict %s dst %s", R.err, verdict_str(R.verdict),
-			 ipstr(&R.p.dst));
-	ok = R.p.icmp_err && ip_eq_raw(&bip, R.p.qsrc.addr, R.p.family) &&
-	     R.p.qsport == o.went_port && ip_eq_raw(&f->client, R.p.qdst.addr, R.p.family) &&
-	     R.p.qdport == f->cport && R.p.qproto == f->proto;
+			 ipstr(&Rp.dst));
+	ok = Rp.icmp_err && ip_eq_raw(&bip, Rp.qsrc.addr, Rp.family) &&
+	     Rp.qsport == o.went_port && ip_eq_raw(&f->client, Rp.qdst.addr, Rp.family) &&
+	     Rp.qdport == f->cport && Rp.qproto == f->proto;
 	if (!tap_ok(ok, "%s: quoted source rewritten to the backend %s:%u, quoted destination "
 			"(client) untouched",
 		    name, ipstr(&bip), o.went_port))
-		tap_diag("  quoted %s:%u -> %s:%u", ipstr(&R.p.qsrc), R.p.qsport, ipstr(&R.p.qdst),
-			 R.p.qdport);
-	ok = R.p.ip_csum_ok && R.p.l4_csum_ok && R.p.q_ip_csum_ok;
+		tap_diag("  quoted %s:%u -> %s:%u", ipstr(&Rp.qsrc), Rp.qsport, ipstr(&Rp.qdst),
+			 Rp.qdport);
+	ok = Rp.ip_csum_ok && Rp.l4_csum_ok && Rp.q_ip_csum_ok;
 	if (!tap_ok(ok, "%s: %s checksums valid", name,
 		    f->vip.family == EP_FAMILY_V4
 			    ? "outer IPv4 header, quoted IPv4 header and ICMP (message only)"
 			    : "ICMPv6 (pseudo header + message)"))
-		tap_diag("  outer ip %d icmp %d quoted ip %d", R.p.ip_csum_ok, R.p.l4_csum_ok,
-			 R.p.q_ip_csum_ok);
+		tap_diag("  outer ip %d icmp %d quoted ip %d", Rp.ip_csum_ok, Rp.l4_csum_ok,
+			 Rp.q_ip_csum_ok);
 	if (!tap_ok(same_but_csums(R.out, R.outlen, exp, en),
 		    "%s: nothing else in the packet changed", name))
 		tap_diag("  outlen %zu expected %zu", R.outlen, en);
@@ -1149,13 +1120,13 @@ static void test_icmp_errors(void)
 			expect_drop("ICMP error whose quote ends before the ports (Ethernet trailer "
 				    "holds a live flow's ports)",
 				    in, n + 12, EP_DROP_TRUNCATED);
-			if (R.verdict == XDP_PASS && R.p.ok)
+			if (R.verdict == XDP_PASS && Rp.ok)
 				tap_diag("  passed: outer dst %s, trailer bytes %s (now %u/%u), ICMP "
 					 "checksum %s",
-					 ipstr(&R.p.dst),
+					 ipstr(&Rp.dst),
 					 memcmp(R.out + n, in + n, 4) ? "REWRITTEN" : "unchanged",
 					 get16(R.out + n), get16(R.out + n + 2),
-					 R.p.l4_csum_ok ? "valid" : "INVALID");
+					 Rp.l4_csum_ok ? "valid" : "INVALID");
 		}
 		/* The same for ICMPv6: the quote is just the IPv6 header. */
 		{
@@ -1174,13 +1145,13 @@ static void test_icmp_errors(void)
 			expect_drop("ICMPv6 error whose quote ends before the ports (Ethernet trailer "
 				    "holds a live flow's ports)",
 				    in, n + 12, EP_DROP_TRUNCATED);
-			if (R.verdict == XDP_PASS && R.p.ok)
+			if (R.verdict == XDP_PASS && Rp.ok)
 				tap_diag("  passed: outer dst %s, trailer bytes %s (now %u/%u), ICMPv6 "
 					 "checksum %s",
-					 ipstr(&R.p.dst),
+					 ipstr(&Rp.dst),
 					 memcmp(R.out + n, in + n, 4) ? "REWRITTEN" : "unchanged",
 					 get16(R.out + n), get16(R.out + n + 2),
-					 R.p.l4_csum_ok ? "valid" : "INVALID");
+					 Rp.l4_csum_ok ? "valid" : "INVALID");
 		}
 		/* quoted source is not the VIP the error was sent to */
 		{
@@ -1467,9 +1438,7 @@ int main(void)
 	if (unshare(CLONE_NEWNET))
 		tap_diag("unshare(CLONE_NEWNET) failed (%s): fib lookups see the host's routes",
 			 strerror(errno));
-	ncpu = libbpf_num_possible_cpus();
-	if (ncpu < 1)
-		ncpu = 1;
+	ncpu = bpf_run_ncpu();
 
 	skel = xdp_lb__open();
 	if (!tap_ok(skel != NULL, "xdp_lb skeleton opened"))
