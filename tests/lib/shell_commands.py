@@ -15,6 +15,7 @@ Words that are not plain names ($VAR, ./x, globs) are not commands; absolute
 paths of system directories (/usr/bin/python3) count by their base name.
 Makefiles: recipe lines (tab-indented) and $(shell ...); $(VAR) is replaced by
 the VAR ?= / := value when the Makefile assigns one.
+Inside case ... esac, the "pattern)" labels are not commands.
 Builtins, keywords and functions are filtered by the caller (it knows them).
 """
 import os
@@ -78,13 +79,14 @@ def unquote(line, subs):
     return "".join(out)
 
 
-def commands_of(line):
+def commands_of(line, in_case=False):
     """The command words of one logical shell line."""
     subs, found = [line], []
     while subs:
         text = re.sub(r"\$\{[^{}]*\}|\{[A-Za-z_]+\}(?=[<>])", " Q ", subs.pop())   # ${x}, {fd}>
         text = unquote(text, subs)
-        text = re.sub(r"(?<!\$\()(^|(?<=[\s;(]))[A-Za-z0-9_*.?|\[\]-]+\)(?!\))", " ; ", text)  # case pattern)
+        if in_case:                                            # "pattern)" of a case
+            text = re.sub(r"(^\s*\(?|;;\s*|\bin\s+\(?)[^\s()]+\)(?!\))", r"\1 ; ", text)
         text = re.sub(r"\$?\(\(.*?\)\)", " Q ", text)        # arithmetic
         text = text.replace("$(", " ; ").replace("`", " ; ")
         # redirections: "2>&1" stands alone, ">file" / "> file" hide the next word
@@ -202,11 +204,14 @@ def logical_lines(path, make):
 def main():
     for path in sys.argv[1:]:
         make = os.path.basename(path) == "Makefile" or path.endswith(".mk")
+        depth = 0                                              # case ... esac nesting
         for no, line in logical_lines(path, make):
             if not make and line.lstrip().startswith("#"):
                 continue
-            for c in commands_of(line):
+            depth += len(re.findall(r"\bcase\b.*\bin\b", line))
+            for c in commands_of(line, depth > 0):
                 print(f"{c} {path}:{no}")
+            depth = max(0, depth - len(re.findall(r"\besac\b", line)))
 
 
 if __name__ == "__main__":
