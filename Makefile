@@ -61,6 +61,11 @@ all: $(BUILD)/edgeplane-agent $(BUILD)/edgeplane $(BPF_OBJS)
 deps:
 	./tests/lib/deps.sh
 
+# Every command the scripts under tests/, deploy/ and this Makefile call comes
+# from make deps or a minimal Debian 12 root (also part of make test).
+check-tools:
+	./tests/install/commands.sh
+
 $(BUILD)/include/vmlinux.h:
 	@mkdir -p $(dir $@)
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@

@@ -65,8 +65,8 @@ for r in $(seq 1 "$RUNS"); do
   attempts=$(grep -oE 'attempts [0-9]+' "$T/run$r.err" | awk '{ print $2 }')
   resolved=$(echo "$line" | sed -E 's/.* ([0-9]+) resolved.*/\1/')
   [ "$rc" = 0 ] || { echo "build run $r failed (exit $rc)"; cat "$T/run$r.err"; exit 1; }
-  q=$(echo "$attempts / $secs" | bc)
-  ratio=$(echo "scale=1; 100 * $q / $c" | bc)
+  q=$(awk -v a="$attempts" -v s="$secs" 'BEGIN { printf "%d", a / s }')  # awk: no bc in a minimal Debian
+  ratio=$(awk -v q="$q" -v c="$c" 'BEGIN { printf "%.1f", 100 * q / c }')
   echo "round $r: dnsperf $c queries/s; build $secs s, $attempts queries ($q/s), $resolved resolved: ${ratio}%"
   secs_list+=("$secs") qps_list+=("$q") ceil_list+=("$c") ratio_list+=("$ratio")
 done
@@ -74,7 +74,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int(
 med_s=$(median "${secs_list[@]}")
 best_s=$(printf '%s\n' "${secs_list[@]}" | sort -g | head -1)
 queries=$attempts
-names_s=$(echo "$names / $med_s" | bc)
+names_s=$(awk -v n="$names" -v s="$med_s" 'BEGIN { printf "%d", n / s }')
 qps=$(median "${qps_list[@]}")
 ceiling=$(median "${ceil_list[@]}")
 ratio=$(median "${ratio_list[@]}")

@@ -19,6 +19,7 @@
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #include "edgeplane_abi.h"
+#include "bpf_run.h"
 #include "csum.h"
 #include "ep_hash.h"
 #include "tap.h"
@@ -367,46 +369,23 @@ static void parse_frame(const uint8_t *f, size_t len, struct parsed *p)
 /* ==== the programs ======================================================== */
 
 static struct tc_dns *skel;
-static int in_fd, eg_fd, ncpu;
+static int in_fd, eg_fd;
 static int m_up, m_pend, m_stats, m_cfg, m_redir, m_snap;
 static struct ring_buffer *rb;
 
-struct run {
-	int err;
-	int verdict;
-	uint8_t out[FRAME_MAX + 256];
-	size_t outlen;
-	struct parsed p;
-};
-
-static struct run R;
+static struct bpf_run R; /* the last run */
+static struct parsed Rp; /* R.out parsed */
 
 static int prog_run(int fd, const uint8_t *in, size_t len)
 {
-	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in, .data_size_in = (__u32)len,
-		    .data_out = R.out, .data_size_out = sizeof(R.out), .repeat = 1);
-
-	memset(&R, 0, sizeof(R));
-	R.err = bpf_prog_test_run_opts(fd, &o);
-	if (R.err)
-		R.err = -errno;
-	R.verdict = (int)o.retval;
-	R.outlen = o.data_size_out;
-	parse_frame(R.out, R.outlen, &R.p);
+	bpf_run(fd, in, len, &R);
+	parse_frame(R.out, R.outlen, &Rp);
 	return R.err;
 }
 
 static const char *tc_str(int v)
 {
-	switch (v) {
-	case TC_ACT_UNSPEC:
-		return "TC_ACT_UNSPEC";
-	case TC_ACT_OK:
-		return "TC_ACT_OK";
-	case TC_ACT_SHOT:
-		return "TC_ACT_SHOT";
-	}
-	return "?";
+	return bpf_run_tc_str(v);
 }
 
 static bool unchanged(const uint8_t *in, size_t len)
@@ -425,28 +404,9 @@ static bool run_untouched(int fd, const uint8_t *in, size_t len)
 
 static struct ep_dns_stats stats(uint32_t idx)
 {
-	struct ep_dns_stats v[ncpu], sum;
+	struct ep_dns_stats sum;
 
-	memset(&sum, 0, sizeof(sum));
-	memset(v, 0, sizeof(v));
-	if (bpf_map_lookup_elem(m_stats, &idx, v))
-		return sum;
-	for (int c = 0; c < ncpu; c++) {
-		sum.queries += v[c].queries;
-		sum.answers += v[c].answers;
-		sum.unmatched += v[c].unmatched;
-		sum.malformed += v[c].malformed;
-		sum.redirected += v[c].redirected;
-		sum.divergent += v[c].divergent;
-		sum.divergent_dropped += v[c].divergent_dropped;
-		sum.late += v[c].late;
-		sum.unmatched_dropped += v[c].unmatched_dropped;
-		for (int r = 0; r < 16; r++)
-			sum.rcode[r] += v[c].rcode[r];
-		for (int b = 0; b < EP_DNS_LAT_BUCKETS; b++)
-			sum.lat[b] += v[c].lat[b];
-		sum.lat_sum_us += v[c].lat_sum_us;
-	}
+	bpf_run_percpu_sum(m_stats, &idx, &sum, sizeof(sum));
 	return sum;
 }
 
@@ -1005,74 +965,164 @@ static void test_late_and_unmatched_drop(void)
 	samples_reset();
 }
 
+/* ==== malformed DNS: one table ============================================= */
+/* Single-packet cases, as Katran's fixtures (katran/lib/testing/): each row
+ * says what the frame is, builds it, names the program it goes through and
+ * the counter deltas it must cause in ep_dns_stats[0] (upstream UP4). One
+ * loop (test_malformed) runs each row as one check: TC_ACT_UNSPEC, the bytes
+ * unchanged, and every counter of the upstream +0 except the ones named. */
+
+static uint8_t fx_dns[512];
+
+/* A message from the upstream to NODE4 / from NODE4 to the upstream. */
+static size_t fx_answer(uint8_t *in, uint16_t cport, size_t dn)
+{
+	struct pkt p = answer_pkt(UP4, NODE4, cport, P_UDP, fx_dns, dn);
+
+	return mk_frame(in, &p);
+}
+static size_t fx_query(uint8_t *in, uint16_t cport, size_t dn)
+{
+	struct pkt p = query_pkt(NODE4, cport, UP4, P_UDP, fx_dns, dn);
+
+	return mk_frame(in, &p);
+}
+
+static size_t b_answer_short_header(uint8_t *in)
+{
+	memset(fx_dns, 0x81, 8);
+	return fx_answer(in, 43001, 8);
+}
+static size_t b_answer_qr0(uint8_t *in)
+{
+	struct rr rr[] = {{T_A, "192.0.2.1", NULL}};
+	size_t dn = mk_answer(fx_dns, 0x1234, 0, "q.example", T_A, rr, 1, true);
+
+	fx_dns[2] &= 0x7f;
+	return fx_answer(in, 43002, dn);
+}
+static size_t b_query_qr1(uint8_t *in)
+{
+	size_t dn = mk_query(fx_dns, 0x4321, "q.example", T_A);
+
+	fx_dns[2] |= 0x80;
+	return fx_query(in, 43010, dn);
+}
+static size_t b_query_status(uint8_t *in)
+{
+	size_t dn = mk_query(fx_dns, 0x4321, "q.example", T_A);
+
+	fx_dns[2] |= 0x10; /* opcode 2 */
+	return fx_query(in, 43011, dn);
+}
+static size_t b_query_qd0(uint8_t *in)
+{
+	size_t dn = mk_query(fx_dns, 0x4321, "q.example", T_A);
+
+	put16(fx_dns + 4, 0);
+	return fx_query(in, 43012, dn);
+}
+static size_t b_query_empty(uint8_t *in)
+{
+	return fx_query(in, 43020, 0);
+}
+static size_t b_tcp_bogus_prefix(uint8_t *in)
+{
+	size_t dn = mk_query(fx_dns, 0x4321, "q.example", T_A);
+	struct pkt p = query_pkt(NODE4, 43021, UP4, P_TCP, fx_dns, dn);
+
+	p.no_tcp_prefix = true; /* the first two bytes (txid 0x4321) read as the length */
+	return mk_frame(in, &p);
+}
+
+static const struct dns_fixture {
+	const char *desc;
+	size_t (*build)(uint8_t *in);
+	bool egress;	    /* through ep_tc_dns_egress (queries), else ingress (answers) */
+	uint64_t malformed; /* ep_dns_stats.malformed delta; every other counter +0 */
+} dns_fixtures[] = {
+	{"truncated DNS header from the upstream", b_answer_short_header, false, 1},
+	{"answer with QR 0 from the upstream", b_answer_qr0, false, 1},
+	{"query with QR 1", b_query_qr1, true, 1},
+	{"query with opcode STATUS", b_query_status, true, 1},
+	{"query with qdcount 0", b_query_qd0, true, 1},
+	{"empty UDP datagram to the upstream", b_query_empty, true, 1},
+	/* TCP segments never count as malformed: they may be continuations */
+	{"TCP segment with a bogus length prefix", b_tcp_bogus_prefix, true, 0},
+};
+
+#define F(x) {offsetof(struct ep_dns_stats, x), #x}
+static const struct {
+	size_t off;
+	const char *name;
+} stats_fields[] = {F(queries),	  F(answers),	 F(unmatched), F(malformed),
+		    F(redirected),	  F(divergent),	 F(divergent_dropped),
+		    F(lat_sum_us),	  F(late),	 F(unmatched_dropped)};
+#undef F
+
+static const char *stats_field_name(size_t off)
+{
+	for (size_t i = 0; i < sizeof(stats_fields) / sizeof(stats_fields[0]); i++)
+		if (stats_fields[i].off == off)
+			return stats_fields[i].name;
+	return "?";
+}
+
+/* Names the counters of ep_dns_stats that differ from want; true if none. */
+static bool stats_equal(const struct ep_dns_stats *got, const struct ep_dns_stats *want, char *why,
+			size_t wl)
+{
+	const uint64_t *g = (const void *)got, *w = (const void *)want;
+	size_t n = sizeof(*got) / sizeof(uint64_t), at = 0;
+	bool ok = true;
+
+	why[0] = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t off = i * sizeof(uint64_t);
+		char name[32];
+
+		if (g[i] == w[i])
+			continue;
+		ok = false;
+		if (off >= offsetof(struct ep_dns_stats, rcode) &&
+		    off < offsetof(struct ep_dns_stats, rcode) + sizeof(got->rcode))
+			snprintf(name, sizeof(name), "rcode[%zu]",
+				 (off - offsetof(struct ep_dns_stats, rcode)) / 8);
+		else if (off >= offsetof(struct ep_dns_stats, lat) &&
+			 off < offsetof(struct ep_dns_stats, lat) + sizeof(got->lat))
+			snprintf(name, sizeof(name), "lat[%zu]",
+				 (off - offsetof(struct ep_dns_stats, lat)) / 8);
+		else
+			snprintf(name, sizeof(name), "%s", stats_field_name(off));
+		at += (size_t)snprintf(why + at, at < wl ? wl - at : 0, "%s %llu (want %llu) ", name,
+				       (unsigned long long)g[i], (unsigned long long)w[i]);
+	}
+	return ok;
+}
+
 static void test_malformed(void)
 {
-	uint8_t dns[512], in[FRAME_MAX];
-	struct pkt p;
-	struct ep_dns_stats b, a;
-	size_t n, dn;
-	struct rr rr[] = {{T_A, "192.0.2.1", NULL}};
+	uint8_t in[FRAME_MAX];
 
-	/* truncated header from the upstream */
-	memset(dns, 0x81, 8);
-	p = answer_pkt(UP4, NODE4, 43001, P_UDP, dns, 8);
-	n = mk_frame(in, &p);
-	b = stats(0);
-	tap_ok(run_untouched(in_fd, in, n), "truncated DNS header from the upstream: UNSPEC, untouched");
-	a = stats(0);
-	tap_ok(a.malformed == b.malformed + 1 && a.unmatched == b.unmatched,
-	       "truncated DNS header from the upstream: malformed +1");
-	/* QR 0 from the upstream */
-	dn = mk_answer(dns, 0x1234, 0, "q.example", T_A, rr, 1, true);
-	dns[2] &= 0x7f;
-	p = answer_pkt(UP4, NODE4, 43002, P_UDP, dns, dn);
-	n = mk_frame(in, &p);
-	b = stats(0);
-	tap_ok(run_untouched(in_fd, in, n), "answer with QR 0 from the upstream: UNSPEC, untouched");
-	a = stats(0);
-	tap_ok(a.malformed == b.malformed + 1 && a.unmatched == b.unmatched && a.answers == b.answers,
-	       "answer with QR 0 from the upstream: malformed +1");
-	/* a "query" with QR 1, one with opcode 2 (STATUS), one without questions */
-	{
-		static const struct {
-			const char *what;
-			uint8_t b2_or, b2_and;
-			int qd0;
-		} qs[] = {
-			{"query with QR 1", 0x80, 0xff, 0},
-			{"query with opcode STATUS", 0x10, 0xff, 0},
-			{"query with qdcount 0", 0, 0xff, 1},
-		};
-		for (size_t i = 0; i < 3; i++) {
-			dn = mk_query(dns, 0x4321, "q.example", T_A);
-			dns[2] = (uint8_t)((dns[2] | qs[i].b2_or) & qs[i].b2_and);
-			if (qs[i].qd0)
-				put16(dns + 4, 0);
-			p = query_pkt(NODE4, (uint16_t)(43010 + i), UP4, P_UDP, dns, dn);
-			n = mk_frame(in, &p);
-			b = stats(0);
-			tap_ok(run_untouched(eg_fd, in, n), "%s at egress: UNSPEC, untouched", qs[i].what);
-			a = stats(0);
-			tap_ok(a.malformed == b.malformed + 1 && a.queries == b.queries,
-			       "%s at egress: malformed +1, not a query", qs[i].what);
-		}
+	for (size_t i = 0; i < sizeof(dns_fixtures) / sizeof(dns_fixtures[0]); i++) {
+		const struct dns_fixture *x = &dns_fixtures[i];
+		struct ep_dns_stats want = stats(0), got;
+		char why[512];
+		size_t n;
+		bool ok;
+
+		memset(in, 0, sizeof(in));
+		n = x->build(in);
+		ok = run_untouched(x->egress ? eg_fd : in_fd, in, n);
+		got = stats(0);
+		want.malformed += x->malformed;
+		ok = stats_equal(&got, &want, why, sizeof(why)) && ok;
+		if (!tap_ok(ok, "%s (%s): TC_ACT_UNSPEC, untouched, malformed +%llu, nothing else counted",
+			    x->desc, x->egress ? "egress" : "ingress",
+			    (unsigned long long)x->malformed))
+			tap_diag("  err %d verdict %s outlen %zu/%zu; %s", R.err, tc_str(R.verdict),
+				 R.outlen, n, why);
 	}
-	/* empty UDP payload to the upstream */
-	p = query_pkt(NODE4, 43020, UP4, P_UDP, dns, 0);
-	n = mk_frame(in, &p);
-	b = stats(0);
-	tap_ok(run_untouched(eg_fd, in, n) && stats(0).malformed == b.malformed + 1,
-	       "empty UDP datagram to the upstream: malformed +1, untouched");
-	/* TCP segment whose length prefix is shorter than a header: ignored */
-	dn = mk_query(dns, 0x4321, "q.example", T_A);
-	p = query_pkt(NODE4, 43021, UP4, P_TCP, dns, dn);
-	p.no_tcp_prefix = true; /* the first two bytes (txid 0x4321) read as the length */
-	n = mk_frame(in, &p);
-	b = stats(0);
-	a = b;
-	tap_ok(run_untouched(eg_fd, in, n), "TCP segment with a bogus length prefix: untouched");
-	a = stats(0);
-	tap_ok(a.malformed == b.malformed, "TCP segments never count as malformed (may be continuations)");
 }
 
 static void test_not_ours(void)
@@ -1188,14 +1238,14 @@ static bool check_rewritten(const char *what, const uint8_t *in, size_t n, const
 			    bool dst_side, const struct addr *to)
 {
 	const struct addr *keep = dst_side ? &p->src : &p->dst;
-	bool ok = R.err == 0 && R.verdict == TC_ACT_OK && R.outlen == n && R.p.ok &&
-		  addr_is(dst_side ? R.p.dst : R.p.src, to) &&
-		  addr_is(dst_side ? R.p.src : R.p.dst, keep) && R.p.sport == p->sport &&
-		  R.p.dport == p->dport && R.p.ip_csum_ok && R.p.l4_csum_ok;
+	bool ok = R.err == 0 && R.verdict == TC_ACT_OK && R.outlen == n && Rp.ok &&
+		  addr_is(dst_side ? Rp.dst : Rp.src, to) &&
+		  addr_is(dst_side ? Rp.src : Rp.dst, keep) && Rp.sport == p->sport &&
+		  Rp.dport == p->dport && Rp.ip_csum_ok && Rp.l4_csum_ok;
 
 	/* the payload is untouched */
-	if (ok && R.p.l4off + (p->proto == P_UDP ? 8 : 20) <= n) {
-		size_t h = R.p.l4off + (p->proto == P_UDP ? 8 : 20);
+	if (ok && Rp.l4off + (p->proto == P_UDP ? 8 : 20) <= n) {
+		size_t h = Rp.l4off + (p->proto == P_UDP ? 8 : 20);
 
 		ok = !memcmp(R.out + h, in + h, n - h);
 	}
@@ -1203,7 +1253,7 @@ static bool check_rewritten(const char *what, const uint8_t *in, size_t n, const
 		    dst_side ? "destination" : "source", astr(to),
 		    p->src.family == EP_FAMILY_V4 ? "v4 header" : "v6", p->proto == P_UDP ? "UDP" : "TCP"))
 		tap_diag("  err %d verdict %s len %zu/%zu parsed %d ipcsum %d l4csum %d", R.err,
-			 tc_str(R.verdict), R.outlen, n, R.p.ok, R.p.ip_csum_ok, R.p.l4_csum_ok);
+			 tc_str(R.verdict), R.outlen, n, Rp.ok, Rp.ip_csum_ok, Rp.l4_csum_ok);
 	return ok;
 }
 
@@ -1262,8 +1312,8 @@ static void test_redirect_udp(int family)
 		pq.udp_nocsum = true;
 		n = mk_frame(in, &pq);
 		prog_run(in_fd, in, n);
-		tap_ok(R.verdict == TC_ACT_OK && R.p.ok && addr_is(R.p.dst, &cache) && R.p.ip_csum_ok &&
-			       R.p.udp_nocsum,
+		tap_ok(R.verdict == TC_ACT_OK && Rp.ok && addr_is(Rp.dst, &cache) && Rp.ip_csum_ok &&
+			       Rp.udp_nocsum,
 		       "cache mode, IPv4 UDP query without checksum: redirected, checksum stays 0");
 	}
 	/* upstream mode: no redirect, the query is recorded */
@@ -1774,7 +1824,7 @@ static void test_robustness(void)
 
 				parse_frame(in, n, &pin);
 				if (pin.ok && pin.ip_csum_ok && pin.l4_csum_ok &&
-				    !(R.p.ok && R.p.ip_csum_ok && R.p.l4_csum_ok))
+				    !(Rp.ok && Rp.ip_csum_ok && Rp.l4_csum_ok))
 					bad_csum++;
 			}
 		}
@@ -1824,12 +1874,8 @@ int main(void)
 	int rc = 0;
 
 	if (geteuid() != 0) {
-		printf("1..0 # SKIP needs root (BPF)\n");
-		return 0;
+		return tap_skip_all("needs root (BPF)");
 	}
-	ncpu = libbpf_num_possible_cpus();
-	if (ncpu < 1)
-		ncpu = 1;
 	test_name_hash();
 
 	skel = tc_dns__open_and_load();

@@ -20,11 +20,11 @@ UP4=10.77.53.53 UP6=2001:db8:53::53
 CACHE4=169.254.20.10 CACHE6=fd00:ca::10
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "ok 1 # SKIP needs root (BPF, namespaces, cgroups)"; tap_done; exit 0
+  tap_skip "socket DNS hooks" "needs root (BPF, namespaces, cgroups)"; tap_done; exit 0
 fi
 CG2=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)
 if [ -z "$CG2" ]; then
-  echo "ok 1 # SKIP cgroup v2 is not mounted on this host (no cgroup2 in /proc/mounts)"; tap_done; exit 0
+  tap_skip "socket DNS hooks" "cgroup v2 is not mounted on this host (no cgroup2 in /proc/mounts)"; tap_done; exit 0
 fi
 diag "cgroup v2 at $CG2"
 if [ ! -x "$TOOL" ]; then

@@ -610,7 +610,7 @@ if command -v valgrind >/dev/null; then
   check "valgrind: no leaks or memory errors (exit $rc)" [ "$rc" = 0 ]
   [ "$rc" = 0 ] || sed 's/^/# /' "$T/valgrind.log" | head -60
 else
-  ok "valgrind run # SKIP valgrind not installed"
+  tap_skip "valgrind run" "valgrind not installed"
 fi
 
 if [ "$TAP_FAILED" -gt 0 ]; then

@@ -54,15 +54,26 @@ check "unit: nothing that blocks bpf() or netlink (no SystemCallFilter, no Prote
 
 # --- systemd-analyze verify ------------------------------------------------------------
 # verify needs the unit's binaries and man pages at the paths the unit names, so
-# it gets an install whose PREFIX is a temporary directory (no DESTDIR).
+# it gets an install whose PREFIX is a temporary directory (no DESTDIR). It
+# checks Documentation=man: links by running man(1); where systemd is present
+# but man-db is not (a minimal Debian root), the links cannot be checked: the
+# unit is verified with --man=no and the link check is reported as skipped.
 if command -v systemd-analyze >/dev/null 2>&1; then
   V=$(netns_tmpdir)
   "${MAKE[@]}" install PREFIX="$V/usr" SYSCONFDIR="$V/etc" UNITDIR="$V/unit" >/dev/null 2>&1
-  vout=$(MANPATH=$V/usr/share/man systemd-analyze verify "$V/unit/edgeplane-agent.service" 2>&1); rc=$?
-  if [ $rc -eq 0 ] && [ -z "$vout" ]; then ok "systemd-analyze verify: no errors, no warnings ($(systemd-analyze --version | head -1))"
-  else not_ok "systemd-analyze verify (status $rc)"; echo "$vout" | sed 's/^/# /'; fi
+  sdv=$(systemd-analyze --version | head -1)
+  if command -v man >/dev/null 2>&1; then
+    vout=$(MANPATH=$V/usr/share/man systemd-analyze verify "$V/unit/edgeplane-agent.service" 2>&1); rc=$?
+    what="systemd-analyze verify (Documentation= man pages included)"
+  else
+    vout=$(systemd-analyze verify --man=no "$V/unit/edgeplane-agent.service" 2>&1); rc=$?
+    what="systemd-analyze verify --man=no"
+    tap_skip "systemd-analyze verify: the unit's Documentation=man: pages resolve" "man(1) not installed (man-db)"
+  fi
+  if [ $rc -eq 0 ] && [ -z "$vout" ]; then ok "$what: no errors, no warnings ($sdv)"
+  else not_ok "$what (status $rc)"; echo "$vout" | sed 's/^/# /'; fi
 else
-  ok "systemd-analyze verify # SKIP systemd-analyze not installed"
+  tap_skip "systemd-analyze verify" "systemd-analyze not installed"
 fi
 
 # --- --help and man pages ---------------------------------------------------------------
@@ -74,7 +85,7 @@ if command -v groff >/dev/null 2>&1; then
     check "man page $m.8 renders without groff warnings" [ -z "$gout" ]
   done
 else
-  ok "man pages render # SKIP groff not installed"
+  tap_skip "man pages render without groff warnings" "groff not installed"
 fi
 # every option of --help is in the man page (roff writes - as \-)
 man_has() { sed 's/\\-/-/g; s/\\fB//g; s/\\fR//g; s/\\fI//g' "$1" | grep -qF -- "$2"; }
@@ -210,7 +221,7 @@ if command -v dnsmasq >/dev/null 2>&1; then
   check "dnsmasq runs with +NET_BIND_SERVICE,+SETUID,+SETGID (the DNS drop-in / chart's dns capabilities)" \
     dnsmasq_runs ",+net_bind_service,+setuid,+setgid"
 else
-  ok "dnsmasq capabilities # SKIP dnsmasq not installed"
+  tap_skip "dnsmasq capabilities" "dnsmasq not installed"
 fi
 
 vip_dead() {

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs every Debian package and tool that the build, tests, demo and
 # benchmarks need. Idempotent: a second run installs nothing and is quick.
+# tests/install/commands.sh checks that every command the scripts under tests/
+# and deploy/ and the Makefile call comes from these packages (with their
+# dependencies) or from a minimal Debian 12 root (priority required/important).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -12,6 +15,7 @@ PKGS=(
   libsystemd-dev
   # runtime and lab
   iproute2 ethtool nftables conntrack dnsmasq-base openssl procps psmisc kmod util-linux
+  iputils-ping
   # tests and benchmarks
   valgrind knot-dnsutils ldnsutils dnsperf nsd haproxy socat curl
   python3-scapy python3-pytest unzip
