@@ -2,10 +2,11 @@
 # make image: builds deploy/Dockerfile with podman, as the chart runs it, with
 # no image registry:
 #   - base images: debian:bookworm and debian:bookworm-slim, the names the
-#     Dockerfile uses, made by `mmdebstrap --variant=apt bookworm` (one root
-#     for both names) and `podman import`ed; only when podman lacks them. The
-#     tarball is kept in $EP_IMAGE_CACHE (default .cache/image, git-ignored), so
-#     a wiped podman store re-imports it without running mmdebstrap again.
+#     Dockerfile uses, made by `mmdebstrap --variant=apt bookworm` (the slim one
+#     without docs, man pages and locales) and `podman import`ed; only when
+#     podman lacks them. The tarballs are kept in $EP_IMAGE_CACHE (default
+#     .cache/image, git-ignored), so a wiped podman store re-imports them
+#     without running mmdebstrap again.
 #   - podman build --isolation chroot --pull=never, so nothing is pulled and no
 #     OCI runtime is needed; apt inside the build uses deb.debian.org, as `make
 #     deps` does. podman's layer cache keeps a rebuild quick when nothing the
@@ -34,24 +35,34 @@ if ! err=$(podman info --format '{{.Store.GraphDriverName}}' 2>&1); then
 fi
 log "podman $(podman version --format '{{.Client.Version}}'), storage driver $err"
 
-# The base images. One apt-variant root (essential + apt) serves both names.
-base_tar=$CACHE/$RELEASE-apt.tar
-if [ "${EP_IMAGE_REFRESH:-0}" = 1 ]; then
-  rm -f "$base_tar"; podman rmi -i "debian:$RELEASE" "debian:$RELEASE-slim" >/dev/null
-fi
-for name in "debian:$RELEASE" "debian:$RELEASE-slim"; do
-  podman image exists "$name" && continue
-  if [ ! -s "$base_tar" ]; then
-    log "making the base root: mmdebstrap --variant=apt $RELEASE (about a minute)"
+# The base images: essential + apt (mmdebstrap --variant=apt). The slim one,
+# like Debian's official -slim images, keeps no documentation, man pages or
+# locales (dpkg path-exclude, which stays in the image for later installs).
+SLIM_OPTS=(
+  --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*'
+  --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright'
+  --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias'
+  --dpkgopt='path-exclude=/usr/share/lintian/*' --dpkgopt='path-exclude=/usr/share/linda/*'
+)
+# base NAME TARBALL MMDEBSTRAP-OPTION...: podman image NAME from the cached
+# tarball, made first when missing
+base() {
+  local name=$1 tar=$2; shift 2
+  [ "${EP_IMAGE_REFRESH:-0}" = 1 ] && { rm -f "$tar"; podman rmi -i "$name" >/dev/null; }
+  podman image exists "$name" && return 0
+  if [ ! -s "$tar" ]; then
+    log "making the root of $name: mmdebstrap --variant=apt $RELEASE (about a minute)"
     mkdir -p "$CACHE"
-    mmdebstrap --quiet --variant=apt "$RELEASE" "$base_tar.tmp"
-    mv "$base_tar.tmp" "$base_tar"
+    mmdebstrap --quiet --variant=apt --format=tar "$@" "$RELEASE" "$tar.tmp"
+    mv "$tar.tmp" "$tar"
   fi
-  log "podman import $base_tar as $name"
+  log "podman import $tar as $name"
   podman import --quiet \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'CMD ["bash"]' "$base_tar" "$name" >/dev/null
-done
+    --change 'CMD ["bash"]' "$tar" "$name" >/dev/null
+}
+base "debian:$RELEASE" "$CACHE/$RELEASE.tar"
+base "debian:$RELEASE-slim" "$CACHE/$RELEASE-slim.tar" "${SLIM_OPTS[@]}"
 
 [ -r /sys/kernel/btf/vmlinux ] || { echo "image: /sys/kernel/btf/vmlinux is missing: the build compiles the BPF programs against the kernel's BTF" >&2; exit 1; }
 
