@@ -11,7 +11,8 @@
 #     OCI runtime is needed; apt inside the build uses deb.debian.org, as `make
 #     deps` does. podman's layer cache keeps a rebuild quick when nothing the
 #     Dockerfile copies has changed.
-#   - tags edgeplane/edgeplane:<agent version> (the chart's default image) and
+#   - tags edgeplane/edgeplane:<agent version> (the chart's default image),
+#     writes the image id to $EP_BUILD/image.id (default build/image.id) and
 #     prints the image's name, id and size.
 #
 #   EP_IMAGE=NAME:TAG          another tag
@@ -24,6 +25,9 @@ RELEASE=bookworm
 CACHE=${EP_IMAGE_CACHE:-$PWD/.cache/image}
 VERSION=$(sed -n 's/^#define EP_VERSION "\(.*\)".*/\1/p' $(grep -rl --include='*.h' '^#define EP_VERSION ' agent include lib) | head -1)
 IMAGE=${EP_IMAGE:-edgeplane/edgeplane:${VERSION:?image: no EP_VERSION in the headers}}
+# The id of the image just built, for tests/install/image.sh: the tag may move
+# if another checkout builds at the same time.
+IIDFILE=${EP_BUILD:-$PWD/build}/image.id
 log() { echo "image: $*"; }
 
 for c in podman mmdebstrap; do
@@ -68,9 +72,12 @@ base "debian:$RELEASE-slim" "$CACHE/$RELEASE-slim.tar" "${SLIM_OPTS[@]}"
 
 log "podman build -f deploy/Dockerfile -t $IMAGE (cold: several minutes; cached: seconds)"
 start=$(date +%s)
+mkdir -p "$(dirname "$IIDFILE")"
 podman build --isolation chroot --pull=never --layers \
-  ${EP_IMAGE_NO_CACHE:+--no-cache} \
+  ${EP_IMAGE_NO_CACHE:+--no-cache} --iidfile "$IIDFILE" \
   -f deploy/Dockerfile --ignorefile deploy/Dockerfile.dockerignore -t "$IMAGE" .
-size=$(podman image inspect --format '{{.Size}}' "$IMAGE")
-log "built $IMAGE $(podman image inspect --format '{{.Id}}' "$IMAGE" | cut -c1-12)," \
+id=$(cat "$IIDFILE")
+size=$(podman image inspect --format '{{.Size}}' "$id")
+short=${id#sha256:}
+log "built $IMAGE ${short:0:12}," \
   "$((size / 1000000)) MB, in $(( $(date +%s) - start ))s"

@@ -23,13 +23,15 @@ source tests/install/lib/render.bash
 DF=deploy/Dockerfile
 CHART=deploy/helm/edgeplane
 LOGDIR=${EP_BUILD:-$EP_ROOT/build}/test-logs
+IIDFILE=${EP_BUILD:-$EP_ROOT/build}/image.id    # written by make image
 mkdir -p "$LOGDIR"
 VERSION=$(sed -n 's/^#define EP_VERSION "\(.*\)".*/\1/p' $(grep -rl --include='*.h' '^#define EP_VERSION ' agent include lib) | head -1)
 IMAGE=${EP_IMAGE:-edgeplane/edgeplane:$VERSION}
 export EP_IMAGE=$IMAGE
 TMP=$(netns_tmpdir)
 ROOTFS=""
-image_cleanup() { [ -n "$ROOTFS" ] && podman image unmount "$IMAGE" >/dev/null 2>&1; ROOTFS=""; }
+IID=""   # the image by id: the tag may move if another checkout builds meanwhile
+image_cleanup() { [ -n "$ROOTFS" ] && podman image unmount "$IID" >/dev/null 2>&1; ROOTFS=""; }
 trap 'image_cleanup; netns_cleanup' EXIT
 trap 'image_cleanup; netns_cleanup; exit 130' INT
 trap 'image_cleanup; netns_cleanup; exit 143' TERM
@@ -79,11 +81,14 @@ else
   not_ok "a second make image with nothing changed succeeds"
   tail -30 "$LOGDIR/image-build-2.log" | sed 's/^/#   /'
 fi
-size=$(podman image inspect --format '{{.Size}}' "$IMAGE")
-diag "image $IMAGE: $((size / 1000000)) MB"
+IID=$(cat "$IIDFILE" 2>/dev/null)
+if [ -z "$IID" ] || ! size=$(podman image inspect --format '{{.Size}}' "$IID"); then
+  not_ok "make image wrote the id of the image it built to $IIDFILE"; tap_done; exit 1
+fi
+diag "image $IMAGE: ${IID:7:12}, $((size / 1000000)) MB"
 
 # --- metadata ---------------------------------------------------------------------------
-inspect() { podman image inspect --format "$1" "$IMAGE"; }
+inspect() { podman image inspect --format "$1" "$IID"; }
 check "ENTRYPOINT is /usr/sbin/edgeplane-agent, the path the chart runs" \
   bash -c "[ '$(inspect '{{json .Config.Entrypoint}}')' = '[\"/usr/sbin/edgeplane-agent\"]' ] && grep -q 'define \"edgeplane.agentPath\" -}}/usr/sbin/edgeplane-agent' '$CHART/templates/_helpers.tpl'"
 check "CMD is --config /etc/edgeplane/config.yaml" \
@@ -92,7 +97,7 @@ check "version label is the agent's version ($VERSION)" \
   [ "$(inspect '{{index .Config.Labels "org.opencontainers.image.version"}}')" = "$VERSION" ]
 
 # --- inside the image ------------------------------------------------------------------
-if ! ROOTFS=$(podman image mount "$IMAGE" 2>"$TMP/mount.err") || [ ! -d "$ROOTFS/usr" ]; then
+if ! ROOTFS=$(podman image mount "$IID" 2>"$TMP/mount.err") || [ ! -d "$ROOTFS/usr" ]; then
   not_ok "podman image mount $IMAGE: $(cat "$TMP/mount.err")"; ROOTFS=""; tap_done; exit 1
 fi
 diag "image root: $ROOTFS"
