@@ -105,7 +105,7 @@ mkdir -p "$TMP/in"
 # inside CMD...: runs CMD chrooted into the image (read-only), with /proc, /dev
 # and $TMP/in at /mnt, in a private mount namespace that ends with it
 inside() {
-  unshare --mount --propagation private bash -c '
+  unshare --mount --propagation=private bash -c '
     r=$1 in=$2; shift 2
     mount -t proc proc "$r/proc" && mount --rbind /dev "$r/dev" && mount --bind "$in" "$r/mnt" || exit 125
     exec chroot "$r" "$@"' inside "$ROOTFS" "$TMP/in" "$@"
