@@ -18,6 +18,11 @@
 #   EP_IMAGE=NAME:TAG          another tag
 #   EP_IMAGE_REFRESH=1         new base images from today's Debian (then a cold build)
 #   EP_IMAGE_NO_CACHE=1        podman build --no-cache
+#   EP_IMAGE_MIRROR=URL|FILE   the Debian mirror (or a sources file) of the base
+#                              roots, and so of apt in the build; default
+#                              mmdebstrap's: deb.debian.org with security and
+#                              updates, as on a stock Debian 12 host. A change
+#                              needs EP_IMAGE_REFRESH=1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -52,12 +57,12 @@ SLIM_OPTS=(
 # tarball, made first when missing
 base() {
   local name=$1 tar=$2; shift 2
-  [ "${EP_IMAGE_REFRESH:-0}" = 1 ] && { rm -f "$tar"; podman rmi -i "$name" >/dev/null; }
+  [ "${EP_IMAGE_REFRESH:-0}" = 1 ] && { rm -f "$tar"; podman untag "$name" 2>/dev/null || true; }
   podman image exists "$name" && return 0
   if [ ! -s "$tar" ]; then
     log "making the root of $name: mmdebstrap --variant=apt $RELEASE (about a minute)"
     mkdir -p "$CACHE"
-    mmdebstrap --quiet --variant=apt --format=tar "$@" "$RELEASE" "$tar.tmp"
+    mmdebstrap --quiet --variant=apt --format=tar "$@" "$RELEASE" "$tar.tmp" ${EP_IMAGE_MIRROR:+"$EP_IMAGE_MIRROR"}
     mv "$tar.tmp" "$tar"
   fi
   log "podman import $tar as $name"
