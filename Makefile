@@ -55,7 +55,7 @@ FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 
 VPATH      := xdp:tc
 
-.PHONY: all deps test demo bench fuzz asan install uninstall clean check-tools
+.PHONY: all deps test demo bench fuzz asan install uninstall clean check-tools image
 all: $(BUILD)/edgeplane-agent $(BUILD)/edgeplane $(BPF_OBJS)
 
 deps:
@@ -148,6 +148,12 @@ bench: deps
 
 clean:
 	rm -rf $(BUILD)
+
+# The container image from deploy/Dockerfile, built with podman (base images
+# from mmdebstrap, no registry): edgeplane/edgeplane:<version>. Cached between
+# runs; tests/install/image.sh checks it from inside.
+image:
+	./deploy/image/build.sh
 
 # make install / make uninstall (PREFIX, DESTDIR) live next to the unit and chart.
 -include deploy/install.mk

