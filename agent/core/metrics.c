@@ -70,8 +70,9 @@
 #define IDLE_TIMEOUT_S 5u
 /* Above what the pools admit, so libmicrohttpd never stops accepting. */
 #define MHD_CONN_LIMIT (LOCAL_MAX + REMOTE_MAX + 1)
-/* How often the node's own addresses are read again (only while remote
- * peers connect). An address added in between counts as remote until then. */
+/* How often the node's own addresses are read again, and only when a peer
+ * that is not loopback connects. An address added in between counts as
+ * remote until then. */
 #define OWN_ADDRS_TTL_NS (1000ULL * 1000000ULL)
 /* At most one warning about refused connections per minute. */
 #define REFUSED_LOG_NS (60ULL * 1000000000ULL)
