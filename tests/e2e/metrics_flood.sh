@@ -30,7 +30,7 @@ SPREAD=40            # addresses for the spread flood: 40 x 16 > REMOTE_MAX
 PROBER4=10.77.1.200  # a remote client that is not part of any flood
 
 pyj() { /usr/bin/python3 -c "$@"; }
-jget() { pyj 'import json,sys; print(eval(sys.argv[2], {"j": json.load(open(sys.argv[1]))}))' "$1" "$2"; }
+jget() { pyj 'import json,sys; print(eval(sys.argv[2], {"j": json.load(open(sys.argv[1])), "json": json}))' "$1" "$2"; }
 
 # get NS URL SRC : "CODE SECONDS" of one GET, 1 s at most (curl prints 000 on failure)
 get() {
@@ -122,7 +122,7 @@ check "after the flood: no remote connection left open" \
 srcs=()
 for ((i = 0; i < SPREAD; i++)); do srcs+=("10.77.1.$((100 + i))"); done
 flood "$LAB_NODE4" spread $((FLOOD_N / SPREAD)) "${srcs[@]}" || not_ok "spread flood started"
-diag "40 addresses: $(jget "$STATE" '{k: v for k, v in j.items() if k != "held_by_source"}'), addresses holding any: $(jget "$STATE" 'sum(1 for v in j["held_by_source"].values() if v)')"
+diag "40 addresses: $(jget "$STATE" 'json.dumps({k: v for k, v in j.items() if k != "held_by_source"})'), addresses holding any: $(jget "$STATE" 'sum(1 for v in j["held_by_source"].values() if v)')"
 probes_answer "2,000 idle connections from $SPREAD addresses"
 REMOTE=$(metric 'metrics_connections{peer="remote"}')
 check "remote connections at most $REMOTE_MAX (agent: ${REMOTE:-?}, flood holds $(jget "$STATE" 'j["held"]'))" \
