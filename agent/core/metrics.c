@@ -378,6 +378,7 @@ static void render_server(struct ep_metrics *m, struct ep_strbuf *b)
 char *ep_metrics_render(struct ep_agent *a)
 {
 	struct ep_strbuf b = {};
+	struct ep_metrics *m;
 
 	pthread_mutex_lock(&a->lock);
 	render_lb(a, &b);
@@ -419,8 +420,10 @@ char *ep_metrics_render(struct ep_agent *a)
 		ep_dns_cache_metrics(a->cache, &b);
 	if (a->failover)
 		ep_dns_failover_metrics(a->failover, &b);
-	if (a->metrics)
-		render_server(a->metrics, &b);
+	/* The server thread may answer before start() has published it. */
+	m = __atomic_load_n(&a->metrics, __ATOMIC_ACQUIRE);
+	if (m)
+		render_server(m, &b);
 	family(&b, "agent_info", "gauge", "Agent version and node.");
 	ep_sb_printf(&b, "edgeplane_agent_info{version=\"%s\",node=\"", EP_VERSION);
 	ep_sb_label(&b, a->cfg.node_name);
@@ -535,7 +538,7 @@ int ep_metrics_start(struct ep_agent *a, const char *listen, char *err, size_t e
 		free(m);
 		return -EADDRINUSE;
 	}
-	a->metrics = m;
+	__atomic_store_n(&a->metrics, m, __ATOMIC_RELEASE);
 	log_info("metrics on http://%s/metrics (also /healthz, /readyz)", listen);
 	return 0;
 }
@@ -549,7 +552,7 @@ void ep_metrics_stop(struct ep_agent *a)
 	/* Joins the server thread and closes its connections (CLOSED notifies
 	 * still see m), so nothing uses m afterwards. */
 	MHD_stop_daemon(m->mhd);
+	__atomic_store_n(&a->metrics, NULL, __ATOMIC_RELEASE);
 	free(m->own);
 	free(m);
-	a->metrics = NULL;
 }
