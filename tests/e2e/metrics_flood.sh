@@ -10,7 +10,8 @@
 # asks it (127.0.0.1 and the node's own address, from the node), /metrics
 # must answer, and the limits must hold. After the flood the agent has closed
 # every flood connection, holds as many descriptors as before, and answers a
-# remote client again.
+# remote client again; a reload that moves the listener replaces the server.
+# LAB_AGENT_BIN=build/asan/edgeplane-agent runs all of it under ASan.
 #
 # Against the server before the limits (select(), no per-source limit) the
 # healthz checks of the first flood fail: it stops accepting near fd 1,024.
@@ -152,6 +153,16 @@ check "the agent is the same process (no restart) and its control socket answers
 FDS1=$(agent_fds)
 check "the agent holds as many descriptors as before the floods ($FDS0 -> $FDS1)" \
   le "$FDS1" $((FDS0 + 2))
+# A reload that moves the listener replaces the server and its counts.
+sed -i "s/^  listen: \":$PORT\"\$/  listen: 127.0.0.1:$((PORT + 1))/" "$LAB_CONFIG"
+lab_agent_signal HUP
+check "after a reload to 127.0.0.1:$((PORT + 1)): /healthz answers there" \
+  wait_for 5 healthz_ok "$LAB_NS_NODE" "http://127.0.0.1:$((PORT + 1))/healthz"
+check "... the old listener is closed" \
+  [ "$(get "$LAB_NS_NODE" "http://$LAB_NODE4:$PORT/healthz" | cut -d' ' -f1)" = 000 ]
+check "... and the new server counts from 0" \
+  ip netns exec "$LAB_NS_NODE" sh -c "curl -s --max-time 2 http://127.0.0.1:$((PORT + 1))/metrics |
+    grep -qx 'edgeplane_metrics_connections_refused_total{reason=\"source_limit\"} 0'"
 lab_agent_stop
 check "the agent exits 0 on SIGTERM (status ${LAB_AGENT_RC:-?})" [ "${LAB_AGENT_RC:-1}" = 0 ]
 # Run with LAB_AGENT_BIN=build/asan/edgeplane-agent, the floods go through ASan.
