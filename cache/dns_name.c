@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
+
 static bool label_char(unsigned char c)
 {
 	/* '_' is not LDH, but service-style names (_acme-challenge...) exist in real lists. */
@@ -73,16 +75,9 @@ int ep_dns_name_normalize(const char *in, size_t len, char *out, const char **wh
 	return 0;
 }
 
-/* FNV-1a: names are short and this keeps the table free of dependencies. */
 static uint64_t name_hash(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;
-
-	while (*s) {
-		h ^= (unsigned char)*s++;
-		h *= 1099511628211ULL;
-	}
-	return h;
+	return ep_hash64_str(s);
 }
 
 void ep_nameset_init(struct ep_nameset *s)

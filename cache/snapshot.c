@@ -8,14 +8,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "hash.h"
+
 static uint64_t name_hash(const char *s)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	/* tolower() in the C locale (nothing calls setlocale) is the ASCII
+	 * fold of ep_hash64_str_nocase. */
+	uint64_t h = ep_hash64_str_nocase(s);
 
-	for (; *s; s++) {
-		h ^= (unsigned char)tolower((unsigned char)*s);
-		h *= 0x100000001b3ULL;
-	}
 	return h ^ (h >> 29);
 }
 
