@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hash.h"
-
 static bool label_char(unsigned char c)
 {
 	/* '_' is not LDH, but service-style names (_acme-challenge...) exist in real lists. */
@@ -73,96 +71,6 @@ int ep_dns_name_normalize(const char *in, size_t len, char *out, const char **wh
 	}
 	out[len] = '\0';
 	return 0;
-}
-
-static uint64_t name_hash(const char *s)
-{
-	return ep_hash64_str(s);
-}
-
-void ep_nameset_init(struct ep_nameset *s)
-{
-	memset(s, 0, sizeof(*s));
-}
-
-static int nameset_grow(struct ep_nameset *s)
-{
-	size_t ncap = s->cap ? s->cap * 2 : 1024, i;
-	char **ns = calloc(ncap, sizeof(*ns));
-
-	if (!ns)
-		return -ENOMEM;
-	for (i = 0; i < s->n; i++) {
-		size_t j = name_hash(s->order[i]) & (ncap - 1);
-
-		while (ns[j])
-			j = (j + 1) & (ncap - 1);
-		ns[j] = s->order[i];
-	}
-	free(s->slots);
-	s->slots = ns;
-	s->cap = ncap;
-	return 0;
-}
-
-static char **nameset_slot(const struct ep_nameset *s, const char *name)
-{
-	size_t j;
-
-	if (!s->cap)
-		return NULL;
-	j = name_hash(name) & (s->cap - 1);
-	while (s->slots[j]) {
-		if (!strcmp(s->slots[j], name))
-			return &s->slots[j];
-		j = (j + 1) & (s->cap - 1);
-	}
-	return &s->slots[j];
-}
-
-bool ep_nameset_has(const struct ep_nameset *s, const char *name)
-{
-	char **slot = nameset_slot(s, name);
-
-	return slot && *slot;
-}
-
-int ep_nameset_add(struct ep_nameset *s, const char *name)
-{
-	char **slot, *copy;
-
-	/* Load factor at most 1/2 keeps linear probing short. */
-	if ((s->n + 1) * 2 > s->cap && nameset_grow(s))
-		return -ENOMEM;
-	slot = nameset_slot(s, name);
-	if (*slot)
-		return 0;
-	if (s->n == s->order_cap) {
-		size_t ncap = s->order_cap ? s->order_cap * 2 : 1024;
-		char **no = realloc(s->order, ncap * sizeof(*no));
-
-		if (!no)
-			return -ENOMEM;
-		s->order = no;
-		s->order_cap = ncap;
-	}
-	copy = strdup(name);
-	if (!copy)
-		return -ENOMEM;
-	s->order[s->n++] = copy;
-	*slot = copy;
-	return 1;
-}
-
-void ep_nameset_free(struct ep_nameset *s)
-{
-	size_t i;
-
-	for (i = 0; i < s->n; i++)
-		free(s->order[i]);
-	free(s->order);
-	free(s->slots);
-	memset(s, 0, sizeof(*s));
 }
 
 int ep_domains_read(FILE *f, struct ep_nameset *names, struct ep_domain_stats *st,
