@@ -391,6 +391,26 @@ static enum k8s_outcome post_event(struct ep_k8s *k, const struct k8s_event *ev,
 /* ------------------------------------------------------------- worker */
 
 /*
+ * Books the outcome of the label or the condition step: on success the
+ * cluster matches generation gen for it. Returns true when the pass must
+ * stop (a server-wide failure).
+ */
+static bool step_done(struct ep_k8s *k, enum k8s_op op, enum k8s_outcome o,
+		      const struct ep_http_resp *r, uint64_t *synced_gen, uint64_t gen,
+		      bool *failed)
+{
+	if (o == K8S_OK) {
+		k8s_succeeded(&k->c, op);
+		pthread_mutex_lock(&k->lock);
+		*synced_gen = gen;
+		pthread_mutex_unlock(&k->lock);
+		return false;
+	}
+	*failed = true;
+	return k8s_failed(&k->c, op, o, r);
+}
+
+/*
  * One reconcile pass over the latest wanted state: GET the Node, label,
  * condition, then queued Events. Returns after the first server-wide
  * failure; a step-only failure (403, rejection) lets the others go on.
@@ -429,30 +449,15 @@ static void k8s_pass(struct ep_k8s *k)
 
 	if (do_label) {
 		o = sync_label(k, &w, &r);
-		if (o == K8S_OK) {
-			k8s_succeeded(&k->c, OP_PATCH_NODE);
-			pthread_mutex_lock(&k->lock);
-			k->label_gen = gen;
-			pthread_mutex_unlock(&k->lock);
-		} else {
-			failed = true;
-			if (k8s_failed(&k->c, OP_PATCH_NODE, o, &r))
-				goto out;
-		}
+		if (step_done(k, OP_PATCH_NODE, o, &r, &k->label_gen, gen, &failed))
+			goto out;
 		ep_http_resp_free(&r);
 	}
 	if (do_cond) {
 		o = sync_condition(k, &w, &r, &fop);
-		if (o == K8S_OK) {
-			k8s_succeeded(&k->c, OP_PATCH_STATUS);
-			pthread_mutex_lock(&k->lock);
-			k->cond_gen = gen;
-			pthread_mutex_unlock(&k->lock);
-		} else {
-			failed = true;
-			if (k8s_failed(&k->c, fop, o, &r))
-				goto out;
-		}
+		/* fop is OP_PATCH_STATUS unless the re-GET after a 409 failed. */
+		if (step_done(k, fop, o, &r, &k->cond_gen, gen, &failed))
+			goto out;
 		ep_http_resp_free(&r);
 	}
 
