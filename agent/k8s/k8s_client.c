@@ -318,6 +318,21 @@ enum k8s_outcome k8s_call(struct k8s_client *c, const char *method, const char *
 	}
 }
 
+enum k8s_outcome k8s_call_json(struct k8s_client *c, const char *method, const char *path,
+			       const char *ctype, json_t *o, struct ep_http_resp *r)
+{
+	char *body = ep_http_json_body(o);
+	enum k8s_outcome res;
+
+	if (!body) {
+		snprintf(r->msg, sizeof(r->msg), "out of memory");
+		return K8S_UNAVAILABLE;
+	}
+	res = k8s_call(c, method, path, ctype, body, r);
+	free(body);
+	return res;
+}
+
 /* ------------------------------------------------------------ policy */
 
 bool k8s_failed(struct k8s_client *c, enum k8s_op op, enum k8s_outcome o,

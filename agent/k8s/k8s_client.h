@@ -67,6 +67,10 @@ void k8s_client_interrupt(struct k8s_client *c);
  */
 enum k8s_outcome k8s_call(struct k8s_client *c, const char *method, const char *path,
 			  const char *ctype, const char *body, struct ep_http_resp *r);
+/* The same with a JSON body: serialises o and drops the reference to it
+ * (json_pack(...) goes straight in; NULL from it is out of memory). */
+enum k8s_outcome k8s_call_json(struct k8s_client *c, const char *method, const char *path,
+			       const char *ctype, json_t *o, struct ep_http_resp *r);
 /* Records a failure found in an answer that came back 2xx. */
 void k8s_note_failure(struct k8s_client *c, const char *method, const char *path,
 		      const struct ep_http_resp *r);

@@ -211,20 +211,16 @@ static enum k8s_outcome sync_label(struct ep_k8s *k, const struct k8s_want *w,
 	json_t *labels = json_object_get(json_object_get(k->node, "metadata"), "labels");
 	json_t *cur = json_object_get(labels, k->s.label_key);
 	const char *v = json_string_value(cur);
-	char path[320], *body;
+	char path[320];
 	enum k8s_outcome o;
 
 	if (w->unhealthy ? (v && !strcmp(v, "true")) : !cur)
 		return K8S_OK; /* already so */
-	body = ep_http_json_body(json_pack("{s:{s:{s:o}}}", "metadata", "labels", k->s.label_key,
-			      w->unhealthy ? json_string("true") : json_null()));
-	if (!body) {
-		snprintf(r->msg, sizeof(r->msg), "out of memory");
-		return K8S_UNAVAILABLE;
-	}
 	snprintf(path, sizeof(path), "/api/v1/nodes/%s", k->s.node_name);
-	o = k8s_call(&k->c, "PATCH", path, "application/merge-patch+json", body, r);
-	free(body);
+	o = k8s_call_json(&k->c, "PATCH", path, "application/merge-patch+json",
+			  json_pack("{s:{s:{s:o}}}", "metadata", "labels", k->s.label_key,
+				    w->unhealthy ? json_string("true") : json_null()),
+			  r);
 	if (o == K8S_OK) {
 		take_node(k, r); /* its resourceVersion is the one to use next */
 		log_info("kubernetes: node %s: label %s %s", k->s.node_name, k->s.label_key,
@@ -313,7 +309,6 @@ static enum k8s_outcome sync_condition(struct ep_k8s *k, const struct k8s_want *
 		enum k8s_outcome o;
 		bool changed;
 		json_t *conds = build_conditions(k, w, &changed);
-		char *body;
 
 		*fop = OP_PATCH_STATUS;
 		if (!conds) {
@@ -324,14 +319,10 @@ static enum k8s_outcome sync_condition(struct ep_k8s *k, const struct k8s_want *
 			json_decref(conds);
 			return K8S_OK;
 		}
-		body = ep_http_json_body(json_pack("{s:{s:s*}, s:{s:o}}", "metadata", "resourceVersion", rv,
-				      "status", "conditions", conds));
-		if (!body) {
-			snprintf(r->msg, sizeof(r->msg), "out of memory");
-			return K8S_UNAVAILABLE;
-		}
-		o = k8s_call(&k->c, "PATCH", path, "application/merge-patch+json", body, r);
-		free(body);
+		o = k8s_call_json(&k->c, "PATCH", path, "application/merge-patch+json",
+				  json_pack("{s:{s:s*}, s:{s:o}}", "metadata", "resourceVersion",
+					    rv, "status", "conditions", conds),
+				  r);
 		if (o == K8S_OK) {
 			take_node(k, r);
 			log_info("kubernetes: node %s: condition %s=%s (%s)", k->s.node_name,
@@ -357,10 +348,11 @@ static enum k8s_outcome post_event(struct ep_k8s *k, const struct k8s_event *ev,
 {
 	const char *uid = json_string_value(
 		json_object_get(json_object_get(k->node, "metadata"), "uid"));
-	char path[160], *body;
+	char path[160];
 	enum k8s_outcome o;
+	json_t *event;
 
-	body = ep_http_json_body(json_pack(
+	event = json_pack(
 		"{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s, s:s?}, s:s, s:s, s:s,"
 		" s:{s:s, s:s}, s:s, s:s, s:i, s:s, s:s%}",
 		"apiVersion", "v1", "kind", "Event",
@@ -374,14 +366,9 @@ static enum k8s_outcome post_event(struct ep_k8s *k, const struct k8s_event *ev,
 		"firstTimestamp", ev->when, "lastTimestamp", ev->when, "count", 1,
 		"reportingComponent", K8S_COMPONENT,
 		/* reportingInstance is at most 128 characters */
-		"reportingInstance", k->s.node_name, strnlen(k->s.node_name, 128)));
-	if (!body) {
-		snprintf(r->msg, sizeof(r->msg), "out of memory");
-		return K8S_UNAVAILABLE;
-	}
+		"reportingInstance", k->s.node_name, strnlen(k->s.node_name, 128));
 	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/events", k->s.event_namespace);
-	o = k8s_call(&k->c, "POST", path, "application/json", body, r);
-	free(body);
+	o = k8s_call_json(&k->c, "POST", path, "application/json", event, r);
 	if (o == K8S_OK)
 		log_info("kubernetes: Event %s/%s posted (%s)", k->s.event_namespace, ev->name,
 			 ev->failover ? "DNSFailover" : "DNSFailback");
