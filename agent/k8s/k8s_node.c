@@ -229,6 +229,18 @@ static enum k8s_outcome sync_label(struct ep_k8s *k, const struct k8s_want *w,
 	return o;
 }
 
+/* Appends our condition, as wanted, to list. 0 or -1 (out of memory). */
+static int append_condition(struct ep_k8s *k, const struct k8s_want *w, json_t *list,
+			    const char *now, const char *transition)
+{
+	json_t *c = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type", k->s.condition_type,
+			      "status", w->unhealthy ? "False" : "True", "reason", want_reason(w),
+			      "message", want_message(w), "lastHeartbeatTime", now,
+			      "lastTransitionTime", transition);
+
+	return c && !json_array_append_new(list, c) ? 0 : -1;
+}
+
 /*
  * The conditions list to write: the Node's list with our entry replaced (or
  * added). *changed is false when our entry already says what we want.
@@ -237,7 +249,8 @@ static json_t *build_conditions(struct ep_k8s *k, const struct k8s_want *w, bool
 {
 	json_t *conds = json_object_get(json_object_get(k->node, "status"), "conditions");
 	const char *status = w->unhealthy ? "False" : "True";
-	json_t *out = json_array(), *mine = NULL, *c;
+	json_t *out = json_array(), *c;
+	bool mine = false; /* our entry is in out */
 	char now[32], transition[32];
 	size_t i;
 
@@ -262,31 +275,23 @@ static json_t *build_conditions(struct ep_k8s *k, const struct k8s_want *w, bool
 		const char *msg = json_string_value(json_object_get(c, "message"));
 		const char *lt = json_string_value(json_object_get(c, "lastTransitionTime"));
 
+		mine = true;
 		if (st && !strcmp(st, status) && re && !strcmp(re, want_reason(w)) && msg &&
 		    !strcmp(msg, want_message(w))) {
-			mine = c;
 			json_array_append(out, c);
 			continue;
 		}
 		/* Same status, new words: the transition time stays. */
 		if (st && !strcmp(st, status) && lt)
 			snprintf(transition, sizeof(transition), "%s", lt);
-		mine = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type", k->s.condition_type,
-				 "status", status, "reason", want_reason(w), "message",
-				 want_message(w), "lastHeartbeatTime", now, "lastTransitionTime",
-				 transition);
-		if (!mine || json_array_append_new(out, mine)) {
+		if (append_condition(k, w, out, now, transition)) {
 			json_decref(out);
 			return NULL;
 		}
 		*changed = true;
 	}
 	if (!mine) {
-		mine = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type", k->s.condition_type,
-				 "status", status, "reason", want_reason(w), "message",
-				 want_message(w), "lastHeartbeatTime", now, "lastTransitionTime",
-				 now);
-		if (!mine || json_array_append_new(out, mine)) {
+		if (append_condition(k, w, out, now, now)) {
 			json_decref(out);
 			return NULL;
 		}
