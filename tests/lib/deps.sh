@@ -11,7 +11,7 @@ PKGS=(
   # build
   build-essential clang llvm libclang-rt-14-dev pkg-config bpftool
   libbpf-dev libxdp-dev xdp-tools libelf-dev zlib1g-dev
-  libldns-dev libyaml-dev libjansson-dev libcurl4-openssl-dev libmicrohttpd-dev libssl-dev
+  libldns-dev libyaml-dev libjansson-dev libcurl4-openssl-dev libmicrohttpd-dev libssl-dev uthash-dev
   libsystemd-dev
   # runtime and lab
   iproute2 ethtool nftables conntrack dnsmasq-base openssl procps psmisc kmod util-linux
