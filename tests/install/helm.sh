@@ -306,7 +306,7 @@ fi
 if render future -f tests/install/values/future-sections.yaml; then
   ok "helm template with dns, kubernetes and certs set"
   config_of future "$RENDER_DIR/future.config.yaml"
-  check "future: dns, kubernetes and certs rendered into the config as DESIGN.md has them" \
+  check "future: dns, kubernetes and certs rendered into the config as docs/config.md has them" \
     mq future '"\ndns:\n" in cfg and "\nkubernetes:\n" in cfg and "\ncerts:\n" in cfg and "listen: 169.254.20.10" in cfg and "enabled: auto" in cfg'
   check "future: certs: secretName stays in the chart, source is where the Secret is mounted" \
     mq future '"secretName" not in cfg and "source: /etc/edgeplane/cert-source/payments" in cfg and mounts["/etc/edgeplane/cert-source/payments"]["readOnly"] and volumes[mounts["/etc/edgeplane/cert-source/payments"]["name"]]["secret"]["secretName"] == "payments-tls"'
