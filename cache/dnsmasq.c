@@ -281,27 +281,19 @@ static void forward_log(struct ep_dnsmasq *d)
 	close(fd);
 }
 
+static int start_cb(void *arg, char *err, size_t errlen)
+{
+	return ep_dnsmasq_start(arg, err, errlen);
+}
+
 void ep_dnsmasq_tick(struct ep_dnsmasq *d, uint64_t now)
 {
-	char err[256];
+	bool down;
 
 	forward_log(d);
-	if (d->sup.restart_at_ns) {
-		if (now < d->sup.restart_at_ns)
-			return;
-		d->sup.restart_at_ns = 0;
-		/* It died or stopped answering: nothing graceful left to wait for. */
-		ep_sup_kill(&d->sup, false);
-		d->sup.restarts++;
-		if (ep_dnsmasq_start(d, err, sizeof(err)))
-			schedule_restart(d, now, err);
-		return;
-	}
-	if (d->sup.pid <= 0)
-		return;
-	/* Exit notification: the pidfd turns readable. */
-	if (ep_sup_exited(&d->sup, err, sizeof(err))) {
-		schedule_restart(d, now, err);
+	if (ep_sup_tick(&d->sup, now, start_cb, d, &down)) {
+		if (down)
+			d->st.up = false;
 		return;
 	}
 	if (d->probe.sent_ns) {
@@ -361,8 +353,7 @@ void ep_dnsmasq_get_status(const struct ep_dnsmasq *d, struct ep_dnsmasq_status 
 
 int ep_dnsmasq_pidfd(const struct ep_dnsmasq *d, pid_t *pid)
 {
-	*pid = d->sup.pidfd >= 0 ? d->sup.pid : 0;
-	return d->sup.pid > 0 ? d->sup.pidfd : -1;
+	return ep_sup_pidfd(&d->sup, pid);
 }
 
 void ep_dnsmasq_free(struct ep_dnsmasq *d, bool stop_process)
@@ -370,15 +361,7 @@ void ep_dnsmasq_free(struct ep_dnsmasq *d, bool stop_process)
 	if (!d)
 		return;
 	forward_log(d);
-	if (stop_process) {
-		ep_sup_kill(&d->sup, true);
-		unlink(d->pid_path);
-		log_info("dnsmasq stopped");
-	} else if (d->sup.pid > 0) {
-		log_info("dnsmasq (pid %d) left running: it keeps answering from the cache",
-			 (int)d->sup.pid);
-	}
-	ep_sup_release(&d->sup);
+	ep_sup_release(&d->sup, stop_process);
 	ep_sup_probe_close(&d->probe);
 	free(d);
 }

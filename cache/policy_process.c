@@ -447,27 +447,20 @@ static void schedule_restart(struct ep_policy_proc *p, uint64_t now, const char 
 	p->up = false;
 }
 
+static int start_cb(void *arg, char *err, size_t errlen)
+{
+	return spawn(arg, err, errlen);
+}
+
 void ep_policy_proc_tick(struct ep_policy_proc *p, uint64_t now)
 {
 	struct ep_ip ip;
-	char err[256];
+	bool down;
 
 	read_stats(p);
-	if (p->sup.restart_at_ns) {
-		if (now < p->sup.restart_at_ns)
-			return;
-		p->sup.restart_at_ns = 0;
-		/* It died or stopped answering: nothing graceful left to wait for. */
-		ep_sup_kill(&p->sup, false);
-		p->sup.restarts++;
-		if (spawn(p, err, sizeof(err)))
-			schedule_restart(p, now, err);
-		return;
-	}
-	if (p->sup.pid <= 0)
-		return;
-	if (ep_sup_exited(&p->sup, err, sizeof(err))) {
-		schedule_restart(p, now, err);
+	if (ep_sup_tick(&p->sup, now, start_cb, p, &down)) {
+		if (down)
+			p->up = false;
 		return;
 	}
 	if (p->probe.sent_ns) {
@@ -517,23 +510,14 @@ void ep_policy_proc_get_status(const struct ep_policy_proc *p, struct ep_policy_
 
 int ep_policy_proc_pidfd(const struct ep_policy_proc *p, pid_t *pid)
 {
-	*pid = p->sup.pidfd >= 0 ? p->sup.pid : 0;
-	return p->sup.pid > 0 ? p->sup.pidfd : -1;
+	return ep_sup_pidfd(&p->sup, pid);
 }
 
 void ep_policy_proc_free(struct ep_policy_proc *p, bool stop_process)
 {
 	if (!p)
 		return;
-	if (stop_process) {
-		ep_sup_kill(&p->sup, true);
-		unlink(p->pid_path);
-		log_info("cache responder stopped");
-	} else if (p->sup.pid > 0) {
-		log_info("cache responder (pid %d) left running: it keeps answering for the cache",
-			 (int)p->sup.pid);
-	}
-	ep_sup_release(&p->sup);
+	ep_sup_release(&p->sup, stop_process);
 	ep_sup_probe_close(&p->probe);
 	free(p);
 }

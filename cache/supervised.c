@@ -208,8 +208,50 @@ void ep_sup_schedule_restart(struct ep_sup *s, uint64_t now, const char *why)
 	s->backoff_ns = s->backoff_ns * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : s->backoff_ns * 2;
 }
 
-void ep_sup_release(struct ep_sup *s)
+bool ep_sup_tick(struct ep_sup *s, uint64_t now, ep_sup_start_fn start, void *arg, bool *down)
 {
+	char why[256];
+
+	*down = false;
+	if (s->restart_at_ns) {
+		if (now < s->restart_at_ns)
+			return true;
+		s->restart_at_ns = 0;
+		/* It died or stopped answering: nothing graceful left to wait for. */
+		ep_sup_kill(s, false);
+		s->restarts++;
+		if (start(arg, why, sizeof(why))) {
+			ep_sup_schedule_restart(s, now, why);
+			*down = true;
+		}
+		return true;
+	}
+	if (s->pid <= 0)
+		return true;
+	if (ep_sup_exited(s, why, sizeof(why))) {
+		ep_sup_schedule_restart(s, now, why);
+		*down = true;
+		return true;
+	}
+	return false;
+}
+
+int ep_sup_pidfd(const struct ep_sup *s, pid_t *pid)
+{
+	*pid = s->pidfd >= 0 ? s->pid : 0;
+	return s->pid > 0 ? s->pidfd : -1;
+}
+
+void ep_sup_release(struct ep_sup *s, bool stop_process)
+{
+	if (stop_process) {
+		ep_sup_kill(s, true);
+		unlink(s->pid_path);
+		log_info("%s stopped", s->what);
+	} else if (s->pid > 0) {
+		log_info("%s (pid %d) left running: it keeps answering from the cache", s->what,
+			 (int)s->pid);
+	}
 	if (s->pidfd >= 0)
 		close(s->pidfd);
 	s->pidfd = -1;

@@ -54,8 +54,19 @@ void ep_sup_kill(struct ep_sup *s, bool graceful);
 bool ep_sup_exited(struct ep_sup *s, char *why, size_t len);
 /* Backoff 0.2 s doubling to 10 s, back to 0.2 s after 60 s of running. */
 void ep_sup_schedule_restart(struct ep_sup *s, uint64_t now, const char *why);
-/* Frees the supervisor's part (the pidfd); the process keeps running. */
-void ep_sup_release(struct ep_sup *s);
+typedef int (*ep_sup_start_fn)(void *arg, char *err, size_t errlen);
+/*
+ * The common head of a supervisor's tick: a restart that is due (SIGKILL
+ * whatever is left, start(arg) anew) or the process's exit (a restart is
+ * scheduled). True when the tick ends there, with *down set when the
+ * process is now known not to answer; false: it runs, go on checking it.
+ */
+bool ep_sup_tick(struct ep_sup *s, uint64_t now, ep_sup_start_fn start, void *arg, bool *down);
+/* Its pidfd (the supervisor's: dup it to watch it) and pid, or -1 and 0. */
+int ep_sup_pidfd(const struct ep_sup *s, pid_t *pid);
+/* The supervisor lets go: stops the process and removes its pid file when
+ * asked (--detach-on-exit, the cache removed), else leaves it running. */
+void ep_sup_release(struct ep_sup *s, bool stop_process);
 
 /* A UDP health query in flight: NAME/A to ip:port (name NULL: a query
  * without a question, which a DNS server answers FORMERR). */
