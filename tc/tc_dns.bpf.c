@@ -523,7 +523,8 @@ static __always_inline int ep_dns_query_out(struct __sk_buff *skb, struct ep_dns
 	if (rc == -1)
 		return TC_ACT_UNSPEC;
 	if (rc < 0 || !ep_dns_is_query(&h)) {
-		if (p->proto == IPPROTO_UDP)
+		/* a first fragment may stop inside the header: not malformed */
+		if (p->proto == IPPROTO_UDP && !(rc == -2 && p->frag))
 			st->malformed++;
 		return TC_ACT_UNSPEC;
 	}
@@ -848,8 +849,9 @@ static __always_inline int ep_dns_answer(struct __sk_buff *skb, struct ep_dns_pk
 	if (rc == -1)
 		return TC_ACT_UNSPEC;
 	if (rc < 0 || !(bpf_ntohs(h.flags) & EP_DNS_F_QR)) {
-		/* TCP: maybe the middle of a long message, not an error */
-		if (ingress && p->proto == IPPROTO_UDP)
+		/* TCP: maybe the middle of a long message, not an error; a
+		 * first fragment may stop inside the header */
+		if (ingress && p->proto == IPPROTO_UDP && !(rc == -2 && p->frag))
 			st->malformed++;
 		return TC_ACT_UNSPEC;
 	}

@@ -1758,7 +1758,7 @@ static size_t v6_ext(uint8_t *o, const uint8_t *in, size_t n, const uint8_t *typ
 }
 
 enum { HX_V4OPT, HX_V4OPT40, HX_V4FIRST, HX_V4LATER, HX_V6HBH, HX_V6HBHDST, HX_V6FIRST,
-       HX_V6LATER, HX_V6LONG, HX_V4OPTSHORT };
+       HX_V6LATER, HX_V6LONG, HX_V4OPTSHORT, HX_V4FIRST16 };
 
 /* The frame of a row: the message of m (query or answer) under transform t. */
 static size_t hx_frame(uint8_t *o, int t, const struct pkt *m)
@@ -1782,6 +1782,8 @@ static size_t hx_frame(uint8_t *o, int t, const struct pkt *m)
 		return v4_frag(o, in, n, 32, true);
 	case HX_V4LATER:
 		return v4_frag(o, in, n, 32, false);
+	case HX_V4FIRST16: /* UDP header + 8 bytes: no whole DNS header */
+		return v4_frag(o, in, n, 16, true);
 	case HX_V6HBH:
 		return v6_ext(o, in, n, hbh, 1, 0, 0, 0);
 	case HX_V6HBHDST:
@@ -1857,6 +1859,12 @@ static const struct hx_row hx_rows[] = {
 	{"IPv4 first fragment of an answer, no drop policy: parsed and matched", HX_V4FIRST,
 	 "10.77.53.53", 0, false, true, false, false, false, TC_ACT_UNSPEC, .answers = 1,
 	 .frag_first = 1, .pending_after = 0},
+	{"IPv4 first fragment with half a DNS header, no drop policy: counted, not malformed, passed",
+	 HX_V4FIRST16, "10.77.53.53", 0, false, true, false, false, false, TC_ACT_UNSPEC,
+	 .frag_first = 1, .pending_after = 1},
+	{"IPv4 first fragment with half a DNS header, failed over: dropped", HX_V4FIRST16,
+	 "10.77.53.53", 0, false, true, false, true, false, TC_ACT_SHOT, .frag_first = 1,
+	 .frag_dropped = 1, .pending_after = 1},
 	{"IPv4 later fragment from the upstream: counted, passed", HX_V4LATER, "10.77.53.53", 0, false,
 	 false, false, false, false, TC_ACT_UNSPEC, .frag_later = 1, .pending_after = -1},
 	{"IPv4 later fragment from a DROP_DIVERGENT upstream: counted, passed (its first is dropped)",
