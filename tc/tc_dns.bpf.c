@@ -20,9 +20,8 @@
  *   - replies of the cache to a redirected client get the upstream's address
  *     back as their source, so the client's stub accepts them;
  *   - answers from an upstream that still match a pending query are
- *     accounted (when pods' queries are masqueraded, the pod-side query seen
- *     at pods ingress is only answered here, after de-NAT: without this it
- *     would count as a timeout).
+ *     accounted (an answer that reached the node by an interface without
+ *     this program; at ingress answers are matched and deleted first).
  *
  * Verdicts: TC_ACT_UNSPEC for every packet that is not rewritten or dropped,
  * so the next filter on the hook (reverse NAT) still runs; TC_ACT_OK after a

@@ -637,7 +637,8 @@ static void check_query_recorded(const char *what, int fd, const char *client, u
 	       "upstream_idx %u, sent_ns now",
 	       what, astr(&c), cport, astr(&u), txid, idx);
 	tap_ok(a.queries == b.queries + 1 && a.malformed == b.malformed, "%s: queries +1", what);
-	/* the same query seen again (pods ingress, then uplink egress) */
+	/* the same query seen again (a retransmission, or re-routed out of a
+	 * second interface) */
 	prog_run(fd, in, n);
 	a = stats(idx);
 	tap_ok(R.verdict == TC_ACT_UNSPEC && a.queries == b.queries + 1,
@@ -787,8 +788,8 @@ static void test_answers(void)
 	/* 2^24 us is 16.8 s: 20 s lands in the last bucket */
 	check_answer_matched("latency beyond the last bucket is clamped into it", in_fd, NODE4,
 			     41005, UP4, 0, P_UDP, 0xa005, 0, 20ull * 1000 * 1000);
-	/* masqueraded pods: the answer reaches the pod at pods egress, after
-	 * de-NAT; the pod-side pending entry is matched there */
+	/* an answer still pending when it leaves towards the client (it came
+	 * in by an interface without the ingress program) is matched there */
 	check_answer_matched("IPv4 UDP answer at egress (pods side, after de-NAT)", eg_fd, POD4,
 			     41006, UP4, 0, P_UDP, 0xa006, 0, 700);
 }
