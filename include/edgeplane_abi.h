@@ -294,9 +294,28 @@ struct ep_dns_config {
 	__u32 cache_addr6[4];
 	__u32 sample_every;    /* send 1 in N answers to the ring buffer (0 = none) */
 	__u32 pad;
-	__u64 agent_tgid;      /* the agent's own sockets are never redirected (probes) */
+	/* Was the agent's tgid: a process id means nothing once the agent runs
+	 * in a PID namespace of its own (ep_dns_exempt replaced it). Unused and
+	 * kept 0; it stays so the layout, and ABI v1 pins, stay valid. */
+	__u64 reserved0;
 	__u64 netns_cookie;    /* sock hooks act only in the node's network namespace */
 };
+
+/* Value of ep_dns_exempt, socket storage the agent attaches to each of its
+ * own DNS sockets (health probes, snapshot refreshes) before their first
+ * connect/send: bpf_map_update_elem(map_fd, &socket_fd, &v, BPF_NOEXIST).
+ * The socket hooks never redirect a socket that carries it, so the agent
+ * keeps talking to the real upstream while the node is failed over. A
+ * property of the socket, not of the process: it holds in any PID namespace
+ * and cgroup, dies with the socket, and only whoever may write the pinned map
+ * (root over the bpffs) can set it. */
+struct ep_dns_exempt {
+	__u32 owner; /* EP_DNS_EXEMPT_*: which part of the agent, for map dumps */
+};
+
+#define EP_DNS_EXEMPT_PROBE 1   /* agent/dns/dns_probe.c */
+#define EP_DNS_EXEMPT_REFRESH 2 /* the snapshot refresh (cache/resolver_pool.c) */
+#define EP_DNS_EXEMPT_TEST 99   /* tests/tools */
 
 /* Redirected flows (pods): client -> original upstream, to translate the
  * cache's replies back (source = the upstream the client asked). */

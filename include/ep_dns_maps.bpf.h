@@ -93,6 +93,16 @@ struct {
 	__type(value, struct ep_endpoint);
 } ep_dns_sk SEC(".maps");
 
+/* Socket hooks: the agent's own DNS sockets, never redirected (struct
+ * ep_dns_exempt in edgeplane_abi.h). Written from user space only, keyed by
+ * the socket's fd there; freed with the socket. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct ep_dns_exempt);
+} ep_dns_exempt SEC(".maps");
+
 /* The upstream entry of a DNS server address, or NULL when it is not one of
  * the configured upstreams: TC asks it of packets, the socket hooks of
  * connect/sendmsg destinations. */

