@@ -481,6 +481,19 @@ static __always_inline int ep_dns_set_addr(struct __sk_buff *skb, const struct e
 
 /* ==== queries ============================================================ */
 
+/* The pending key of a query from client:cport to upstream with id txid. */
+static __always_inline void ep_dns_pkey(struct ep_dns_pending_key *k, const struct ep_dns_pkt *p,
+					const __u32 *client, const __u32 *upstream, __u16 cport,
+					__u16 txid)
+{
+	ep_addr_copy(k->client, client, 4);
+	ep_addr_copy(k->upstream, upstream, 4);
+	k->cport = cport;
+	k->txid = txid;
+	k->family = p->family;
+	k->proto = p->proto;
+}
+
 /* A query leaving the node: remember it for its answer. NOEXIST counts a
  * retransmitted or re-routed copy once. */
 static __always_inline void ep_dns_record_query(const struct ep_dns_pkt *p,
@@ -490,12 +503,7 @@ static __always_inline void ep_dns_record_query(const struct ep_dns_pkt *p,
 	struct ep_dns_pending_key k = {};
 	struct ep_dns_pending v = {};
 
-	ep_addr_copy(k.client, p->saddr, 4);
-	ep_addr_copy(k.upstream, p->daddr, 4);
-	k.cport = p->sport;
-	k.txid = h->id;
-	k.family = p->family;
-	k.proto = p->proto;
+	ep_dns_pkey(&k, p, p->saddr, p->daddr, p->sport, h->id);
 	v.sent_ns = bpf_ktime_get_ns();
 	v.upstream_idx = up->idx;
 	if (bpf_map_update_elem(&ep_dns_pending, &k, &v, BPF_NOEXIST) == 0)
@@ -809,12 +817,7 @@ static __always_inline int ep_dns_frag_drop(const struct ep_dns_pkt *p,
 		hs->frag_dropped++;
 	if (!h || !(bpf_ntohs(h->flags) & EP_DNS_F_QR))
 		return TC_ACT_SHOT;
-	ep_addr_copy(k.client, p->daddr, 4);
-	ep_addr_copy(k.upstream, p->saddr, 4);
-	k.cport = p->dport;
-	k.txid = h->id;
-	k.family = p->family;
-	k.proto = p->proto;
+	ep_dns_pkey(&k, p, p->daddr, p->saddr, p->dport, h->id);
 	pend = bpf_map_lookup_elem(&ep_dns_pending, &k);
 	if (pend)
 		pend->flags |= EP_DNS_PENDING_F_FRAG_DROPPED;
@@ -856,12 +859,7 @@ static __always_inline int ep_dns_answer(struct __sk_buff *skb, struct ep_dns_pk
 	}
 	rcode = bpf_ntohs(h.flags) & 0xf;
 
-	ep_addr_copy(k.client, p->daddr, 4);
-	ep_addr_copy(k.upstream, p->saddr, 4);
-	k.cport = p->dport;
-	k.txid = h.id;
-	k.family = p->family;
-	k.proto = p->proto;
+	ep_dns_pkey(&k, p, p->daddr, p->saddr, p->dport, h.id);
 	cfg = ep_dns_cfg();
 	pend = bpf_map_lookup_elem(&ep_dns_pending, &k);
 	if (pend) {
