@@ -913,6 +913,51 @@ UPSTREAM_GETTER(get_timeouts, u->timeouts_total)
 UPSTREAM_GETTER(get_hijack_suspected, u->hijack_suspected_total)
 #undef UPSTREAM_GETTER
 
+/* Fragments, IPv4 options, IPv6 extension headers (ep_dns_hstats): two
+ * families with a series per upstream and kind. */
+static void hdr_counters(const struct ep_dns_failover *f, struct ep_strbuf *b)
+{
+	static const struct {
+		const char *family, *help;
+	} fam[] = {
+		{"dns_fragments_total",
+		 "Fragmented DNS from/to the upstream: first fragments (parsed), later ones (no DNS "
+		 "header), fragmented answers dropped."},
+		{"dns_header_extensions_total",
+		 "DNS from/to the upstream behind IPv4 options or IPv6 extension headers (parsed), or "
+		 "behind a chain not walked."},
+	};
+	static const struct {
+		int fam;
+		const char *kind;
+		size_t off;
+	} series[] = {
+		{0, "first", offsetof(struct ep_dns_hdr_stats, frag_first)},
+		{0, "later", offsetof(struct ep_dns_hdr_stats, frag_later)},
+		{0, "dropped", offsetof(struct ep_dns_hdr_stats, frag_dropped)},
+		{1, "ip_options", offsetof(struct ep_dns_hdr_stats, ip_options)},
+		{1, "ipv6_exthdr", offsetof(struct ep_dns_hdr_stats, ipv6_exthdr)},
+		{1, "unparsed", offsetof(struct ep_dns_hdr_stats, unparsed)},
+		{1, "unparsed_dropped", offsetof(struct ep_dns_hdr_stats, unparsed_dropped)},
+	};
+
+	for (size_t m = 0; m < EP_ARRAY_SIZE(fam); m++) {
+		ep_sb_printf(b, "# HELP edgeplane_%s %s\n# TYPE edgeplane_%s counter\n", fam[m].family,
+			     fam[m].help, fam[m].family);
+		for (size_t i = 0; i < f->n; i++)
+			for (size_t k = 0; k < EP_ARRAY_SIZE(series); k++) {
+				__u64 v;
+
+				if (series[k].fam != (int)m)
+					continue;
+				memcpy(&v, (const char *)&f->up[i].hlast + series[k].off, sizeof(v));
+				ep_sb_printf(b, "edgeplane_%s{upstream=\"%s\",kind=\"%s\"} %llu\n",
+					     fam[m].family, f->up[i].name, series[k].kind,
+					     (unsigned long long)v);
+			}
+	}
+}
+
 void ep_dns_failover_metrics(struct ep_dns_failover *f, struct ep_strbuf *b)
 {
 	static const char *const rnames[16] = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP",
@@ -972,36 +1017,7 @@ void ep_dns_failover_metrics(struct ep_dns_failover *f, struct ep_strbuf *b)
 		ep_sb_printf(b, "edgeplane_dns_latency_seconds_count{upstream=\"%s\"} %llu\n", f->up[i].name,
 			     (unsigned long long)acc);
 	}
-	ep_sb_printf(b, "# HELP edgeplane_dns_fragments_total Fragmented DNS from/to the upstream: "
-			"first fragments (parsed), later ones (no DNS header), fragmented answers dropped.\n"
-			"# TYPE edgeplane_dns_fragments_total counter\n");
-	for (size_t i = 0; i < f->n; i++) {
-		const struct ep_dns_hdr_stats *h = &f->up[i].hlast;
-
-		ep_sb_printf(b,
-			     "edgeplane_dns_fragments_total{upstream=\"%s\",kind=\"first\"} %llu\n"
-			     "edgeplane_dns_fragments_total{upstream=\"%s\",kind=\"later\"} %llu\n"
-			     "edgeplane_dns_fragments_total{upstream=\"%s\",kind=\"dropped\"} %llu\n",
-			     f->up[i].name, (unsigned long long)h->frag_first, f->up[i].name,
-			     (unsigned long long)h->frag_later, f->up[i].name,
-			     (unsigned long long)h->frag_dropped);
-	}
-	ep_sb_printf(b, "# HELP edgeplane_dns_header_extensions_total DNS from/to the upstream behind "
-			"IPv4 options or IPv6 extension headers (parsed), or behind a chain not walked.\n"
-			"# TYPE edgeplane_dns_header_extensions_total counter\n");
-	for (size_t i = 0; i < f->n; i++) {
-		const struct ep_dns_hdr_stats *h = &f->up[i].hlast;
-
-		ep_sb_printf(b,
-			     "edgeplane_dns_header_extensions_total{upstream=\"%s\",kind=\"ip_options\"} %llu\n"
-			     "edgeplane_dns_header_extensions_total{upstream=\"%s\",kind=\"ipv6_exthdr\"} %llu\n"
-			     "edgeplane_dns_header_extensions_total{upstream=\"%s\",kind=\"unparsed\"} %llu\n"
-			     "edgeplane_dns_header_extensions_total{upstream=\"%s\",kind=\"unparsed_dropped\"} %llu\n",
-			     f->up[i].name, (unsigned long long)h->ip_options, f->up[i].name,
-			     (unsigned long long)h->ipv6_exthdr, f->up[i].name,
-			     (unsigned long long)h->unparsed, f->up[i].name,
-			     (unsigned long long)h->unparsed_dropped);
-	}
+	hdr_counters(f, b);
 	per_upstream_counter(f, b, "dns_hijack_suspected_total",
 			     "Times an upstream was judged hijacked or spoofed.", get_hijack_suspected);
 	ep_sb_printf(b, "# HELP edgeplane_dns_probes_total Active probes by result.\n"
