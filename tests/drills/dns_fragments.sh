@@ -16,20 +16,8 @@ source tests/lib/drills.sh
 
 FRAG_RATE=${FRAG_RATE:-100}
 
-stub_port() {
-  ip netns exec "$LAB_NS_APP" ss -Hunap | awk '/python3/ {n = split($4, a, ":"); print a[n]; exit}'
-}
-inject() {
-  local port
-  port=$(stub_port)
-  [ -n "$port" ] || { diag "no stub socket found in the app namespace"; return 1; }
-  diag "fragmented forged answers to $LAB_APP4:$port at $FRAG_RATE/s"
-  ip netns exec "$LAB_NS_CLIENT" "$PY3" tests/drills/spoof_frag.py $LAB_DNS4 $LAB_APP4 "$port" \
-    "$DRILL_FAULT_S" "$FRAG_RATE" "$LAB_DIR/stub.txt" >"$LAB_DIR/frag.out" 2>&1 &
-  FRAG_PID=$!
-  netns_track_pid $FRAG_PID
-}
-heal() { wait "${FRAG_PID:-}" 2>/dev/null; diag "forger sent $(tail -1 "$LAB_DIR/frag.out") datagrams"; }
+inject() { drill_forge spoof_frag.py "$FRAG_RATE" "$LAB_DIR/frag.out"; }
+heal() { wait "${DRILL_FORGE_PID:-}" 2>/dev/null; diag "forger sent $(tail -1 "$LAB_DIR/frag.out") datagrams"; }
 
 # Reassembled datagrams from the upstream's port 53 longer than any real
 # answer of the lab, counted at the pod's input (after defragmentation).

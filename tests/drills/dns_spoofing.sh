@@ -13,20 +13,8 @@ source tests/lib/drills.sh
 
 SPOOF_RATE=${SPOOF_RATE:-3000}
 
-stub_port() {
-  ip netns exec "$LAB_NS_APP" ss -Hunap | awk '/python3/ {n = split($4, a, ":"); print a[n]; exit}'
-}
-inject() {
-  local port
-  port=$(stub_port)
-  [ -n "$port" ] || { diag "no stub socket found in the app namespace"; return 1; }
-  diag "spoofing $LAB_APP4:$port at $SPOOF_RATE answers/s"
-  ip netns exec "$LAB_NS_CLIENT" "$PY3" tests/drills/spoof.py $LAB_DNS4 $LAB_APP4 "$port" \
-    "$DRILL_FAULT_S" "$SPOOF_RATE" "$LAB_DIR/stub.txt" >"$LAB_DIR/spoof.out" 2>&1 &
-  SPOOF_PID=$!
-  netns_track_pid $SPOOF_PID
-}
-heal() { wait "${SPOOF_PID:-}" 2>/dev/null; diag "spoofer sent $(cat "$LAB_DIR/spoof.out")"; }
+inject() { drill_forge spoof.py "$SPOOF_RATE" "$LAB_DIR/spoof.out"; }
+heal() { wait "${DRILL_FORGE_PID:-}" 2>/dev/null; diag "spoofer sent $(cat "$LAB_DIR/spoof.out")"; }
 
 drill_setup
 drill_run_steady spoofing inject heal unmatched_dropped

@@ -13,9 +13,9 @@ datagrams. RATE datagrams/s. Prints how many it sent.
 """
 import random
 import sys
-import time
 
-from scapy.all import DNS, DNSQR, DNSRR, IP, UDP, conf, fragment  # noqa: E402
+from pacing import paced
+from scapy.all import DNS, DNSQR, DNSRR, IP, UDP, conf, fragment
 
 
 def main():
@@ -23,10 +23,8 @@ def main():
     dport, seconds, rate = int(dport), float(seconds), float(rate)
     names = [l.split()[0] for l in open(names_file) if l.strip()]
     s = conf.L3socket()
-    sent = 0
-    start = time.monotonic()
-    next_t = start
-    while time.monotonic() < start + seconds:
+
+    def burst():
         for _ in range(10):
             name = random.choice(names)
             dns = DNS(id=random.randrange(65536), qr=1, aa=0, rd=1, ra=1, qd=DNSQR(qname=name),
@@ -35,12 +33,9 @@ def main():
             pkt = IP(src=src, dst=dst, id=random.randrange(65536)) / UDP(sport=53, dport=dport) / dns
             for f in fragment(pkt, fragsize=512):
                 s.send(f)
-            sent += 1
-        next_t += 10 / rate
-        d = next_t - time.monotonic()
-        if d > 0:
-            time.sleep(d)
-    print(sent)
+        return 10
+
+    print(paced(seconds, rate, 10, burst))
 
 
 if __name__ == "__main__":

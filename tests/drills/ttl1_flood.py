@@ -12,7 +12,8 @@ import random
 import socket
 import struct
 import sys
-import time
+
+from pacing import paced
 
 
 def query(qid, name):
@@ -25,27 +26,21 @@ def main():
     server, seconds, rate, names_file = sys.argv[1:5]
     seconds, rate = float(seconds), float(rate)
     names = [l.split()[0] for l in open(names_file) if l.strip()]
-    sent = 0
-    start = time.monotonic()
-    next_t = start
-    s = None
-    while time.monotonic() < start + seconds:
-        if s:
-            s.close()
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 1)
-        s.setblocking(False)
-        for _ in range(50):
-            try:
-                s.sendto(query(random.randrange(65536), random.choice(names)), (server, 53))
-                sent += 1
-            except OSError:
-                pass  # ICMP time exceeded reported on the socket
-        next_t += 50 / rate
-        d = next_t - time.monotonic()
-        if d > 0:
-            time.sleep(d)
-    print(sent)
+
+    def burst():
+        sent = 0
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 1)
+            s.setblocking(False)
+            for _ in range(50):
+                try:
+                    s.sendto(query(random.randrange(65536), random.choice(names)), (server, 53))
+                    sent += 1
+                except OSError:
+                    pass  # ICMP time exceeded reported on the socket
+        return sent
+
+    print(paced(seconds, rate, 50, burst))
 
 
 if __name__ == "__main__":

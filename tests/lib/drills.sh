@@ -137,6 +137,17 @@ print(json.dumps({k: u[k] for k in ("queries", "answers", "timeouts", "late_answ
   {"servfail": u["rcodes"]["SERVFAIL"]}))'
 }
 
+# drill_delta BEFORE AFTER: counters (drill_counters) AFTER - BEFORE as JSON,
+# null when either is missing.
+drill_delta() {
+  pyj 'import json,sys
+try:
+    b, a = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+    print(json.dumps({k: a[k] - b[k] for k in a}))
+except (ValueError, KeyError):
+    print("null")' "$1" "$2"
+}
+
 # drill_run NAME INJECT_FN HEAL_FN [EVIDENCE]
 # EVIDENCE: an upstream counter (see drill_counters) that the fault must have
 # moved, so a fault that silently did nothing fails the drill.
@@ -187,14 +198,10 @@ d = {
   "label_after_failback": sys.argv[9] == "true",
   "failover_reason": sys.argv[11],
 }
-try:
-    b, a = json.loads(sys.argv[12]), json.loads(sys.argv[13])
-    d["upstream_counters"] = {k: a[k] - b[k] for k in a}
-except (ValueError, KeyError):
-    d["upstream_counters"] = None
+d["upstream_counters"] = json.loads(sys.argv[12])
 json.dump(d, open(sys.argv[10], "w"), indent=1)
 print(json.dumps(d))' "$report" "$t_fault" "$t_heal" "${t_detect:-}" "${t_redirect:-}" "${t_failback:-}" \
-    "$name" "$label_during" "$label_after" "$DRILL_OUT/$name.json" "${reason:-}" "${c_before:-}" "${c_after:-}")
+    "$name" "$label_during" "$label_after" "$DRILL_OUT/$name.json" "${reason:-}" "$(drill_delta "${c_before:-}" "${c_after:-}")")
   DRILL_JSON=$out
   diag "$name: $out"
   check "$name: the stub's queries were redirected to the cache by the datapath" \
@@ -313,15 +320,11 @@ d = {
   "mode_samples": int(sys.argv[3]), "mode_not_upstream": int(sys.argv[4]),
   "state_changes": int(sys.argv[5]), "label_set": sys.argv[6] == "true",
 }
-try:
-    b, a = json.loads(sys.argv[7]), json.loads(sys.argv[8])
-    d["upstream_counters"] = {k: a[k] - b[k] for k in a}
-except (ValueError, KeyError):
-    d["upstream_counters"] = None
-json.dump(d, open(sys.argv[9], "w"), indent=1)
+d["upstream_counters"] = json.loads(sys.argv[7])
+json.dump(d, open(sys.argv[8], "w"), indent=1)
 print(json.dumps(d))' "$report" "$name" "$samples" "$left" \
     "$(awk -v t="$(date -u -d @"${t_fault%.*}" +%Y-%m-%dT%H:%M:%S)" '$1 >= t && /DNS state: /' "$LAB_LOG" | wc -l)" \
-    "$label" "${c_before:-}" "${c_after:-}" "$DRILL_OUT/$name.json")
+    "$label" "$(drill_delta "${c_before:-}" "${c_after:-}")" "$DRILL_OUT/$name.json")
   DRILL_JSON=$out
   diag "$name: $out"
   check "$name: the fault took effect ($evidence moved)" \
@@ -337,6 +340,26 @@ print(json.dumps(d))' "$report" "$name" "$samples" "$left" \
     pyj 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d["wrong"]==0 else 1)' "$out"
   check "$name: >= 99% of the stub's queries answered correctly (got $(pyj 'import json,sys; print(json.loads(sys.argv[1])["correct_share"])' "$out"))" \
     pyj 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d["correct_share"]>=0.99 else 1)' "$out"
+}
+
+# The port of the stub loop's socket in the app pod.
+drill_stub_port() {
+  ip netns exec "$LAB_NS_APP" ss -Hunap | awk '/python3/ {n = split($4, a, ":"); print a[n]; exit}'
+}
+
+# drill_forge SCRIPT RATE OUT: an off-path sender in the client namespace
+# (tests/drills/SCRIPT SRC DST PORT SECONDS RATE NAMES) sends the stub's port
+# forged answers "from" the upstream for DRILL_FAULT_S; its output to OUT,
+# its pid in DRILL_FORGE_PID.
+drill_forge() {
+  local port
+  port=$(drill_stub_port)
+  [ -n "$port" ] || { diag "no stub socket found in the app namespace"; return 1; }
+  diag "$1: $LAB_APP4:$port at $2/s"
+  ip netns exec "$LAB_NS_CLIENT" "$PY3" "$LAB_ROOT/tests/drills/$1" $LAB_DNS4 $LAB_APP4 "$port" \
+    "$DRILL_FAULT_S" "$2" "$LAB_DIR/stub.txt" >"$3" 2>&1 &
+  DRILL_FORGE_PID=$!
+  netns_track_pid $DRILL_FORGE_PID
 }
 
 # The datapath's header and fragment counters of the first upstream (JSON).
