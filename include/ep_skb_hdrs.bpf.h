@@ -41,7 +41,7 @@
 static __always_inline int ep_skb_ipv6_exthdrs(struct __sk_buff *skb, __u32 *off, __u8 *nh,
 					       __u32 end, __u8 *frag)
 {
-#pragma unroll
+#pragma clang loop unroll(disable)
 	for (int i = 0; i < EP_IPV6_MAX_EXTHDRS; i++) {
 		__u8 h[4];
 
