@@ -44,6 +44,7 @@ struct upstream_state {
 	struct ep_ip addr;
 	char name[EP_IP_STRLEN];
 	struct ep_dns_stats last; /* datapath totals at the last read */
+	struct ep_dns_hdr_stats hlast; /* fragments, options, extension headers */
 	bool have_last;
 	struct ep_dns_window *slots;
 	unsigned verdict;
@@ -189,24 +190,30 @@ static void apply_mode(struct ep_dns_failover *f)
 				     f->mach.cache_mode ? "DNSFailover" : "DNSHealthy", f->mach.reason);
 }
 
-static void sum_stats(int fd, __u32 idx, struct ep_dns_stats *out)
+/* A per-CPU value of __u64 counters (size bytes) summed over the CPUs. */
+static void sum_percpu(int fd, __u32 idx, void *out, size_t size)
 {
 	int n = ep_ncpus();
-	struct ep_dns_stats *v = calloc((size_t)n, sizeof(*v));
+	char *v = calloc((size_t)n, size);
 
-	memset(out, 0, sizeof(*out));
+	memset(out, 0, size);
 	if (!v)
 		return;
 	if (bpf_map_lookup_elem(fd, &idx, v) == 0) {
 		for (int c = 0; c < n; c++) {
-			const __u64 *src = (const __u64 *)&v[c];
-			__u64 *dst = (__u64 *)out;
+			const __u64 *src = (const __u64 *)(v + (size_t)c * size);
+			__u64 *dst = out;
 
-			for (size_t k = 0; k < sizeof(*out) / sizeof(__u64); k++)
+			for (size_t k = 0; k < size / sizeof(__u64); k++)
 				dst[k] += src[k];
 		}
 	}
 	free(v);
+}
+
+static void sum_stats(int fd, __u32 idx, struct ep_dns_stats *out)
+{
+	sum_percpu(fd, idx, out, sizeof(*out));
 }
 
 /* Datapath counters since the last read, into the current slot. */
@@ -229,10 +236,12 @@ static void read_datapath(struct ep_dns_failover *f)
 		}
 		u->last = s;
 		u->have_last = true;
+		sum_percpu(f->m.hstats, (__u32)i, &u->hlast, sizeof(u->hlast));
 	}
 }
 
-/* Queries the datapath saw leave but no answer matched within timeout_ms:
+/* Queries the datapath saw leave the node (recorded at TC egress only, so a
+ * query that died on the node never gets here) but no answer matched within timeout_ms:
  * counted once (flagged, so a late answer reads as late, not spoofed) and
  * forgotten after a while. */
 static void scan_pending(struct ep_dns_failover *f, uint64_t now)
@@ -260,7 +269,10 @@ static void scan_pending(struct ep_dns_failover *f, uint64_t now)
 				bpf_map_delete_elem(f->m.pending, &keys[i]);
 				continue;
 			}
-			if ((v->flags & EP_DNS_PENDING_F_TIMED_OUT) || age <= timeout_ns)
+			/* Answered, but fragmented and dropped by the datapath's
+			 * fragment rule: the upstream answered, no timeout. */
+			if ((v->flags & (EP_DNS_PENDING_F_TIMED_OUT | EP_DNS_PENDING_F_FRAG_DROPPED)) ||
+			    age <= timeout_ns)
 				continue;
 			v->flags |= EP_DNS_PENDING_F_TIMED_OUT;
 			/* BPF_EXIST: if the answer arrived meanwhile the entry is
@@ -522,6 +534,13 @@ static void zero_datapath_stats(struct ep_dns_failover *f, uint32_t idx)
 	if (bpf_map_update_elem(f->m.stats, &idx, zero, BPF_ANY))
 		log_warn("DNS: cannot reset the counters of upstream slot %u: %s", idx, strerror(errno));
 	free(zero);
+	{
+		struct ep_dns_hdr_stats *hz = calloc((size_t)ncpu, sizeof(*hz));
+
+		if (hz && f->m.hstats > 0)
+			bpf_map_update_elem(f->m.hstats, &idx, hz, BPF_ANY);
+		free(hz);
+	}
 }
 
 static int setup_upstreams(struct ep_dns_failover *f, const struct ep_config *cfg)
@@ -802,6 +821,16 @@ json_t *ep_dns_failover_status(struct ep_dns_failover *f)
 				    json_integer((json_int_t)u->last.divergent_dropped));
 		json_object_set_new(j, "redirected_to_cache", json_integer((json_int_t)u->last.redirected));
 		json_object_set_new(j, "malformed", json_integer((json_int_t)u->last.malformed));
+		json_object_set_new(
+			j, "headers",
+			json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "fragments_first",
+				  (json_int_t)u->hlast.frag_first, "fragments_later",
+				  (json_int_t)u->hlast.frag_later, "fragments_dropped",
+				  (json_int_t)u->hlast.frag_dropped, "ip_options",
+				  (json_int_t)u->hlast.ip_options, "ipv6_exthdr",
+				  (json_int_t)u->hlast.ipv6_exthdr, "unparsed",
+				  (json_int_t)u->hlast.unparsed, "unparsed_dropped",
+				  (json_int_t)u->hlast.unparsed_dropped));
 		json_object_set_new(j, "rcodes", rc);
 		json_object_set_new(j, "latency_p50_seconds", json_real(lat_quantile(&u->last, 0.5)));
 		json_object_set_new(j, "latency_p99_seconds", json_real(lat_quantile(&u->last, 0.99)));
@@ -874,13 +903,60 @@ UPSTREAM_GETTER(get_queries, u->last.queries)
 UPSTREAM_GETTER(get_answers, u->last.answers)
 UPSTREAM_GETTER(get_unmatched, u->last.unmatched)
 UPSTREAM_GETTER(get_divergent, u->last.divergent)
-/* Both defences: divergent answers and unmatched ones. */
-UPSTREAM_GETTER(get_dropped, u->last.divergent_dropped + u->last.unmatched_dropped)
+/* Every defence: divergent answers, unmatched ones, and what the fragment
+ * rule dropped. */
+UPSTREAM_GETTER(get_dropped, u->last.divergent_dropped + u->last.unmatched_dropped +
+				     u->hlast.frag_dropped + u->hlast.unparsed_dropped)
 UPSTREAM_GETTER(get_redirected, u->last.redirected)
 UPSTREAM_GETTER(get_malformed, u->last.malformed)
 UPSTREAM_GETTER(get_timeouts, u->timeouts_total)
 UPSTREAM_GETTER(get_hijack_suspected, u->hijack_suspected_total)
 #undef UPSTREAM_GETTER
+
+/* Fragments, IPv4 options, IPv6 extension headers (ep_dns_hstats): two
+ * families with a series per upstream and kind. */
+static void hdr_counters(const struct ep_dns_failover *f, struct ep_strbuf *b)
+{
+	static const struct {
+		const char *family, *help;
+	} fam[] = {
+		{"dns_fragments_total",
+		 "Fragmented DNS from/to the upstream: first fragments (parsed), later ones (no DNS "
+		 "header), fragmented answers dropped."},
+		{"dns_header_extensions_total",
+		 "DNS from/to the upstream behind IPv4 options or IPv6 extension headers (parsed), or "
+		 "behind a chain not walked."},
+	};
+	static const struct {
+		int fam;
+		const char *kind;
+		size_t off;
+	} series[] = {
+		{0, "first", offsetof(struct ep_dns_hdr_stats, frag_first)},
+		{0, "later", offsetof(struct ep_dns_hdr_stats, frag_later)},
+		{0, "dropped", offsetof(struct ep_dns_hdr_stats, frag_dropped)},
+		{1, "ip_options", offsetof(struct ep_dns_hdr_stats, ip_options)},
+		{1, "ipv6_exthdr", offsetof(struct ep_dns_hdr_stats, ipv6_exthdr)},
+		{1, "unparsed", offsetof(struct ep_dns_hdr_stats, unparsed)},
+		{1, "unparsed_dropped", offsetof(struct ep_dns_hdr_stats, unparsed_dropped)},
+	};
+
+	for (size_t m = 0; m < EP_ARRAY_SIZE(fam); m++) {
+		ep_sb_printf(b, "# HELP edgeplane_%s %s\n# TYPE edgeplane_%s counter\n", fam[m].family,
+			     fam[m].help, fam[m].family);
+		for (size_t i = 0; i < f->n; i++)
+			for (size_t k = 0; k < EP_ARRAY_SIZE(series); k++) {
+				__u64 v;
+
+				if (series[k].fam != (int)m)
+					continue;
+				memcpy(&v, (const char *)&f->up[i].hlast + series[k].off, sizeof(v));
+				ep_sb_printf(b, "edgeplane_%s{upstream=\"%s\",kind=\"%s\"} %llu\n",
+					     fam[m].family, f->up[i].name, series[k].kind,
+					     (unsigned long long)v);
+			}
+	}
+}
 
 void ep_dns_failover_metrics(struct ep_dns_failover *f, struct ep_strbuf *b)
 {
@@ -941,6 +1017,7 @@ void ep_dns_failover_metrics(struct ep_dns_failover *f, struct ep_strbuf *b)
 		ep_sb_printf(b, "edgeplane_dns_latency_seconds_count{upstream=\"%s\"} %llu\n", f->up[i].name,
 			     (unsigned long long)acc);
 	}
+	hdr_counters(f, b);
 	per_upstream_counter(f, b, "dns_hijack_suspected_total",
 			     "Times an upstream was judged hijacked or spoofed.", get_hijack_suspected);
 	ep_sb_printf(b, "# HELP edgeplane_dns_probes_total Active probes by result.\n"
