@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "spawn.h"
 #include "util.h"
 
 #define HEALTH_INTERVAL_NS (1000ULL * 1000000ULL)
@@ -182,39 +183,21 @@ static void reset_health(struct ep_dnsmasq *d)
 static int spawn(struct ep_dnsmasq *d, char *err, size_t errlen)
 {
 	char conf_arg[PATH_MAX + 48];
-	int devnull;
+	char *argv[] = {"dnsmasq", "--keep-in-foreground", conf_arg, NULL};
 	pid_t pid;
+	int rc;
 
 	snprintf(conf_arg, sizeof(conf_arg), "--conf-file=%s", d->conf_path);
-	pid = fork();
-	if (pid < 0) {
-		snprintf(err, errlen, "fork: %s", strerror(errno));
-		return -errno;
-	}
-	if (pid == 0) {
-		sigset_t none;
-
-		/* A session of its own: outlives the agent and its signals. The
-		 * agent blocks signals it takes through signalfd; dnsmasq must get
-		 * them the normal way. */
-		setsid();
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		devnull = open("/dev/null", O_RDWR);
-		if (devnull >= 0) {
-			dup2(devnull, 0);
-			dup2(devnull, 1);
-			dup2(devnull, 2);
-		}
-		for (int fd = 3; fd < 1024; fd++)
-			close(fd);
-		execlp(d->o.bin, "dnsmasq", "--keep-in-foreground", conf_arg, (char *)NULL);
-		_exit(127);
+	/* Through the spawner (lib/spawn.h) when the agent has one: forked
+	 * before the agent's seccomp filter, so dnsmasq runs under its own
+	 * confinement, not the agent's. */
+	rc = ep_spawn_detached(d->o.bin, argv, &pid, &d->pidfd);
+	if (rc) {
+		snprintf(err, errlen, "cannot start %s: %s", d->o.bin, strerror(-rc));
+		return rc;
 	}
 	d->pid = pid;
 	d->child = true;
-	d->pidfd = pidfd_open_(pid);
 	d->started_ns = ep_now_ns();
 	d->st.started_at = ep_wall_seconds();
 	d->st.adopted = false;
@@ -250,7 +233,7 @@ static void kill_process(struct ep_dnsmasq *d, bool graceful)
 hard:
 	kill(d->pid, SIGKILL);
 	if (d->child) {
-		waitpid(d->pid, NULL, 0);
+		ep_spawn_reap(d->pid, true, NULL);
 	} else if (d->pidfd >= 0) {
 		/* Adopted, so not ours to reap: wait (bounded) until it is gone,
 		 * or its successor could lose the race for port 53. */
@@ -507,8 +490,9 @@ void ep_dnsmasq_tick(struct ep_dnsmasq *d, uint64_t now)
 			int status = 0;
 			char why[64];
 
-			if (d->child)
-				waitpid(d->pid, &status, WNOHANG);
+			/* Exited (the pidfd says so): reaping does not block. */
+			if (d->child && ep_spawn_reap(d->pid, true, &status))
+				status = 0;
 			if (d->child && WIFSIGNALED(status))
 				snprintf(why, sizeof(why), "died (signal %d)", WTERMSIG(status));
 			else if (d->child)
