@@ -12,7 +12,7 @@ PKGS=(
   build-essential clang llvm libclang-rt-14-dev pkg-config bpftool
   libbpf-dev libxdp-dev xdp-tools libelf-dev zlib1g-dev
   libldns-dev libyaml-dev libjansson-dev libcurl4-openssl-dev libmicrohttpd-dev libssl-dev
-  libsystemd-dev
+  libsystemd-dev libseccomp-dev
   # runtime and lab
   iproute2 ethtool nftables conntrack dnsmasq-base openssl procps psmisc kmod util-linux
   iputils-ping
