@@ -160,7 +160,10 @@ lab_config_write() {
 
 # lab_agent_start [wrapper...]: starts the agent in the node namespace (e.g.
 # `lab_agent_start valgrind --leak-check=full`), waits until it is ready.
+# LAB_AGENT_RUNNER: a function that runs the agent another way (tests/lib/pod.sh
+# pod_runner: in a pod-shaped sandbox); called with start|stop|kill9|pid.
 lab_agent_start() {
+  [ -n "${LAB_AGENT_RUNNER:-}" ] && { "$LAB_AGENT_RUNNER" start; return; }
   ip netns exec "$LAB_NS_NODE" "$@" "$LAB_AGENT_BIN" --config "$LAB_CONFIG" ${LAB_AGENT_ARGS:-} \
     >>"$LAB_LOG" 2>&1 &
   LAB_AGENT_PID=$!
@@ -175,6 +178,7 @@ lab_agent_start() {
 # agent itself.
 lab_agent_pid() {
   local p
+  [ -n "${LAB_AGENT_RUNNER:-}" ] && { "$LAB_AGENT_RUNNER" pid; return; }
   for p in $(ip netns pids "$LAB_NS_NODE" 2>/dev/null); do
     if tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "--config $LAB_CONFIG"; then
       echo "$p"; return 0
@@ -187,6 +191,7 @@ lab_agent_signal() { local p; p=$(lab_agent_pid) && kill "-$1" "$p"; }
 
 # lab_agent_stop: SIGTERM and wait (bounded) for the agent to exit.
 lab_agent_stop() {
+  [ -n "${LAB_AGENT_RUNNER:-}" ] && { "$LAB_AGENT_RUNNER" stop; return 0; }
   [ -n "${LAB_AGENT_PID:-}" ] || return 0
   lab_agent_signal TERM 2>/dev/null
   for _ in $(seq 1 100); do kill -0 "$LAB_AGENT_PID" 2>/dev/null || break; sleep 0.1; done
@@ -198,6 +203,7 @@ lab_agent_stop() {
 }
 
 lab_agent_kill9() {
+  [ -n "${LAB_AGENT_RUNNER:-}" ] && { "$LAB_AGENT_RUNNER" kill9; return; }
   lab_agent_signal KILL
   wait "$LAB_AGENT_PID" 2>/dev/null
   LAB_AGENT_PID=
