@@ -126,7 +126,7 @@ old=$(pod_pid)
 t0=$(date +%s.%N)
 pod_stop
 check "SIGTERM to PID 1 stops the agent within the grace period ($(py "print(round($(date +%s.%N) - $t0, 1))") s)" \
-  bash -c "! kill -0 $old 2>/dev/null && grep -q 'stopping\|stopped\|exiting' '$LAB_LOG'"
+  bash -c "! kill -0 $old 2>/dev/null && grep -q 'SIGTERM received: stopping' '$LAB_LOG'"
 out=$(lab_load --target "$LAB_VIP4:80" --mode tcp-conns --count 100 --concurrency 8 2>/dev/null)
 check "after the pod stopped, the datapath still balances (100/100)" [ "$(jget "$out" 'j["ok"]')" = 100 ]
 tap_done
