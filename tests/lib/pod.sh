@@ -263,10 +263,15 @@ pod_container() {
   POD_SHIM=$!
   netns_track_pid "$POD_SHIM"
   POD_PID1=""
-  for ((i = 0; i < 50; i++)); do
-    POD_PID1=$(cat "/proc/$POD_SHIM/task/$POD_SHIM/children" 2>/dev/null | awk '{print $1}')
-    [ -n "$POD_PID1" ] && break
-    sleep 0.1
+  # PID 1: unshare's child whose PID in its namespace is 1 (before the exec of
+  # unshare, the shell's own short-lived children would show up instead).
+  for ((i = 0; i < 100; i++)); do
+    if [ "$(cat "/proc/$POD_SHIM/comm" 2>/dev/null)" = unshare ]; then
+      POD_PID1=$(cat "/proc/$POD_SHIM/task/$POD_SHIM/children" 2>/dev/null | awk '{print $1}')
+      [ -n "$POD_PID1" ] && [ "$(awk '/^NSpid/ {print $NF}' "/proc/$POD_PID1/status" 2>/dev/null)" = 1 ] && break
+    fi
+    POD_PID1=""
+    sleep 0.05
   done
   # A short-lived container (the init container) may be gone already.
   [ -n "$POD_PID1" ] || ! kill -0 "$POD_SHIM" 2>/dev/null || { pod_err "$name: no PID 1 (log: $(tail -3 "$log"))"; return 1; }
@@ -326,7 +331,8 @@ pod_pid() { [ -n "$POD_PID1" ] && kill -0 "$POD_PID1" 2>/dev/null && echo "$POD_
 # pod_kill: SIGKILL to PID 1; the kernel kills the rest of the PID namespace.
 pod_kill() {
   [ -n "$POD_SHIM" ] || return 0
-  [ -n "$POD_PID1" ] && kill -9 "$POD_PID1" 2>/dev/null
+  # Without a known PID 1, SIGKILL to the shim: unshare --kill-child passes it on.
+  kill -9 "${POD_PID1:-$POD_SHIM}" 2>/dev/null
   wait "$POD_SHIM" 2>/dev/null
   POD_SHIM=""; POD_PID1=""; LAB_AGENT_PID=""
 }
@@ -336,12 +342,47 @@ pod_stop() {
   local grace i
   [ -n "$POD_SHIM" ] || return 0
   grace=$("$PY3" "$LAB_ROOT/tests/install/lib/manifests.py" "$RENDER_DIR/pod.json" --print 'pod["terminationGracePeriodSeconds"]')
-  kill -TERM "$POD_PID1" 2>/dev/null
+  [ -n "$POD_PID1" ] && kill -TERM "$POD_PID1" 2>/dev/null
   for ((i = 0; i < ${grace:-30} * 10; i++)); do kill -0 "$POD_SHIM" 2>/dev/null || break; sleep 0.1; done
   pod_kill
 }
 
 pod_restart() { pod_kill; pod_agent_start; }
+
+# pod_checks TAG: TAP checks of the running agent container, from the host:
+# PID 1, namespaces, capabilities, seccomp, root, mounts, command
+pod_checks() {
+  local p st want got tag=$1
+  p=$(pod_pid)
+  st=$(cat "/proc/$p/status" 2>/dev/null)
+  check "$tag: the agent is PID 1 of its own PID namespace (NSpid: $(awk '/^NSpid/ {print $2, $3}' <<<"$st"))" \
+    bash -c "[ \"\$(awk '/^NSpid/ {print \$NF}' <<<'$st')\" = 1 ] && [ \"\$(readlink /proc/$p/ns/pid)\" != \"\$(readlink /proc/1/ns/pid)\" ]"
+  check "$tag: its mount namespace is not the host's, its network namespace is the lab node's (hostNetwork)" \
+    bash -c "[ \"\$(readlink /proc/$p/ns/mnt)\" != \"\$(readlink /proc/1/ns/mnt)\" ] && [ \"\$(stat -L -c %i /proc/$p/ns/net)\" = \"\$(stat -L -c %i /run/netns/$LAB_NS_NODE)\" ]"
+  want=$("$PY3" -c '
+import sys
+names = ["CHOWN","DAC_OVERRIDE","DAC_READ_SEARCH","FOWNER","FSETID","KILL","SETGID","SETUID","SETPCAP",
+  "LINUX_IMMUTABLE","NET_BIND_SERVICE","NET_BROADCAST","NET_ADMIN","NET_RAW","IPC_LOCK","IPC_OWNER",
+  "SYS_MODULE","SYS_RAWIO","SYS_CHROOT","SYS_PTRACE","SYS_PACCT","SYS_ADMIN","SYS_BOOT","SYS_NICE",
+  "SYS_RESOURCE","SYS_TIME","SYS_TTY_CONFIG","MKNOD","LEASE","AUDIT_WRITE","AUDIT_CONTROL","SETFCAP",
+  "MAC_OVERRIDE","MAC_ADMIN","SYSLOG","WAKE_ALARM","BLOCK_SUSPEND","AUDIT_READ","PERFMON","BPF","CHECKPOINT_RESTORE"]
+m = 0
+for l in open(sys.argv[1]):
+    m |= 1 << names.index(l.strip().removeprefix("CAP_"))
+print("%016x" % m)' "$POD_R/agent/caps")
+  got=$(awk '/^Cap(Eff|Prm|Bnd|Inh|Amb)/ {printf "%s=%s ", $1, $2}' <<<"$st")
+  check "$tag: CapEff = CapPrm = CapBnd = the chart's capabilities.add ($(paste -sd, "$POD_R/agent/caps") = $want), CapInh = CapAmb = 0 ($got)" \
+    bash -c "[ '$got' = 'CapInh:=0000000000000000 CapPrm:=$want CapEff:=$want CapBnd:=$want CapAmb:=0000000000000000 ' ]"
+  check "$tag: seccomp filter on (Seccomp: 2), NoNewPrivs $(pod_flag "$POD_R/agent" no_new_privs) as allowPrivilegeEscalation says" \
+    bash -c "grep -qx 'Seccomp:[[:space:]]*2' <<<'$st' && grep -qx 'NoNewPrivs:[[:space:]]*$(pod_flag "$POD_R/agent" no_new_privs)' <<<'$st'"
+  local want_m got_m
+  want_m=$(cut -f1 "$POD_R/agent/mounts" | sed 's|^/var/run/|/run/|' | sort)
+  got_m=$(awk '{print $5}' "/proc/$p/mountinfo" | grep -xF "$want_m" | sort -u)
+  check "$tag: root filesystem read-only (readOnlyRootFilesystem), the chart's $(wc -l <"$POD_R/agent/mounts") volume mounts in place ($(paste -sd' ' <<<"$got_m"))" \
+    bash -c "awk '\$5 == \"/\" {print \$6}' /proc/$p/mountinfo | grep -q '^ro' && [ '$want_m' = '$got_m' ]"
+  check "$tag: the agent runs /usr/sbin/edgeplane-agent --config /etc/edgeplane/config/config.yaml (the chart's command)" \
+    bash -c "tr '\0' ' ' </proc/$p/cmdline | grep -q '^/usr/sbin/edgeplane-agent --config /etc/edgeplane/config/config.yaml '"
+}
 
 # LAB_AGENT_RUNNER=pod_runner: tests/lab/lab.sh calls pod_runner start|stop|kill9|pid.
 pod_runner() {

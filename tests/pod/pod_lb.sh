@@ -38,39 +38,6 @@ diag "rendered: seccompProfile $(pod_flag "$POD_R/agent" seccomp), capabilities 
 check "the bpffs init container ran and found the bpffs: '$(head -1 "$POD_INIT_LOG")'" grep -q 'is a bpffs' "$POD_INIT_LOG"
 
 # --- the container's shape, seen from the host --------------------------------
-# pod_checks: PID 1, capabilities, seccomp, root, mounts of the running agent
-pod_checks() {
-  local p st want got tag=$1
-  p=$(pod_pid)
-  st=$(cat "/proc/$p/status" 2>/dev/null)
-  check "$tag: the agent is PID 1 of its own PID namespace (NSpid: $(awk '/^NSpid/ {print $2, $3}' <<<"$st"))" \
-    bash -c "[ \"\$(awk '/^NSpid/ {print \$NF}' <<<'$st')\" = 1 ] && [ \"\$(readlink /proc/$p/ns/pid)\" != \"\$(readlink /proc/1/ns/pid)\" ]"
-  check "$tag: its mount namespace is not the host's, its network namespace is the lab node's (hostNetwork)" \
-    bash -c "[ \"\$(readlink /proc/$p/ns/mnt)\" != \"\$(readlink /proc/1/ns/mnt)\" ] && [ \"\$(stat -L -c %i /proc/$p/ns/net)\" = \"\$(stat -L -c %i /run/netns/$LAB_NS_NODE)\" ]"
-  want=$(py '
-import sys
-names = ["CHOWN","DAC_OVERRIDE","DAC_READ_SEARCH","FOWNER","FSETID","KILL","SETGID","SETUID","SETPCAP",
-  "LINUX_IMMUTABLE","NET_BIND_SERVICE","NET_BROADCAST","NET_ADMIN","NET_RAW","IPC_LOCK","IPC_OWNER",
-  "SYS_MODULE","SYS_RAWIO","SYS_CHROOT","SYS_PTRACE","SYS_PACCT","SYS_ADMIN","SYS_BOOT","SYS_NICE",
-  "SYS_RESOURCE","SYS_TIME","SYS_TTY_CONFIG","MKNOD","LEASE","AUDIT_WRITE","AUDIT_CONTROL","SETFCAP",
-  "MAC_OVERRIDE","MAC_ADMIN","SYSLOG","WAKE_ALARM","BLOCK_SUSPEND","AUDIT_READ","PERFMON","BPF","CHECKPOINT_RESTORE"]
-m = 0
-for l in open(sys.argv[1]):
-    m |= 1 << names.index(l.strip().removeprefix("CAP_"))
-print("%016x" % m)' "$POD_R/agent/caps")
-  got=$(awk '/^Cap(Eff|Prm|Bnd|Inh|Amb)/ {printf "%s=%s ", $1, $2}' <<<"$st")
-  check "$tag: CapEff = CapPrm = CapBnd = the chart's capabilities.add ($(paste -sd, "$POD_R/agent/caps") = $want), CapInh = CapAmb = 0 ($got)" \
-    bash -c "[ '$got' = 'CapInh:=0000000000000000 CapPrm:=$want CapEff:=$want CapBnd:=$want CapAmb:=0000000000000000 ' ]"
-  check "$tag: seccomp filter on (Seccomp: 2), NoNewPrivs $(pod_flag "$POD_R/agent" no_new_privs) as allowPrivilegeEscalation says" \
-    bash -c "grep -qx 'Seccomp:[[:space:]]*2' <<<'$st' && grep -qx 'NoNewPrivs:[[:space:]]*$(pod_flag "$POD_R/agent" no_new_privs)' <<<'$st'"
-  check "$tag: root filesystem read-only (readOnlyRootFilesystem), the chart's mounts in place" \
-    bash -c "awk '\$5 == \"/\" {print \$6}' /proc/$p/mountinfo | grep -q '^ro' &&
-      awk '{print \$5}' /proc/$p/mountinfo | grep -qx /sys/fs/bpf &&
-      awk '{print \$5}' /proc/$p/mountinfo | grep -qx /run/edgeplane &&
-      awk '{print \$5}' /proc/$p/mountinfo | grep -qx /etc/edgeplane/config"
-  check "$tag: the agent runs /usr/sbin/edgeplane-agent --config /etc/edgeplane/config/config.yaml (the chart's command)" \
-    bash -c "tr '\0' ' ' </proc/$p/cmdline | grep -q '^/usr/sbin/edgeplane-agent --config /etc/edgeplane/config/config.yaml '"
-}
 pod_checks "start"
 check "pins on the host's bpffs (hostPath /sys/fs/bpf): $POD_HOST_BPFFS/edgeplane" \
   bash -c "ls '$POD_HOST_BPFFS/edgeplane' | grep -q ."
