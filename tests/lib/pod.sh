@@ -84,6 +84,16 @@ pod_seccomp_interim() {
 EOF
 }
 
+# pod_seccomp_required: TAP failure and exit when POD_SECCOMP_PROFILE is unset
+# or unreadable (never a skip: the container runs with the chart's profile or
+# not at all).
+pod_seccomp_required() {
+  [ -n "${POD_SECCOMP_PROFILE:-}" ] && [ -r "$POD_SECCOMP_PROFILE" ] && return 0
+  not_ok "POD_SECCOMP_PROFILE ('${POD_SECCOMP_PROFILE:-}') names a readable seccomp profile (required: the agent container's profile)"
+  tap_done
+  exit 1
+}
+
 # pod_init: once per test, after lab_up. The image by id (build/image.id,
 # written by make image; built here when missing), its root mounted.
 pod_init() {

@@ -31,6 +31,7 @@ if [ -z "${POD_SECCOMP_PROFILE:-}" ]; then
   netns_on_cleanup "rm -f $POD_SECCOMP_PROFILE"
   diag "seccomp: the interim profile (default allow, kexec/module loading denied), not the chart's"
 fi
+pod_seccomp_required
 LAB_AGENT_RUNNER=pod_runner
 drill_setup
 ok "drill lab up; the agent runs in the pod-shaped sandbox from image ${POD_IID:7:12}, DNS healthy"
@@ -182,6 +183,9 @@ check "restart: DNS answered again within 2 s of the container being ready ($(rj
   py 'import json,sys; sys.exit(0 if json.loads(sys.argv[1])["answered_again_s_after_ready"] <= 2 else 1)' "$RESTART_JSON"
 check "restart: no forged answer reached the app during the restart (probe wrong $(rj probe_wrong), stub wrong $(rj stub_wrong))" \
   [ "$(rj probe_wrong)" = 0 -a "$(rj stub_wrong)" = 0 ]
+# What the container's limits refused (capabilities, read-only root), as logged.
+grep -E 'Operation not permitted|Permission denied|Read-only file system' "$LAB_LOG" | sort -u -k3 | head -5 |
+  sed 's/^/pod: refused in the container: /' | while read -r l; do diag "$l"; done
 diag "relapses: blackhole ${RELAPSES[blackhole]}, hijack ${RELAPSES[hijack]}, restart $r"
 # Why, when there are: the PID the datapath exempts from the redirect (the
 # agent's getpid()) against the agent's PID as the kernel's hooks see it.

@@ -26,6 +26,13 @@ if [ -z "${POD_SECCOMP_PROFILE:-}" ]; then
   pod_seccomp_interim "$POD_SECCOMP_PROFILE"
   diag "seccomp: the interim profile (default allow, kexec/module loading denied), not the chart's"
 fi
+pod_seccomp_required
+# The loader applies what the profile says: a profile denying uname(2) makes uname fail.
+printf '{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["uname"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}' \
+  >"$LAB_DIR/deny-uname.json"
+out=$("$POD_LOADER" "$LAB_DIR/deny-uname.json" -- uname 2>&1)
+check "ep_seccomp_exec: a profile denying uname(2) with ENOSYS makes uname fail ('$out'); the interim profile lets it run" \
+  bash -c "! '$POD_LOADER' '$LAB_DIR/deny-uname.json' -- uname >/dev/null 2>&1 && '$POD_LOADER' '$POD_SECCOMP_PROFILE' -- uname >/dev/null"
 lab_config_write
 LAB_AGENT_RUNNER=pod_runner
 t0=$(date +%s)
