@@ -122,22 +122,29 @@ $(BUILD)/tests/tools/ep_seccomp_exec: $(BUILD)/obj/tests/tools/ep_seccomp_exec.o
 tests-bin: all $(TEST_BINS) $(BENCH_BINS) $(HELPER_BINS)
 .PHONY: tests-bin
 
-# libFuzzer targets: the library sources rebuilt with clang + ASan + UBSan.
-FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	-std=gnu11 -D_GNU_SOURCE $(INC_agent) $(PKG_CFLAGS)
-# These two compile every source in one command, so they depend on every header.
-ALL_HDRS    = $(wildcard include/*.h lib/*.h cache/*.h agent/*/*.h)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(ALL_HDRS) | $(SKELS)
+# libFuzzer targets: the library sources compiled once with clang + coverage
+# instrumentation + ASan + UBSan, then linked into each fuzzer.
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS := -O1 -g $(FUZZ_SAN) -std=gnu11 -D_GNU_SOURCE $(INC_agent) $(PKG_CFLAGS)
+FUZZ_OBJS   := $(patsubst %.c,$(BUILD)/fuzzobj/%.o,$(LIB_SRCS))
+$(BUILD)/fuzzobj/%.o: %.c | $(SKELS)
 	@mkdir -p $(dir $@)
-	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) $(PKG_LIBS)
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -MF $@.d -c $< -o $@
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -MF $@.d -o $@ $< $(FUZZ_OBJS) $(PKG_LIBS)
 fuzz: $(FUZZ_BINS)
 
 # The agent built with AddressSanitizer + LeakSanitizer for the leak e2e test.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -std=gnu11 -D_GNU_SOURCE \
 	$(INC_agent) $(PKG_CFLAGS) $(WARN) -Wno-unknown-warning-option
-$(BUILD)/asan/edgeplane-agent: $(LIB_SRCS) agent/core/agent_main.c $(ALL_HDRS) | $(SKELS)
+ASAN_OBJS  := $(patsubst %.c,$(BUILD)/asanobj/%.o,$(LIB_SRCS) agent/core/agent_main.c)
+$(BUILD)/asanobj/%.o: %.c | $(SKELS)
 	@mkdir -p $(dir $@)
-	$(CLANG) $(ASAN_FLAGS) -o $@ agent/core/agent_main.c $(LIB_SRCS) $(PKG_LIBS)
+	$(CLANG) $(ASAN_FLAGS) -MMD -MP -MF $@.d -c $< -o $@
+$(BUILD)/asan/edgeplane-agent: $(ASAN_OBJS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(ASAN_FLAGS) -o $@ $^ $(PKG_LIBS)
 asan: $(BUILD)/asan/edgeplane-agent
 
 test: deps

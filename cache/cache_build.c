@@ -518,6 +518,7 @@ static int resolve_all(struct build *b)
 		.concurrency = o->concurrency,
 		.timeout_ms = o->timeout_ms,
 		.retries = o->retries,
+		.exempt = o->exempt,
 	};
 	size_t total_q = (size_t)b->names.n * 2;
 

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+struct ep_dns_exempt_map;
+
 #define EP_CACHE_BUILD_CONCURRENCY 256
 #define EP_CACHE_BUILD_TIMEOUT_MS 1000
 #define EP_CACHE_BUILD_RETRIES 2
@@ -37,6 +39,7 @@ struct ep_cache_build_opts {
 	bool force;			/* write even past the loss guard */
 	bool quiet;			/* no progress; the summary is still printed */
 	FILE *progress;			/* progress, warnings, summary; NULL: stderr */
+	const struct ep_dns_exempt_map *exempt; /* the agent's refresh: see ep_pool_opts */
 };
 
 struct ep_cache_build_result {

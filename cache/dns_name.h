@@ -1,10 +1,10 @@
 /*
  * DNS names as the preload builder takes them from an operator's list:
- * validation and normalisation, an ordered set of unique names, and the
- * domains-file reader. Also the one definition of each name syntax the agent
- * checks elsewhere (config and run time share them, so they cannot disagree):
- * a DNS name, RFC 1123 labels and subdomains as Kubernetes uses them for
- * object names, and Kubernetes label keys.
+ * validation and normalisation, and the domains-file reader (into the
+ * string set of lib/nameset.h). Also the one definition of each name syntax
+ * the agent checks elsewhere (config and run time share them, so they cannot
+ * disagree): a DNS name, RFC 1123 labels and subdomains as Kubernetes uses
+ * them for object names, and Kubernetes label keys.
  */
 #ifndef EP_DNS_NAME_H
 #define EP_DNS_NAME_H
@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+
+#include "nameset.h" /* ep_nameset: the set domain lists are read into */
 
 /* Presentation length without the trailing dot (RFC 1035 wire limit 255). */
 #define EP_DNS_NAME_MAX 253
@@ -39,23 +41,6 @@ bool ep_dns_subdomain_ok(const char *s, size_t len);
  */
 bool ep_label_key_ok(const char *key);
 
-/*
- * Unique names kept in insertion order. Owns its strings. Lookups are
- * case-sensitive: callers insert normalised names.
- */
-struct ep_nameset {
-	char **order;  /* names in insertion order, n of them */
-	size_t n;
-	size_t order_cap;
-	char **slots;  /* open-addressing table of pointers into order[] strings */
-	size_t cap;    /* power of two */
-};
-
-void ep_nameset_init(struct ep_nameset *s);
-/* Returns 1 if added, 0 if already present, -ENOMEM. */
-int ep_nameset_add(struct ep_nameset *s, const char *name);
-bool ep_nameset_has(const struct ep_nameset *s, const char *name);
-void ep_nameset_free(struct ep_nameset *s);
 
 /* Called for each rejected line; text is the trimmed line. */
 typedef void (*ep_bad_line_fn)(void *ctx, unsigned line, const char *text, const char *why);

@@ -370,6 +370,11 @@ static int udp_socket(struct ep_pool *p, struct slot *s, int fi, int family)
 	fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	ret = ep_dns_exempt_socket(p->o.exempt, fd);
+	if (ret) {
+		close(fd);
+		return ret;
+	}
 	/* UDP events carry no generation: whatever arrives is checked against
 	 * the query in flight on this slot at that moment. */
 	ret = watch(p, s, fd, false, EPOLLIN, EPOLL_CTL_ADD);
@@ -403,6 +408,9 @@ static int start_attempt(struct ep_pool *p, struct slot *s, bool tcp)
 		}
 		s->tfd = fd;
 		s->gen++;
+		ret = ep_dns_exempt_socket(p->o.exempt, fd);
+		if (ret)
+			goto fail;
 		if (connect(fd, (struct sockaddr *)&r->sa, r->salen) && errno != EINPROGRESS) {
 			ret = -errno;
 			goto fail;

@@ -22,6 +22,8 @@
 
 #include <ldns/ldns.h>
 
+#include "dns_exempt.h"
+
 #define EP_RESOLVER_LABEL 64
 
 struct ep_resolver {
@@ -44,6 +46,11 @@ struct ep_pool_opts {
 	unsigned concurrency; /* queries in flight at most */
 	unsigned timeout_ms;  /* per attempt */
 	unsigned retries;     /* further attempts after the first */
+	/* The agent's refresh: every socket is exempted from the DNS failover
+	 * redirect before its first send (lib/dns_exempt.h), so it asks the
+	 * real resolvers, not the cache it is refreshing. NULL: not exempted
+	 * (the CLI). Must outlive the pool. */
+	const struct ep_dns_exempt_map *exempt;
 };
 
 struct ep_pool_stats {

@@ -243,6 +243,11 @@ struct ep_dns_pending {
 /* Set by the agent when it counted the query as a timeout; the entry stays
  * a while so a late answer is recognised as late, not as a spoofed one. */
 #define EP_DNS_PENDING_F_TIMED_OUT (1u << 0)
+/* Set by TC when the answer to this query arrived fragmented and was dropped
+ * by the fragment rule (docs/dns-failover.md): the upstream answered, the
+ * node refused the answer, so the agent does not count a timeout. The entry
+ * stays so an unfragmented answer (a retry over TCP...) still matches. */
+#define EP_DNS_PENDING_F_FRAG_DROPPED (1u << 1)
 
 /* Per-CPU, indexed by upstream idx. */
 struct ep_dns_stats {
@@ -260,6 +265,23 @@ struct ep_dns_stats {
 	__u64 unmatched_dropped;
 };
 
+/* Per-CPU, indexed by upstream idx (map ep_dns_hstats): DNS to and from the
+ * upstream that needed more than the fixed IP header, and what became of it.
+ * A map of its own, not fields appended to ep_dns_stats: a pinned map's value
+ * size cannot change, so a new agent could not reuse the old pins. Counted
+ * once per packet: answers where they arrive (ingress), queries where they
+ * leave the node (egress). */
+struct ep_dns_hdr_stats {
+	__u64 frag_first;      /* first fragments (UDP and DNS headers in them): parsed */
+	__u64 frag_later;      /* later fragments from/to the upstream: no ports, not DNS-checked */
+	__u64 frag_dropped;    /* fragmented answers dropped by the fragment rule */
+	__u64 ip_options;      /* IPv4 with options: parsed behind them */
+	__u64 ipv6_exthdr;     /* IPv6 with extension headers: parsed behind them */
+	__u64 unparsed;	       /* IPv6 header chains not walked (more than 8, truncated) */
+	__u64 unparsed_dropped; /* ...of them from the upstream, dropped by the fragment rule */
+	__u64 pad;
+};
+
 #define EP_DNS_MODE_UPSTREAM 0
 #define EP_DNS_MODE_CACHE 1
 
@@ -272,9 +294,28 @@ struct ep_dns_config {
 	__u32 cache_addr6[4];
 	__u32 sample_every;    /* send 1 in N answers to the ring buffer (0 = none) */
 	__u32 pad;
-	__u64 agent_tgid;      /* the agent's own sockets are never redirected (probes) */
+	/* Was the agent's tgid: a process id means nothing once the agent runs
+	 * in a PID namespace of its own (ep_dns_exempt replaced it). Unused and
+	 * kept 0; it stays so the layout, and ABI v1 pins, stay valid. */
+	__u64 reserved0;
 	__u64 netns_cookie;    /* sock hooks act only in the node's network namespace */
 };
+
+/* Value of ep_dns_exempt, socket storage the agent attaches to each of its
+ * own DNS sockets (health probes, snapshot refreshes) before their first
+ * connect/send: bpf_map_update_elem(map_fd, &socket_fd, &v, BPF_NOEXIST).
+ * The socket hooks never redirect a socket that carries it, so the agent
+ * keeps talking to the real upstream while the node is failed over. A
+ * property of the socket, not of the process: it holds in any PID namespace
+ * and cgroup, dies with the socket, and only whoever may write the pinned map
+ * (root over the bpffs) can set it. */
+struct ep_dns_exempt {
+	__u32 owner; /* EP_DNS_EXEMPT_*: which part of the agent, for map dumps */
+};
+
+#define EP_DNS_EXEMPT_PROBE 1   /* agent/dns/dns_probe.c */
+#define EP_DNS_EXEMPT_REFRESH 2 /* the snapshot refresh (cache/resolver_pool.c) */
+#define EP_DNS_EXEMPT_TEST 99   /* tests/tools */
 
 /* Redirected flows (pods): client -> original upstream, to translate the
  * cache's replies back (source = the upstream the client asked). */

@@ -40,6 +40,14 @@ struct {
 	__type(value, struct ep_dns_stats);
 } ep_dns_stats SEC(".maps");
 
+/* Fragments, IPv4 options, IPv6 extension headers (struct ep_dns_hdr_stats). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, EP_DNS_MAX_UPSTREAMS);
+	__type(key, __u32);
+	__type(value, struct ep_dns_hdr_stats);
+} ep_dns_hstats SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -84,6 +92,16 @@ struct {
 	__type(key, int);
 	__type(value, struct ep_endpoint);
 } ep_dns_sk SEC(".maps");
+
+/* Socket hooks: the agent's own DNS sockets, never redirected (struct
+ * ep_dns_exempt in edgeplane_abi.h). Written from user space only, keyed by
+ * the socket's fd there; freed with the socket. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct ep_dns_exempt);
+} ep_dns_exempt SEC(".maps");
 
 /* The upstream entry of a DNS server address, or NULL when it is not one of
  * the configured upstreams: TC asks it of packets, the socket hooks of

@@ -146,18 +146,6 @@ fail:
 	return -e;
 }
 
-uint64_t ep_hash64(const void *data, size_t len)
-{
-	const unsigned char *b = data;
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= b[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
 static uint64_t clock_ns(clockid_t c)
 {
 	struct timespec ts;

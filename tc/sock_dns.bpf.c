@@ -15,8 +15,8 @@
  * Only while failed over (ep_dns_config.mode == EP_DNS_MODE_CACHE), only in
  * the network namespace ep_dns_config.netns_cookie names (attaching at a
  * cgroup shared with other namespaces changes nothing there), never for the
- * agent (ep_dns_config.agent_tgid: its probes must reach the real upstream),
- * only for UDP/TCP to an address of ep_dns_upstreams on port 53, and only
+ * agent's own DNS sockets (they carry ep_dns_exempt: its probes must reach the
+ * real upstream, or it would be probing its own cache), only for UDP/TCP to an address of ep_dns_upstreams on port 53, and only
  * when the cache has an address of that family. recvmsg/getpeername act
  * only on sockets redirected here (they carry ep_dns_sk), also after
  * failback: answers still in flight keep their upstream source.
@@ -54,7 +54,10 @@ static __always_inline struct ep_dns_config *ep_sock_cfg_active(struct bpf_sock_
 	 * agent says where. */
 	if (bpf_get_netns_cookie(ctx) != cfg->netns_cookie)
 		return NULL;
-	if ((bpf_get_current_pid_tgid() >> 32) == cfg->agent_tgid)
+	/* The agent marks its sockets rather than being recognised by pid: a
+	 * pid is only meaningful in one PID namespace, and the agent in a
+	 * container sees itself as pid 1 while the kernel reports the host's. */
+	if (bpf_sk_storage_get(&ep_dns_exempt, ctx->sk, 0, 0))
 		return NULL;
 	return cfg;
 }

@@ -1,5 +1,5 @@
 /*
- * The agent's configuration: the YAML schema of DESIGN.md, parsed with libyaml
+ * The agent's configuration: the YAML schema of docs/config.md, parsed with libyaml
  * and validated in one pass. Every error names the key path and line; all
  * errors are collected, not just the first. Each section's keys, defaults and
  * rules live next to the code that uses them (config_schema.h, sections.c).

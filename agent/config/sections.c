@@ -23,7 +23,7 @@
 
 SECTIONS(DECLARE)
 
-/* A DESIGN.md section this build refuses by name rather than as unknown. */
+/* A documented section (docs/config.md) this build refuses by name rather than as unknown. */
 static const struct ep_cfg_section certs_section = {
 	.field = { .key = "certs", .kind = EP_CFG_UNSUPPORTED,
 		   .why = "certificate sync is not in this build" },

@@ -168,7 +168,9 @@ static int apply_dns_cache(struct ep_agent *a, const struct ep_config *cfg, char
 	}
 	if (a->cache)
 		return ep_dns_cache_reconfigure(a->cache, cfg, err, errlen);
-	return ep_dns_cache_start(&a->cache, cfg, a->runtime_dir, a->ev, &a->lock,
+	/* The DNS datapath's fds are zeroed while it is off. */
+	return ep_dns_cache_start(&a->cache, cfg, a->runtime_dir,
+				  a->dp.dns.exempt > 0 ? a->dp.dns.exempt : -1, a->ev, &a->lock,
 				  upstream_healthy, a, err, errlen);
 }
 

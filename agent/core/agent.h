@@ -30,7 +30,7 @@ struct ep_agent_opts {
 	bool detach_on_exit;
 };
 
-struct MHD_Daemon;
+struct ep_metrics;
 struct ep_control;
 struct ep_dns_cache;
 struct ep_dns_failover;
@@ -45,7 +45,7 @@ struct ep_agent {
 	struct ep_dns_cache *cache; /* dns.cache, NULL when not configured */
 	struct ep_dns_failover *failover; /* dns section, NULL when not configured */
 	char runtime_dir[PATH_MAX]; /* dirname of the control socket */
-	struct MHD_Daemon *mhd;
+	struct ep_metrics *metrics; /* the metrics server, NULL when off */
 	char metrics_listen[128];
 	char socket_path[PATH_MAX];
 	/* The event loop; each module adds and removes its own sources. */

@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include "cache_build.h"
+#include "dns_exempt.h"
 #include "dnsmasq.h"
+#include "edgeplane_abi.h"
 #include "evloop.h"
 #include "log.h"
 #include "netaddr.h"
@@ -54,6 +56,7 @@ struct ep_dns_cache {
 	uint64_t generation;
 
 	/* background refresh */
+	struct ep_dns_exempt_map *exempt; /* its sockets; NULL: no datapath map */
 	pthread_t thread;
 	bool running;	   /* a refresh thread exists (joined in tick) */
 	volatile int done; /* set by the thread when finished */
@@ -253,6 +256,10 @@ static void *refresh_thread(void *arg)
 	o.max_loss_pct = c->t_max_loss;
 	o.quiet = true;
 	o.progress = sink ? sink : stderr;
+	/* The refresh asks the upstreams themselves: while failed over (a
+	 * forced `dns refresh`) the socket hooks would otherwise hand its
+	 * queries to the cache it is rebuilding. */
+	o.exempt = c->exempt;
 	rc = ep_cache_build(&o, &c->last_result);
 	if (sink)
 		fclose(sink);
@@ -377,8 +384,9 @@ static void watch_dnsmasq(struct ep_dns_cache *c)
 }
 
 int ep_dns_cache_start(struct ep_dns_cache **out, const struct ep_config *cfg,
-		       const char *runtime_dir, sd_event *ev, pthread_mutex_t *lock,
-		       ep_dns_upstream_gate gate, void *gate_arg, char *err, size_t errlen)
+		       const char *runtime_dir, int exempt_map_fd, sd_event *ev,
+		       pthread_mutex_t *lock, ep_dns_upstream_gate gate, void *gate_arg, char *err,
+		       size_t errlen)
 {
 	struct ep_dns_cache *c = calloc(1, sizeof(*c));
 	struct ep_dnsmasq_opts o;
@@ -394,6 +402,13 @@ int ep_dns_cache_start(struct ep_dns_cache **out, const struct ep_config *cfg,
 	c->cfg.health.canaries = NULL; /* owned by the config; not ours to keep */
 	c->cfg.health.n_canaries = 0;
 	snprintf(c->runtime_dir, sizeof(c->runtime_dir), "%s", runtime_dir);
+	/* Our own copy of the fd: the datapath may close its own (dns section
+	 * removed) while a refresh thread still runs. */
+	if (exempt_map_fd >= 0 &&
+	    !(c->exempt = ep_dns_exempt_map_new(exempt_map_fd, EP_DNS_EXEMPT_REFRESH))) {
+		snprintf(err, errlen, "cannot open the DNS exemption map: %s", strerror(errno));
+		goto fail;
+	}
 	if (ensure_listen(c, err, errlen))
 		goto fail;
 	if (ep_policy_start(&c->policy, EP_POLICY_ADDR, EP_POLICY_PORT, c->cfg.cache.ttl, err, errlen))
@@ -671,6 +686,7 @@ void ep_dns_cache_stop(struct ep_dns_cache *c, bool stop_dnsmasq)
 		ep_snapshot_free(&c->snap);
 	if (c->have_pending_names)
 		ep_nameset_free(&c->pending_names);
+	ep_dns_exempt_map_free(c->exempt);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }

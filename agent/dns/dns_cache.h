@@ -30,13 +30,16 @@ struct ep_dns_cache;
 typedef bool (*ep_dns_upstream_gate)(void *arg);
 
 /* Starts everything for cfg->dns.cache. runtime_dir holds dnsmasq's files.
+ * exempt_map_fd: the datapath's ep_dns_exempt map (duplicated here), whose
+ * mark keeps the refresh's sockets away from the failover redirect; -1: none.
  * Registers its timer on ev: every 100 ms, under *lock (the agent's, which
  * the metrics thread takes too), it supervises dnsmasq (reap, health check,
  * restart, log), watches the preload file and runs the refresh.
  * ep_dns_cache_stop() removes it. */
 int ep_dns_cache_start(struct ep_dns_cache **out, const struct ep_config *cfg,
-		       const char *runtime_dir, sd_event *ev, pthread_mutex_t *lock,
-		       ep_dns_upstream_gate gate, void *gate_arg, char *err, size_t errlen);
+		       const char *runtime_dir, int exempt_map_fd, sd_event *ev,
+		       pthread_mutex_t *lock, ep_dns_upstream_gate gate, void *gate_arg, char *err,
+		       size_t errlen);
 /* A reloaded config (same runtime dir). */
 int ep_dns_cache_reconfigure(struct ep_dns_cache *c, const struct ep_config *cfg, char *err,
 			     size_t errlen);

@@ -129,7 +129,7 @@ static void dns_defaults(struct ep_config *cfg)
 {
 	struct ep_cfg_dns *d = &cfg->dns;
 
-	/* NodeLocal DNSCache's link-local address; TTL 30 s (DESIGN.md). */
+	/* NodeLocal DNSCache's link-local address; TTL 30 s (docs/dns-cache.md). */
 	ep_ip_parse("169.254.20.10", &d->cache.listen);
 	snprintf(d->cache.preload, sizeof(d->cache.preload), "%s",
 		 "/var/lib/edgeplane/preload.hosts");

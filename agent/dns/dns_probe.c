@@ -17,8 +17,10 @@
 
 #define MAX_INFLIGHT 4
 #define MAX_EXPECT 8
-/* A bogus answer is logged at most this often per upstream. */
+/* A bogus answer is logged at most this often per upstream, and so is a
+ * probe socket that could not be exempted. */
 #define BOGUS_LOG_NS (30ULL * 1000000000ULL)
+#define EXEMPT_LOG_NS BOGUS_LOG_NS
 
 const char *const ep_probe_result_names[EP_PROBE_RESULTS] = {"ok",    "timeout", "servfail",
 							      "wrong", "bogus",   "divergent"};
@@ -64,6 +66,8 @@ struct ep_dns_prober {
 	ep_probe_pick_fn pick;
 	void *pick_arg;
 	struct ep_dnssec_anchor *anchor; /* NULL: no validation */
+	const struct ep_dns_exempt_map *exempt; /* owned by the caller */
+	uint64_t exempt_failed, exempt_logged_ns;
 };
 
 static int load_anchor(struct ep_dns_prober *p, const struct ep_cfg_dns *cfg, char *err,
@@ -96,7 +100,8 @@ static int load_anchor(struct ep_dns_prober *p, const struct ep_cfg_dns *cfg, ch
 }
 
 struct ep_dns_prober *ep_dns_prober_new(const struct ep_cfg_dns *cfg, ep_probe_pick_fn pick,
-					void *pick_arg, char *err, size_t errlen)
+					void *pick_arg, const struct ep_dns_exempt_map *exempt,
+					char *err, size_t errlen)
 {
 	struct ep_dns_prober *p = calloc(1, sizeof(*p));
 
@@ -118,6 +123,7 @@ struct ep_dns_prober *ep_dns_prober_new(const struct ep_cfg_dns *cfg, ep_probe_p
 	p->n_canaries = cfg->health.n_canaries;
 	p->pick = pick;
 	p->pick_arg = pick_arg;
+	p->exempt = exempt;
 	for (size_t i = 0; i < p->n; i++) {
 		p->up[i].addr = cfg->upstreams[i];
 		for (size_t k = 0; k < MAX_INFLIGHT; k++)
@@ -253,6 +259,27 @@ static int build_query(const struct ep_dns_prober *p, const struct probe *pr, ui
 				   len);
 }
 
+/* Exempts a probe socket from the failover redirect. Non-zero: the probe is
+ * not sent. An unexempted probe would, while failed over, ask our own cache
+ * and report the upstream healthy; no result is better than a false one. */
+static int exempt_or_skip(struct ep_dns_prober *p, int fd)
+{
+	int rc = ep_dns_exempt_socket(p->exempt, fd);
+	uint64_t t;
+
+	if (!rc)
+		return 0;
+	p->exempt_failed++;
+	t = ep_now_ns();
+	if (!p->exempt_logged_ns || t - p->exempt_logged_ns >= EXEMPT_LOG_NS) {
+		log_warn("DNS probes: cannot exempt a probe socket from the failover redirect (%s); "
+			 "probe not sent (%llu so far)",
+			 strerror(-rc), (unsigned long long)p->exempt_failed);
+		p->exempt_logged_ns = t;
+	}
+	return rc;
+}
+
 static void start_probe(struct ep_dns_prober *p, struct upstream *u, uint64_t now)
 {
 	struct sockaddr_storage ss = {};
@@ -295,6 +322,11 @@ static void start_probe(struct ep_dns_prober *p, struct upstream *u, uint64_t no
 	/* A fresh socket per probe: a random source port each time. Connected,
 	 * so the kernel hands us datagrams from the upstream's address:53 only. */
 	pr->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (pr->fd >= 0 && exempt_or_skip(p, pr->fd)) {
+		free(wire);
+		abandon(u, pr);
+		return;
+	}
 	if (pr->fd < 0 || connect(pr->fd, (struct sockaddr *)&ss, sl) ||
 	    send(pr->fd, wire, len, 0) != (ssize_t)len) {
 		pr->busy = true;

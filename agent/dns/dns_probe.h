@@ -5,6 +5,10 @@
  * sockets, connected to the upstream so the kernel drops datagrams from
  * any other source; a reply must also carry the query's id and question
  * (RFC 5452) or it is ignored. ldns builds and parses the messages.
+ * Every probe socket is exempted from the failover redirect
+ * (lib/dns_exempt.h) before it is connected: probes must measure the real
+ * upstream while the node answers from its cache, or they decide failback
+ * on the cache's health.
  * Optionally the answers are DNSSEC-validated (docs/dnssec-probes.md).
  */
 #ifndef EP_DNS_PROBE_H
@@ -15,6 +19,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "dns_exempt.h"
 #include "dns_health.h"
 #include "dns_query.h"
 
@@ -34,9 +39,11 @@ struct ep_dns_prober;
  * probes (names that must not exist) and names outside the zone are not
  * validated. Returns NULL with a message in err (naming the key and the
  * file) when the anchor cannot be used; nothing is left allocated then.
+ * exempt (may be NULL: nothing to exempt from) must outlive the prober.
  */
 struct ep_dns_prober *ep_dns_prober_new(const struct ep_cfg_dns *cfg, ep_probe_pick_fn pick,
-					void *pick_arg, char *err, size_t errlen);
+					void *pick_arg, const struct ep_dns_exempt_map *exempt,
+					char *err, size_t errlen);
 /* Sends due probes, reads replies, expires unanswered ones. Never blocks.
  * All functions below accept a NULL prober (nothing to do, nothing to say). */
 void ep_dns_prober_tick(struct ep_dns_prober *p, uint64_t now_ns);

@@ -1,6 +1,6 @@
 /*
  * The agent's Kubernetes client: tells the cluster when node DNS fails over
- * to the local cache and back (DESIGN.md, "DNS failover").
+ * to the local cache and back (docs/dns-failover.md).
  *
  * What it writes, for the node the agent runs on:
  *   - a label <label_key>="true" while DNS is failed over (removed after);

@@ -4,14 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
+
 uint64_t ep_maglev_key(const char *identity)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	uint64_t h = ep_hash64_str(identity);
 
-	for (const unsigned char *p = (const unsigned char *)identity; *p; p++) {
-		h ^= *p;
-		h *= 0x100000001b3ULL;
-	}
 	/* splitmix64 finaliser: FNV alone leaves low bits poorly mixed, and
 	 * offset/skip are taken modulo the table size. */
 	h ^= h >> 30;

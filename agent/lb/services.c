@@ -237,7 +237,7 @@ static int install_ring(struct ep_services *s, struct ep_svc_state *st, int ring
 		mb[members].weight = b->weight;
 		mb[members].key = ep_maglev_key(b->label);
 		/* Order-independent signature of (identity, id, weight). */
-		sig += ep_hash64(&mb[members], sizeof(mb[members])) * 0x100000001b3ULL;
+		sig += ep_hash64(&mb[members], sizeof(mb[members])) * EP_FNV64_PRIME;
 		members++;
 	}
 	if (members == 0) {

@@ -9,7 +9,10 @@
 # coming from the upstream (recvmsg / getpeername rewrite), over unconnected
 # and connected UDP and TCP, IPv4, IPv6 and IPv4-mapped; in upstream mode it
 # times out; so does a process outside the cgroup, a process in the cgroup but
-# in another network namespace, and the process whose tgid is agent_tgid.
+# in another network namespace, and a socket exempted as the agent exempts its
+# own (ep_dns_exempt socket storage), also from a process in a PID namespace of
+# its own; other sockets of that process are still redirected, and a process
+# without access to the pinned map cannot exempt its socket.
 set -u
 cd "$(dirname "$0")/../.."
 source tests/lib/tap.sh
@@ -91,12 +94,25 @@ EOF
 cat >"$TMP/client.py" <<'EOF'
 # client.py udp|udpc|tcp ADDR [PORT]: one query; prints
 #   "ok from=ADDR:PORT peer=ADDR:PORT"  (exit 0) or "timeout" / "error ..." (exit 1)
-import os, socket, struct, sys
+# With EP_EXEMPT="TOOL PIN" in the environment the socket is first exempted
+# from the redirect by `TOOL exempt --pin PIN FD` (the agent's helper), the
+# socket handed down as FD; a failed exemption is reported on stderr and the
+# query goes ahead.
+import os, socket, struct, subprocess, sys
 
 kind, dst = sys.argv[1], sys.argv[2]
 port = int(sys.argv[3]) if len(sys.argv) > 3 else 53
 fam = socket.AF_INET6 if ":" in dst else socket.AF_INET
 q = b"Q-%d" % os.getpid()
+
+def exempt(s):
+    if not os.environ.get("EP_EXEMPT"):
+        return
+    tool, pin = os.environ["EP_EXEMPT"].split()
+    r = subprocess.run([tool, "exempt", "--pin", pin, str(s.fileno())], pass_fds=(s.fileno(),),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if r.returncode:
+        sys.stderr.write("exempt failed: %s\n" % r.stderr.decode().strip())
 
 def fmt(a):
     return "-" if a is None else "%s:%d" % (a[0], a[1])
@@ -114,6 +130,7 @@ try:
     peer = None
     if kind in ("udp", "udpc"):
         s = socket.socket(fam, socket.SOCK_DGRAM)
+        exempt(s)
         s.settimeout(1.5)
         if kind == "udpc":
             s.connect((dst, port))
@@ -124,6 +141,7 @@ try:
         d, frm = s.recvfrom(4096)
     else:
         s = socket.socket(fam, socket.SOCK_STREAM)
+        exempt(s)
         s.settimeout(1.5)
         s.connect((dst, port))
         peer = s.getpeername()
@@ -188,7 +206,7 @@ diag "netns cookie of $NS: $COOKIE"
 "$TOOL" upstream --pin "$PIN" $UP4 0 &&
   "$TOOL" upstream --pin "$PIN" $UP6 1 &&
   "$TOOL" config --pin "$PIN" --mode upstream --cache4 $CACHE4 --cache6 $CACHE6 \
-    --netns-cookie "$COOKIE" --agent-tgid 0
+    --netns-cookie "$COOKIE"
 check "upstreams and config written to the pinned maps" test $? -eq 0
 
 # --- upstream mode: nothing redirected -----------------------------------------
@@ -241,12 +259,50 @@ else not_ok "cache mode: TCP from outside the cgroup is not redirected (got: $ou
 out=$(cg_client "$NS2" udp $UP4)
 if [ "$out" = timeout ]; then ok "cache mode: a process in the cgroup but in another network namespace is not redirected"
 else not_ok "cache mode: a process in the cgroup but in another network namespace is not redirected (got: $out)"; fi
-# the agent: its tgid in agent_tgid, set by the process itself before exec
-out=$(bash -c 'echo $$ > "$1/cgroup.procs" && "$2" config --pin "$3" --agent-tgid $$ && shift 3 && exec ip netns exec "$@"' \
-  _ "$CG" "$TOOL" "$PIN" "$NS" "$PY3" "$TMP/client.py" udp $UP4)
-if [ "$out" = timeout ]; then ok "cache mode: the process whose tgid is agent_tgid reaches the real upstream (not redirected)"
-else not_ok "cache mode: the process whose tgid is agent_tgid is not redirected (got: $out)"; fi
-"$TOOL" config --pin "$PIN" --agent-tgid 0
+# The agent's own sockets: exempted one by one (ep_dns_exempt), whatever the
+# process's pid, PID namespace or cgroup.
+ex_client() { local ns=$1; shift; EP_EXEMPT="$TOOL $PIN" in_cg "$ns" "$PY3" "$TMP/client.py" "$@"; }
+for kind in udp udpc tcp; do
+  out=$(ex_client "$NS" $kind $UP4)
+  if [ "$out" = timeout ]; then ok "cache mode: an exempted $kind socket in the cgroup reaches the real upstream (not redirected)"
+  else not_ok "cache mode: an exempted $kind socket in the cgroup reaches the real upstream (got: $out)"; fi
+done
+out=$(ex_client "$NS" udp $UP6)
+if [ "$out" = timeout ]; then ok "cache mode: an exempted IPv6 socket is not redirected"
+else not_ok "cache mode: an exempted IPv6 socket is not redirected (got: $out)"; fi
+# pid 1 of a PID namespace of its own, like the agent in its container: the
+# pid the kernel reports is the host's, the one the process sees is 1.
+pidns() { local ns=$1; shift; in_cg "$ns" unshare --pid --fork --mount-proc --kill-child "$@"; }
+out=$(EP_EXEMPT="$TOOL $PIN" pidns "$NS" sh -c 'test $$ = 1 && exec "$@"' _ "$PY3" "$TMP/client.py" udpc $UP4)
+if [ "$out" = timeout ]; then ok "cache mode: pid 1 of its own PID namespace, exempted socket: not redirected"
+else not_ok "cache mode: pid 1 of its own PID namespace, exempted socket: not redirected (got: $out)"; fi
+expect_ok "cache mode: pid 1 of its own PID namespace, socket not exempted: redirected" \
+  "$UP4:53" "$UP4:53" "$(pidns "$NS" sh -c 'test $$ = 1 && exec "$@"' _ "$PY3" "$TMP/client.py" udpc $UP4)"
+# The exemption is the socket's, not the process's: a second socket of the
+# same process, not exempted, is redirected.
+out=$(EP_EXEMPT="$TOOL $PIN" in_cg "$NS" "$PY3" -c '
+import os, socket, subprocess, sys
+tool, pin = os.environ["EP_EXEMPT"].split()
+res = []
+for ex in (True, False):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1.5)
+    if ex:
+        subprocess.run([tool, "exempt", "--pin", pin, str(s.fileno())], pass_fds=(s.fileno(),), check=True)
+    s.sendto(b"Q", (sys.argv[1], 53))
+    try:
+        s.recvfrom(512); res.append("answered")
+    except socket.timeout:
+        res.append("timeout")
+print(" ".join(res))' $UP4)
+if [ "$out" = "timeout answered" ]; then ok "cache mode: in one process, the exempted socket is not redirected, the other one is"
+else not_ok "cache mode: in one process, the exempted socket is not redirected, the other one is (got: $out)"; fi
+# Nobody but a process that may open the pinned map can exempt a socket.
+out=$(EP_EXEMPT="$TOOL $PIN" in_cg "$NS" setpriv --reuid 65534 --regid 65534 --clear-groups \
+  "$PY3" - udpc $UP4 <"$TMP/client.py" 2>"$TMP/unpriv.err")
+diag "unprivileged exemption attempt: $(head -c 200 "$TMP/unpriv.err")"
+if [ "$out" = "ok from=$UP4:53 peer=$UP4:53" ] && grep -q "exempt failed" "$TMP/unpriv.err"; then
+  ok "cache mode: an unprivileged process cannot exempt its socket (still redirected)"
+else not_ok "cache mode: an unprivileged process cannot exempt its socket (got: $out)"; fi
 expect_ok "cache mode: other processes in the cgroup are still redirected after that" \
   "$UP4:53" "$UP4:53" "$(cg_client "$NS" udpc $UP4)"
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The agent's Kubernetes client (agent/k8s/k8s.c) against an API-faithful fake
+# The agent's Kubernetes client (agent/k8s/) against an API-faithful fake
 # kube-apiserver (tests/k8s/fake_apiserver.py), through the driver
 # tests/tools/ep_k8s_drive.
 #

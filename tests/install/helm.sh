@@ -192,11 +192,121 @@ else not_ok "helm template --kube-version 1.29.0"; fi
 check "kubeVersion constraint refuses Kubernetes 1.24" \
   bash -c "! '$HELM' template x '$CHART' --kube-version 1.24.0 >/dev/null 2>&1"
 
+# --- least privilege in the cluster: the ValidatingAdmissionPolicy (>= 1.30) --------
+# RBAC lets the agent patch every Node; on 1.30+ the chart adds a policy that
+# keeps each agent to its own Node (its token's node-name claim) and to the
+# label and condition it owns. No API server runs here: the manifests are
+# checked as rendered, and the CEL is compiled and evaluated by a JavaScript
+# CEL implementation (tests/install/lib/vap_eval.mjs).
+VAP='one("ValidatingAdmissionPolicy")'; VAPB='one("ValidatingAdmissionPolicyBinding")'
+VARS="{v['name']: v['expression'] for v in $VAP['spec']['variables']}"
+NO_VAP='not find("ValidatingAdmissionPolicy") and not find("ValidatingAdmissionPolicyBinding")'
+AGENT_LABEL=$(sed -n 's/^#define EP_K8S_DEFAULT_LABEL "\(.*\)"$/\1/p' agent/config/config.h)
+AGENT_COND=$(sed -n 's/^#define EP_K8S_CONDITION_TYPE "\(.*\)"$/\1/p' agent/k8s/k8s.h)
+diag "agent's label ${AGENT_LABEL:-?}, condition ${AGENT_COND:-?} (agent/config/config.h, agent/k8s/k8s.h)"
+for v in 1.30.0 1.31.0; do
+  if render "vap$v" --kube-version "$v"; then
+    check "kube $v: ValidatingAdmissionPolicy and its binding rendered (admissionregistration.k8s.io/v1)" \
+      mq "vap$v" "$VAP['apiVersion'] == 'admissionregistration.k8s.io/v1' and $VAPB['apiVersion'] == 'admissionregistration.k8s.io/v1'"
+  else not_ok "helm template --kube-version $v"; sed 's/^/# /' "$RENDER_DIR/vap$v.err" | head; fi
+done
+render vap1.28.0 --kube-version 1.28.0 || not_ok "helm template --kube-version 1.28.0"
+for v in 1.29.0 1.28.0; do
+  n=vap$v; [ $v = 1.29.0 ] && n=k129
+  check "kube $v: no admission policy (no admissionregistration.k8s.io/v1; ClusterRole only)" \
+    mq "$n" "$NO_VAP and one('ClusterRole')"
+done
+for v in 1.29.0 1.30.0; do
+  if out=$("$HELM" lint --strict --kube-version "$v" "$CHART" 2>&1); then ok "helm lint --strict --kube-version $v"
+  else not_ok "helm lint --strict --kube-version $v"; echo "$out" | sed 's/^/# /' | head -20; fi
+done
+check "default render (helm's own Kubernetes version, >= 1.30) has the policy" mq default "$VAP and $VAPB"
+for s in vap1.30.0 full; do
+  check "$s: the binding names the policy and denies ([Deny]); failurePolicy Fail" \
+    mq "$s" "$VAPB['spec']['policyName'] == $VAP['metadata']['name'] and $VAPB['spec']['validationActions'] == ['Deny'] and $VAP['spec']['failurePolicy'] == 'Fail' and 'matchResources' not in $VAPB['spec'] and 'paramRef' not in $VAPB['spec']"
+  check "$s: the policy matches UPDATE of nodes and nodes/status, CREATE of core Events, nothing else" \
+    mq "$s" "sorted((tuple(r['apiGroups']), tuple(r['apiVersions']), tuple(r['operations']), tuple(sorted(r['resources']))) for r in $VAP['spec']['matchConstraints']['resourceRules']) == [(('',), ('v1',), ('CREATE',), ('events',)), (('',), ('v1',), ('UPDATE',), ('nodes', 'nodes/status'))]"
+  check "$s: the match condition is the user of the DaemonSet's service account (system:serviceaccount:kube-system:NAME)" \
+    mq "$s" "[m['expression'] for m in $VAP['spec']['matchConditions']] == ['request.userInfo.username == \"system:serviceaccount:kube-system:%s\"' % pod['serviceAccountName']] and one('ClusterRoleBinding')['subjects'][0]['name'] == pod['serviceAccountName']"
+  check "$s: own node only: the token's node-name claim (authentication.kubernetes.io/node-name) against the Node written" \
+    mq "$s" "'authentication.kubernetes.io/node-name' in $VARS['tokenNode'] and any('variables.tokenNode[0] == variables.targetNode' in v['expression'] for v in $VAP['spec']['validations'])"
+  check "$s: the owned label and condition are the agent's defaults ($AGENT_LABEL, $AGENT_COND)" \
+    mq "$s" "$VARS['ownedLabel'] == json.dumps('$AGENT_LABEL') and $VARS['ownedCondition'] == json.dumps('$AGENT_COND') and $VARS['ownedAnnotations'] == '[]'"
+  check "$s: every validation has a one-line message (messageExpression falls back to it) and a reason" \
+    mq "$s" "all(v.get('message') and v.get('reason') in ('Forbidden', 'Invalid') and chr(10) not in v['message'] for v in $VAP['spec']['validations'])"
+done
+check "full: policy and binding named after the release, cluster-scoped (no namespace)" \
+  mq full "$VAP['metadata']['name'] == 'edgeplane-agent-own-node' and $VAPB['metadata']['name'] == 'edgeplane-agent-own-node' and 'namespace' not in $VAP['metadata'] and 'namespace' not in $VAPB['metadata']"
+
+# One source for the label: the value the agent's config gets is the one the policy allows.
+if render vap-label --kube-version 1.30.0 --set config.kubernetes.dns_unhealthy_label=example.com/dns-down \
+    --set 'rbac.admissionPolicy.ownedAnnotations[0]=edgeplane.io/cert-serials' \
+    --set serviceAccount.name=edge-agent --namespace edge-system; then
+  check "custom label: the policy allows example.com/dns-down, the label the agent's config names" \
+    mq vap-label "$VARS['ownedLabel'] == '\"example.com/dns-down\"' and 'dns_unhealthy_label: example.com/dns-down' in cfg and 'edgeplane.io/dns-unhealthy' not in json.dumps($VAP)"
+  check "custom label: owned annotations rendered as a CEL list; the condition type is still $AGENT_COND" \
+    mq vap-label "$VARS['ownedAnnotations'] == '[\"edgeplane.io/cert-serials\"]' and $VARS['ownedCondition'] == '\"$AGENT_COND\"'"
+  check "custom namespace and service account: the match condition names system:serviceaccount:edge-system:edge-agent" \
+    mq vap-label "$VAP['spec']['matchConditions'][0]['expression'] == 'request.userInfo.username == \"system:serviceaccount:edge-system:edge-agent\"' and pod['serviceAccountName'] == 'edge-agent' and one('ClusterRoleBinding')['subjects'][0]['namespace'] == 'edge-system'"
+else not_ok "helm template with a custom label"; sed 's/^/# /' "$RENDER_DIR/vap-label.err" | head; fi
+render vap-off --kube-version 1.31.0 --set rbac.admissionPolicy.enabled=false &&
+  check "rbac.admissionPolicy.enabled=false: no policy even on 1.31; the ClusterRole stays" mq vap-off "$NO_VAP and one('ClusterRole')"
+render vap-norbac --kube-version 1.30.0 --set rbac.create=false &&
+  check "rbac.create=false: the policy still narrows whatever RBAC the cluster grants" mq vap-norbac "$VAP and not find('ClusterRole')"
+render vap-dry --kube-version 1.30.0 --set 'rbac.admissionPolicy.validationActions={Warn,Audit}' &&
+  check "validationActions [Warn, Audit]: a dry run (warn and audit, refuse nothing)" mq vap-dry "$VAPB['spec']['validationActions'] == ['Warn', 'Audit']"
+
+# The CEL, compiled and evaluated offline (vap_eval.mjs says what that does not prove).
+NODE=${NODE:-$(command -v node)}
+# vap_tap NAME [--each] ARGS...: vap_eval.mjs on a render; --each: one TAP line per check
+vap_tap() {
+  local name=$1 each=0 out rc n; shift
+  [ "${1:-}" = --each ] && { each=1; shift; }
+  out=$("$NODE" tests/install/lib/vap_eval.mjs "$RENDER_DIR/$name.json" "$@" 2>&1); rc=$?
+  if [ $each = 1 ]; then
+    while IFS=$'\t' read -r st what; do
+      case $st in PASS) ok "$name: CEL: $what";; FAIL) not_ok "$name: CEL: $what";; *) diag "$st $what";; esac
+    done <<<"$out"
+    [ $rc = 0 ] || grep -q '^FAIL' <<<"$out" || not_ok "$name: vap_eval.mjs exited $rc"
+  else
+    n=$(grep -c '^PASS' <<<"$out")
+    if [ $rc = 0 ] && ! grep -q '^FAIL' <<<"$out"; then ok "$name: CEL: all $n checks pass (compile, agent writes allowed, others refused)"
+    else not_ok "$name: CEL checks (status $rc)"; grep -v '^PASS' <<<"$out" | sed 's/^/# /' | head -20; fi
+  fi
+}
+VAP_ARGS=(--user system:serviceaccount:kube-system:edgeplane --label "$AGENT_LABEL" --condition "$AGENT_COND")
+if [ -z "$NODE" ] || [ ! -f .tools/cel/node_modules/@marcbachmann/cel-js/package.json ]; then
+  not_ok "node and .tools/cel (make deps) for the CEL checks of the admission policy"
+else
+  diag "CEL: @marcbachmann/cel-js $(sed -n 's/.*"version": "\(.*\)".*/\1/p' .tools/cel/node_modules/@marcbachmann/cel-js/package.json), node $("$NODE" --version)"
+  vap_tap vap1.30.0 --each "${VAP_ARGS[@]}"
+  vap_tap vap-label --user system:serviceaccount:edge-system:edge-agent --label example.com/dns-down \
+    --condition "$AGENT_COND" --annotation edgeplane.io/cert-serials
+  # The checker has teeth: a policy that forgets a rule, or does not compile, fails it.
+  "$PY3" - "$RENDER_DIR/vap1.30.0.json" "$RENDER_DIR/vap-weak.json" "$RENDER_DIR/vap-broken.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+vap = [x for x in d["docs"] if x["kind"] == "ValidatingAdmissionPolicy"][0]
+for v in vap["spec"]["validations"]:
+    if "otherLabelsChanged" in v["expression"]:
+        v["expression"] = "true"
+json.dump(d, open(sys.argv[2], "w"))
+vap["spec"]["variables"][0]["expression"] += " &&"
+json.dump(d, open(sys.argv[3], "w"))
+PY
+  out=$("$NODE" tests/install/lib/vap_eval.mjs "$RENDER_DIR/vap-weak.json" "${VAP_ARGS[@]}" 2>&1)
+  check "CEL checker: a policy without the other-labels rule fails it (another label added gets through)" \
+    grep -q $'^FAIL\trefused: another label added' <<<"$out"
+  out=$("$NODE" tests/install/lib/vap_eval.mjs "$RENDER_DIR/vap-broken.json" "${VAP_ARGS[@]}" 2>&1)
+  check "CEL checker: an expression that does not parse fails it, naming the variable" \
+    grep -qE $'^FAIL\tall [0-9]+ CEL expressions .*variables.tokenNode' <<<"$out"
+fi
+
 # --- sections this agent does not support yet: rendered only when set ------------
 if render future -f tests/install/values/future-sections.yaml; then
   ok "helm template with dns, kubernetes and certs set"
   config_of future "$RENDER_DIR/future.config.yaml"
-  check "future: dns, kubernetes and certs rendered into the config as DESIGN.md has them" \
+  check "future: dns, kubernetes and certs rendered into the config as docs/config.md has them" \
     mq future '"\ndns:\n" in cfg and "\nkubernetes:\n" in cfg and "\ncerts:\n" in cfg and "listen: 169.254.20.10" in cfg and "enabled: auto" in cfg'
   check "future: certs: secretName stays in the chart, source is where the Secret is mounted" \
     mq future '"secretName" not in cfg and "source: /etc/edgeplane/cert-source/payments" in cfg and mounts["/etc/edgeplane/cert-source/payments"]["readOnly"] and volumes[mounts["/etc/edgeplane/cert-source/payments"]["name"]]["secret"]["secretName"] == "payments-tls"'
@@ -276,6 +386,11 @@ bad "privileged as a string" 'securityContext.privileged: Invalid type. Expected
 bad "AppArmor Localhost without a profile" 'securityContext.appArmorProfile: localhostProfile is required' --set securityContext.appArmorProfile.type=Localhost
 bad "bad image pull policy" 'image.pullPolicy must be one of the following' --set image.pullPolicy=Sometimes
 bad "malformed image digest" 'image.digest: Does not match pattern' --set image.digest=sha256:xyz
+bad "validationActions Deny with Warn" 'rbac.admissionPolicy.validationActions: Deny and Warn together are refused' --set 'rbac.admissionPolicy.validationActions={Deny,Warn}'
+bad "validationActions empty" 'rbac.admissionPolicy.validationActions: Array must have at least 1 items' --set-json 'rbac.admissionPolicy.validationActions=[]'
+bad "unknown validation action" 'rbac.admissionPolicy.validationActions.0 must be one of the following' --set 'rbac.admissionPolicy.validationActions={Reject}'
+bad "a label key that is not one (it is rendered into CEL)" 'config.kubernetes.dns_unhealthy_label: Does not match pattern' --set 'config.kubernetes.dns_unhealthy_label=x" || true || "'
+bad "an owned annotation that is not a key" 'rbac.admissionPolicy.ownedAnnotations.0: Does not match pattern' --set 'rbac.admissionPolicy.ownedAnnotations[0]=a b'
 bad "kubernetes.enabled not auto/true/false" 'config.kubernetes.enabled: Must validate one and only one schema' --set config.kubernetes.enabled=maybe
 bad "cert target outside hostPaths.certs" 'config.certs\[payments\].target "/etc/ssl/payments" must be under hostPaths.certs' \
   --set 'config.certs[0].name=payments,config.certs[0].secretName=p-tls,config.certs[0].target=/etc/ssl/payments'

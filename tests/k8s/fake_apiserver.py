@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """An API-faithful stand-in for kube-apiserver, for testing the agent's
-Kubernetes client (agent/k8s/k8s.c) where no real cluster can run.
+Kubernetes client (agent/k8s/) where no real cluster can run.
 
 It serves the slice of the core/v1 API the client uses, and serves it the way
 kube-apiserver does, including the ways a client can get it wrong:

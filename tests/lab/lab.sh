@@ -160,12 +160,23 @@ lab_config_write() {
 
 # lab_agent_start [wrapper...]: starts the agent in the node namespace (e.g.
 # `lab_agent_start valgrind --leak-check=full`), waits until it is ready.
-# LAB_AGENT_RUNNER: a function that runs the agent another way (tests/lib/pod.sh
-# pod_runner: in a pod-shaped sandbox); called with start|stop|kill9|pid.
+#   LAB_AGENT_PIDNS=1       pod-shaped: the agent is pid 1 of a PID (and mount)
+#                           namespace of its own, as in the chart's container
+#                           (unshare --pid --fork --mount-proc; --kill-child, so
+#                           killing LAB_AGENT_PID still ends the agent)
+#   LAB_AGENT_CGROUP=DIR    the agent starts in that cgroup (v2 directory)
+#   LAB_AGENT_RUNNER=FN     a function that runs the agent another way
+#                           (tests/lib/pod.sh pod_runner: the chart's container
+#                           from the image); called with start|stop|kill9|pid
 lab_agent_start() {
+  local pre=() cg=()
   [ -n "${LAB_AGENT_RUNNER:-}" ] && { "$LAB_AGENT_RUNNER" start; return; }
-  ip netns exec "$LAB_NS_NODE" "$@" "$LAB_AGENT_BIN" --config "$LAB_CONFIG" ${LAB_AGENT_ARGS:-} \
-    >>"$LAB_LOG" 2>&1 &
+  [ "${LAB_AGENT_PIDNS:-0}" = 1 ] && pre=(unshare --pid --fork --mount-proc --kill-child)
+  # The cgroup is joined before `ip netns exec`, which hides /sys.
+  [ -n "${LAB_AGENT_CGROUP:-}" ] &&
+    cg=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$LAB_AGENT_CGROUP")
+  "${cg[@]}" ip netns exec "$LAB_NS_NODE" "${pre[@]}" "$@" "$LAB_AGENT_BIN" --config "$LAB_CONFIG" \
+    ${LAB_AGENT_ARGS:-} >>"$LAB_LOG" 2>&1 &
   LAB_AGENT_PID=$!
   if ! wait_for "${LAB_AGENT_WAIT:-20}" lab_cli status; then
     echo "lab: agent did not become ready; log:" >&2
@@ -175,11 +186,13 @@ lab_agent_start() {
 }
 
 # The agent process may be a wrapper (valgrind) or ip netns exec; signal the
-# agent itself.
+# agent itself. unshare (LAB_AGENT_PIDNS) has the same command line and
+# blocks SIGTERM: skip it.
 lab_agent_pid() {
   local p
   [ -n "${LAB_AGENT_RUNNER:-}" ] && { "$LAB_AGENT_RUNNER" pid; return; }
   for p in $(ip netns pids "$LAB_NS_NODE" 2>/dev/null); do
+    [ "$(cat "/proc/$p/comm" 2>/dev/null)" = unshare ] && continue
     if tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "--config $LAB_CONFIG"; then
       echo "$p"; return 0
     fi

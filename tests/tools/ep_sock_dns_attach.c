@@ -6,10 +6,12 @@
  *
  *   ep_sock_dns_attach attach   --cgroup DIR --pin DIR
  *   ep_sock_dns_attach config   --pin DIR [--mode cache|upstream] [--cache4 ADDR]
- *                               [--cache6 ADDR] [--netns-cookie N|self] [--agent-tgid N]
+ *                               [--cache6 ADDR] [--netns-cookie N|self]
  *   ep_sock_dns_attach upstream --pin DIR ADDR IDX [FLAGS]
  *   ep_sock_dns_attach stats    --pin DIR IDX      prints "redirected=N queries=N"
  *   ep_sock_dns_attach cookie                      prints this network namespace's cookie
+ *   ep_sock_dns_attach exempt   --pin DIR FD       exempts the socket open on (inherited) FD
+ *                                                  from the redirect, as the agent does its own
  *
  * Maps are pinned as DIR/maps/<name>, links as DIR/links/<program>; removing
  * them (or unmounting the bpffs) detaches everything. `config` changes only
@@ -29,6 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dns_exempt.h"
 #include "edgeplane_abi.h"
 #include "pins.h"
 #include "sock_dns.skel.h"
@@ -184,8 +187,6 @@ static int cmd_config(int argc, char **argv)
 		}
 		c.netns_cookie = ck;
 	}
-	if ((v = opt(argc, argv, "--agent-tgid")))
-		c.agent_tgid = strtoull(v, NULL, 0);
 	if (bpf_map_update_elem(fd, &zero, &c, BPF_ANY))
 		return die("update ep_dns_config");
 	return 0;
@@ -238,6 +239,37 @@ static int cmd_stats(int argc, char **argv)
 	return 0;
 }
 
+/* Through the agent's own helper, so the test exercises what the agent does.
+ * The socket is the caller's: it is inherited as FD, and the storage stays
+ * on the socket after this process exits. */
+static int cmd_exempt(int argc, char **argv)
+{
+	const char *pin = opt(argc, argv, "--pin"), *f = pos(argc, argv, 0);
+	struct ep_dns_exempt_map *x;
+	struct ep_dns_exempt v;
+	int fd, mfd, rc;
+
+	if (!pin || !f)
+		return 2;
+	fd = atoi(f);
+	mfd = map_fd(pin, "ep_dns_exempt");
+	if (mfd < 0)
+		return die("ep_dns_exempt");
+	x = ep_dns_exempt_map_new(mfd, EP_DNS_EXEMPT_TEST);
+	if (!x)
+		return die("ep_dns_exempt_map_new");
+	rc = ep_dns_exempt_socket(x, fd);
+	if (rc) {
+		errno = -rc;
+		return die("ep_dns_exempt_socket");
+	}
+	if (bpf_map_lookup_elem(mfd, &fd, &v) || v.owner != EP_DNS_EXEMPT_TEST)
+		return die("reading the exemption back");
+	ep_dns_exempt_map_free(x);
+	close(mfd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2)
@@ -250,6 +282,8 @@ int main(int argc, char **argv)
 		return cmd_upstream(argc, argv);
 	if (!strcmp(argv[1], "stats"))
 		return cmd_stats(argc, argv);
+	if (!strcmp(argv[1], "exempt"))
+		return cmd_exempt(argc, argv);
 	if (!strcmp(argv[1], "cookie")) {
 		uint64_t c;
 
@@ -259,7 +293,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 usage:
-	fprintf(stderr, "usage: ep_sock_dns_attach attach|config|upstream|stats|cookie ... "
+	fprintf(stderr, "usage: ep_sock_dns_attach attach|config|upstream|stats|cookie|exempt ... "
 			"(see the comment at the top of tests/tools/ep_sock_dns_attach.c)\n");
 	return 2;
 }

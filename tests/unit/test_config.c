@@ -1,5 +1,5 @@
 /*
- * The config loader against the contract in DESIGN.md and docs/config.md:
+ * The config loader against the contract in docs/config.md:
  * values and defaults of a good file, and for every key a wrong type and a
  * wrong value, each checked for the exact key path and line.
  */
@@ -272,7 +272,7 @@ static void test_dns_kubernetes(void)
 		       d->failover.failback_after_s == 30 && d->health.probe_interval_ms == 200 &&
 		       d->failover.drop_divergent == EP_DROP_DIV_ALWAYS && !d->cache.listen6.family &&
 		       d->health.timeout_ms == 500,
-	       "dns health/failover defaults from DESIGN.md");
+	       "dns health/failover defaults as docs/config.md gives them");
 	expect_ok("no dns section", "node: {name: a}\n");
 	tap_ok(!cfg.dns.configured && !cfg.dns.cache.enabled && cfg.kubernetes.enabled == EP_K8S_AUTO &&
 		       !strcmp(cfg.kubernetes.dns_unhealthy_label, "edgeplane.io/dns-unhealthy"),

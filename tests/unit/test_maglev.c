@@ -15,6 +15,7 @@
 
 #include "edgeplane_abi.h"
 #include "ep_hash.h"
+#include "hash.h"
 #include "maglev.h"
 #include "tap.h"
 
@@ -33,16 +34,13 @@
 /* Table fingerprint independent of host byte order. */
 static uint64_t table_fp(const uint32_t *t, uint32_t m)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	uint64_t h = ep_hash64_init();
 
 	for (uint32_t i = 0; i < m; i++) {
 		uint8_t b[4] = {(uint8_t)t[i], (uint8_t)(t[i] >> 8), (uint8_t)(t[i] >> 16),
 				(uint8_t)(t[i] >> 24)};
 
-		for (int j = 0; j < 4; j++) {
-			h ^= b[j];
-			h *= 0x100000001b3ULL;
-		}
+		h = ep_hash64_update(h, b, sizeof(b));
 	}
 	return h;
 }

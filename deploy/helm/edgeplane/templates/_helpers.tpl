@@ -38,6 +38,33 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
+{{/* The user name the API server gives the agent's service account token;
+     the admission policy applies to requests from it alone. */}}
+{{- define "edgeplane.serviceAccountUsername" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "edgeplane.serviceAccountName" .) -}}
+{{- end -}}
+
+{{/* What the agent writes to its own Node (agent/k8s/k8s.h): one label while
+     DNS is failed over and one Node condition. The label is the agent's
+     kubernetes.dns_unhealthy_label: the value the ConfigMap renders when set,
+     else the agent's default (EP_K8S_DEFAULT_LABEL, agent/config/config.h).
+     The condition type is fixed in the agent (EP_K8S_CONDITION_TYPE,
+     agent/k8s/k8s.h). tests/install/helm.sh checks both defaults against the
+     agent's source, so the policy and the agent cannot drift apart. */}}
+{{- define "edgeplane.dnsUnhealthyLabel" -}}
+{{- get (.Values.config.kubernetes | default dict) "dns_unhealthy_label" | default "edgeplane.io/dns-unhealthy" -}}
+{{- end -}}
+{{- define "edgeplane.nodeConditionType" -}}EdgeplaneDNSHealthy{{- end -}}
+
+{{/* Whether the ValidatingAdmissionPolicy is rendered: admissionregistration/v1
+     and the node-name claim in a service account token's user info are both
+     there from Kubernetes 1.30 on (README.md, "Least privilege in the cluster"). */}}
+{{- define "edgeplane.admissionPolicy" -}}
+{{- if and .Values.rbac.admissionPolicy.enabled (semverCompare ">=1.30-0" .Capabilities.KubeVersion.Version) -}}
+true
+{{- end -}}
+{{- end -}}
+
 {{- define "edgeplane.image" -}}
 {{- $tag := default .Chart.AppVersion .Values.image.tag -}}
 {{- if .Values.image.digest -}}
@@ -170,6 +197,10 @@ false
 {{- fail (printf "config.interfaces: %q is listed twice" .name) -}}
 {{- end -}}
 {{- $_ := set $ifs .name true -}}
+{{- end -}}
+{{- $actions := .Values.rbac.admissionPolicy.validationActions -}}
+{{- if and (has "Deny" $actions) (has "Warn" $actions) -}}
+{{- fail "rbac.admissionPolicy.validationActions: Deny and Warn together are refused by the API server (a denied request cannot also warn); use [Deny] to enforce, or [Warn, Audit] for a dry run" -}}
 {{- end -}}
 {{- $certRoot := trimSuffix "/" .Values.hostPaths.certs -}}
 {{- range .Values.config.certs -}}
