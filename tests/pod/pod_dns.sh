@@ -11,10 +11,11 @@
 # make the cache outlive the container; until then a gap is expected and
 # only reported).
 #
-# Relapses: the agent exempts its own probes from the redirect by its PID;
-# in a PID namespace getpid() is 1, not the PID the kernel's hooks see, so
-# its probes are answered by the local cache, look healthy, and the node
-# fails back during the fault. That is what the relapse checks catch.
+# Relapses: the agent's own probes must reach the real upstream, never the
+# redirect to the cache, or they look healthy and the node fails back while
+# the fault lasts. The agent used to exempt them by getpid(), which is 1 in a
+# PID namespace: then every drill here relapsed (blackhole 1, hijack 1,
+# restart 1-3); it now marks its probe sockets (socket storage).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 export EP_ROOT=${EP_ROOT:-$PWD}
@@ -187,9 +188,4 @@ check "restart: no forged answer reached the app during the restart (probe wrong
 grep -E 'Operation not permitted|Permission denied|Read-only file system' "$LAB_LOG" | sort -u -k3 | head -5 |
   sed 's/^/pod: refused in the container: /' | while read -r l; do diag "$l"; done
 diag "relapses: blackhole ${RELAPSES[blackhole]}, hijack ${RELAPSES[hijack]}, restart $r"
-# Why, when there are: the PID the datapath exempts from the redirect (the
-# agent's getpid()) against the agent's PID as the kernel's hooks see it.
-tgid=$(bpftool -j map dump pinned "$LAB_BPFFS/edgeplane/maps/ep_dns_config" 2>/dev/null |
-  py 'import json,sys; print(json.load(sys.stdin)[0]["formatted"]["value"]["agent_tgid"])' 2>/dev/null)
-diag "ep_dns_config.agent_tgid (exempt from the redirect) = ${tgid:-?}; the agent's PID on the host = $(pod_pid), in its PID namespace = 1"
 tap_done
