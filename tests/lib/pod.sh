@@ -12,6 +12,10 @@
 # denied). THE DEFAULT IN tests/pod/*.sh MUST BE SWITCHED TO THE CHART'S
 # PROFILE WHEN IT LANDS.
 #
+# The image: the one of build/image.id (make image; tests/install/image.sh
+# builds it earlier in `make test`; made here when the file is missing), or
+# EP_IMAGE. The agent container's log is $LAB_LOG, as in the lab.
+#
 #   pod_start         render the chart for the lab (pod_render), run the bpffs
 #                     init container, then the agent container; waits until the
 #                     agent answers on its control socket (hostPaths.run)
