@@ -46,20 +46,7 @@ check "Kubernetes in-cluster: the agent found the test API server through KUBERN
   grep -q "Kubernetes: reporting DNS state of node lab-node to https://127.0.0.1:$K8S_PORT" "$LAB_LOG"
 
 # relapses T0 T1: times the agent failed back to the upstream between T0 and T1
-relapses() {
-  py '
-import sys, datetime
-t0, t1, n = float(sys.argv[1]), float(sys.argv[2]), 0
-for line in open(sys.argv[3]):
-    if "queries go to the upstreams again" not in line:
-        continue
-    try:
-        t = datetime.datetime.strptime(line.split()[0], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc).timestamp()
-    except ValueError:
-        continue
-    n += t0 <= t <= t1
-print(n)' "$1" "$2" "$LAB_LOG"
-}
+relapses() { drill_log_count "$1" "$2" 'queries go to the upstreams again'; }
 
 # --- drills -----------------------------------------------------------------------
 bh_inject() { T_FAULT=$(date +%s.%N); dns_upstream_blackhole "$LAB_NS_DNS"; }
