@@ -122,6 +122,12 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(EP_CFLAGS) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm $(LDFLAGS)
 
+# The seccomp loader of the pod-shaped tests (tests/lib/pod.sh) runs inside the
+# image's root filesystem, whose libraries are not the host's: linked statically.
+$(BUILD)/tests/tools/ep_seccomp_exec: $(BUILD)/obj/tests/tools/ep_seccomp_exec.o
+	@mkdir -p $(dir $@)
+	$(CC) $(EP_CFLAGS) $(CFLAGS) -static -o $@ $^ -lseccomp -ljansson $(LDFLAGS)
+
 tests-bin: all $(TEST_BINS) $(BENCH_BINS) $(HELPER_BINS)
 .PHONY: tests-bin
 

@@ -111,6 +111,23 @@ kubernetes:
   ca_file: $K8S_CA"
 }
 
+# drill_log_count T0 T1 REGEX: agent log lines matching REGEX with a timestamp
+# in [T0, T1] (epoch s), e.g. failbacks while a fault lasts (relapses).
+drill_log_count() {
+  pyj '
+import re, sys, datetime
+t0, t1, rx, n = float(sys.argv[1]), float(sys.argv[2]), re.compile(sys.argv[3]), 0
+for line in open(sys.argv[4]):
+    if not rx.search(line):
+        continue
+    try:
+        t = datetime.datetime.strptime(line.split()[0], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc).timestamp()
+    except ValueError:
+        continue
+    n += t0 <= t <= t1
+print(n)' "$1" "$2" "$3" "$LAB_LOG"
+}
+
 # Wall-clock time of the first agent log line after T matching REGEX (epoch s).
 drill_log_time() {
   pyj '
