@@ -9,7 +9,7 @@ PREFIX     ?= /usr/local
 DESTDIR    ?=
 
 ARCH       := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
-PKGS       := libbpf libxdp yaml-0.1 jansson libcurl libmicrohttpd ldns openssl libsystemd
+PKGS       := libbpf libxdp yaml-0.1 jansson libcurl libmicrohttpd ldns openssl libsystemd libseccomp
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lelf -lz -lpthread
 
@@ -86,6 +86,15 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(EP_CFLAGS) $(call inc_for,$<) $(CFLAGS) $(CPPFLAGS) $(DEPFLAGS) -c $< -o $@
 $(filter $(BUILD)/obj/agent/datapath/%,$(LIB_OBJS)): | $(SKELS)
 
+# The agent's seccomp allow-list, one name a line, becomes a C string table;
+# the chart's profile and the unit are checked against the same file
+# (tests/install/confinement.sh).
+EP_SYSCALLS := deploy/seccomp/edgeplane-agent.syscalls
+$(BUILD)/include/ep_seccomp_syscalls.h: $(EP_SYSCALLS)
+	@mkdir -p $(dir $@)
+	sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$$/d' -e 's/.*/"&",/' $< >$@.tmp && mv $@.tmp $@
+$(BUILD)/obj/agent/core/confine.o: $(BUILD)/include/ep_seccomp_syscalls.h
+
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
@@ -113,6 +122,12 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(EP_CFLAGS) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -lm $(LDFLAGS)
 
+# The seccomp loader of the pod-shaped tests (tests/lib/pod.sh) runs inside the
+# image's root filesystem, whose libraries are not the host's: linked statically.
+$(BUILD)/tests/tools/ep_seccomp_exec: $(BUILD)/obj/tests/tools/ep_seccomp_exec.o
+	@mkdir -p $(dir $@)
+	$(CC) $(EP_CFLAGS) $(CFLAGS) -static -o $@ $^ -lseccomp -ljansson $(LDFLAGS)
+
 tests-bin: all $(TEST_BINS) $(BENCH_BINS) $(HELPER_BINS)
 .PHONY: tests-bin
 
@@ -121,7 +136,7 @@ tests-bin: all $(TEST_BINS) $(BENCH_BINS) $(HELPER_BINS)
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS := -O1 -g $(FUZZ_SAN) -std=gnu11 -D_GNU_SOURCE $(INC_agent) $(PKG_CFLAGS)
 FUZZ_OBJS   := $(patsubst %.c,$(BUILD)/fuzzobj/%.o,$(LIB_SRCS))
-$(BUILD)/fuzzobj/%.o: %.c | $(SKELS)
+$(BUILD)/fuzzobj/%.o: %.c | $(SKELS) $(BUILD)/include/ep_seccomp_syscalls.h
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -MF $@.d -c $< -o $@
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJS)
@@ -133,7 +148,7 @@ fuzz: $(FUZZ_BINS)
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -std=gnu11 -D_GNU_SOURCE \
 	$(INC_agent) $(PKG_CFLAGS) $(WARN) -Wno-unknown-warning-option
 ASAN_OBJS  := $(patsubst %.c,$(BUILD)/asanobj/%.o,$(LIB_SRCS) agent/core/agent_main.c)
-$(BUILD)/asanobj/%.o: %.c | $(SKELS)
+$(BUILD)/asanobj/%.o: %.c | $(SKELS) $(BUILD)/include/ep_seccomp_syscalls.h
 	@mkdir -p $(dir $@)
 	$(CLANG) $(ASAN_FLAGS) -MMD -MP -MF $@.d -c $< -o $@
 $(BUILD)/asan/edgeplane-agent: $(ASAN_OBJS)

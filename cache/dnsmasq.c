@@ -132,7 +132,7 @@ static int spawn(struct ep_dnsmasq *d, char *err, size_t errlen)
 
 	snprintf(conf_arg, sizeof(conf_arg), "--conf-file=%s", d->conf_path);
 	/* In the foreground dnsmasq does not fork: it stays our child. */
-	rc = ep_sup_spawn(&d->sup, d->o.bin, argv, NULL, false, err, errlen);
+	rc = ep_sup_spawn(&d->sup, d->o.bin, argv, err, errlen);
 	if (rc)
 		return rc;
 	d->st.started_at = d->sup.started_at;

@@ -158,15 +158,13 @@ int ep_policy_process_main(int argc, char **argv)
 				" --listen ADDR:PORT --ttl N --names FILE --stats FILE\n");
 		return 2;
 	}
-	/* Signals through a signalfd. The agent starts us with these blocked
-	 * already, so a SIGHUP sent before we get here waits instead of
-	 * killing us; block them again for a responder started by hand. */
+	/* Signals through a signalfd, set up before the responder listens:
+	 * the agent sends SIGHUP only to a responder that has answered. */
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
-	/* stderr is the agent's log stream, which may be gone with the agent. */
 	signal(SIGPIPE, SIG_IGN);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	if (sfd < 0) {
@@ -238,6 +236,11 @@ struct ep_policy_proc {
 	uint64_t next_health_ns;
 	unsigned hfails;
 	bool up;
+	/* A new names file it has not been told about: SIGHUP kills a
+	 * responder that has not set up its signalfd yet, so a fresh one is
+	 * signalled only once it has answered a health check (it sets up its
+	 * signals before it listens). */
+	bool hup_pending;
 	/* Counters: base is what an adopted responder had counted before this
 	 * agent; acc what earlier responders of this agent counted. */
 	pid_t stats_pid;
@@ -312,21 +315,16 @@ static void reset_health(struct ep_policy_proc *p)
 static int spawn(struct ep_policy_proc *p, char *err, size_t errlen)
 {
 	struct args a;
-	sigset_t mask;
 	int rc;
 
 	render_args(p, &a);
-	/* Started with the signals it takes through its signalfd blocked: a
-	 * SIGHUP for a new names file can be sent at once. Its stderr is the
-	 * agent's, so its few lines land in the agent's log. */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	rc = ep_sup_spawn(&p->sup, p->self, a.argv, &mask, true, err, errlen);
+	rc = ep_sup_spawn(&p->sup, p->self, a.argv, err, errlen);
 	if (rc)
 		return rc;
 	reset_health(p);
+	/* It reads the names file as it starts; a newer one written before
+	 * it answers is signalled once it does (hup_pending). */
+	p->hup_pending = false;
 	log_info("cache responder started (pid %d) on %s:%u", (int)p->sup.pid, p->o.addr, p->o.port);
 	return 0;
 }
@@ -347,8 +345,10 @@ int ep_policy_proc_start(struct ep_policy_proc *p, char *err, size_t errlen)
 			reset_health(p);
 			p->base_pending = true;
 			/* It serves the names file as it was; the caller has just
-			 * written the current one. */
+			 * written the current one. Running before this agent, it
+			 * has long set up its signals. */
 			kill(running, SIGHUP);
+			p->hup_pending = false;
 			log_info("adopted the running cache responder (pid %d, same command line)",
 				 (int)running);
 			return 0;
@@ -393,8 +393,10 @@ int ep_policy_proc_set_names(struct ep_policy_proc *p, const struct ep_nameset *
 	rc = ep_atomic_commit(&af);
 	if (rc)
 		goto fail;
-	if (p->sup.pid > 0)
+	if (p->sup.pid > 0 && p->up)
 		kill(p->sup.pid, SIGHUP);
+	else
+		p->hup_pending = true;
 	return 0;
 fail:
 	log_error("cache responder: cannot write %s: %s", p->names_path, strerror(-rc));
@@ -474,6 +476,8 @@ void ep_policy_proc_tick(struct ep_policy_proc *p, uint64_t now)
 			p->probe.sent_ns = 0;
 			p->hfails = 0;
 			p->up = true;
+			if (p->hup_pending && kill(p->sup.pid, SIGHUP) == 0)
+				p->hup_pending = false;
 			if (p->stats_pid == p->sup.pid)
 				p->probes++;
 		} else if (r >= 0 || now - p->probe.sent_ns > HEALTH_TIMEOUT_NS) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "spawn.h"
 #include "util.h"
 
 #define BACKOFF_MIN_NS (200ULL * 1000000ULL)
@@ -97,47 +98,24 @@ int ep_sup_adopt(struct ep_sup *s, pid_t pid)
 	return 0;
 }
 
-int ep_sup_spawn(struct ep_sup *s, const char *file, char *const argv[], const sigset_t *mask,
-		 bool keep_stderr, char *err, size_t errlen)
+int ep_sup_spawn(struct ep_sup *s, const char *file, char *const argv[], char *err,
+		 size_t errlen)
 {
 	char buf[32];
 	pid_t pid;
-	int n;
+	int n, rc;
 
-	pid = fork();
-	if (pid < 0) {
-		snprintf(err, errlen, "fork: %s", strerror(errno));
-		return -errno;
-	}
-	if (pid == 0) {
-		sigset_t none;
-		int devnull;
-
-		/* A session of its own: outlives the agent and its signals. The
-		 * agent blocks signals it takes through signalfd; the helper
-		 * gets them the normal way unless it asks for a mask (one that
-		 * takes them through a signalfd itself, with no window where a
-		 * SIGHUP would kill it before it is set up). */
-		setsid();
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, mask ? mask : &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		devnull = open("/dev/null", O_RDWR);
-		if (devnull >= 0) {
-			dup2(devnull, 0);
-			dup2(devnull, 1);
-			if (!keep_stderr)
-				dup2(devnull, 2);
-		}
-		for (int fd = 3; fd < 1024; fd++)
-			close(fd);
-		execvp(file, argv);
-		_exit(127);
+	/* Through the spawner (lib/spawn.h) when the agent has one: forked
+	 * before the agent's seccomp filter, so the helper runs under its own
+	 * confinement, not the agent's. */
+	rc = ep_spawn_detached(file, argv, &pid, &s->pidfd);
+	if (rc) {
+		snprintf(err, errlen, "cannot start %s: %s", file, strerror(-rc));
+		return rc;
 	}
 	s->pid = pid;
 	s->child = true;
 	s->adopted = false;
-	s->pidfd = pidfd_open_(pid);
 	s->started_ns = ep_now_ns();
 	s->started_at = ep_wall_seconds();
 	n = snprintf(buf, sizeof(buf), "%d\n", (int)pid);
@@ -163,7 +141,7 @@ void ep_sup_kill(struct ep_sup *s, bool graceful)
 hard:
 	kill(s->pid, SIGKILL);
 	if (s->child) {
-		waitpid(s->pid, NULL, 0);
+		ep_spawn_reap(s->pid, true, NULL);
 	} else if (s->pidfd >= 0) {
 		/* Adopted, so not ours to reap: wait (bounded) until it is gone,
 		 * or its successor could lose the race for its port. */
@@ -184,8 +162,9 @@ bool ep_sup_exited(struct ep_sup *s, char *why, size_t len)
 
 	if (s->pid <= 0 || s->pidfd < 0 || poll(&p, 1, 0) <= 0)
 		return false;
-	if (s->child)
-		waitpid(s->pid, &status, WNOHANG);
+	/* Exited (the pidfd says so): reaping does not block. */
+	if (s->child && ep_spawn_reap(s->pid, true, &status))
+		status = 0;
 	if (s->child && WIFSIGNALED(status))
 		snprintf(why, len, "died (signal %d)", WTERMSIG(status));
 	else if (s->child)

@@ -11,7 +11,6 @@
 #define EP_SUPERVISED_H
 
 #include <limits.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,11 +41,10 @@ bool ep_sup_cmdline_is(pid_t pid, char *const argv[]);
 /* Takes pid over (not our child). 0, or -errno when no pidfd can be opened:
  * then it is known (ep_sup_kill works) but cannot be watched. */
 int ep_sup_adopt(struct ep_sup *s, pid_t pid);
-/* fork + exec of file with argv in a session of its own, stdin/stdout on
- * /dev/null (stderr too unless keep_stderr), no inherited fds, the signal
- * mask set to *mask (NULL: empty), and writes the pid file. */
-int ep_sup_spawn(struct ep_sup *s, const char *file, char *const argv[], const sigset_t *mask,
-		 bool keep_stderr, char *err, size_t errlen);
+/* Starts file with argv detached (lib/spawn.h: own session, default
+ * signals, stdio on /dev/null, no inherited fds) and writes the pid file. */
+int ep_sup_spawn(struct ep_sup *s, const char *file, char *const argv[], char *err,
+		 size_t errlen);
 /* SIGTERM, SIGKILL after 2 s (graceful), or SIGKILL at once; waits until
  * it is gone (bounded for an adopted one). */
 void ep_sup_kill(struct ep_sup *s, bool graceful);

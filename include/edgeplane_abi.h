@@ -243,6 +243,11 @@ struct ep_dns_pending {
 /* Set by the agent when it counted the query as a timeout; the entry stays
  * a while so a late answer is recognised as late, not as a spoofed one. */
 #define EP_DNS_PENDING_F_TIMED_OUT (1u << 0)
+/* Set by TC when the answer to this query arrived fragmented and was dropped
+ * by the fragment rule (docs/dns-failover.md): the upstream answered, the
+ * node refused the answer, so the agent does not count a timeout. The entry
+ * stays so an unfragmented answer (a retry over TCP...) still matches. */
+#define EP_DNS_PENDING_F_FRAG_DROPPED (1u << 1)
 
 /* Per-CPU, indexed by upstream idx. */
 struct ep_dns_stats {
@@ -258,6 +263,23 @@ struct ep_dns_stats {
 	__u64 lat_sum_us;
 	__u64 late;	      /* answers to queries already counted as timed out */
 	__u64 unmatched_dropped;
+};
+
+/* Per-CPU, indexed by upstream idx (map ep_dns_hstats): DNS to and from the
+ * upstream that needed more than the fixed IP header, and what became of it.
+ * A map of its own, not fields appended to ep_dns_stats: a pinned map's value
+ * size cannot change, so a new agent could not reuse the old pins. Counted
+ * once per packet: answers where they arrive (ingress), queries where they
+ * leave the node (egress). */
+struct ep_dns_hdr_stats {
+	__u64 frag_first;      /* first fragments (UDP and DNS headers in them): parsed */
+	__u64 frag_later;      /* later fragments from/to the upstream: no ports, not DNS-checked */
+	__u64 frag_dropped;    /* fragmented answers dropped by the fragment rule */
+	__u64 ip_options;      /* IPv4 with options: parsed behind them */
+	__u64 ipv6_exthdr;     /* IPv6 with extension headers: parsed behind them */
+	__u64 unparsed;	       /* IPv6 header chains not walked (more than 8, truncated) */
+	__u64 unparsed_dropped; /* ...of them from the upstream, dropped by the fragment rule */
+	__u64 pad;
 };
 
 #define EP_DNS_MODE_UPSTREAM 0

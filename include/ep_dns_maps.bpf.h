@@ -40,6 +40,14 @@ struct {
 	__type(value, struct ep_dns_stats);
 } ep_dns_stats SEC(".maps");
 
+/* Fragments, IPv4 options, IPv6 extension headers (struct ep_dns_hdr_stats). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, EP_DNS_MAX_UPSTREAMS);
+	__type(key, __u32);
+	__type(value, struct ep_dns_hdr_stats);
+} ep_dns_hstats SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);

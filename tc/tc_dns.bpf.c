@@ -9,17 +9,19 @@
  *     answers / unmatched; answers for names of the trusted snapshot are
  *     checked against it (divergent, optionally dropped); a share of answers,
  *     every unmatched and every divergent one is sampled to ep_dns_samples;
- *   - queries to an upstream (from pods) are recorded, or, in failed-over mode
- *     (ep_dns_config.mode == EP_DNS_MODE_CACHE), rewritten to the local cache
- *     address, the stack then delivers them locally.
+ *   - queries to an upstream (from pods) pass, or, in failed-over mode
+ *     (ep_dns_config.mode == EP_DNS_MODE_CACHE), are rewritten to the local
+ *     cache address, the stack then delivers them locally. They are not
+ *     recorded here: a query that dies on the node (IP TTL 1, a firewall, no
+ *     route) was never sent and must not become the upstream's timeout.
  * ep_tc_dns_egress (egress of uplinks and pods interfaces):
- *   - queries to an upstream leaving the node are recorded;
+ *   - queries to an upstream leaving the node are recorded: only here does a
+ *     query count as sent (pods' and node processes' alike);
  *   - replies of the cache to a redirected client get the upstream's address
  *     back as their source, so the client's stub accepts them;
  *   - answers from an upstream that still match a pending query are
- *     accounted (when pods' queries are masqueraded, the pod-side query seen
- *     at pods ingress is only answered here, after de-NAT: without this it
- *     would count as a timeout).
+ *     accounted (an answer that reached the node by an interface without
+ *     this program; at ingress answers are matched and deleted first).
  *
  * Verdicts: TC_ACT_UNSPEC for every packet that is not rewritten or dropped,
  * so the next filter on the hook (reverse NAT) still runs; TC_ACT_OK after a
@@ -28,6 +30,12 @@
  * EP_DNS_UP_F_DROP_UNMATCHED) or a rewrite that failed half-way (never let a
  * half-rewritten packet out). Answers to queries the agent already counted
  * as timed out count as late, not as answers.
+ *
+ * IPv4 options and IPv6 extension headers (up to 8) are stepped over; a
+ * first fragment is parsed as far as it goes, a later one (no ports) only
+ * counted. Fragmented answers cannot be checked, so where forged answers are
+ * dropped (DROP_DIVERGENT, DROP_UNMATCHED, cache mode) their first fragment
+ * is dropped too (ep_dns_frag_rule); counts in ep_dns_hstats.
  *
  * Everything after the fixed headers is read with bpf_skb_load_bytes, so
  * non-linear skbs need no pull. Fixed headers are read the same way, in one
@@ -41,6 +49,7 @@
 #include "ep_bpf.h"
 #include "ep_dns_maps.bpf.h"
 #include "ep_dns_wire.bpf.h"
+#include "ep_skb_hdrs.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -93,11 +102,19 @@ struct ep_dns_pkt {
 	__u8 family;
 	__u8 proto;
 	__u8 tcp_flags;
-	__u8 pad;
+	__u8 frag;	/* EP_FRAG_*: LATER carries no ports (both 0) */
+	__u8 hdrx;	/* EP_DNS_HDRX_*: what stood between the IP and L4 headers */
+	__u8 pad[3];
 	__u32 csum_off; /* L4 checksum */
 	__u32 dns_off;	/* first byte of the DNS message (TCP: after the length prefix) */
 	__u32 dns_len;	/* bytes of the message in this packet; 0 when there is none */
 };
+
+#define EP_DNS_HDRX_OPTIONS 1 /* IPv4 options */
+#define EP_DNS_HDRX_EXTHDR 2  /* IPv6 extension headers */
+
+/* ep_dns_parse: an IPv6 header chain it did not walk; addresses are set. */
+#define EP_DNS_UNPARSED (-2)
 
 /* Ethertype + the longest IP header + the longest L4 header read here. The
  * IP header starts 4-aligned (stack reads must be aligned). */
@@ -107,9 +124,34 @@ struct ep_hdr_buf {
 	__u8 l3[40 + 20];
 };
 
-/* Fills p from the fixed headers. -1: not IPv4/IPv6 UDP/TCP we look at
- * (truncated, IPv4 options, IPv6 extension headers, fragments, VLAN tags in
- * the frame, lengths that do not add up). */
+/* The L4 header at off into dst (20 bytes, or what the frame has, at least
+ * 8), for headers not at the fixed offset the first read assumed. Returns
+ * the bytes read, or -1. */
+static __always_inline int ep_dns_load_l4(struct __sk_buff *skb, __u32 off, __u8 *dst)
+{
+	__u64 want;
+
+	if (off + 8 > skb->len)
+		return -1;
+	want = skb->len - off;
+	if (want > 20)
+		want = 20;
+	EP_BARRIER_VAR(want);
+	if (want < 8 || want > 20)
+		return -1;
+	if (bpf_skb_load_bytes(skb, off, dst, want) < 0)
+		return -1;
+	return (int)want;
+}
+
+/* Fills p from the fixed headers. IPv4 options and IPv6 extension headers
+ * are stepped over (the common case, neither, costs nothing more); a first
+ * fragment is parsed as far as it goes (p->frag EP_FRAG_FIRST, dns_len the
+ * bytes in this fragment); a later fragment returns 0 with p->frag
+ * EP_FRAG_LATER, the protocol and addresses, and no ports. -1: not IPv4/IPv6
+ * UDP/TCP we look at (truncated, VLAN tags in the frame, lengths that do not
+ * add up); EP_DNS_UNPARSED: an IPv6 header chain not walked (addresses set,
+ * for the caller to count). */
 static __always_inline int ep_dns_parse(struct __sk_buff *skb, struct ep_dns_pkt *p)
 {
 	struct ep_hdr_buf h = {};
@@ -121,6 +163,8 @@ static __always_inline int ep_dns_parse(struct __sk_buff *skb, struct ep_dns_pkt
 		return -1;
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		const __u8 *ip = h.l3;
+		__u32 hl = 20;
+		__u16 fo;
 
 		want = len - 12;
 		if (want > 2 + 20 + 20)
@@ -132,21 +176,41 @@ static __always_inline int ep_dns_parse(struct __sk_buff *skb, struct ep_dns_pkt
 			return -1;
 		if (h.ethertype != skb->protocol)
 			return -1;
-		if (ip[0] != 0x45) /* version 4, no options */
-			return -1;
-		if (ep_get16(ip + 6) & (IP_MF | IP_OFFSET))
-			return -1;
+		if (ip[0] != 0x45) { /* not version 4 without options */
+			if ((ip[0] >> 4) != 4 || (ip[0] & 0xf) < 5)
+				return -1;
+			hl = (__u32)(ip[0] & 0xf) * 4;
+			p->hdrx = EP_DNS_HDRX_OPTIONS;
+		}
 		ip_len = ep_get16(ip + 2);
-		if (ip_len < 20 || ip_len > len - EP_L3_OFF)
+		if (ip_len < hl || ip_len > len - EP_L3_OFF)
 			return -1;
 		p->family = EP_FAMILY_V4;
 		p->proto = ip[9];
 		__builtin_memcpy(&p->saddr[0], ip + 12, 4);
 		__builtin_memcpy(&p->daddr[0], ip + 16, 4);
-		l4_off = EP_L3_OFF + 20;
-		l4_len = ip_len - 20;
+		fo = ep_get16(ip + 6);
+		if (fo & (IP_MF | IP_OFFSET)) {
+			if (p->proto != IPPROTO_UDP && p->proto != IPPROTO_TCP)
+				return -1;
+			if (fo & IP_OFFSET) {
+				p->frag = EP_FRAG_LATER;
+				return 0;
+			}
+			p->frag = EP_FRAG_FIRST;
+		}
+		l4_off = EP_L3_OFF + hl;
+		l4_len = ip_len - hl;
 		l4 = ip + 20;
-		want -= 2 + 20;
+		if (hl == 20) {
+			want -= 2 + 20;
+		} else {
+			int got = ep_dns_load_l4(skb, l4_off, h.l3 + 20);
+
+			if (got < 0)
+				return -1;
+			want = got;
+		}
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		const __u8 *ip = h.l3;
 
@@ -164,7 +228,6 @@ static __always_inline int ep_dns_parse(struct __sk_buff *skb, struct ep_dns_pkt
 			return -1;
 		if ((ip[0] >> 4) != 6)
 			return -1;
-		/* Extension headers (fragments included) are not followed. */
 		p->proto = ip[6];
 		ip_len = ep_get16(ip + 4);
 		if (ip_len == 0 || ip_len > len - EP_L3_OFF - 40)
@@ -176,6 +239,25 @@ static __always_inline int ep_dns_parse(struct __sk_buff *skb, struct ep_dns_pkt
 		l4_len = ip_len;
 		l4 = ip + 40;
 		want -= 2 + 40;
+		if (ep_is_ipv6_exthdr(p->proto) || p->proto == NEXTHDR_FRAGMENT) {
+			__u32 end = l4_off + ip_len;
+			int got;
+
+			p->hdrx = EP_DNS_HDRX_EXTHDR;
+			if (ep_skb_ipv6_exthdrs(skb, &l4_off, &p->proto, end, &p->frag) < 0)
+				return EP_DNS_UNPARSED;
+			if (p->proto != IPPROTO_UDP && p->proto != IPPROTO_TCP)
+				return -1;
+			if (p->frag == EP_FRAG_LATER)
+				return 0;
+			if (l4_off > end)
+				return -1;
+			l4_len = end - l4_off;
+			got = ep_dns_load_l4(skb, l4_off, h.l3 + 40);
+			if (got < 0)
+				return -1;
+			want = got;
+		}
 	} else {
 		return -1;
 	}
@@ -186,8 +268,16 @@ static __always_inline int ep_dns_parse(struct __sk_buff *skb, struct ep_dns_pkt
 		if (l4_len < 8)
 			return -1;
 		ulen = ep_get16(l4 + 4);
-		if (ulen < 8 || ulen > l4_len)
+		if (ulen < 8)
 			return -1;
+		if (p->frag == EP_FRAG_FIRST) {
+			/* the length is the datagram's; this fragment holds less */
+			if (ulen < l4_len)
+				return -1;
+			ulen = l4_len;
+		} else if (ulen > l4_len) {
+			return -1;
+		}
 		p->sport = *(__u16 *)l4;
 		p->dport = *(__u16 *)(l4 + 2);
 		p->csum_off = l4_off + 6;
@@ -263,6 +353,76 @@ static __always_inline struct ep_dns_config *ep_dns_cfg(void)
 	return bpf_map_lookup_elem(&ep_dns_config, &zero);
 }
 
+/* ==== fragments, IPv4 options, IPv6 extension headers ==================== */
+
+static __always_inline struct ep_dns_hdr_stats *ep_dns_hstats_of(__u32 idx)
+{
+	return bpf_map_lookup_elem(&ep_dns_hstats, &idx);
+}
+
+/* The fragment rule (docs/dns-failover.md): a fragmented answer cannot be
+ * checked (the records may sit in a later fragment, or a forged later
+ * fragment may replace them in reassembly), so wherever the node would drop
+ * a forged answer it drops fragmented ones too: divergent answers dropped
+ * (dns.failover.drop_divergent), a spoofing flood, or failed over. Dropping
+ * the first fragment is enough: without it the datagram never reassembles. */
+static __always_inline int ep_dns_frag_rule(const struct ep_dns_upstream *up,
+					    const struct ep_dns_config *cfg)
+{
+	return (up->flags & (EP_DNS_UP_F_DROP_DIVERGENT | EP_DNS_UP_F_DROP_UNMATCHED)) ||
+	       (cfg && cfg->mode == EP_DNS_MODE_CACHE);
+}
+
+/* DNS to/from upstream idx behind options or extension headers, or a first
+ * fragment: counted once (answers at ingress, queries at egress). */
+static __always_inline void ep_dns_count_hdrs(const struct ep_dns_pkt *p, __u32 idx)
+{
+	struct ep_dns_hdr_stats *hs;
+
+	if (!p->hdrx && !p->frag)
+		return;
+	hs = ep_dns_hstats_of(idx);
+	if (!hs)
+		return;
+	if (p->hdrx == EP_DNS_HDRX_OPTIONS)
+		hs->ip_options++;
+	else if (p->hdrx == EP_DNS_HDRX_EXTHDR)
+		hs->ipv6_exthdr++;
+	if (p->frag == EP_FRAG_FIRST)
+		hs->frag_first++;
+}
+
+/* A later fragment from (ingress) or to (egress) an upstream: no ports, so
+ * not known to be DNS, and nothing in it to check. Counted and passed: the
+ * rule drops its first fragment, and without that it never reassembles. */
+static __always_inline int ep_dns_frag_later(const struct ep_dns_pkt *p, const int ingress)
+{
+	struct ep_dns_upstream *up = ep_dns_upstream_of(ingress ? p->saddr : p->daddr, p->family);
+	struct ep_dns_hdr_stats *hs;
+
+	if (up && (hs = ep_dns_hstats_of(up->idx)))
+		hs->frag_later++;
+	return TC_ACT_UNSPEC;
+}
+
+/* An IPv6 header chain not walked (longer than EP_IPV6_MAX_EXTHDRS, or
+ * running past the payload): from an upstream, whatever it carries cannot
+ * be checked, so the fragment rule drops it too. */
+static __always_inline int ep_dns_unparsed(const struct ep_dns_pkt *p, const int ingress)
+{
+	struct ep_dns_upstream *up = ep_dns_upstream_of(ingress ? p->saddr : p->daddr, p->family);
+	struct ep_dns_hdr_stats *hs;
+
+	if (!up || !(hs = ep_dns_hstats_of(up->idx)))
+		return TC_ACT_UNSPEC;
+	hs->unparsed++;
+	if (ingress && ep_dns_frag_rule(up, ep_dns_cfg())) {
+		hs->unparsed_dropped++;
+		return TC_ACT_SHOT;
+	}
+	return TC_ACT_UNSPEC;
+}
+
 /* The cache's address of a family, 0 when it has none. */
 static __always_inline int ep_dns_cache_addr(const struct ep_dns_config *c, __u8 family,
 					     __u32 *out)
@@ -321,8 +481,21 @@ static __always_inline int ep_dns_set_addr(struct __sk_buff *skb, const struct e
 
 /* ==== queries ============================================================ */
 
-/* First sighting of a query: remember it for its answer. The same query may
- * pass pods ingress and then uplink egress; NOEXIST counts it once. */
+/* The pending key of a query from client:cport to upstream with id txid. */
+static __always_inline void ep_dns_pkey(struct ep_dns_pending_key *k, const struct ep_dns_pkt *p,
+					const __u32 *client, const __u32 *upstream, __u16 cport,
+					__u16 txid)
+{
+	ep_addr_copy(k->client, client, 4);
+	ep_addr_copy(k->upstream, upstream, 4);
+	k->cport = cport;
+	k->txid = txid;
+	k->family = p->family;
+	k->proto = p->proto;
+}
+
+/* A query leaving the node: remember it for its answer. NOEXIST counts a
+ * retransmitted or re-routed copy once. */
 static __always_inline void ep_dns_record_query(const struct ep_dns_pkt *p,
 						const struct ep_dns_upstream *up,
 						const struct ep_dns_hdr *h, struct ep_dns_stats *st)
@@ -330,22 +503,21 @@ static __always_inline void ep_dns_record_query(const struct ep_dns_pkt *p,
 	struct ep_dns_pending_key k = {};
 	struct ep_dns_pending v = {};
 
-	ep_addr_copy(k.client, p->saddr, 4);
-	ep_addr_copy(k.upstream, p->daddr, 4);
-	k.cport = p->sport;
-	k.txid = h->id;
-	k.family = p->family;
-	k.proto = p->proto;
+	ep_dns_pkey(&k, p, p->saddr, p->daddr, p->sport, h->id);
 	v.sent_ns = bpf_ktime_get_ns();
 	v.upstream_idx = up->idx;
 	if (bpf_map_update_elem(&ep_dns_pending, &k, &v, BPF_NOEXIST) == 0)
 		st->queries++;
 }
 
-/* A query to an upstream, observed (never rewritten). Malformed DNS counts
- * for UDP only: a TCP segment may be the middle of a long message. */
-static __always_inline int ep_dns_observe_query(struct __sk_buff *skb, struct ep_dns_pkt *p,
-						const struct ep_dns_upstream *up)
+/* A query to an upstream leaving the node (egress): this is where it counts
+ * as sent. Not at ingress: a query from a pod may still die on the node
+ * (IP TTL 1, a firewall, no route), and one that never left can never be
+ * answered; counted there, it would be a timeout the upstream did not cause.
+ * Malformed DNS counts for UDP only: a TCP segment may be the middle of a
+ * long message. */
+static __always_inline int ep_dns_query_out(struct __sk_buff *skb, struct ep_dns_pkt *p,
+					    const struct ep_dns_upstream *up)
 {
 	struct ep_dns_stats *st = ep_dns_stats_of(up->idx);
 	struct ep_dns_hdr h;
@@ -353,15 +525,26 @@ static __always_inline int ep_dns_observe_query(struct __sk_buff *skb, struct ep
 
 	if (!st)
 		return TC_ACT_UNSPEC;
+	ep_dns_count_hdrs(p, up->idx);
 	rc = ep_dns_read_hdr(skb, p, &h);
 	if (rc == -1)
 		return TC_ACT_UNSPEC;
 	if (rc < 0 || !ep_dns_is_query(&h)) {
-		if (p->proto == IPPROTO_UDP)
+		/* a first fragment may stop inside the header: not malformed */
+		if (p->proto == IPPROTO_UDP && !(rc == -2 && p->frag))
 			st->malformed++;
 		return TC_ACT_UNSPEC;
 	}
 	ep_dns_record_query(p, up, &h, st);
+	return TC_ACT_UNSPEC;
+}
+
+/* Ingress: a query to an upstream that is not redirected passes without
+ * being recorded; it counts as sent when it leaves the node
+ * (ep_dns_query_out, egress). */
+static __always_inline int ep_dns_observe_query(struct __sk_buff *skb, struct ep_dns_pkt *p,
+						const struct ep_dns_upstream *up)
+{
 	return TC_ACT_UNSPEC;
 }
 
@@ -558,7 +741,8 @@ static __always_inline int ep_dns_inspect(struct __sk_buff *skb, const struct ep
 {
 	struct ep_dns_scratch *sc;
 	struct ep_dns_rl *rl;
-	__u32 zero = 0, n;
+	__u32 zero = 0;
+	__u64 n; /* 64-bit: no zero-extended copy for clang to test instead */
 	int check;
 
 	rl = bpf_map_lookup_elem(&dns_rl, &zero);
@@ -617,6 +801,29 @@ static __always_inline int ep_dns_inspect(struct __sk_buff *skb, const struct ep
 	return verdict;
 }
 
+/* The first fragment of an answer, dropped by the fragment rule. If it
+ * answers a pending query, the upstream did answer: the query is flagged so
+ * the agent does not call it a timeout, and stays for an unfragmented answer
+ * (a retry) to match. h: the DNS header, NULL when the fragment holds none. */
+static __always_inline int ep_dns_frag_drop(const struct ep_dns_pkt *p,
+					    const struct ep_dns_upstream *up,
+					    const struct ep_dns_hdr *h)
+{
+	struct ep_dns_hdr_stats *hs = ep_dns_hstats_of(up->idx);
+	struct ep_dns_pending_key k = {};
+	struct ep_dns_pending *pend;
+
+	if (hs)
+		hs->frag_dropped++;
+	if (!h || !(bpf_ntohs(h->flags) & EP_DNS_F_QR))
+		return TC_ACT_SHOT;
+	ep_dns_pkey(&k, p, p->daddr, p->saddr, p->dport, h->id);
+	pend = bpf_map_lookup_elem(&ep_dns_pending, &k);
+	if (pend)
+		pend->flags |= EP_DNS_PENDING_F_FRAG_DROPPED;
+	return TC_ACT_SHOT;
+}
+
 /* An answer from an upstream. At ingress: match, check, sample, maybe drop,
  * account. At egress: account only answers that still match a query (see
  * the top of the file); everything else was seen at ingress. */
@@ -636,22 +843,23 @@ static __always_inline int ep_dns_answer(struct __sk_buff *skb, struct ep_dns_pk
 	if (!st)
 		return TC_ACT_UNSPEC;
 	rc = ep_dns_read_hdr(skb, p, &h);
+	if (ingress) {
+		ep_dns_count_hdrs(p, up->idx);
+		if (p->frag && ep_dns_frag_rule(up, ep_dns_cfg()))
+			return ep_dns_frag_drop(p, up, rc == 0 ? &h : NULL);
+	}
 	if (rc == -1)
 		return TC_ACT_UNSPEC;
 	if (rc < 0 || !(bpf_ntohs(h.flags) & EP_DNS_F_QR)) {
-		/* TCP: maybe the middle of a long message, not an error */
-		if (ingress && p->proto == IPPROTO_UDP)
+		/* TCP: maybe the middle of a long message, not an error; a
+		 * first fragment may stop inside the header */
+		if (ingress && p->proto == IPPROTO_UDP && !(rc == -2 && p->frag))
 			st->malformed++;
 		return TC_ACT_UNSPEC;
 	}
 	rcode = bpf_ntohs(h.flags) & 0xf;
 
-	ep_addr_copy(k.client, p->daddr, 4);
-	ep_addr_copy(k.upstream, p->saddr, 4);
-	k.cport = p->dport;
-	k.txid = h.id;
-	k.family = p->family;
-	k.proto = p->proto;
+	ep_dns_pkey(&k, p, p->daddr, p->saddr, p->dport, h.id);
 	cfg = ep_dns_cfg();
 	pend = bpf_map_lookup_elem(&ep_dns_pending, &k);
 	if (pend) {
@@ -705,9 +913,12 @@ int ep_tc_dns_ingress(struct __sk_buff *skb)
 {
 	struct ep_dns_pkt p = {};
 	struct ep_dns_upstream *up;
+	int rc = ep_dns_parse(skb, &p);
 
-	if (ep_dns_parse(skb, &p) < 0)
-		return TC_ACT_UNSPEC;
+	if (rc < 0)
+		return rc == EP_DNS_UNPARSED ? ep_dns_unparsed(&p, 1) : TC_ACT_UNSPEC;
+	if (p.frag == EP_FRAG_LATER)
+		return ep_dns_frag_later(&p, 1);
 	if (p.sport == bpf_htons(EP_DNS_PORT)) {
 		up = ep_dns_upstream_of(p.saddr, p.family);
 		if (up)
@@ -715,7 +926,9 @@ int ep_tc_dns_ingress(struct __sk_buff *skb)
 	}
 	if (p.dport == bpf_htons(EP_DNS_PORT)) {
 		up = ep_dns_upstream_of(p.daddr, p.family);
-		if (up)
+		/* A fragmented query is not redirected (the cache would get its
+		 * first fragment, the upstream the rest); counted at egress. */
+		if (up && !p.frag)
 			return ep_dns_query_in(skb, &p, up);
 	}
 	return TC_ACT_UNSPEC;
@@ -726,13 +939,17 @@ int ep_tc_dns_egress(struct __sk_buff *skb)
 {
 	struct ep_dns_pkt p = {};
 	struct ep_dns_upstream *up;
+	int rc = ep_dns_parse(skb, &p);
 
-	if (ep_dns_parse(skb, &p) < 0)
-		return TC_ACT_UNSPEC;
+	if (rc < 0)
+		return rc == EP_DNS_UNPARSED ? ep_dns_unparsed(&p, 0) : TC_ACT_UNSPEC;
+	if (p.frag == EP_FRAG_LATER)
+		return ep_dns_frag_later(&p, 0);
 	if (p.sport == bpf_htons(EP_DNS_PORT)) {
 		struct ep_dns_config *cfg = ep_dns_cfg();
 
-		if (cfg) {
+		/* a fragment's source cannot be rewritten alone (see ingress) */
+		if (cfg && !p.frag) {
 			int rc = ep_dns_reply_back(skb, &p, cfg);
 
 			if (rc != EP_DNS_NOT_OURS)
@@ -745,7 +962,7 @@ int ep_tc_dns_egress(struct __sk_buff *skb)
 	if (p.dport == bpf_htons(EP_DNS_PORT)) {
 		up = ep_dns_upstream_of(p.daddr, p.family);
 		if (up)
-			return ep_dns_observe_query(skb, &p, up);
+			return ep_dns_query_out(skb, &p, up);
 	}
 	return TC_ACT_UNSPEC;
 }

@@ -7,7 +7,7 @@
 #   tests/run.sh PATTERN...      only tests whose path contains a PATTERN
 #
 # The tests: C programs in $EP_BUILD/tests/{unit,bpf} and shell scripts in
-# tests/{fuzz,e2e,drills,install}. Each prints TAP (tests/lib/tap.sh, tap.h):
+# tests/{fuzz,e2e,drills,install,pod}. Each prints TAP (tests/lib/tap.sh, tap.h):
 #   "ok N - ..."            passed
 #   "ok N - ... # SKIP why"  skipped (did not run): counted as skipped, not passed
 #   "1..0 # SKIP why"        the whole test skipped
@@ -27,7 +27,7 @@ tests=()
 for t in "$EP_BUILD"/tests/unit/* "$EP_BUILD"/tests/bpf/*; do
   [ -x "$t" ] && [ -f "$t" ] && tests+=("$t")
 done
-for t in tests/fuzz/run.sh tests/e2e/*.sh tests/drills/*.sh tests/install/*.sh; do
+for t in tests/fuzz/run.sh tests/e2e/*.sh tests/drills/*.sh tests/install/*.sh tests/pod/*.sh; do
   [ -f "$t" ] && tests+=("$t")
 done
 

@@ -5,8 +5,11 @@
  * knows none of them. It turns any mismatch into an error that names the key
  * path and line and keeps going, so one run reports every problem, and it
  * guards against hostile input (size, nesting depth, alias expansion).
+ * Reading one scalar into one typed field is config_values.c; config_int.h
+ * is what the two share.
  */
 #include "config.h"
+#include "config_int.h"
 #include "config_schema.h"
 
 #include <errno.h>
@@ -16,7 +19,6 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "edgeplane_abi.h"
 #include "util.h"
 
 /* A config is hand-written; anything bigger is a mistake or an attack. */
@@ -29,21 +31,8 @@
  * (bounded by the document); re-visits through aliases are capped.
  */
 #define CFG_MAX_ALIAS_VISITS 100000
-/* The schema is at most 6 levels deep; DESIGN.md's sections at most 5. */
+/* The schema is at most 6 levels deep; the documented sections (docs/config.md) at most 5. */
 #define CFG_MAX_DEPTH 64
-/* How much of a bad value is quoted back in a message. */
-#define CFG_SHOW_MAX 48
-
-struct ep_cfg_ctx {
-	yaml_document_t *doc;
-	struct ep_cfg_errors *errs;
-	size_t cap;
-	unsigned char *seen; /* per node: visited once already */
-	size_t n_nodes;
-	size_t alias_visits;
-	bool stop; /* alias budget exhausted or too many errors */
-	bool oom;
-};
 
 /* ---- errors ------------------------------------------------------------ */
 
@@ -82,81 +71,10 @@ void ep_cfg_err(struct ep_cfg_ctx *c, int line, const char *key, const char *fmt
 	va_end(ap);
 }
 
-/*
- * Quotes a user's value back: control characters become '?' (the text ends up
- * on terminals and in logs), and long values are cut at a UTF-8 boundary.
- */
-static const char *show(char *buf, size_t len, const char *s, size_t slen, bool quote)
-{
-	size_t o = 0, i;
-
-	if (len < CFG_SHOW_MAX + 16)
-		return "?";
-	if (quote)
-		buf[o++] = '"';
-	for (i = 0; i < slen; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		if (i >= CFG_SHOW_MAX && (ch & 0xc0) != 0x80) {
-			memcpy(buf + o, "...", 3);
-			o += 3;
-			break;
-		}
-		if (o + 6 >= len)
-			break;
-		buf[o++] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
-	}
-	if (quote)
-		buf[o++] = '"';
-	buf[o] = '\0';
-	return buf;
-}
-
-static int line_of(const yaml_node_t *n)
-{
-	return n ? (int)n->start_mark.line + 1 : 0;
-}
-
-static bool is_quoted(const yaml_node_t *n)
-{
-	return n->type == YAML_SCALAR_NODE && n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE &&
-	       n->data.scalar.style != YAML_ANY_SCALAR_STYLE;
-}
-
-/* YAML 1.2 core schema nulls; only plain scalars, "null" in quotes is text. */
-static bool is_null(const yaml_node_t *n)
-{
-	const char *v;
-
-	if (!n)
-		return true;
-	if (n->type != YAML_SCALAR_NODE || is_quoted(n))
-		return false;
-	v = (const char *)n->data.scalar.value;
-	return !n->data.scalar.length || !strcmp(v, "~") || !strcmp(v, "null") ||
-	       !strcmp(v, "Null") || !strcmp(v, "NULL");
-}
-
-static const char *desc(const yaml_node_t *n, char *buf, size_t len)
-{
-	if (!n || is_null(n))
-		return "null";
-	if (n->type == YAML_SEQUENCE_NODE)
-		return "a list";
-	if (n->type == YAML_MAPPING_NODE)
-		return "a mapping";
-	return show(buf, len, (const char *)n->data.scalar.value, n->data.scalar.length, true);
-}
-
 /* ---- document access ----------------------------------------------------- */
 
-static yaml_node_t *node_get(struct ep_cfg_ctx *c, int id)
-{
-	return yaml_document_get_node(c->doc, id);
-}
-
 /* Accounts a node visit; false means stop walking (budget exhausted). */
-static bool visit(struct ep_cfg_ctx *c, yaml_node_t *n)
+bool ep_cfg_visit(struct ep_cfg_ctx *c, yaml_node_t *n)
 {
 	size_t id, cost = 1;
 
@@ -269,389 +187,10 @@ void ep_cfg_oom(struct ep_cfg_ctx *c)
 	c->oom = true;
 }
 
-/* ---- value checks -------------------------------------------------------- */
-
-bool ep_cfg_valid_text(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return false;
-	return true;
-}
-
-bool ep_cfg_valid_abspath(const char *s)
-{
-	return s[0] == '/' && ep_cfg_valid_text(s);
-}
-
-/*
- * Decimal only: YAML 1.1 readers take 010 as octal and 0x10 as hex, which
- * would silently change a port number. Returns 0, or a negative reason.
- */
-enum { DEC_NOT_INT = -1, DEC_LEADING_ZERO = -2, DEC_RANGE = -3, DEC_RADIX = -4 };
-
-static int parse_dec(const char *s, size_t len, long long *out)
-{
-	size_t i = 0, digits;
-	long long v = 0;
-	bool neg = false;
-
-	if (len && s[0] == '-') {
-		neg = true;
-		i = 1;
-	}
-	if (i == len)
-		return DEC_NOT_INT;
-	if (len - i > 1 && s[i] == '0' && strchr("xXoObB", s[i + 1]))
-		return DEC_RADIX;
-	for (digits = i; digits < len; digits++)
-		if (s[digits] < '0' || s[digits] > '9')
-			return DEC_NOT_INT;
-	if (len - i > 1 && s[i] == '0')
-		return DEC_LEADING_ZERO;
-	if (len - i > 18)
-		return DEC_RANGE;
-	for (; i < len; i++)
-		v = v * 10 + (s[i] - '0');
-	*out = neg ? -v : v;
-	return 0;
-}
-
-/* "5", "2.5", "0.25": exact basis points, no floating point rounding. */
-static int parse_percent_bp(const char *s, size_t len, uint32_t *bp)
-{
-	size_t i = 0, ndig = 0, nfrac = 0;
-	uint32_t whole = 0, frac = 0;
-
-	while (i < len && s[i] >= '0' && s[i] <= '9' && ndig < 4) {
-		whole = whole * 10 + (uint32_t)(s[i++] - '0');
-		ndig++;
-	}
-	if (!ndig || (ndig > 1 && s[0] == '0'))
-		return -1;
-	if (i < len && s[i] == '.') {
-		i++;
-		while (i < len && s[i] >= '0' && s[i] <= '9' && nfrac < 3) {
-			frac = frac * 10 + (uint32_t)(s[i++] - '0');
-			nfrac++;
-		}
-		if (!nfrac || nfrac > 2)
-			return -1;
-		if (nfrac == 1)
-			frac *= 10;
-	}
-	if (i != len)
-		return -1;
-	*bp = whole * 100 + frac;
-	return *bp <= EP_BP_MAX ? 0 : -1;
-}
-
-/* "0", "1", "0.2", "0.0005": a ratio with at most 4 decimals, as basis points. */
-static int parse_ratio_bp(const char *s, size_t len, uint32_t *bp)
-{
-	size_t i = 0, nfrac = 0;
-	uint32_t frac = 0;
-
-	if (!len || (s[0] != '0' && s[0] != '1'))
-		return -1;
-	i = 1;
-	if (i < len && s[i] == '.') {
-		i++;
-		while (i < len && s[i] >= '0' && s[i] <= '9' && nfrac < 5) {
-			frac = frac * 10 + (uint32_t)(s[i++] - '0');
-			nfrac++;
-		}
-		if (!nfrac || nfrac > 4)
-			return -1;
-		while (nfrac++ < 4)
-			frac *= 10;
-	}
-	if (i != len)
-		return -1;
-	*bp = (s[0] == '1' ? 10000 : 0) + frac;
-	return *bp <= EP_BP_MAX ? 0 : -1;
-}
-
-static void store_uint(void *dst, size_t size, unsigned long long v)
-{
-	uint8_t u8 = (uint8_t)v;
-	uint16_t u16 = (uint16_t)v;
-	uint32_t u32 = (uint32_t)v;
-
-	switch (size) {
-	case 1:
-		memcpy(dst, &u8, 1);
-		break;
-	case 2:
-		memcpy(dst, &u16, 2);
-		break;
-	case 4:
-		memcpy(dst, &u32, 4);
-		break;
-	}
-}
-
 /* ---- the walker ---------------------------------------------------------- */
-
-static const char *expect_text(const struct ep_cfg_field *f, char *buf, size_t len)
-{
-	const struct ep_cfg_enum *e;
-	size_t o;
-
-	if (f->expect)
-		return f->expect;
-	switch (f->kind) {
-	case EP_CFG_INT:
-		snprintf(buf, len, "%s %lld-%lld", f->noun ? f->noun : "an integer", f->min, f->max);
-		return buf;
-	case EP_CFG_ENUM:
-		o = (size_t)snprintf(buf, len, "one of ");
-		for (e = f->enums; e->name && o < len; e++)
-			o += (size_t)snprintf(buf + o, len - o, "%s%s", e == f->enums ? "" : ", ",
-					      e->name);
-		return buf;
-	case EP_CFG_BOOL:
-		return "true or false";
-	case EP_CFG_PERCENT:
-		return "a number 0-100 with at most 2 decimals";
-	case EP_CFG_RATIO:
-		return "a ratio above 0 and at most 1, with at most 4 decimals (e.g. 0.2)";
-	case EP_CFG_IP_LIST:
-		return "a list of IPv4 or IPv6 addresses";
-	case EP_CFG_IP:
-		return "an IPv4 or IPv6 address";
-	case EP_CFG_SEQ:
-		return "a list";
-	case EP_CFG_MAP:
-		return f->sub->what;
-	default:
-		return "a string";
-	}
-}
-
-static void bad_value(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, const yaml_node_t *n,
-		      const char *path, const char *hint)
-{
-	char eb[160], db[CFG_SHOW_MAX + 16];
-
-	ep_cfg_err(c, line_of(n), path, "expected %s, got %s%s", expect_text(f, eb, sizeof(eb)),
-		   desc(n, db, sizeof(db)), hint ? hint : "");
-}
-
-/* Scalar text or NULL (after reporting) for fields that need one. */
-static const char *scalar_of(struct ep_cfg_ctx *c, const struct ep_cfg_field *f,
-			     const yaml_node_t *n, const char *path, bool plain_only)
-{
-	if (n->type != YAML_SCALAR_NODE || is_null(n)) {
-		bad_value(c, f, n, path, NULL);
-		return NULL;
-	}
-	if (memchr(n->data.scalar.value, '\0', n->data.scalar.length)) {
-		bad_value(c, f, n, path, " (contains a NUL character)");
-		return NULL;
-	}
-	if (plain_only && is_quoted(n)) {
-		bad_value(c, f, n, path, " (a quoted value is a string; remove the quotes)");
-		return NULL;
-	}
-	return (const char *)n->data.scalar.value;
-}
-
-static void set_int(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, const yaml_node_t *n,
-		    void *dst, const char *path)
-{
-	const char *v = scalar_of(c, f, n, path, true);
-	char hint[96] = "";
-	long long x = 0;
-	int rc;
-
-	if (!v)
-		return;
-	rc = parse_dec(v, n->data.scalar.length, &x);
-	if (rc == DEC_LEADING_ZERO) {
-		bad_value(c, f, n, path, " (leading zeros are not allowed)");
-	} else if (rc == DEC_RADIX) {
-		bad_value(c, f, n, path, " (only decimal integers are allowed)");
-	} else if (rc || x < f->min || x > f->max) {
-		bad_value(c, f, n, path, NULL);
-	} else if (f->valid_int && !f->valid_int(x, hint, sizeof(hint))) {
-		bad_value(c, f, n, path, hint);
-	} else {
-		store_uint(dst, f->size, (unsigned long long)x);
-	}
-}
-
-static void set_bool(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, const yaml_node_t *n,
-		     void *dst, const char *path)
-{
-	static const char *const yaml11[] = { "yes", "no", "on", "off", "y", "n", "true", "false" };
-	const char *v = scalar_of(c, f, n, path, true);
-	size_t i;
-
-	if (!v)
-		return;
-	if (!strcmp(v, "true") || !strcmp(v, "false")) {
-		store_uint(dst, f->size, v[0] == 't');
-		return;
-	}
-	for (i = 0; i < EP_CFG_ARRAY_LEN(yaml11); i++) {
-		if (!strcasecmp(v, yaml11[i])) {
-			bad_value(c, f, n, path,
-				  " (only lowercase true/false; YAML 1.1 spellings such as "
-				  "yes/no/on/off are not accepted)");
-			return;
-		}
-	}
-	bad_value(c, f, n, path, NULL);
-}
-
-static void set_enum(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, const yaml_node_t *n,
-		     void *dst, const char *path)
-{
-	const char *v = scalar_of(c, f, n, path, false);
-	const struct ep_cfg_enum *e;
-
-	if (!v)
-		return;
-	for (e = f->enums; e->name; e++) {
-		if (!strcmp(v, e->name)) {
-			store_uint(dst, f->size, e->value);
-			return;
-		}
-	}
-	bad_value(c, f, n, path, NULL);
-}
-
-static void set_str(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, const yaml_node_t *n,
-		    void *dst, const char *path)
-{
-	const char *v = scalar_of(c, f, n, path, false);
-	size_t len;
-
-	if (!v)
-		return;
-	len = n->data.scalar.length;
-	if ((long long)len < f->min || (long long)len > f->max || len >= f->size ||
-	    (f->valid_str && !f->valid_str(v))) {
-		bad_value(c, f, n, path, NULL);
-		return;
-	}
-	memcpy(dst, v, len + 1);
-}
-
-static void set_percent(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, const yaml_node_t *n,
-			void *dst, const char *path)
-{
-	const char *v = scalar_of(c, f, n, path, true);
-	size_t len;
-	uint32_t bp;
-
-	if (!v)
-		return;
-	len = n->data.scalar.length;
-	if (parse_percent_bp(v, len, &bp)) {
-		bad_value(c, f, n, path,
-			  len && v[len - 1] == '%' ? " (write the number without '%')" : NULL);
-		return;
-	}
-	store_uint(dst, f->size, bp);
-}
-
-static void set_ratio(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, const yaml_node_t *n,
-		      void *dst, const char *path)
-{
-	const char *v = scalar_of(c, f, n, path, true);
-	uint32_t bp;
-
-	if (!v)
-		return;
-	/* Every ratio is a threshold "at least this share is bad": 0 would
-	 * judge every window bad and keep the node failed over for good. */
-	if (parse_ratio_bp(v, n->data.scalar.length, &bp)) {
-		bad_value(c, f, n, path, NULL);
-		return;
-	}
-	if (bp == 0) {
-		bad_value(c, f, n, path, " (0 would call every window bad)");
-		return;
-	}
-	store_uint(dst, f->size, bp);
-}
-
-static void set_ip(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, const yaml_node_t *n,
-		   void *dst, const char *path)
-{
-	const char *v = scalar_of(c, f, n, path, false);
-	struct ep_ip ip;
-
-	if (!v)
-		return;
-	if (ep_ip_parse(v, &ip)) {
-		bad_value(c, f, n, path, NULL);
-		return;
-	}
-	memcpy(dst, &ip, sizeof(ip));
-}
-
-static void set_hostport(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, const yaml_node_t *n,
-			 void *dst, const char *path)
-{
-	const char *v = scalar_of(c, f, n, path, false);
-	char host[EP_IP_STRLEN];
-	uint16_t port;
-	size_t len;
-
-	if (!v)
-		return;
-	len = n->data.scalar.length;
-	if (len && (len >= f->size || ep_hostport_parse(v, host, sizeof(host), &port) ||
-		    /* "[10.0.0.1]:80" is not a way to write an IPv4 listener */
-		    (v[0] == '[' && !strchr(host, ':')))) {
-		bad_value(c, f, n, path, NULL);
-		return;
-	}
-	memcpy(dst, v, len + 1);
-}
 
 static void walk_map(struct ep_cfg_ctx *c, const struct ep_cfg_schema *s, yaml_node_t *n,
 		     void *base, const char *path, bool null_ok);
-
-/* A list of addresses into a fixed array (f->max entries at most). */
-static void set_ip_list(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, yaml_node_t *n,
-			void *base, const char *path)
-{
-	struct ep_ip *arr = (struct ep_ip *)((char *)base + f->off);
-	char ipath[sizeof(((struct ep_cfg_error *)0)->key)];
-	struct ep_cfg_field item = *f;
-	size_t i, cnt;
-
-	if (is_null(n))
-		return;
-	if (n->type != YAML_SEQUENCE_NODE) {
-		bad_value(c, f, n, path, NULL);
-		return;
-	}
-	cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-	if (cnt > (size_t)f->max || cnt < (size_t)f->min) {
-		ep_cfg_err(c, line_of(n), path, "expected %lld to %lld addresses, got %zu", f->min,
-			   f->max, cnt);
-		return;
-	}
-	item.kind = EP_CFG_IP;
-	for (i = 0; i < cnt; i++) {
-		yaml_node_t *in = node_get(c, n->data.sequence.items.start[i]);
-
-		if (!visit(c, in))
-			return;
-		if (snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i) >= (int)sizeof(ipath))
-			ipath[sizeof(ipath) - 1] = '\0';
-		set_ip(c, &item, in, &arr[i], ipath);
-		for (size_t j = 0; j < i && arr[i].family; j++)
-			if (ep_ip_eq(&arr[i], &arr[j]))
-				ep_cfg_err(c, line_of(in), ipath, "duplicate address (also [%zu])", j);
-	}
-	memcpy((char *)base + f->count_off, &cnt, sizeof(cnt));
-}
 
 static void join(char *buf, size_t len, const char *path, const char *key)
 {
@@ -670,7 +209,7 @@ static void walk_list(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, yaml_n
 	if (is_null(n))
 		return; /* "backends:" with nothing under it is an empty list */
 	if (n->type != YAML_SEQUENCE_NODE) {
-		bad_value(c, f, n, path, NULL);
+		ep_cfg_bad_value(c, f, n, path, NULL);
 		return;
 	}
 	cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
@@ -694,7 +233,7 @@ static void walk_list(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, yaml_n
 		void *item = items + i * s->item_size;
 		int line = line_of(in);
 
-		if (!visit(c, in))
+		if (!ep_cfg_visit(c, in))
 			return;
 		if (s->defaults)
 			s->defaults(item);
@@ -720,31 +259,31 @@ static void set_field(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, yaml_n
 		walk_list(c, f, v, base, path);
 		break;
 	case EP_CFG_IP_LIST:
-		set_ip_list(c, f, v, base, path);
+		ep_cfg_set_ip_list(c, f, v, base, path);
 		break;
 	case EP_CFG_RATIO:
-		set_ratio(c, f, v, dst, path);
+		ep_cfg_set_ratio(c, f, v, dst, path);
 		break;
 	case EP_CFG_STR:
-		set_str(c, f, v, dst, path);
+		ep_cfg_set_str(c, f, v, dst, path);
 		break;
 	case EP_CFG_INT:
-		set_int(c, f, v, dst, path);
+		ep_cfg_set_int(c, f, v, dst, path);
 		break;
 	case EP_CFG_BOOL:
-		set_bool(c, f, v, dst, path);
+		ep_cfg_set_bool(c, f, v, dst, path);
 		break;
 	case EP_CFG_ENUM:
-		set_enum(c, f, v, dst, path);
+		ep_cfg_set_enum(c, f, v, dst, path);
 		break;
 	case EP_CFG_PERCENT:
-		set_percent(c, f, v, dst, path);
+		ep_cfg_set_percent(c, f, v, dst, path);
 		break;
 	case EP_CFG_IP:
-		set_ip(c, f, v, dst, path);
+		ep_cfg_set_ip(c, f, v, dst, path);
 		break;
 	case EP_CFG_HOSTPORT:
-		set_hostport(c, f, v, dst, path);
+		ep_cfg_set_hostport(c, f, v, dst, path);
 		break;
 	case EP_CFG_UNSUPPORTED:
 		break;
@@ -764,7 +303,8 @@ static void unknown_key(struct ep_cfg_ctx *c, const struct ep_cfg_schema *s, con
 		o += (size_t)snprintf(allowed + o, sizeof(allowed) - o, "%s%s", o ? ", " : "",
 				      s->fields[i].key);
 	}
-	show(kb, sizeof(kb), (const char *)k->data.scalar.value, k->data.scalar.length, false);
+	ep_cfg_show(kb, sizeof(kb), (const char *)k->data.scalar.value, k->data.scalar.length,
+		    false);
 	join(kpath, sizeof(kpath), path, kb);
 	if (!strcmp(kb, "<<"))
 		ep_cfg_err(c, line_of(k), kpath,
@@ -791,18 +331,19 @@ static void walk_map(struct ep_cfg_ctx *c, const struct ep_cfg_schema *s, yaml_n
 		return;
 	}
 	if (n->type != YAML_MAPPING_NODE) {
-		ep_cfg_err(c, line_of(n), path, "expected %s, got %s", s->what, desc(n, db, sizeof(db)));
+		ep_cfg_err(c, line_of(n), path, "expected %s, got %s", s->what,
+			   ep_cfg_desc(n, db, sizeof(db)));
 		return;
 	}
 	for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
 		yaml_node_t *k = node_get(c, p->key), *v = node_get(c, p->value);
 		const struct ep_cfg_field *f = NULL;
 
-		if (!visit(c, k))
+		if (!ep_cfg_visit(c, k))
 			return;
 		if (k->type != YAML_SCALAR_NODE) {
 			ep_cfg_err(c, line_of(k), path, "keys must be plain strings, got %s",
-				   desc(k, db, sizeof(db)));
+				   ep_cfg_desc(k, db, sizeof(db)));
 			continue;
 		}
 		for (i = 0; i < s->n_fields; i++) {
@@ -827,7 +368,7 @@ static void walk_map(struct ep_cfg_ctx *c, const struct ep_cfg_schema *s, yaml_n
 				   "not supported by this version of edgeplane (%s)", f->why);
 			continue;
 		}
-		if (!visit(c, v))
+		if (!ep_cfg_visit(c, v))
 			return;
 		set_field(c, f, v, base, kpath);
 	}
@@ -941,8 +482,8 @@ static void validate(struct ep_cfg_ctx *c, yaml_document_t *doc, struct ep_confi
 		ep_cfg_err(c, 0, "", "configuration is empty");
 	} else if (root->type != YAML_MAPPING_NODE) {
 		ep_cfg_err(c, line_of(root), "", "expected %s at the top, got %s", top.what,
-			      desc(root, db, sizeof(db)));
-	} else if (visit(c, root)) {
+			      ep_cfg_desc(root, db, sizeof(db)));
+	} else if (ep_cfg_visit(c, root)) {
 		walk_map(c, &top, root, cfg, "", false);
 		for (i = 0; i < ep_cfg_n_sections && !c->stop; i++)
 			if (ep_cfg_sections[i]->check)
@@ -1120,4 +661,3 @@ void ep_cfg_errors_print(const struct ep_cfg_errors *errs, const char *path, voi
 		fprintf(f, "%s\n", e->msg);
 	}
 }
-

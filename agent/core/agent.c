@@ -19,6 +19,8 @@
 #include "evloop.h"
 #include "log.h"
 #include "metrics.h"
+#include "confine.h"
+#include "spawn.h"
 #include "util.h"
 
 #define HEARTBEAT_NS (100ULL * 1000000ULL)
@@ -427,6 +429,28 @@ fail:
 	return rc ? rc : -EINVAL;
 }
 
+/* Start-up is done: from here on only the calls the agent makes at run time
+ * (reloads, probes, dnsmasq supervision, metrics, Kubernetes) are allowed.
+ * A failure is a start failure, never a silently unconfined agent. */
+static int confine(struct ep_agent *a)
+{
+	char err[256] = "";
+	int rc;
+
+	if (a->opts.no_seccomp) {
+		log_warn("seccomp: off (--no-seccomp); the agent runs unconfined");
+		return 0;
+	}
+	rc = ep_seccomp_install(a->opts.log_json, err, sizeof(err));
+	if (rc) {
+		log_error("cannot start: seccomp: %s", err);
+		return rc;
+	}
+	log_info("seccomp: confined to %zu system calls (deploy/seccomp/edgeplane-agent.syscalls); "
+		 "any other kills the agent", ep_seccomp_allowed());
+	return 0;
+}
+
 static void stop(struct ep_agent *a)
 {
 	ep_metrics_stop(a);
@@ -475,21 +499,32 @@ int ep_agent_run(const struct ep_agent_opts *o)
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* Now, while the agent has one thread and no filter: whatever the
+	 * spawner starts (dnsmasq) is not under the agent's seccomp filter. */
+	rc = ep_spawner_start(a.opts.argv);
+	if (rc) {
+		log_error("cannot start: the spawner process: %s", strerror(-rc));
+		return 1;
+	}
 	pthread_mutex_init(&a.lock, NULL);
 	a.start_ns = ep_now_ns();
 	a.heartbeat_ns = a.start_ns;
 	if (read_config(&a, &a.cfg, &a.cfg_hash)) {
 		sd_notifyf(0, "STATUS=bad config: %s", a.last_reload_error);
 		pthread_mutex_destroy(&a.lock);
+		ep_spawner_stop();
 		return 2;
 	}
 	log_info("edgeplane-agent %s starting on node %s: %zu services, %zu backends, %zu interfaces",
 		 EP_VERSION, a.cfg.node_name, a.cfg.n_services, count_backends(&a.cfg),
 		 a.cfg.n_ifaces);
 	rc = start(&a);
+	if (!rc)
+		rc = confine(&a);
 	if (rc) {
 		sd_notifyf(0, "STATUS=cannot start: %s", strerror(-rc));
 		stop(&a);
+		ep_spawner_stop();
 		return 1;
 	}
 	a.last_reload_at = ep_wall_seconds();
@@ -497,6 +532,12 @@ int ep_agent_run(const struct ep_agent_opts *o)
 	log_info("ready: control socket %s", a.socket_path);
 	sd_notifyf(0, "READY=1\nSTATUS=ready: %zu services, %zu backends, control socket %s",
 		   a.cfg.n_services, count_backends(&a.cfg), a.socket_path);
+	/* Test only (tests/e2e/seccomp.sh): prove that a violation is logged
+	 * and kills the agent (with --no-seccomp: that the call itself is
+	 * harmless). Exactly "1", so a stray value does nothing. */
+	if (getenv("EP_SECCOMP_SELFTEST") &&
+	    !strcmp(getenv("EP_SECCOMP_SELFTEST"), "1"))
+		ep_seccomp_selftest();
 
 	rc = sd_event_loop(a.ev);
 	if (rc < 0)
@@ -504,5 +545,6 @@ int ep_agent_run(const struct ep_agent_opts *o)
 	sd_notify(0, "STOPPING=1\nSTATUS=stopping");
 	__atomic_store_n(&a.ready, false, __ATOMIC_RELAXED);
 	stop(&a);
+	ep_spawner_stop();
 	return rc < 0 ? 1 : 0;
 }

@@ -28,6 +28,9 @@
 struct ep_agent_opts {
 	const char *config_path;
 	bool detach_on_exit;
+	bool no_seccomp; /* --no-seccomp: skip self-confinement (debugging) */
+	bool log_json;	 /* the log format, for the seccomp violation line */
+	char **argv;	 /* main's, retitled in the spawner (lib/spawn.h) */
 };
 
 struct ep_metrics;

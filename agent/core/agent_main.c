@@ -28,6 +28,8 @@ static void usage(FILE *f)
 		"      --log-level LEVEL  debug, info (default), warn or error\n"
 		"      --detach-on-exit   on SIGTERM/SIGINT detach every program and remove the pins;\n"
 		"                         by default the datapath stays attached and forwarding\n"
+		"      --no-seccomp       do not confine the agent with its seccomp filter (to debug\n"
+		"                         a \"seccomp: forbidden system call\" death); on by default\n"
 		"  -V, --version          print the version\n"
 		"  -h, --help             this text\n"
 		"\n"
@@ -69,6 +71,7 @@ int main(int argc, char **argv)
 		{"log-format", required_argument, NULL, 'f'},
 		{"log-level", required_argument, NULL, 'l'},
 		{"detach-on-exit", no_argument, NULL, 'd'},
+		{"no-seccomp", no_argument, NULL, 'S'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{},
@@ -105,6 +108,9 @@ int main(int argc, char **argv)
 		case 'd':
 			opts.detach_on_exit = true;
 			break;
+		case 'S':
+			opts.no_seccomp = true;
+			break;
 		case 'V':
 			printf("edgeplane-agent %s\n", EP_VERSION);
 			return 0;
@@ -128,6 +134,8 @@ int main(int argc, char **argv)
 	}
 	if (check)
 		return check_config(opts.config_path);
+	opts.log_json = json;
+	opts.argv = argv;
 	ep_log_setup(json, level);
 	ep_log_hook_libs();
 	return ep_agent_run(&opts);

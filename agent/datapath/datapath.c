@@ -280,6 +280,7 @@ int ep_datapath_dns_enable(struct ep_datapath *dp, const char *runtime_dir, char
 		.snap = bpf_map__fd(dp->dns_skel->maps.ep_dns_snap),
 		.samples = bpf_map__fd(dp->dns_skel->maps.ep_dns_samples),
 		.exempt = bpf_map__fd(dp->dns_skel->maps.ep_dns_exempt),
+		.hstats = bpf_map__fd(dp->dns_skel->maps.ep_dns_hstats),
 	};
 	dp->dns_in_fd = bpf_program__fd(dp->dns_skel->progs.ep_tc_dns_ingress);
 	dp->dns_eg_fd = bpf_program__fd(dp->dns_skel->progs.ep_tc_dns_egress);

@@ -31,6 +31,7 @@ int ep_map_fds_from_obj(struct bpf_object *obj, struct ep_map_fds *out);
 struct ep_dns_map_fds {
 	int upstreams, pending, stats, config, redir, snap, samples;
 	int exempt; /* the agent's own DNS sockets (lib/dns_exempt.h) */
+	int hstats; /* ep_dns_hstats: fragments, options, extension headers */
 };
 
 struct ep_dp_iface {

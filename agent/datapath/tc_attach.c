@@ -111,10 +111,10 @@ void ep_dp_tc_rnat_detach(struct ep_dp_iface *ifc)
 		tc_detach(ifc->ifindex, BPF_TC_INGRESS, &TC_RNAT, ifc->name);
 }
 
-/* DNS on both directions of every interface: queries are seen leaving the
- * node (uplink egress) or arriving from pods (pods ingress), answers arriving
- * from the upstream (ingress), and the cache's replies to pods are translated
- * back on pods egress. */
+/* DNS on both directions of every interface: queries count where they leave
+ * the node (egress) and are redirected, when failed over, where they arrive
+ * from pods (pods ingress); answers arrive from the upstream (ingress), and
+ * the cache's replies to pods are translated back on pods egress. */
 int ep_dp_tc_dns_attach(struct ep_datapath *dp, struct ep_dp_iface *ifc, char *err,
 			size_t errlen)
 {

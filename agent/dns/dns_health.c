@@ -88,6 +88,16 @@ unsigned ep_dns_judge(const struct ep_dns_thresholds *t, const struct ep_dns_win
 	return bad;
 }
 
+/* The verdict without the spoofing signal: what the upstream itself did. */
+unsigned ep_dns_judge_no_spoofing(const struct ep_dns_thresholds *t, const struct ep_dns_window *w,
+				  char *why, size_t whylen)
+{
+	struct ep_dns_window x = *w;
+
+	x.unmatched = 0;
+	return ep_dns_judge(t, &x, why, whylen);
+}
+
 static void go(struct ep_dns_machine *m, enum ep_dns_state to, uint64_t now)
 {
 	m->transitions[m->state][to]++;
@@ -129,10 +139,19 @@ bool ep_dns_machine_step(struct ep_dns_machine *m, const struct ep_dns_window *w
 	for (size_t i = 0; i < n; i++) {
 		unsigned v = ep_dns_judge(&m->t, &w[i], one, sizeof(one));
 
-		if (v & (EP_DNS_BAD_HIJACK | EP_DNS_BAD_SPOOFING))
+		/* Spoofing is not the upstream failing: anyone who knows the
+		 * upstream's address can send answers matching no query, and a
+		 * failover would hand them the node's DNS (names outside the
+		 * snapshot fail from the cache). The datapath drops those answers
+		 * (EP_DNS_UP_F_DROP_UNMATCHED, set from the verdict), and a forgery
+		 * that guessed a pending query's id and contradicts the snapshot is
+		 * divergent: a hijack, which does move the machine. */
+		if (v & EP_DNS_BAD_SPOOFING) {
+			v = ep_dns_judge_no_spoofing(&m->t, &w[i], one, sizeof(one));
+		}
+		if (v & EP_DNS_BAD_HIJACK)
 			urgent = true;
-		if (!(v & (EP_DNS_BAD_TIMEOUTS | EP_DNS_BAD_SERVFAIL | EP_DNS_BAD_HIJACK |
-			   EP_DNS_BAD_SPOOFING)))
+		if (!(v & (EP_DNS_BAD_TIMEOUTS | EP_DNS_BAD_SERVFAIL | EP_DNS_BAD_HIJACK)))
 			all_bad = false;
 		if (v == 0)
 			any_clean = true;

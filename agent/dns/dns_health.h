@@ -72,13 +72,18 @@ const char *ep_dns_override_name(enum ep_dns_override o);
 unsigned ep_dns_judge(const struct ep_dns_thresholds *t, const struct ep_dns_window *w, char *why,
 		      size_t whylen);
 
+/* The same without the spoofing signal (unmatched answers): what the state
+ * machine judges by. Spoofing only sets the datapath's defences. */
+unsigned ep_dns_judge_no_spoofing(const struct ep_dns_thresholds *t, const struct ep_dns_window *w,
+				  char *why, size_t whylen);
+
 void ep_dns_machine_init(struct ep_dns_machine *m, const struct ep_dns_thresholds *t, uint64_t now);
 
 /*
  * One evaluation over the current windows of every upstream. The node fails
- * over when any upstream is hijacked or spoofed, or when every upstream is
+ * over when any upstream is hijacked, or when every upstream is
  * bad (timeouts, SERVFAIL) for confirm_ns; it recovers when no upstream is
- * hijacked/spoofed and at least one is clean, and fails back after
+ * hijacked and at least one is clean, and fails back after
  * failback_ns of that. Returns true when the state changed; *changed_mode
  * says whether cache_mode flipped.
  */

@@ -637,7 +637,8 @@ static void check_query_recorded(const char *what, int fd, const char *client, u
 	       "upstream_idx %u, sent_ns now",
 	       what, astr(&c), cport, astr(&u), txid, idx);
 	tap_ok(a.queries == b.queries + 1 && a.malformed == b.malformed, "%s: queries +1", what);
-	/* the same query seen again (pods ingress, then uplink egress) */
+	/* the same query seen again (a retransmission, or re-routed out of a
+	 * second interface) */
 	prog_run(fd, in, n);
 	a = stats(idx);
 	tap_ok(R.verdict == TC_ACT_UNSPEC && a.queries == b.queries + 1,
@@ -648,12 +649,42 @@ static void test_queries(void)
 {
 	check_query_recorded("IPv4 UDP query at egress", eg_fd, NODE4, 40001, UP4, 0, P_UDP, 0x1111);
 	check_query_recorded("IPv6 UDP query at egress", eg_fd, POD6, 40002, UP6, 1, P_UDP, 0x2222);
-	check_query_recorded("IPv4 UDP query at ingress (pod, upstream mode)", in_fd, POD4, 40003,
+	check_query_recorded("IPv4 UDP pod query at egress (left the node)", eg_fd, POD4, 40003,
 			     UP4, 0, P_UDP, 0x3333);
 	check_query_recorded("IPv4 TCP query (first data segment) at egress", eg_fd, NODE4, 40004,
 			     UP4, 0, P_TCP, 0x4444);
 	check_query_recorded("IPv6 TCP query at egress", eg_fd, POD6, 40005, UP6, 1, P_TCP, 0x5555);
 
+	/* Only a query that leaves the node counts as sent: one seen at pods
+	 * ingress may still die on the node (IP TTL 1, a firewall, no route)
+	 * and could never be answered. */
+	{
+		uint8_t dns[512], in[FRAME_MAX];
+		struct addr c = A(POD4), u = A(UP4);
+		struct ep_dns_pending_key k = pend_key(&c, 40008, &u, 0x8888, P_UDP);
+		struct ep_dns_pending v;
+		struct ep_dns_stats b = stats(0), a;
+		struct pkt p;
+		size_t n;
+		bool ok;
+
+		p = query_pkt(POD4, 40008, UP4, P_UDP, dns, mk_query(dns, 0x8888, "ttl1.example", T_A));
+		n = mk_frame(in, &p);
+		in[14 + 8] = 1; /* IP TTL 1: the node's forwarding drops it */
+		put16(in + 14 + 10, 0);
+		put16(in + 14 + 10, fold(sum16(0, in + 14, 20)));
+		ok = run_untouched(in_fd, in, n);
+		a = stats(0);
+		tap_ok(ok && a.queries == b.queries && !pending_get(&k, &v),
+		       "a pod's query (IP TTL 1) at pods ingress: untouched, not counted, not "
+		       "pending: it cannot time out unless it leaves the node");
+		p.proto = P_TCP;
+		n = mk_frame(in, &p);
+		ok = run_untouched(in_fd, in, n);
+		a = stats(0);
+		tap_ok(ok && a.queries == b.queries,
+		       "a pod's TCP query at pods ingress: not counted either");
+	}
 	/* seen at pods ingress, then (not NATed) at uplink egress: one query */
 	{
 		uint8_t dns[512], in[FRAME_MAX];
@@ -757,8 +788,8 @@ static void test_answers(void)
 	/* 2^24 us is 16.8 s: 20 s lands in the last bucket */
 	check_answer_matched("latency beyond the last bucket is clamped into it", in_fd, NODE4,
 			     41005, UP4, 0, P_UDP, 0xa005, 0, 20ull * 1000 * 1000);
-	/* masqueraded pods: the answer reaches the pod at pods egress, after
-	 * de-NAT; the pod-side pending entry is matched there */
+	/* an answer still pending when it leaves towards the client (it came
+	 * in by an interface without the ingress program) is matched there */
 	check_answer_matched("IPv4 UDP answer at egress (pods side, after de-NAT)", eg_fd, POD4,
 			     41006, UP4, 0, P_UDP, 0xa006, 0, 700);
 }
@@ -1132,7 +1163,6 @@ static void test_not_ours(void)
 	struct ep_dns_stats b0 = stats(0), b1 = stats(1);
 	uint32_t pend_before = map_count(m_pend, sizeof(struct ep_dns_pending_key));
 	size_t n, dn = mk_query(dns, 0x5151, "n.example", T_A);
-	bool ok;
 
 	p = query_pkt(NODE4, 44001, OTHER4, P_UDP, dns, dn);
 	n = mk_frame(in, &p);
@@ -1151,36 +1181,10 @@ static void test_not_ours(void)
 	p = answer_pkt(OTHER4, NODE4, 44004, P_UDP, dns, dn);
 	n = mk_frame(in, &p);
 	tap_ok(run_untouched(in_fd, in, n), "answer from a non-upstream: untouched");
-	/* IPv4 with options, fragments, IPv6 with a hop-by-hop header, VLAN */
 	p = query_pkt(NODE4, 44005, UP4, P_UDP, dns, dn);
 	n = mk_frame(in, &p);
 	{
 		uint8_t f[FRAME_MAX];
-		size_t m;
-
-		/* options: insert 4 bytes (NOP NOP NOP EOL) after the IPv4 header */
-		memcpy(f, in, 14 + 20);
-		memcpy(f + 14 + 24, in + 14 + 20, n - 34);
-		f[14 + 20] = f[14 + 21] = f[14 + 22] = 1;
-		f[14 + 23] = 0;
-		f[14] = 0x46;
-		put16(f + 16, (uint32_t)(n - 14 + 4));
-		put16(f + 24, 0);
-		put16(f + 24, fold(sum16(0, f + 14, 24)));
-		m = n + 4;
-		ok = run_untouched(eg_fd, f, m);
-		/* fragment: MF set */
-		memcpy(f, in, n);
-		put16(f + 14 + 6, 0x2000);
-		put16(f + 24, 0);
-		put16(f + 24, fold(sum16(0, f + 14, 20)));
-		ok = ok && run_untouched(eg_fd, f, n);
-		/* later fragment: offset 8 */
-		put16(f + 14 + 6, 1);
-		put16(f + 24, 0);
-		put16(f + 24, fold(sum16(0, f + 14, 20)));
-		ok = ok && run_untouched(eg_fd, f, n);
-		tap_ok(ok, "IPv4 with options, first and later fragments: untouched");
 
 		/* VLAN tag in the frame */
 		memcpy(f, in, 12);
@@ -1189,24 +1193,6 @@ static void test_not_ours(void)
 		memcpy(f + 16, in + 12, n - 12);
 		tap_ok(run_untouched(eg_fd, f, n + 4), "802.1Q-tagged query: untouched");
 
-		/* IPv6 with a hop-by-hop options header before UDP */
-		p = query_pkt(POD6, 44006, UP6, P_UDP, dns, dn);
-		n = mk_frame(in, &p);
-		memcpy(f, in, 14 + 40);
-		f[14 + 6] = 0; /* next header: hop-by-hop */
-		f[14 + 40] = P_UDP;
-		f[14 + 41] = 0;
-		memset(f + 14 + 42, 0, 6);
-		f[14 + 42] = 1; /* PadN */
-		f[14 + 43] = 4;
-		memcpy(f + 14 + 48, in + 14 + 40, n - 54);
-		put16(f + 14 + 4, (uint32_t)(n - 54 + 8));
-		tap_ok(run_untouched(eg_fd, f, n + 8), "IPv6 query behind a hop-by-hop header: untouched");
-		/* IPv6 fragment header */
-		f[14 + 6] = 44;
-		memset(f + 14 + 40, 0, 8);
-		f[14 + 40] = P_UDP;
-		tap_ok(run_untouched(eg_fd, f, n + 8), "IPv6 fragment: untouched");
 		/* truncated: the IP header claims more than the frame holds */
 		p = query_pkt(NODE4, 44007, UP4, P_UDP, dns, dn);
 		n = mk_frame(in, &p);
@@ -1316,7 +1302,7 @@ static void test_redirect_udp(int family)
 			       Rp.udp_nocsum,
 		       "cache mode, IPv4 UDP query without checksum: redirected, checksum stays 0");
 	}
-	/* upstream mode: no redirect, the query is recorded */
+	/* upstream mode: no redirect; the query counts once it leaves (egress) */
 	set_cfg(EP_DNS_MODE_UPSTREAM, 0);
 	dn = mk_query(dns, 0xc003, "r.example", T_A);
 	p = query_pkt(pod, 45003, up, P_UDP, dns, dn);
@@ -1325,9 +1311,13 @@ static void test_redirect_udp(int family)
 	tap_ok(run_untouched(in_fd, in, n), "upstream mode, IPv%d UDP pod query: untouched", family);
 	a = stats(idx);
 	rk = redir_key(&c, 45003, P_UDP);
-	tap_ok(a.queries == b.queries + 1 && a.redirected == b.redirected &&
+	tap_ok(a.queries == b.queries && a.redirected == b.redirected &&
 		       bpf_map_lookup_elem(m_redir, &rk, &rv) != 0,
-	       "upstream mode, IPv%d: recorded as a query, no redirect entry", family);
+	       "upstream mode, IPv%d: not recorded at ingress, no redirect entry", family);
+	prog_run(eg_fd, in, n);
+	a = stats(idx);
+	tap_ok(R.verdict == TC_ACT_UNSPEC && a.queries == b.queries + 1,
+	       "upstream mode, IPv%d: recorded as a query when it leaves (egress)", family);
 }
 
 static void test_redirect_tcp(int family)
@@ -1678,6 +1668,318 @@ static void test_divergence(void)
 	}
 }
 
+/* ==== fragments, IPv4 options, IPv6 extension headers: one table ========== */
+/* DNS to or from an upstream is parsed behind IPv4 options and IPv6
+ * extension headers as if they were not there; a first fragment is parsed as
+ * far as it goes; a later fragment carries no DNS header and is counted. The
+ * fragment rule: wherever the node drops forged answers (DROP_DIVERGENT or
+ * DROP_UNMATCHED on the upstream, or failed over) a fragmented answer is
+ * dropped, since its records cannot be checked (or may be replaced by a
+ * forged later fragment in reassembly). Each row: the frame, the program,
+ * the verdict, and the counter deltas (every other counter +0). */
+
+static struct ep_dns_hdr_stats hstats(uint32_t idx)
+{
+	struct ep_dns_hdr_stats sum;
+	int fd = bpf_map__fd(skel->maps.ep_dns_hstats);
+
+	bpf_run_percpu_sum(fd, &idx, &sum, sizeof(sum));
+	return sum;
+}
+
+static void v4_csum(uint8_t *f)
+{
+	size_t hl = (size_t)(f[14] & 15) * 4;
+
+	put16(f + 24, 0);
+	put16(f + 24, fold(sum16(0, f + 14, hl)));
+}
+
+/* The IPv4 frame in[0..n) with optlen bytes of options (NOPs, then EOL). */
+static size_t v4_options(uint8_t *o, const uint8_t *in, size_t n, size_t optlen)
+{
+	memcpy(o, in, 34);
+	memset(o + 34, 1, optlen);
+	o[34 + optlen - 1] = 0;
+	memcpy(o + 34 + optlen, in + 34, n - 34);
+	o[14] = (uint8_t)(0x40 | (20 + optlen) / 4);
+	put16(o + 16, (uint32_t)(get16(in + 16) + optlen));
+	v4_csum(o);
+	return n + optlen;
+}
+
+/* A fragment of the IPv4 frame in[0..n): the first `bytes` of its payload
+ * (MF set), or the rest (offset bytes/8, the last). */
+static size_t v4_frag(uint8_t *o, const uint8_t *in, size_t n, size_t bytes, bool first)
+{
+	size_t pl = n - 34;
+
+	memcpy(o, in, 34);
+	if (first) {
+		memcpy(o + 34, in + 34, bytes);
+		put16(o + 16, (uint32_t)(20 + bytes));
+		put16(o + 20, 0x2000);
+		v4_csum(o);
+		return 34 + bytes;
+	}
+	memcpy(o + 34, in + 34 + bytes, pl - bytes);
+	put16(o + 16, (uint32_t)(20 + pl - bytes));
+	put16(o + 20, (uint32_t)(bytes / 8));
+	v4_csum(o);
+	return 34 + pl - bytes;
+}
+
+/* The IPv6 frame in[0..n) with cnt 8-byte extension headers of the given
+ * types (options headers hold a PadN; a fragment header says `fo`) before the
+ * upper layer, whose bytes [from, from + len) follow. */
+static size_t v6_ext(uint8_t *o, const uint8_t *in, size_t n, const uint8_t *types, int cnt,
+		     uint16_t fo, size_t from, size_t len)
+{
+	uint8_t up = in[20];
+	size_t off = 54;
+
+	memcpy(o, in, 54);
+	if (!len)
+		len = n - 54 - from;
+	o[20] = types[0];
+	for (int i = 0; i < cnt; i++, off += 8) {
+		memset(o + off, 0, 8);
+		o[off] = i + 1 < cnt ? types[i + 1] : up;
+		if (types[i] == 44) {
+			put16(o + off + 2, fo);
+			put32(o + off + 4, 0x12345678);
+		} else {
+			o[off + 2] = 1; /* PadN */
+			o[off + 3] = 4;
+		}
+	}
+	memcpy(o + off, in + 54 + from, len);
+	put16(o + 18, (uint32_t)(off - 54 + len));
+	return off + len;
+}
+
+enum { HX_V4OPT, HX_V4OPT40, HX_V4FIRST, HX_V4LATER, HX_V6HBH, HX_V6HBHDST, HX_V6FIRST,
+       HX_V6LATER, HX_V6LONG, HX_V4OPTSHORT, HX_V4FIRST16 };
+
+/* The frame of a row: the message of m (query or answer) under transform t. */
+static size_t hx_frame(uint8_t *o, int t, const struct pkt *m)
+{
+	uint8_t in[FRAME_MAX];
+	size_t n = mk_frame(in, m);
+	static const uint8_t hbh[] = {0}, hbhdst[] = {0, 60}, frag[] = {44};
+	static const uint8_t longc[] = {60, 60, 60, 60, 60, 60, 60, 60, 60};
+
+	switch (t) {
+	case HX_V4OPT:
+		return v4_options(o, in, n, 8);
+	case HX_V4OPT40:
+		return v4_options(o, in, n, 40);
+	case HX_V4OPTSHORT:
+		n = v4_options(o, in, n, 8);
+		put16(o + 16, 24); /* total length shorter than the header */
+		v4_csum(o);
+		return n;
+	case HX_V4FIRST:
+		return v4_frag(o, in, n, 32, true);
+	case HX_V4LATER:
+		return v4_frag(o, in, n, 32, false);
+	case HX_V4FIRST16: /* UDP header + 8 bytes: no whole DNS header */
+		return v4_frag(o, in, n, 16, true);
+	case HX_V6HBH:
+		return v6_ext(o, in, n, hbh, 1, 0, 0, 0);
+	case HX_V6HBHDST:
+		return v6_ext(o, in, n, hbhdst, 2, 0, 0, 0);
+	case HX_V6FIRST:
+		return v6_ext(o, in, n, frag, 1, 1, 0, 32);
+	case HX_V6LATER:
+		return v6_ext(o, in, n, frag, 1, 32, 32, 0);
+	case HX_V6LONG:
+		return v6_ext(o, in, n, longc, 9, 0, 0, 0);
+	}
+	return 0;
+}
+
+struct hx_row {
+	const char *desc;
+	int t;
+	const char *up;	 /* the upstream of the row */
+	uint32_t idx;
+	bool query;	 /* a query to the upstream, else an answer from it */
+	bool pend;	 /* answers: a query pending for it (sent through egress first) */
+	bool divergent;	 /* answers: addresses foreign to the snapshot of www.example.com */
+	bool cache_mode;
+	bool egress;	 /* through ep_tc_dns_egress, else ingress */
+	int verdict;
+	/* deltas */
+	uint64_t queries, answers, divergent_n, divergent_dropped;
+	uint64_t frag_first, frag_later, frag_dropped, ip_options, ipv6_exthdr, unparsed,
+		unparsed_dropped;
+	int pending_after; /* -1 don't care, 0 gone, 1 there, 2 there and flagged FRAG_DROPPED */
+};
+
+static const struct hx_row hx_rows[] = {
+	{"IPv4 options (8 bytes), query: recorded as if without", HX_V4OPT, "10.77.53.53", 0, true,
+	 false, false, false, true, TC_ACT_UNSPEC, .queries = 1, .ip_options = 1, .pending_after = 1},
+	{"IPv4 options (40 bytes, IHL 15), query: recorded", HX_V4OPT40, "10.77.53.53", 0, true,
+	 false, false, false, true, TC_ACT_UNSPEC, .queries = 1, .ip_options = 1, .pending_after = 1},
+	{"IPv4 options, answer: matched as if without", HX_V4OPT, "10.77.53.53", 0, false, true,
+	 false, false, false, TC_ACT_UNSPEC, .answers = 1, .ip_options = 1, .pending_after = 0},
+	{"IPv4 options, matched divergent answer (DROP_DIVERGENT upstream): checked and dropped",
+	 HX_V4OPT, "10.77.53.54", 2, false, true, true, false, false, TC_ACT_SHOT, .divergent_n = 1,
+	 .divergent_dropped = 1, .ip_options = 1, .pending_after = 1},
+	{"IPv4 options, divergent answer (no drop flag): counted divergent", HX_V4OPT, "10.77.53.53",
+	 0, false, true, true, false, false, TC_ACT_UNSPEC, .answers = 1, .divergent_n = 1,
+	 .ip_options = 1, .pending_after = 0},
+	{"IPv4 total length shorter than its options: not looked at", HX_V4OPTSHORT, "10.77.53.53", 0,
+	 true, false, false, false, true, TC_ACT_UNSPEC, .pending_after = 0},
+	{"IPv6 hop-by-hop header, query: recorded", HX_V6HBH, "2001:db8:53::53", 1, true, false,
+	 false, false, true, TC_ACT_UNSPEC, .queries = 1, .ipv6_exthdr = 1, .pending_after = 1},
+	{"IPv6 hop-by-hop + destination options, answer: matched", HX_V6HBHDST, "2001:db8:53::53", 1,
+	 false, true, false, false, false, TC_ACT_UNSPEC, .answers = 1, .ipv6_exthdr = 1,
+	 .pending_after = 0},
+	{"IPv6 hop-by-hop + destination options, divergent answer: counted divergent", HX_V6HBHDST,
+	 "2001:db8:53::53", 1, false, true, true, false, false, TC_ACT_UNSPEC, .answers = 1,
+	 .divergent_n = 1, .ipv6_exthdr = 1, .pending_after = 0},
+	{"IPv6 9 destination options headers from the upstream: unparsed, passed (upstream mode)",
+	 HX_V6LONG, "2001:db8:53::53", 1, false, false, false, false, false, TC_ACT_UNSPEC,
+	 .unparsed = 1, .pending_after = -1},
+	{"IPv6 9 destination options headers from the upstream, failed over: dropped", HX_V6LONG,
+	 "2001:db8:53::53", 1, false, false, false, true, false, TC_ACT_SHOT, .unparsed = 1,
+	 .unparsed_dropped = 1, .pending_after = -1},
+	/* fragments */
+	{"IPv4 first fragment of a forged divergent answer (DROP_DIVERGENT upstream): dropped",
+	 HX_V4FIRST, "10.77.53.54", 2, false, false, true, false, false, TC_ACT_SHOT,
+	 .frag_first = 1, .frag_dropped = 1, .pending_after = -1},
+	{"IPv4 first fragment of a matched answer (DROP_DIVERGENT upstream): dropped, query "
+	 "flagged (no timeout), kept",
+	 HX_V4FIRST, "10.77.53.54", 2, false, true, false, false, false, TC_ACT_SHOT, .frag_first = 1,
+	 .frag_dropped = 1, .pending_after = 2},
+	{"IPv4 first fragment of an answer, failed over: dropped", HX_V4FIRST, "10.77.53.53", 0, false,
+	 true, false, true, false, TC_ACT_SHOT, .frag_first = 1, .frag_dropped = 1,
+	 .pending_after = 2},
+	{"IPv4 first fragment of an answer, no drop policy: parsed and matched", HX_V4FIRST,
+	 "10.77.53.53", 0, false, true, false, false, false, TC_ACT_UNSPEC, .answers = 1,
+	 .frag_first = 1, .pending_after = 0},
+	{"IPv4 first fragment with half a DNS header, no drop policy: counted, not malformed, passed",
+	 HX_V4FIRST16, "10.77.53.53", 0, false, true, false, false, false, TC_ACT_UNSPEC,
+	 .frag_first = 1, .pending_after = 1},
+	{"IPv4 first fragment with half a DNS header, failed over: dropped", HX_V4FIRST16,
+	 "10.77.53.53", 0, false, true, false, true, false, TC_ACT_SHOT, .frag_first = 1,
+	 .frag_dropped = 1, .pending_after = 1},
+	{"IPv4 later fragment from the upstream: counted, passed", HX_V4LATER, "10.77.53.53", 0, false,
+	 false, false, false, false, TC_ACT_UNSPEC, .frag_later = 1, .pending_after = -1},
+	{"IPv4 later fragment from a DROP_DIVERGENT upstream: counted, passed (its first is dropped)",
+	 HX_V4LATER, "10.77.53.54", 2, false, false, true, false, false, TC_ACT_UNSPEC,
+	 .frag_later = 1, .pending_after = -1},
+	{"IPv4 first fragment of a query leaving the node: recorded", HX_V4FIRST, "10.77.53.53", 0,
+	 true, false, false, false, true, TC_ACT_UNSPEC, .queries = 1, .frag_first = 1,
+	 .pending_after = 1},
+	{"IPv4 first fragment of a pod's query, failed over: not redirected (half a datagram)",
+	 HX_V4FIRST, "10.77.53.53", 0, true, false, false, true, false, TC_ACT_UNSPEC,
+	 .pending_after = 0},
+	{"IPv4 later fragment of a query leaving the node: counted", HX_V4LATER, "10.77.53.53", 0, true,
+	 false, false, false, true, TC_ACT_UNSPEC, .frag_later = 1, .pending_after = 0},
+	{"IPv6 first fragment of an answer, failed over: dropped", HX_V6FIRST, "2001:db8:53::53", 1,
+	 false, true, false, true, false, TC_ACT_SHOT, .frag_first = 1, .frag_dropped = 1,
+	 .ipv6_exthdr = 1, .pending_after = 2},
+	{"IPv6 first fragment of an answer, no drop policy: parsed and matched", HX_V6FIRST,
+	 "2001:db8:53::53", 1, false, true, false, false, false, TC_ACT_UNSPEC, .answers = 1,
+	 .frag_first = 1, .ipv6_exthdr = 1, .pending_after = 0},
+	{"IPv6 later fragment from the upstream: counted, passed", HX_V6LATER, "2001:db8:53::53", 1,
+	 false, false, false, false, false, TC_ACT_UNSPEC, .frag_later = 1, .pending_after = -1},
+};
+
+static void test_headers(void)
+{
+	static const char *const good4[] = {"192.0.2.10", "192.0.2.11"};
+	static const char *const good6[] = {"2001:db8:10::10"};
+
+	snap_put("www.example.com", good4, 2, good6, 1);
+	for (size_t i = 0; i < sizeof(hx_rows) / sizeof(hx_rows[0]); i++) {
+		const struct hx_row *x = &hx_rows[i];
+		bool v6 = strchr(x->up, ':') != NULL;
+		const char *client = v6 ? POD6 : NODE4;
+		uint16_t cport = (uint16_t)(48000 + i), txid = (uint16_t)(0xd000 + i);
+		struct addr c = A(client), u = A(x->up);
+		struct ep_dns_pending_key k = pend_key(&c, cport, &u, txid, P_UDP);
+		struct ep_dns_pending pv;
+		struct rr good[] = {{v6 ? T_AAAA : T_A, v6 ? "2001:db8:10::10" : "192.0.2.10", NULL}};
+		struct rr bad[] = {{v6 ? T_AAAA : T_A, v6 ? "2001:db8:66::1" : "203.0.113.66", NULL}};
+		uint8_t dns[512], q[512], in[FRAME_MAX], f[FRAME_MAX];
+		struct ep_dns_stats b, a, want;
+		struct ep_dns_hdr_stats hb, ha;
+		struct pkt m;
+		size_t n, dn;
+		char why[512];
+		bool ok;
+		int pend_state;
+
+		set_cfg(EP_DNS_MODE_UPSTREAM, 0);
+		if (x->pend) {
+			m = query_pkt(client, cport, x->up, P_UDP, q,
+				      mk_query(q, txid, "www.example.com", v6 ? T_AAAA : T_A));
+			n = mk_frame(in, &m);
+			prog_run(eg_fd, in, n);
+		}
+		if (x->query) {
+			dn = mk_query(dns, txid, "www.example.com", v6 ? T_AAAA : T_A);
+			m = query_pkt(client, cport, x->up, P_UDP, dns, dn);
+		} else {
+			/* padded with a TXT-like tail so a first fragment of 32 bytes
+			 * leaves a later one */
+			dn = mk_answer(dns, txid, 0, "www.example.com", v6 ? T_AAAA : T_A,
+				       x->divergent ? bad : good, 1, true);
+			memset(dns + dn, 0, 64);
+			dn += 64;
+			m = answer_pkt(x->up, client, cport, P_UDP, dns, dn);
+		}
+		set_cfg(x->cache_mode ? EP_DNS_MODE_CACHE : EP_DNS_MODE_UPSTREAM, 0);
+		n = hx_frame(f, x->t, &m);
+		b = stats(x->idx);
+		hb = hstats(x->idx);
+		prog_run(x->egress ? eg_fd : in_fd, f, n);
+		a = stats(x->idx);
+		ha = hstats(x->idx);
+		want = b;
+		want.queries += x->queries;
+		want.answers += x->answers;
+		want.rcode[0] += x->answers;
+		want.divergent += x->divergent_n;
+		want.divergent_dropped += x->divergent_dropped;
+		/* latency: whatever bucket, one answer */
+		memcpy(want.lat, a.lat, sizeof(a.lat));
+		want.lat_sum_us = a.lat_sum_us;
+		ok = stats_equal(&a, &want, why, sizeof(why));
+		ok = ok && R.err == 0 && R.verdict == x->verdict;
+		ok = ok && (x->verdict != TC_ACT_UNSPEC || unchanged(f, n));
+		ok = ok && ha.frag_first == hb.frag_first + x->frag_first &&
+		     ha.frag_later == hb.frag_later + x->frag_later &&
+		     ha.frag_dropped == hb.frag_dropped + x->frag_dropped &&
+		     ha.ip_options == hb.ip_options + x->ip_options &&
+		     ha.ipv6_exthdr == hb.ipv6_exthdr + x->ipv6_exthdr &&
+		     ha.unparsed == hb.unparsed + x->unparsed &&
+		     ha.unparsed_dropped == hb.unparsed_dropped + x->unparsed_dropped;
+		pend_state = !pending_get(&k, &pv) ? 0 : (pv.flags & EP_DNS_PENDING_F_FRAG_DROPPED) ? 2 : 1;
+		ok = ok && (x->pending_after < 0 || pend_state == x->pending_after);
+		if (!tap_ok(ok, "headers: %s (%s, %s)", x->desc, x->egress ? "egress" : "ingress",
+			    tc_str(x->verdict)))
+			tap_diag("  err %d verdict %s; stats: %s; hstats first %llu later %llu dropped %llu "
+				 "opt %llu ext %llu unparsed %llu/%llu (before %llu %llu %llu %llu %llu "
+				 "%llu/%llu); pending %d",
+				 R.err, tc_str(R.verdict), why, (unsigned long long)ha.frag_first,
+				 (unsigned long long)ha.frag_later, (unsigned long long)ha.frag_dropped,
+				 (unsigned long long)ha.ip_options, (unsigned long long)ha.ipv6_exthdr,
+				 (unsigned long long)ha.unparsed, (unsigned long long)ha.unparsed_dropped,
+				 (unsigned long long)hb.frag_first, (unsigned long long)hb.frag_later,
+				 (unsigned long long)hb.frag_dropped, (unsigned long long)hb.ip_options,
+				 (unsigned long long)hb.ipv6_exthdr, (unsigned long long)hb.unparsed,
+				 (unsigned long long)hb.unparsed_dropped, pend_state);
+		bpf_map_delete_elem(m_pend, &k);
+	}
+	set_cfg(EP_DNS_MODE_UPSTREAM, 0);
+	samples_reset();
+}
+
 /* ==== robustness ========================================================== */
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -1763,6 +2065,35 @@ static void test_robustness(void)
 			if (p.proto == P_TCP && rnd() % 4 == 0)
 				p.tcp_flags = (uint8_t)rnd();
 			n = mk_frame(in, &p);
+			/* IPv4 options, IPv6 extension headers, fragments */
+			if (rnd() % 4 == 0) {
+				uint8_t t[FRAME_MAX];
+				size_t pl = n - (f6 ? 54 : 34);
+				size_t cut = pl > 16 ? 8 * (1 + rnd() % ((pl - 8) / 8)) : 0;
+				static const uint8_t frag6[] = {44}, hbh6[] = {0, 60},
+						     long6[] = {60, 60, 60, 60, 60, 60, 60, 60, 60};
+
+				switch (rnd() % 3) {
+				case 0:
+					n = f6 ? v6_ext(t, in, n, hbh6, 2, 0, 0, 0)
+					       : v4_options(t, in, n, 4 * (1 + rnd() % 10));
+					break;
+				case 1:
+					if (!cut) {
+						memcpy(t, in, n);
+						break;
+					}
+					n = f6 ? v6_ext(t, in, n, frag6, 1, rnd() % 2 ? 1 : (uint16_t)cut,
+							rnd() % 2 ? 0 : cut, 0)
+					       : v4_frag(t, in, n, cut, rnd() % 2);
+					break;
+				default:
+					n = f6 ? v6_ext(t, in, n, long6, 9, 0, 0, 0)
+					       : v4_options(t, in, n, 40);
+					break;
+				}
+				memcpy(in, t, n);
+			}
 			/* mutations: flip bytes, truncate */
 			switch (rnd() % 4) {
 			case 0:
@@ -1806,16 +2137,17 @@ static void test_robustness(void)
 			}
 			oks += R.verdict == TC_ACT_OK;
 			shots += R.verdict == TC_ACT_SHOT;
-			/* Only divergent answers of the DROP_DIVERGENT upstream are
-			 * dropped, and in cache mode UDP answers from an upstream
-			 * seen at ingress (unmatched: nothing here asks the upstream).
+			/* Only answers of the DROP_DIVERGENT upstream are dropped
+			 * (divergent, fragmented, behind headers not walked), and in
+			 * cache mode answers from an upstream seen at ingress
+			 * (unmatched: nothing here asks the upstream; or fragmented).
 			 * A failed rewrite would drop too: it must not happen. */
 			if (R.verdict == TC_ACT_SHOT &&
 			    !(n >= 14 + 20 && get16(in + 12) == 0x0800 && addr_is(in + 26, &upx)) &&
 			    !(cache_mode && prog == 0 &&
-			      ((n >= 14 + 20 && get16(in + 12) == 0x0800 && in[23] == P_UDP &&
+			      ((n >= 14 + 20 && get16(in + 12) == 0x0800 &&
 				(addr_is(in + 26, &up4) || addr_is(in + 26, &upx))) ||
-			       (n >= 14 + 40 && get16(in + 12) == 0x86dd && in[20] == P_UDP &&
+			       (n >= 14 + 40 && get16(in + 12) == 0x86dd &&
 				addr_is(in + 22, &up6)))))
 				bad_shot++;
 			/* a rewrite keeps valid checksums valid */
@@ -1849,7 +2181,7 @@ static void test_robustness(void)
 	       "(%d of %d broken)",
 	       bad_csum, oks);
 	tap_ok(bad_shot == 0,
-	       "robustness: SHOT only for divergent answers of the DROP_DIVERGENT upstream and, in cache mode, UDP answers from an upstream at ingress (%d others)",
+	       "robustness: SHOT only for answers of the DROP_DIVERGENT upstream and, in cache mode, answers from an upstream at ingress (%d others)",
 	       bad_shot);
 }
 
@@ -1912,6 +2244,7 @@ int main(void)
 	test_redirect_tcp(4);
 	test_redirect_tcp(6);
 	test_divergence();
+	test_headers();
 	map_clear(m_pend, sizeof(struct ep_dns_pending_key));
 	test_robustness();
 

@@ -55,21 +55,6 @@ check "the socket hooks are attached to that cgroup (datapath.cgroup_root)" \
 
 probes_ok() { drill_status | pyj 'import json,sys; print(json.load(sys.stdin)["failover"]["upstream_health"][0]["probes"]["ok"])'; }
 failovers() { lab_metrics | awk '$1 == "edgeplane_dns_failovers_total" {print $2}'; }
-# Agent log lines matching REGEX with a timestamp in [T0, T1].
-log_count() {
-  pyj '
-import re, sys, datetime
-t0, t1, rx, n = float(sys.argv[1]), float(sys.argv[2]), re.compile(sys.argv[3]), 0
-for line in open(sys.argv[4]):
-    if not rx.search(line):
-        continue
-    try:
-        t = datetime.datetime.strptime(line.split()[0], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc).timestamp()
-    except ValueError:
-        continue
-    n += t0 <= t <= t1
-print(n)' "$1" "$2" "$3" "$LAB_LOG"
-}
 
 # pidns_drill NAME FAULT_FN HEAL_FN EVIDENCE: drill_run with the fault's
 # bounds recorded, then the relapse checks.
@@ -93,9 +78,9 @@ pidns_drill() {
   drill_run "$name" inject restore "$evidence"
   f1=$(failovers)
   T_END=$(date +%s.%N)
-  relapses=$(log_count "$T_FAULT" "$T_HEAL" 'queries go to the upstreams again')
-  failovers_n=$(log_count "$T_FAULT" "$T_HEAL" 'now answered by the local cache')
-  failbacks_after=$(log_count "$T_HEAL" "$T_END" 'queries go to the upstreams again')
+  relapses=$(drill_log_count "$T_FAULT" "$T_HEAL" 'queries go to the upstreams again')
+  failovers_n=$(drill_log_count "$T_FAULT" "$T_HEAL" 'now answered by the local cache')
+  failbacks_after=$(drill_log_count "$T_HEAL" "$T_END" 'queries go to the upstreams again')
   probes_during=$(( ${P_HEAL:-0} - ${P_FAULT:-0} ))
   diag "$name: ${DRILL_FAULT_S}s of fault (failback_after_s $DRILL_FAILBACK_S): relapses $relapses, failovers $failovers_n (metric ${f0:-?} -> ${f1:-?}), probes ok during the fault $probes_during, failbacks after the heal $failbacks_after"
   pyj 'import json,sys

@@ -14,7 +14,8 @@ import random
 import socket
 import struct
 import sys
-import time
+
+from pacing import paced
 
 
 def csum(data):
@@ -39,11 +40,8 @@ def main():
     names = [l.split()[0] for l in open(names_file) if l.strip()]
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     srcb, dstb = socket.inet_aton(src), socket.inet_aton(dst)
-    sent = 0
-    start = time.monotonic()
-    next_t = start
-    while time.monotonic() < start + seconds:
-        # bursts of 50, paced to RATE on average
+
+    def burst():
         for _ in range(50):
             payload = answer(random.randrange(65536), random.choice(names), "203.0.113.99")
             ulen = 8 + len(payload)
@@ -54,12 +52,9 @@ def main():
             ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + ulen, random.randrange(65536), 0, 64, 17, 0,
                              srcb, dstb)
             s.sendto(ip + udp, (dst, 0))
-            sent += 1
-        next_t += 50 / rate
-        d = next_t - time.monotonic()
-        if d > 0:
-            time.sleep(d)
-    print(sent)
+        return 50
+
+    print(paced(seconds, rate, 50, burst))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ LAB_AGENT_WAIT=60
 
 lab_up 2 || { not_ok "lab setup"; tap_done; exit 1; }
 lab_backends_start 8080 || { not_ok "backends"; tap_done; exit 1; }
+# Reports to files (one per process): the responder and dnsmasq are started
+# with stderr on /dev/null, and the responder is this ASan binary too.
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23:log_path=$LAB_DIR/asan
 # The DNS cache too: the agent's side of dnsmasq and of the policy
 # responder, and the responder process itself (this same ASan binary).
 printf '198.18.0.1 n1.edge.test\n198.18.0.2 n2.edge.test\n' >"$LAB_DIR/preload.hosts"
@@ -60,9 +63,10 @@ check "the ASan policy responder outlived the agent's SIGTERM" kill -0 "${rpid:-
 [ -n "$rpid" ] && kill -TERM "$rpid" 2>/dev/null
 for _ in $(seq 1 50); do kill -0 "${rpid:-0}" 2>/dev/null || break; sleep 0.1; done
 check "ASan agent exits 0 on SIGTERM (status ${LAB_AGENT_RC:-?}; 23 = sanitizer report)" [ "${LAB_AGENT_RC:-1}" = 0 ]
-if grep -qE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$LAB_LOG"; then
+reports=("$LAB_LOG" "$LAB_DIR"/asan.*)
+if grep -qsE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "${reports[@]}"; then
   not_ok "no AddressSanitizer/LeakSanitizer/UBSan report"
-  grep -A30 -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$LAB_LOG" | head -60 | sed 's/^/# /'
+  grep -sA30 -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "${reports[@]}" | head -60 | sed 's/^/# /'
 else
   ok "no AddressSanitizer/LeakSanitizer/UBSan report"
 fi

@@ -85,8 +85,8 @@ check "healthy: upstream mode after start" wait_for 10 mode_is upstream
 check "agent hooked host sockets at the cgroup v2 root" grep -q "host sockets hooked at the cgroup v2 root" "$LAB_LOG"
 check "8 socket hook links pinned under the bpffs" \
   test "$(find "$LAB_BPFFS" -path '*/links/ep_sock_dns_*' 2>/dev/null | wc -l)" = 8
-check "9 DNS maps and 2 TC DNS programs pinned under the bpffs" \
-  test "$(find "$LAB_BPFFS" -path '*/maps/ep_dns_*' 2>/dev/null | wc -l)/$(find "$LAB_BPFFS" -path '*/progs/ep_tc_dns_*' 2>/dev/null | wc -l)" = 9/2
+check "10 DNS maps and 2 TC DNS programs pinned under the bpffs" \
+  test "$(find "$LAB_BPFFS" -path '*/maps/ep_dns_*' 2>/dev/null | wc -l)/$(find "$LAB_BPFFS" -path '*/progs/ep_tc_dns_*' 2>/dev/null | wc -l)" = 10/2
 
 N1=n1.edge.test; A1=$(expect_addr $N1)
 N2=n2.edge.test; A2=$(expect_addr $N2)
@@ -184,7 +184,9 @@ check "after failback: pod queries reach the upstream again" [ "$(dig_in "$LAB_N
 m=$(lab_metrics)
 for metric in 'edgeplane_dns_mode 0' 'edgeplane_dns_failovers_total' "edgeplane_dns_queries_total{upstream=\"$LAB_DNS4\"}" \
   'edgeplane_dns_latency_seconds_bucket' 'edgeplane_dns_timeouts_total' 'edgeplane_dns_rcode_total' \
-  'edgeplane_dns_hijack_suspected_total' 'edgeplane_cache_records'; do
+  'edgeplane_dns_hijack_suspected_total' 'edgeplane_cache_records' \
+  "edgeplane_dns_fragments_total{upstream=\"$LAB_DNS4\",kind=\"dropped\"}" \
+  "edgeplane_dns_header_extensions_total{upstream=\"$LAB_DNS4\",kind=\"ip_options\"}"; do
   check "metric $metric" grep -qF "$metric" <<<"$m"
 done
 

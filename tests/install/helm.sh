@@ -337,6 +337,32 @@ else
   not_ok "helm template with dns, kubernetes and certs set"; sed 's/^/# /' "$RENDER_DIR/future.err"
 fi
 
+# --- confinement.installProfiles: the agent's own seccomp and AppArmor profiles ----
+if render profiles --set confinement.installProfiles=true && render profiles-noaa \
+    --set confinement.installProfiles=true --set confinement.appArmor=false &&
+    render profiles-k129 --set confinement.installProfiles=true --kube-version 1.29.0; then
+  check "profiles: the agent uses the installed Localhost profiles (seccomp edgeplane/edgeplane-agent.json, AppArmor edgeplane-agent)" \
+    mq profiles 'agent["securityContext"]["seccompProfile"] == {"type": "Localhost", "localhostProfile": "edgeplane/edgeplane-agent.json"} and agent["securityContext"]["appArmorProfile"] == {"type": "Localhost", "localhostProfile": "edgeplane-agent"}'
+  check "profiles: a privileged 'profiles' init container after bpffs copies them to the kubelet's seccomp dir and loads AppArmor with the host's parser" \
+    mq profiles '[c["name"] for c in pod["initContainers"]] == ["bpffs", "profiles"] and pod["initContainers"][1]["securityContext"]["privileged"] is True and "apparmor_parser -r" in " ".join(pod["initContainers"][1]["command"]) and volumes["seccomp-dir"]["hostPath"]["path"] == "/var/lib/kubelet/seccomp" and volumes["host-root"]["hostPath"]["path"] == "/"'
+  check "profiles: the ConfigMap carries the chart's files (seccomp JSON, AppArmor profile)" \
+    /usr/bin/python3 -c '
+import json, sys
+docs = json.load(open(sys.argv[1]))["docs"]
+cm = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-profiles")][0]["data"]
+want = open(sys.argv[2]).read().rstrip("\n"); aa = open(sys.argv[3]).read().rstrip("\n")
+sys.exit(0 if cm["edgeplane-agent.json"] == want and cm["edgeplane-agent.apparmor"] == aa and json.loads(cm["edgeplane-agent.json"])["defaultAction"] == "SCMP_ACT_ERRNO" else 1)' \
+    "$RENDER_DIR/profiles.json" "$CHART/files/seccomp/edgeplane-agent.json" "$CHART/files/apparmor/edgeplane-agent"
+  check "profiles, appArmor=false: only the seccomp profile (AppArmor from securityContext, no host root mount)" \
+    mq profiles-noaa 'agent["securityContext"]["seccompProfile"]["type"] == "Localhost" and agent["securityContext"]["appArmorProfile"] == {"type": "Unconfined"} and "host-root" not in volumes and "apparmor" not in " ".join(pod["initContainers"][1]["command"])'
+  check "profiles, Kubernetes 1.29: the AppArmor annotation names localhost/edgeplane-agent" \
+    mq profiles-k129 'ann["container.apparmor.security.beta.kubernetes.io/agent"] == "localhost/edgeplane-agent"'
+  check "default: no profiles init container or ConfigMap unless asked" \
+    mq default '[c["name"] for c in pod["initContainers"]] == ["bpffs"] and not any(d["metadata"]["name"].endswith("-profiles") for d in find("ConfigMap"))'
+else
+  not_ok "helm template with confinement.installProfiles=true"; sed 's/^/# /' "$RENDER_DIR/profiles.err" "$RENDER_DIR/profiles-noaa.err" 2>/dev/null | head
+fi
+
 # --- bad values are refused at install time, naming the problem --------------------
 # bad "what" 'expected message (ERE)' helm-args...
 bad() {
@@ -396,6 +422,8 @@ bad "cert target outside hostPaths.certs" 'config.certs\[payments\].target "/etc
   --set 'config.certs[0].name=payments,config.certs[0].secretName=p-tls,config.certs[0].target=/etc/ssl/payments'
 printf 'config:\n  datapath:\n    bpffs: /sys/fs/bpf/edgeplane\n    conntrack_size: "big"\n' >"$RENDER_DIR/bad-values.yaml"
 bad "wrong type in a values file (-f)" 'config.datapath.conntrack_size: Invalid type. Expected: integer, given: string' -f "$RENDER_DIR/bad-values.yaml"
+bad "confinement.installProfiles not a boolean" 'confinement.installProfiles: Invalid type' --set-string confinement.installProfiles=maybe
+bad "relative confinement.seccompDir" 'confinement.seccompDir: Does not match pattern' --set confinement.seccompDir=kubelet/seccomp
 check "helm lint fails on bad values too" bash -c "! '$HELM' lint '$CHART' --set config.datapath.xdp_mode=turbo >/dev/null 2>&1"
 
 tap_done

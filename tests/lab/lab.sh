@@ -165,8 +165,12 @@ lab_config_write() {
 #                           (unshare --pid --fork --mount-proc; --kill-child, so
 #                           killing LAB_AGENT_PID still ends the agent)
 #   LAB_AGENT_CGROUP=DIR    the agent starts in that cgroup (v2 directory)
+#   LAB_AGENT_RUNNER=FN     a function that runs the agent another way
+#                           (tests/lib/pod.sh pod_runner: the chart's container
+#                           from the image); called with start|stop|kill9|pid
 lab_agent_start() {
   local pre=() cg=()
+  [ -n "${LAB_AGENT_RUNNER:-}" ] && { "$LAB_AGENT_RUNNER" start; return; }
   [ "${LAB_AGENT_PIDNS:-0}" = 1 ] && pre=(unshare --pid --fork --mount-proc --kill-child)
   # The cgroup is joined before `ip netns exec`, which hides /sys.
   [ -n "${LAB_AGENT_CGROUP:-}" ] &&
@@ -186,6 +190,7 @@ lab_agent_start() {
 # blocks SIGTERM: skip it.
 lab_agent_pid() {
   local p
+  [ -n "${LAB_AGENT_RUNNER:-}" ] && { "$LAB_AGENT_RUNNER" pid; return; }
   for p in $(ip netns pids "$LAB_NS_NODE" 2>/dev/null); do
     [ "$(cat "/proc/$p/comm" 2>/dev/null)" = unshare ] && continue
     if tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "--config $LAB_CONFIG"; then
@@ -199,6 +204,7 @@ lab_agent_signal() { local p; p=$(lab_agent_pid) && kill "-$1" "$p"; }
 
 # lab_agent_stop: SIGTERM and wait (bounded) for the agent to exit.
 lab_agent_stop() {
+  [ -n "${LAB_AGENT_RUNNER:-}" ] && { "$LAB_AGENT_RUNNER" stop; return 0; }
   [ -n "${LAB_AGENT_PID:-}" ] || return 0
   lab_agent_signal TERM 2>/dev/null
   for _ in $(seq 1 100); do kill -0 "$LAB_AGENT_PID" 2>/dev/null || break; sleep 0.1; done
@@ -210,6 +216,7 @@ lab_agent_stop() {
 }
 
 lab_agent_kill9() {
+  [ -n "${LAB_AGENT_RUNNER:-}" ] && { "$LAB_AGENT_RUNNER" kill9; return; }
   lab_agent_signal KILL
   wait "$LAB_AGENT_PID" 2>/dev/null
   LAB_AGENT_PID=

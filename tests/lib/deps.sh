@@ -12,15 +12,19 @@ PKGS=(
   build-essential clang llvm libclang-rt-14-dev pkg-config bpftool
   libbpf-dev libxdp-dev xdp-tools libelf-dev zlib1g-dev
   libldns-dev libyaml-dev libjansson-dev libcurl4-openssl-dev libmicrohttpd-dev libssl-dev uthash-dev
-  libsystemd-dev
+  libsystemd-dev libseccomp-dev
   # runtime and lab
   iproute2 ethtool nftables conntrack dnsmasq-base openssl procps psmisc kmod util-linux
   iputils-ping
   # tests and benchmarks
   valgrind knot-dnsutils ldnsutils dnsperf nsd haproxy socat curl
   python3-scapy python3-pytest unzip
+  # the install tests render the man pages and check the unit's man: links
+  man-db groff-base
   # image: make image builds deploy/Dockerfile with podman on base images from mmdebstrap
   podman mmdebstrap
+  # apparmor_parser: the AppArmor profile is parsed (not enforced) in the suite
+  apparmor
 )
 # npm fetches helm; a host that already has Node.js keeps its own.
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)

@@ -111,6 +111,23 @@ kubernetes:
   ca_file: $K8S_CA"
 }
 
+# drill_log_count T0 T1 REGEX: agent log lines matching REGEX with a timestamp
+# in [T0, T1] (epoch s), e.g. failbacks while a fault lasts (relapses).
+drill_log_count() {
+  pyj '
+import re, sys, datetime
+t0, t1, rx, n = float(sys.argv[1]), float(sys.argv[2]), re.compile(sys.argv[3]), 0
+for line in open(sys.argv[4]):
+    if not rx.search(line):
+        continue
+    try:
+        t = datetime.datetime.strptime(line.split()[0], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc).timestamp()
+    except ValueError:
+        continue
+    n += t0 <= t <= t1
+print(n)' "$1" "$2" "$3" "$LAB_LOG"
+}
+
 # Wall-clock time of the first agent log line after T matching REGEX (epoch s).
 drill_log_time() {
   pyj '
@@ -135,6 +152,17 @@ u = json.load(sys.stdin)["failover"]["upstream_health"][0]
 print(json.dumps({k: u[k] for k in ("queries", "answers", "timeouts", "late_answers", "unmatched_answers",
   "unmatched_dropped", "divergent_answers", "divergent_dropped", "redirected_to_cache")} |
   {"servfail": u["rcodes"]["SERVFAIL"]}))'
+}
+
+# drill_delta BEFORE AFTER: counters (drill_counters) AFTER - BEFORE as JSON,
+# null when either is missing.
+drill_delta() {
+  pyj 'import json,sys
+try:
+    b, a = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+    print(json.dumps({k: a[k] - b[k] for k in a}))
+except (ValueError, KeyError):
+    print("null")' "$1" "$2"
 }
 
 # drill_run NAME INJECT_FN HEAL_FN [EVIDENCE]
@@ -187,14 +215,10 @@ d = {
   "label_after_failback": sys.argv[9] == "true",
   "failover_reason": sys.argv[11],
 }
-try:
-    b, a = json.loads(sys.argv[12]), json.loads(sys.argv[13])
-    d["upstream_counters"] = {k: a[k] - b[k] for k in a}
-except (ValueError, KeyError):
-    d["upstream_counters"] = None
+d["upstream_counters"] = json.loads(sys.argv[12])
 json.dump(d, open(sys.argv[10], "w"), indent=1)
 print(json.dumps(d))' "$report" "$t_fault" "$t_heal" "${t_detect:-}" "${t_redirect:-}" "${t_failback:-}" \
-    "$name" "$label_during" "$label_after" "$DRILL_OUT/$name.json" "${reason:-}" "${c_before:-}" "${c_after:-}")
+    "$name" "$label_during" "$label_after" "$DRILL_OUT/$name.json" "${reason:-}" "$(drill_delta "${c_before:-}" "${c_after:-}")")
   DRILL_JSON=$out
   diag "$name: $out"
   check "$name: the stub's queries were redirected to the cache by the datapath" \
@@ -268,4 +292,95 @@ drill_hijack_heal() {
   ip netns exec "$LAB_NS_CLIENT" nft delete table ip ep_drill 2>/dev/null
   drill_ct_flush "$LAB_NS_CLIENT"
   return 0
+}
+
+# ---- faults the node must NOT fail over for ------------------------------------
+
+# drill_run_steady NAME INJECT_FN HEAL_FN EVIDENCE [NO_TIMEOUTS]
+# The stub loop runs while the fault is injected and healed; the node must stay
+# on the upstream the whole time (mode sampled twice a second, no state change
+# in the log, no label), the stub's queries answered right (>= 99%, no forged
+# answer), and EVIDENCE (an upstream counter of drill_counters) must have moved
+# so a fault that did nothing fails. NO_TIMEOUTS=1: no query may have been
+# counted as timed out either. Figures in DRILL_JSON and build/drills/NAME.json.
+drill_run_steady() {
+  local name=$1 inject=$2 heal=$3 evidence=$4 no_timeouts=${5:-0}
+  local pre=3 post=3 dur report stub_pid t_fault c_before c_after left=0 samples=0 out label=false end
+  dur=$((pre + DRILL_FAULT_S + post))
+  report=$DRILL_OUT/$name.stub.json
+  ip netns exec "$LAB_NS_APP" "$PY3" "$LAB_ROOT/tests/lib/dnsq.py" $LAB_DNS4 stub "$dur" "$DRILL_RATE" "$report" \
+    <"$LAB_DIR/stub.txt" >/dev/null 2>&1 &
+  stub_pid=$!
+  netns_track_pid $stub_pid
+  sleep $pre
+  c_before=$(drill_counters)
+  t_fault=$(date +%s.%N)
+  $inject
+  end=$(( $(date +%s) + DRILL_FAULT_S ))
+  while [ "$(date +%s)" -lt "$end" ]; do
+    samples=$((samples + 1))
+    drill_mode_is upstream || left=$((left + 1))
+    [ "$(drill_label)" = true ] && label=true
+    sleep 0.5
+  done
+  $heal
+  wait $stub_pid
+  sleep 1 # the last timeouts (timeout_ms) are counted
+  c_after=$(drill_counters)
+  out=$(pyj '
+import json, sys
+r = json.load(open(sys.argv[1]))
+d = {
+  "drill": sys.argv[2],
+  "queries": r["sent"], "correct": r["correct"], "wrong": r["wrong"], "failed": r["failed"],
+  "correct_share": round(r["correct_share"], 5),
+  "mode_samples": int(sys.argv[3]), "mode_not_upstream": int(sys.argv[4]),
+  "state_changes": int(sys.argv[5]), "label_set": sys.argv[6] == "true",
+}
+d["upstream_counters"] = json.loads(sys.argv[7])
+json.dump(d, open(sys.argv[8], "w"), indent=1)
+print(json.dumps(d))' "$report" "$name" "$samples" "$left" \
+    "$(awk -v t="$(date -u -d @"${t_fault%.*}" +%Y-%m-%dT%H:%M:%S)" '$1 >= t && /DNS state: /' "$LAB_LOG" | wc -l)" \
+    "$label" "$(drill_delta "${c_before:-}" "${c_after:-}")" "$DRILL_OUT/$name.json")
+  DRILL_JSON=$out
+  diag "$name: $out"
+  check "$name: the fault took effect ($evidence moved)" \
+    pyj 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if (d["upstream_counters"] or {}).get(sys.argv[2], 0) > 0 else 1)' "$out" "$evidence"
+  check "$name: the node stayed on the upstream (mode sampled $samples times, no state change)" \
+    pyj 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d["mode_not_upstream"]==0 and d["state_changes"]==0 else 1)' "$out"
+  check "$name: no dns-unhealthy label on the node" [ "$label" = false ]
+  if [ "$no_timeouts" = 1 ]; then
+    check "$name: no query counted as timed out" \
+      pyj 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if (d["upstream_counters"] or {}).get("timeouts", 1) == 0 else 1)' "$out"
+  fi
+  check "$name: no forged or wrong answer reached the stub" \
+    pyj 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d["wrong"]==0 else 1)' "$out"
+  check "$name: >= 99% of the stub's queries answered correctly (got $(pyj 'import json,sys; print(json.loads(sys.argv[1])["correct_share"])' "$out"))" \
+    pyj 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d["correct_share"]>=0.99 else 1)' "$out"
+}
+
+# The port of the stub loop's socket in the app pod.
+drill_stub_port() {
+  ip netns exec "$LAB_NS_APP" ss -Hunap | awk '/python3/ {n = split($4, a, ":"); print a[n]; exit}'
+}
+
+# drill_forge SCRIPT RATE OUT: an off-path sender in the client namespace
+# (tests/drills/SCRIPT SRC DST PORT SECONDS RATE NAMES) sends the stub's port
+# forged answers "from" the upstream for DRILL_FAULT_S; its output to OUT,
+# its pid in DRILL_FORGE_PID.
+drill_forge() {
+  local port
+  port=$(drill_stub_port)
+  [ -n "$port" ] || { diag "no stub socket found in the app namespace"; return 1; }
+  diag "$1: $LAB_APP4:$port at $2/s"
+  ip netns exec "$LAB_NS_CLIENT" "$PY3" "$LAB_ROOT/tests/drills/$1" $LAB_DNS4 $LAB_APP4 "$port" \
+    "$DRILL_FAULT_S" "$2" "$LAB_DIR/stub.txt" >"$3" 2>&1 &
+  DRILL_FORGE_PID=$!
+  netns_track_pid $DRILL_FORGE_PID
+}
+
+# The datapath's header and fragment counters of the first upstream (JSON).
+drill_headers() {
+  drill_status | pyj 'import json,sys
+print(json.dumps(json.load(sys.stdin)["failover"]["upstream_health"][0].get("headers", {})))'
 }

@@ -145,6 +145,56 @@ static void test_hijack_is_immediate(void)
 	       "the reason names the upstream and the signal: %s", m.reason);
 }
 
+/* Spoofed answers are the datapath's business (it drops them); on their own
+ * they never move the node: a failover would hand an off-path sender the
+ * node's DNS (names outside the snapshot fail from the cache). */
+static void test_spoofing_alone_does_not_fail_over(void)
+{
+	struct ep_dns_machine m;
+	struct ep_dns_window w[2];
+	bool mode = false;
+	uint64_t t = 3000 * S;
+	char why[256];
+
+	ep_dns_machine_init(&m, &T, t);
+	w[0] = healthy();
+	w[0].unmatched = 5000; /* a flood at 50 real answers */
+	w[1] = healthy();
+	tap_ok(ep_dns_judge(&T, &w[0], why, sizeof(why)) & EP_DNS_BAD_SPOOFING,
+	       "spoofing: the verdict still says spoofing (it sets the datapath's defence)");
+	for (int i = 0; i < 20; i++)
+		ep_dns_machine_step(&m, w, NAMES, 2, t += 100 * MS, &mode);
+	tap_ok(m.state == EP_DNS_HEALTHY && !m.cache_mode && m.failovers == 0,
+	       "spoofing: a flood of unmatched answers alone for 2 s: healthy, no failover");
+	/* every upstream flooded, with few real answers */
+	w[0] = (struct ep_dns_window){.queries = 10, .answers = 10, .probes = 5, .probe_ok = 5,
+				      .unmatched = 3000};
+	w[1] = w[0];
+	for (int i = 0; i < 20; i++)
+		ep_dns_machine_step(&m, w, NAMES, 2, t += 100 * MS, &mode);
+	tap_ok(m.state == EP_DNS_HEALTHY && !m.cache_mode,
+	       "spoofing: both upstreams flooded, their real answers fine: healthy");
+	/* a forgery that matched a pending query and diverges is a hijack */
+	w[0].divergent = 5;
+	ep_dns_machine_step(&m, w, NAMES, 2, t += 100 * MS, &mode);
+	tap_ok(m.state == EP_DNS_FAILED_OVER && m.cache_mode,
+	       "spoofing + matched answers diverging from the snapshot: hijack, failed over at once");
+	/* failed over for a real problem, a flood does not hold back failback */
+	w[0] = healthy();
+	w[0].unmatched = 5000;
+	w[1] = healthy();
+	ep_dns_machine_step(&m, w, NAMES, 2, t += 100 * MS, &mode);
+	tap_ok(m.state == EP_DNS_RECOVERING,
+	       "spoofing: failed over (hijack healed), a flood does not keep it from recovering");
+	/* spoofing with too few samples to judge the upstream: unknown, not clean */
+	ep_dns_machine_init(&m, &T, t);
+	w[0] = (struct ep_dns_window){.queries = 1, .answers = 1, .unmatched = 3000};
+	w[1] = w[0];
+	ep_dns_machine_step(&m, w, NAMES, 2, t += 100 * MS, &mode);
+	tap_ok(m.state == EP_DNS_HEALTHY && !m.cache_mode,
+	       "spoofing with too few real samples: no judgement, no failover");
+}
+
 static void test_flap_suppressed(void)
 {
 	struct ep_dns_machine m;
@@ -186,6 +236,7 @@ int main(void)
 	test_judge();
 	test_failover_and_back();
 	test_hijack_is_immediate();
+	test_spoofing_alone_does_not_fail_over();
 	test_flap_suppressed();
 	test_override();
 	return tap_done();

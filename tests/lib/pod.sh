@@ -1,0 +1,409 @@
+# The agent run as the chart's DaemonSet runs it, minus the kubelet: a
+# pod-shaped sandbox built from the image's root filesystem with the tools a
+# runtime uses (podman run cannot start containers on these hosts: crun
+# needs CAP_SYS_RESOURCE for rlimits). Source it after tests/lab/lab.sh and
+# tests/install/lib/render.bash; the lab must be up (lab_up).
+#
+# SECCOMP: POD_SECCOMP_PROFILE is required: the Docker/OCI-format seccomp JSON
+# the agent's container gets (the chart's Localhost profile). Unset or
+# missing, pod_start fails and says so. Until the chart ships its profile
+# (under deploy/), the pod tests set it to pod_seccomp_interim: a permissive
+# but real filter (default allow, kexec_load/kexec_file_load/init_module
+# denied). THE DEFAULT IN tests/pod/*.sh MUST BE SWITCHED TO THE CHART'S
+# PROFILE WHEN IT LANDS.
+#
+# The image: the one of build/image.id (make image; tests/install/image.sh
+# builds it earlier in `make test`; made here when the file is missing), or
+# EP_IMAGE. The agent container's log is $LAB_LOG, as in the lab.
+#
+#   pod_start         render the chart for the lab (pod_render), run the bpffs
+#                     init container, then the agent container; waits until the
+#                     agent answers on its control socket (hostPaths.run)
+#   pod_kill          kill -9 the container's PID 1: the PID namespace dies with
+#                     everything in it (dnsmasq too), as a container does
+#   pod_stop          SIGTERM to PID 1, as the kubelet stops a container (grace:
+#                     the chart's terminationGracePeriodSeconds), then SIGKILL
+#   pod_restart       pod_kill, then the agent container again (a container
+#                     restart: the init container does not run again)
+#   pod_pid           the host PID of the container's PID 1
+#   pod_runner        LAB_AGENT_RUNNER for tests/lab/lab.sh: lab_agent_start,
+#                     _stop, _kill9 and _pid then drive the pod
+#
+# The sandbox of one container (pod_container), from the rendered DaemonSet
+# (tests/lib/pod_spec.py):
+#   - network: the lab node's namespace (hostNetwork: true), joined with nsenter;
+#   - its own PID namespace (the command is PID 1) and mount namespace
+#     (private propagation), made by unshare, which stays as the parent (the
+#     runtime's shim);
+#   - root: an overlay of the image's root (podman image mount) with an upper
+#     directory on a tmpfs of that mount namespace (a fresh writable layer per
+#     container start), remounted read-only when readOnlyRootFilesystem;
+#   - /proc of the PID namespace, a minimal /dev (tmpfs with null, zero, full,
+#     random, urandom, tty bound from the host; shm; fd links), /sys a fresh
+#     read-only sysfs of the node namespace;
+#   - volumeMounts in the chart's order: hostPath volumes bound from the lab's
+#     stand-ins for the host's paths (POD_HOST_BPFFS for /sys/fs/bpf; the rest
+#     are the lab's own directories, passed as hostPaths.* values), read-only
+#     where readOnly, rslave for HostToContainer; the ConfigMap as a read-only
+#     directory holding config.yaml; the service account token (token, ca.crt,
+#     namespace of the lab's test API server) when automountServiceAccountToken;
+#     /etc/resolv.conf (dnsPolicy ClusterFirstWithHostNet: the lab's resolver);
+#   - the environment: the image's Env, the container's env (NODE_NAME from
+#     spec.nodeName = lab-node) and the kubelet's KUBERNETES_SERVICE_HOST/PORT
+#     (the lab's test API server) when a kubernetes section is configured;
+#   - runAsUser 0 with exactly the chart's capabilities: setpriv (util-linux,
+#     from the image) sets the bounding set to capabilities.add and clears
+#     the inheritable and ambient sets, as containerd does for root, so
+#     CapEff = CapPrm = CapBnd = the chart's set;
+#   - seccomp last (tests/tools/ep_seccomp_exec, static, run from the host
+#     through /proc/self/fd as a runtime's init is): no_new_privs only when
+#     allowPrivilegeEscalation is false (it is unset in the chart).
+# Not real: no kubelet (no probes acting, no restart policy: the tests
+# restart), no CRI runtime or shim, no cgroup limits (resources) or cgroup
+# namespace, no AppArmor/SELinux, no image pull, no ConfigMap updates.
+
+POD_BUILD=${EP_BUILD:-$LAB_ROOT/build}
+POD_LOADER=${POD_LOADER:-$POD_BUILD/tests/tools/ep_seccomp_exec}
+POD_VALUES=${POD_VALUES:-$LAB_ROOT/tests/install/values/pod-lab.yaml}
+POD_NODE_NAME=${POD_NODE_NAME:-lab-node}
+POD_PID1=""
+POD_SHIM=""
+POD_ROOTFS=""
+POD_IID=""
+
+pod_diag() { echo "# pod: $*"; }
+pod_err() { echo "pod: $*" >&2; }
+
+# pod_seccomp_interim FILE: the interim profile (see the top of this file).
+pod_seccomp_interim() {
+  cat >"$1" <<'EOF'
+{
+  "defaultAction": "SCMP_ACT_ALLOW",
+  "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+  "syscalls": [
+    {"names": ["kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module"],
+     "action": "SCMP_ACT_ERRNO", "errnoRet": 1}
+  ]
+}
+EOF
+}
+
+# pod_seccomp_required: TAP failure and exit when POD_SECCOMP_PROFILE is unset
+# or unreadable (never a skip: the container runs with the chart's profile or
+# not at all).
+pod_seccomp_required() {
+  [ -n "${POD_SECCOMP_PROFILE:-}" ] && [ -r "$POD_SECCOMP_PROFILE" ] && return 0
+  not_ok "POD_SECCOMP_PROFILE ('${POD_SECCOMP_PROFILE:-}') names a readable seccomp profile (required: the agent container's profile)"
+  tap_done
+  exit 1
+}
+
+# pod_init: once per test, after lab_up. The image by id (build/image.id,
+# written by make image; built here when missing), its root mounted.
+pod_init() {
+  POD_DIR=$(netns_tmpdir)
+  chmod 755 "$POD_DIR"
+  POD_HOST_RUN=$POD_DIR/host/run/edgeplane
+  POD_HOST_STATE=$POD_DIR/host/var/lib/edgeplane
+  POD_HOST_BPFFS=$LAB_BPFFS
+  mkdir -p "$POD_HOST_RUN" "$POD_HOST_STATE"
+  chmod 755 "$POD_HOST_STATE" "$POD_DIR/host" "$POD_DIR/host/var" "$POD_DIR/host/var/lib"
+  # The host's cgroup v2 root (hybrid hosts: /sys/fs/cgroup/unified).
+  POD_HOST_CGROUP=${POD_HOST_CGROUP:-$(findmnt -n -t cgroup2 -o TARGET | head -1)}
+  netns_on_cleanup "pod_cleanup"
+  [ -n "${RENDER_DIR:-}" ] || render_init
+  if [ -z "${EP_IMAGE:-}" ] && [ ! -s "$POD_BUILD/image.id" ]; then
+    pod_diag "no $POD_BUILD/image.id: make image"
+    make --no-print-directory -C "$LAB_ROOT" image >"$POD_DIR/image-build.log" 2>&1 ||
+      { pod_err "make image failed: $(tail -5 "$POD_DIR/image-build.log")"; return 1; }
+  fi
+  POD_IID=${EP_IMAGE:-$(cat "$POD_BUILD/image.id")}
+  if ! POD_ROOTFS=$(podman image mount "$POD_IID" 2>"$POD_DIR/mount.err") || [ ! -x "$POD_ROOTFS/usr/sbin/edgeplane-agent" ]; then
+    pod_err "podman image mount $POD_IID: $(cat "$POD_DIR/mount.err")"; POD_ROOTFS=""; return 1
+  fi
+  POD_IMAGE_ENV=$(podman image inspect --format '{{range .Config.Env}}{{.}}{{"\n"}}{{end}}' "$POD_IID")
+  [ -x "$POD_LOADER" ] || { pod_err "$POD_LOADER missing (make tests-bin)"; return 1; }
+}
+
+pod_cleanup() {
+  pod_kill >/dev/null 2>&1
+  [ -n "$POD_ROOTFS" ] && podman image unmount "$POD_IID" >/dev/null 2>&1
+  POD_ROOTFS=""
+}
+
+# pod_values LAB_CONFIG OUT: the lab's agent config as chart values (config:),
+# its host paths turned into the paths the chart mounts; copies the files the
+# config names into the state hostPath.
+pod_values() {
+  local in=$1 out=$2 f
+  for f in $(sed -n 's/^ *\(preload\|domains\): *//p' "$in"); do
+    [ -f "$f" ] && cp "$f" "$POD_HOST_STATE/$(basename "$f")"
+  done
+  chmod 644 "$POD_HOST_STATE"/* 2>/dev/null
+  {
+    echo "config:"
+    # node.name: from NODE_NAME (the DaemonSet's spec.nodeName); kubernetes: in
+    # cluster (the service account mount and KUBERNETES_SERVICE_*).
+    awk '
+      /^[a-z]/ { sect = $1 }
+      sect == "node:" { next }
+      sect == "kubernetes:" && /^  (api_server|token_file|ca_file):/ { next }
+      { print }' "$in" |
+      sed -e 's|^\(  bpffs:\).*|\1 /sys/fs/bpf/edgeplane|' \
+        -e 's|^\(  socket:\).*|\1 /run/edgeplane/agent.sock|' \
+        -e 's|^\( *preload:\) *.*/\([^/]*\)$|\1 /var/lib/edgeplane/\2|' \
+        -e 's|^\( *domains:\) *.*/\([^/]*\)$|\1 /var/lib/edgeplane/\2|' |
+      sed 's/^/  /'
+  } >"$out"
+}
+
+# pod_render: the chart rendered for the lab ($LAB_CONFIG as values, the
+# lab's host paths); the config file and the containers' specs extracted.
+pod_render() {
+  POD_R=$POD_DIR/render
+  rm -rf "$POD_R"; mkdir -p "$POD_R/config"
+  pod_values "$LAB_CONFIG" "$POD_R/lab-values.yaml"
+  if ! render pod -f "$POD_VALUES" -f "$POD_R/lab-values.yaml" \
+    --set "hostPaths.run=$POD_HOST_RUN" --set "hostPaths.state=$POD_HOST_STATE" \
+    --set "hostPaths.cgroup=$POD_HOST_CGROUP"; then
+    pod_err "helm template: $(head -5 "$RENDER_DIR/pod.err")"; return 1
+  fi
+  config_of pod "$POD_R/config/config.yaml"
+  chmod -R a+rX "$POD_R"
+  "$PY3" "$LAB_ROOT/tests/lib/pod_spec.py" "$RENDER_DIR/pod.json" agent "$POD_R/agent" "$POD_NODE_NAME" &&
+    "$PY3" "$LAB_ROOT/tests/lib/pod_spec.py" "$RENDER_DIR/pod.json" bpffs "$POD_R/bpffs" "$POD_NODE_NAME" ||
+    return 1
+  # The host side of the socket: lab_cli talks to the agent through hostPaths.run.
+  LAB_SOCK=$POD_HOST_RUN/agent.sock
+  # The service account: the test API server's token and CA (drills.sh).
+  rm -rf "$POD_R/sa"; mkdir -p "$POD_R/sa"
+  if [ -n "${K8S_DIR:-}" ]; then
+    cp "$K8S_DIR/token" "$POD_R/sa/token"; cp "$K8S_CA" "$POD_R/sa/ca.crt"
+  fi
+  echo kube-system >"$POD_R/sa/namespace"
+}
+
+# pod_flag SPEC KEY
+pod_flag() { sed -n "s/^$2=//p" "$1/flags"; }
+
+# _pod_inside SPEC ROOTFS RUNDIR HOSTMAP...: the runtime's work inside the
+# new PID and mount namespaces (this shell is PID 1); ends in the exec of
+# the container's command. HOSTMAP: "HOSTPATH=SOURCE" substitutions.
+_pod_inside() {
+  local spec=$1 lower=$2 run=$3 r m kind src ro prop dst t
+  shift 3
+  set -e
+  r=$run/root
+  mkdir -p "$run/rw" "$r"
+  mount -t tmpfs -o mode=0755 tmpfs "$run/rw"
+  mkdir "$run/rw/upper" "$run/rw/work"
+  mount -t overlay overlay -o "lowerdir=$lower,upperdir=$run/rw/upper,workdir=$run/rw/work" "$r"
+  mount -t proc -o nosuid,nodev,noexec proc "$r/proc"
+  mount -t tmpfs -o nosuid,mode=0755,size=65536k tmpfs "$r/dev"
+  for t in null zero full random urandom tty; do
+    : >"$r/dev/$t"; mount --bind "/dev/$t" "$r/dev/$t"
+  done
+  mkdir "$r/dev/shm" "$r/dev/pts"
+  mount -t tmpfs -o nosuid,nodev,noexec,mode=1777,size=65536k shm "$r/dev/shm"
+  ln -s /proc/self/fd "$r/dev/fd"; ln -s /proc/self/fd/0 "$r/dev/stdin"
+  ln -s /proc/self/fd/1 "$r/dev/stdout"; ln -s /proc/self/fd/2 "$r/dev/stderr"
+  mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$r/sys"
+  while IFS=$'\t' read -r dst kind src ro prop; do
+    case $kind in
+      hostPath)
+        for m in "$@"; do [ "${m%%=*}" = "$src" ] && src=${m#*=}; done
+        [ -e "$src" ] || { echo "pod: hostPath $src of $dst does not exist" >&2; exit 125; };;
+      configMap) src=$spec/../config;;
+      serviceAccount) src=$spec/../sa;;
+    esac
+    # The mount point, resolved inside the root (/var/run is a symlink).
+    chroot "$r" /bin/mkdir -p "$dst"
+    t=$(chroot "$r" /usr/bin/readlink -f "$dst")
+    mount --bind "$src" "$r$t"
+    [ "$ro" = 1 ] && mount -o remount,bind,ro "$r$t"
+    [ "$prop" = HostToContainer ] && mount --make-rslave "$r$t"
+  done <"$spec/mounts"
+  # dnsPolicy ClusterFirstWithHostNet: the kubelet's resolv.conf (the lab's resolver).
+  echo "nameserver ${LAB_DNS4:-127.0.0.1}" >"$run/resolv.conf"
+  chroot "$r" /bin/sh -c ': >>/etc/resolv.conf'
+  t=$(chroot "$r" /usr/bin/readlink -f /etc/resolv.conf)
+  mount --bind "$run/resolv.conf" "$r$t"
+  mount -o remount,bind,ro "$r$t"
+  [ "$(sed -n 's/^rootfs_ro=//p' "$spec/flags")" = 1 ] && mount -o remount,bind,ro "$r"
+  local caps nnp=0 env=() cmd=() last=()
+  caps=$(tr 'A-Z' 'a-z' <"$spec/caps" | sed 's/^cap_/+/' | paste -sd, -)
+  [ "$(sed -n 's/^no_new_privs=//p' "$spec/flags")" = 1 ] && nnp=1
+  mapfile -d '' env <"$spec/env.all"
+  mapfile -d '' cmd <"$spec/cmd"
+  set +e
+  cd "$r" || exit 125
+  if [ "$(sed -n 's/^seccomp=//p' "$spec/flags")" = Unconfined ]; then
+    [ $nnp = 1 ] && last=(--no-new-privs)
+    last+=(--)
+  else
+    # fd 8: the seccomp profile, fd 9: the loader, both from the host; the
+    # loader closes them before its exec.
+    exec 8<"$POD_SECCOMP_PROFILE" 9<"$POD_LOADER"
+    last=(-- /proc/self/fd/9)
+    [ $nnp = 1 ] && last+=(--no-new-privs)
+    last+=(/proc/self/fd/8 --)
+  fi
+  exec chroot "$r" /usr/bin/env -i "${env[@]}" \
+    /usr/bin/setpriv --reuid=0 --regid=0 --clear-groups --inh-caps=-all --ambient-caps=-all \
+    --bounding-set="-all${caps:+,$caps}" "${last[@]}" "${cmd[@]}"
+}
+
+# pod_container NAME LOG: starts container NAME (agent | bpffs) of the
+# rendered pod in the background; POD_SHIM is unshare's pid, POD_PID1 the
+# container's PID 1 on the host.
+pod_container() {
+  local name=$1 log=$2 spec=$POD_R/$1 run=$POD_DIR/c-$1-$RANDOM i
+  if [ -z "${POD_SECCOMP_PROFILE:-}" ] || [ ! -r "$POD_SECCOMP_PROFILE" ]; then
+    pod_err "POD_SECCOMP_PROFILE ('${POD_SECCOMP_PROFILE:-}') is not set or not readable: the container's seccomp profile is required"
+    return 1
+  fi
+  [ "$(pod_flag "$spec" run_as_user)" = 0 ] || { pod_err "runAsUser $(pod_flag "$spec" run_as_user): only 0 is supported"; return 1; }
+  [ "$(pod_flag "$spec" privileged)" = 0 ] || { pod_err "privileged containers are not supported"; return 1; }
+  { tr '\n' '\0' <<<"$POD_IMAGE_ENV" | grep -zv '^$'; cat "$spec/env"
+    if [ "$name" = agent ] && [ -n "${K8S_PORT:-}" ] && grep -q '^kubernetes:' "$POD_R/config/config.yaml"; then
+      printf 'KUBERNETES_SERVICE_HOST=127.0.0.1\0KUBERNETES_SERVICE_PORT=%s\0' "$K8S_PORT"
+    fi; } >"$spec/env.all"
+  mkdir -p "$run"
+  POD_SECCOMP_PROFILE=$POD_SECCOMP_PROFILE POD_LOADER=$POD_LOADER LAB_DNS4=${LAB_DNS4:-} \
+    nsenter --net="/run/netns/$LAB_NS_NODE" \
+    unshare --pid --fork --kill-child --mount --propagation=private \
+    bash -c "$(declare -f _pod_inside); _pod_inside \"\$@\"" _pod_inside "$spec" "$POD_ROOTFS" "$run" \
+    "/sys/fs/bpf=$POD_HOST_BPFFS" </dev/null >>"$log" 2>&1 &
+  POD_SHIM=$!
+  netns_track_pid "$POD_SHIM"
+  POD_PID1=""
+  # PID 1: unshare's child whose PID in its namespace is 1 (before the exec of
+  # unshare, the shell's own short-lived children would show up instead).
+  for ((i = 0; i < 100; i++)); do
+    if [ "$(cat "/proc/$POD_SHIM/comm" 2>/dev/null)" = unshare ]; then
+      POD_PID1=$(cat "/proc/$POD_SHIM/task/$POD_SHIM/children" 2>/dev/null | awk '{print $1}')
+      [ -n "$POD_PID1" ] && [ "$(awk '/^NSpid/ {print $NF}' "/proc/$POD_PID1/status" 2>/dev/null)" = 1 ] && break
+    fi
+    POD_PID1=""
+    sleep 0.05
+  done
+  # A short-lived container (the init container) may be gone already.
+  [ -n "$POD_PID1" ] || ! kill -0 "$POD_SHIM" 2>/dev/null || { pod_err "$name: no PID 1 (log: $(tail -3 "$log"))"; return 1; }
+}
+
+# pod_wait_exec COMM SECONDS: PID 1 has exec'd the container's command
+pod_wait_exec() {
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do
+    [ "$(cat "/proc/$POD_PID1/comm" 2>/dev/null)" = "$1" ] && return 0
+    kill -0 "$POD_SHIM" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+# pod_start: init container, then the agent container, ready on its socket.
+pod_start() {
+  local rc
+  [ -n "$POD_ROOTFS" ] || pod_init || return 1
+  pod_render || return 1
+  POD_INIT_LOG=$POD_DIR/init.log
+  pod_container bpffs "$POD_INIT_LOG" || return 1
+  wait "$POD_SHIM"; rc=$?
+  POD_SHIM=""; POD_PID1=""
+  if [ $rc -ne 0 ]; then
+    pod_err "init container bpffs failed ($rc): $(tail -3 "$POD_INIT_LOG")"; return 1
+  fi
+  pod_agent_start
+}
+
+# pod_agent_start: the agent container alone (a container restart).
+pod_agent_start() {
+  pod_container agent "$LAB_LOG" || return 1
+  LAB_AGENT_PID=$POD_SHIM
+  if ! pod_wait_exec edgeplane-agent 10 || ! wait_for "${LAB_AGENT_WAIT:-20}" lab_cli status; then
+    pod_err "agent container did not become ready; log:"
+    tail -30 "$LAB_LOG" >&2
+    return 1
+  fi
+}
+
+# pod_procs [-v]: how many processes run in a container root of this pod
+# (-v: their names)
+pod_procs() {
+  local p n=0 names=()
+  for p in /proc/[0-9]*; do
+    case $(readlink "$p/root" 2>/dev/null) in
+      "$POD_DIR"/*) n=$((n + 1)); names+=("$(cat "$p/comm" 2>/dev/null)");;
+    esac
+  done
+  if [ "${1:-}" = -v ]; then echo "${names[*]}"; else echo $n; fi
+}
+
+pod_pid() { [ -n "$POD_PID1" ] && kill -0 "$POD_PID1" 2>/dev/null && echo "$POD_PID1"; }
+
+# pod_kill: SIGKILL to PID 1; the kernel kills the rest of the PID namespace.
+pod_kill() {
+  [ -n "$POD_SHIM" ] || return 0
+  # Without a known PID 1, SIGKILL to the shim: unshare --kill-child passes it on.
+  kill -9 "${POD_PID1:-$POD_SHIM}" 2>/dev/null
+  wait "$POD_SHIM" 2>/dev/null
+  POD_SHIM=""; POD_PID1=""; LAB_AGENT_PID=""
+}
+
+# pod_stop: the kubelet's stop: SIGTERM, the grace period, SIGKILL.
+pod_stop() {
+  local grace i
+  [ -n "$POD_SHIM" ] || return 0
+  grace=$("$PY3" "$LAB_ROOT/tests/install/lib/manifests.py" "$RENDER_DIR/pod.json" --print 'pod["terminationGracePeriodSeconds"]')
+  [ -n "$POD_PID1" ] && kill -TERM "$POD_PID1" 2>/dev/null
+  for ((i = 0; i < ${grace:-30} * 10; i++)); do kill -0 "$POD_SHIM" 2>/dev/null || break; sleep 0.1; done
+  pod_kill
+}
+
+pod_restart() { pod_kill; pod_agent_start; }
+
+# pod_checks TAG: TAP checks of the running agent container, from the host:
+# PID 1, namespaces, capabilities, seccomp, root, mounts, command
+pod_checks() {
+  local p st want got tag=$1
+  p=$(pod_pid)
+  st=$(cat "/proc/$p/status" 2>/dev/null)
+  check "$tag: the agent is PID 1 of its own PID namespace (NSpid: $(awk '/^NSpid/ {print $2, $3}' <<<"$st"))" \
+    bash -c "[ \"\$(awk '/^NSpid/ {print \$NF}' <<<'$st')\" = 1 ] && [ \"\$(readlink /proc/$p/ns/pid)\" != \"\$(readlink /proc/1/ns/pid)\" ]"
+  check "$tag: its mount namespace is not the host's, its network namespace is the lab node's (hostNetwork)" \
+    bash -c "[ \"\$(readlink /proc/$p/ns/mnt)\" != \"\$(readlink /proc/1/ns/mnt)\" ] && [ \"\$(stat -L -c %i /proc/$p/ns/net)\" = \"\$(stat -L -c %i /run/netns/$LAB_NS_NODE)\" ]"
+  want=$("$PY3" -c '
+import sys
+names = ["CHOWN","DAC_OVERRIDE","DAC_READ_SEARCH","FOWNER","FSETID","KILL","SETGID","SETUID","SETPCAP",
+  "LINUX_IMMUTABLE","NET_BIND_SERVICE","NET_BROADCAST","NET_ADMIN","NET_RAW","IPC_LOCK","IPC_OWNER",
+  "SYS_MODULE","SYS_RAWIO","SYS_CHROOT","SYS_PTRACE","SYS_PACCT","SYS_ADMIN","SYS_BOOT","SYS_NICE",
+  "SYS_RESOURCE","SYS_TIME","SYS_TTY_CONFIG","MKNOD","LEASE","AUDIT_WRITE","AUDIT_CONTROL","SETFCAP",
+  "MAC_OVERRIDE","MAC_ADMIN","SYSLOG","WAKE_ALARM","BLOCK_SUSPEND","AUDIT_READ","PERFMON","BPF","CHECKPOINT_RESTORE"]
+m = 0
+for l in open(sys.argv[1]):
+    m |= 1 << names.index(l.strip().removeprefix("CAP_"))
+print("%016x" % m)' "$POD_R/agent/caps")
+  got=$(awk '/^Cap(Eff|Prm|Bnd|Inh|Amb)/ {printf "%s=%s ", $1, $2}' <<<"$st")
+  check "$tag: CapEff = CapPrm = CapBnd = the chart's capabilities.add ($(paste -sd, "$POD_R/agent/caps") = $want), CapInh = CapAmb = 0 ($got)" \
+    bash -c "[ '$got' = 'CapInh:=0000000000000000 CapPrm:=$want CapEff:=$want CapBnd:=$want CapAmb:=0000000000000000 ' ]"
+  check "$tag: seccomp filter on (Seccomp: 2), NoNewPrivs $(pod_flag "$POD_R/agent" no_new_privs) as allowPrivilegeEscalation says" \
+    bash -c "grep -qx 'Seccomp:[[:space:]]*2' <<<'$st' && grep -qx 'NoNewPrivs:[[:space:]]*$(pod_flag "$POD_R/agent" no_new_privs)' <<<'$st'"
+  local want_m got_m
+  want_m=$(cut -f1 "$POD_R/agent/mounts" | sed 's|^/var/run/|/run/|' | sort)
+  got_m=$(awk '{print $5}' "/proc/$p/mountinfo" | grep -xF "$want_m" | sort -u)
+  check "$tag: root filesystem read-only (readOnlyRootFilesystem), the chart's $(wc -l <"$POD_R/agent/mounts") volume mounts in place ($(paste -sd' ' <<<"$got_m"))" \
+    bash -c "awk '\$5 == \"/\" {print \$6}' /proc/$p/mountinfo | grep -q '^ro' && [ '$want_m' = '$got_m' ]"
+  check "$tag: the agent runs /usr/sbin/edgeplane-agent --config /etc/edgeplane/config/config.yaml (the chart's command)" \
+    bash -c "tr '\0' ' ' </proc/$p/cmdline | grep -q '^/usr/sbin/edgeplane-agent --config /etc/edgeplane/config/config.yaml '"
+}
+
+# LAB_AGENT_RUNNER=pod_runner: tests/lab/lab.sh calls pod_runner start|stop|kill9|pid.
+pod_runner() {
+  case $1 in
+    start) if [ -n "$POD_ROOTFS" ] && [ -f "$POD_DIR/render/agent/cmd" ]; then pod_render && pod_agent_start; else pod_start; fi;;
+    stop) pod_stop;;
+    kill9) pod_kill;;
+    pid) pod_pid;;
+  esac
+}
