@@ -52,8 +52,8 @@ check "unit: CapabilityBoundingSet is $CAPS" [ "$CAPS" = "CAP_BPF CAP_PERFMON CA
 check "unit: nothing that blocks bpf() or netlink (no ProtectKernelTunables, no PrivateNetwork)" \
   bash -c "! grep -E '^(ProtectKernelTunables|PrivateNetwork|RestrictAddressFamilies=~)' '$UNIT'"
 # The filter itself is checked against the agent's list in confinement.sh.
-check "unit: SystemCallFilter= allows bpf(), mount() and umount2() on top of @system-service" \
-  grep -qx "SystemCallFilter=@system-service bpf mount umount2" "$UNIT"
+check "unit: SystemCallFilter= allows bpf(), mount(), umount2() and seccomp() on top of @system-service" \
+  grep -qx "SystemCallFilter=@system-service bpf mount umount2 seccomp" "$UNIT"
 
 # --- systemd-analyze verify ------------------------------------------------------------
 # verify needs the unit's binaries and man pages at the paths the unit names, so

@@ -25,13 +25,10 @@ source tests/lib/pod.sh
 
 py() { /usr/bin/python3 -c "$@"; }
 
-# The interim profile until the chart's lands: see the top of tests/lib/pod.sh.
-if [ -z "${POD_SECCOMP_PROFILE:-}" ]; then
-  POD_SECCOMP_PROFILE=$(mktemp /tmp/pod-seccomp.XXXXXX)
-  pod_seccomp_interim "$POD_SECCOMP_PROFILE"
-  netns_on_cleanup "rm -f $POD_SECCOMP_PROFILE"
-  diag "seccomp: the interim profile (default allow, kexec/module loading denied), not the chart's"
-fi
+# The chart's Localhost profile for the agent container, as a node gets it
+# (confinement.installProfiles copies this file to the kubelet's seccomp dir).
+POD_SECCOMP_PROFILE=${POD_SECCOMP_PROFILE:-"$EP_ROOT/deploy/helm/edgeplane/files/seccomp/edgeplane-agent.json"}
+diag "seccomp: $POD_SECCOMP_PROFILE"
 pod_seccomp_required
 LAB_AGENT_RUNNER=pod_runner
 drill_setup

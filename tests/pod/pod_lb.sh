@@ -20,18 +20,16 @@ jget() { py 'import json,sys; j=json.loads(sys.argv[1]); print(eval(sys.argv[2])
 
 lab_up 3 || { not_ok "lab setup"; tap_done; exit 1; }
 lab_backends_start 8080 || { not_ok "backends start"; tap_done; exit 1; }
-# The interim profile until the chart's lands: see the top of tests/lib/pod.sh.
-if [ -z "${POD_SECCOMP_PROFILE:-}" ]; then
-  POD_SECCOMP_PROFILE=$LAB_DIR/seccomp-interim.json
-  pod_seccomp_interim "$POD_SECCOMP_PROFILE"
-  diag "seccomp: the interim profile (default allow, kexec/module loading denied), not the chart's"
-fi
+# The chart's Localhost profile for the agent container, as a node gets it
+# (confinement.installProfiles copies this file to the kubelet's seccomp dir).
+POD_SECCOMP_PROFILE=${POD_SECCOMP_PROFILE:-"$EP_ROOT/deploy/helm/edgeplane/files/seccomp/edgeplane-agent.json"}
+diag "seccomp: $POD_SECCOMP_PROFILE"
 pod_seccomp_required
 # The loader applies what the profile says: a profile denying uname(2) makes uname fail.
 printf '{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["uname"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}' \
   >"$LAB_DIR/deny-uname.json"
 out=$("$POD_LOADER" "$LAB_DIR/deny-uname.json" -- uname 2>&1)
-check "ep_seccomp_exec: a profile denying uname(2) with ENOSYS makes uname fail ('$out'); the interim profile lets it run" \
+check "ep_seccomp_exec: a profile denying uname(2) with ENOSYS makes uname fail ('$out'); the chart's profile lets it run" \
   bash -c "! '$POD_LOADER' '$LAB_DIR/deny-uname.json' -- uname >/dev/null 2>&1 && '$POD_LOADER' '$POD_SECCOMP_PROFILE' -- uname >/dev/null"
 lab_config_write
 LAB_AGENT_RUNNER=pod_runner
