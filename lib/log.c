@@ -24,6 +24,11 @@ void ep_log_setup(int json, enum ep_log_level min_level)
 	log_min = min_level;
 }
 
+int ep_log_json_format(void)
+{
+	return log_json;
+}
+
 int ep_log_level_parse(const char *s, enum ep_log_level *out)
 {
 	for (int i = 0; i <= EP_LOG_ERROR; i++) {

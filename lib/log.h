@@ -7,6 +7,8 @@
 enum ep_log_level { EP_LOG_DEBUG = 0, EP_LOG_INFO, EP_LOG_WARN, EP_LOG_ERROR };
 
 void ep_log_setup(int json, enum ep_log_level min_level);
+/* As set up: for helper processes that log into the same stream. */
+int ep_log_json_format(void);
 int ep_log_level_parse(const char *s, enum ep_log_level *out);
 void ep_log(enum ep_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

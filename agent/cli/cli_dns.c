@@ -15,6 +15,16 @@ static void ago(double t, char *buf, size_t len)
 	strncat(buf, " ago", len - strlen(buf) - 1);
 }
 
+/* "(pid N, adopted, N restarts, last: WHY)" of a supervised cache process. */
+static void print_process(json_t *p)
+{
+	const char *last = json_string_value(json_object_get(p, "last_problem"));
+
+	printf("(pid %lld%s, %lld restarts%s%s)\n", jint(p, "pid"),
+	       json_is_true(json_object_get(p, "adopted")) ? ", adopted" : "", jint(p, "restarts"),
+	       last ? ", last: " : "", last ?: "");
+}
+
 void ep_cli_print_dns(const struct ep_cli_command *cmd, char **argv, json_t *r)
 {
 	json_t *c = json_object_get(r, "cache"), *v;
@@ -62,11 +72,8 @@ void ep_cli_print_dns(const struct ep_cli_command *cmd, char **argv, json_t *r)
 	json_t *dm = json_object_get(c, "dnsmasq"), *snap = json_object_get(c, "snapshot");
 	json_t *ref = json_object_get(c, "refresh"), *pol = json_object_get(c, "policy_answers");
 
-	printf("cache       dnsmasq %s on %s:53 (pid %lld%s, %lld restarts%s%s)\n", jstr(dm, "state"),
-	       jstr(c, "listen"), jint(dm, "pid"),
-	       json_is_true(json_object_get(dm, "adopted")) ? ", adopted" : "", jint(dm, "restarts"),
-	       json_string_value(json_object_get(dm, "last_problem")) ? ", last: " : "",
-	       json_string_value(json_object_get(dm, "last_problem")) ?: "");
+	printf("cache       dnsmasq %s on %s:53 ", jstr(dm, "state"), jstr(c, "listen"));
+	print_process(dm);
 	if (json_is_true(json_object_get(snap, "loaded"))) {
 		human_duration(json_real_value(json_object_get(snap, "file_age_seconds")), t1, sizeof(t1));
 		printf("snapshot    %s: %lld names, %lld records, written %s ago, TTL %lld s\n",
@@ -84,6 +91,10 @@ void ep_cli_print_dns(const struct ep_cli_command *cmd, char **argv, json_t *r)
 	}
 	printf("policy      %lld NODATA (known name, missing type), %lld SERVFAIL (not in the snapshot)\n",
 	       jint(pol, "nodata"), jint(pol, "servfail"));
+	if (json_is_object(json_object_get(c, "responder"))) {
+		printf("responder   %s ", jstr(json_object_get(c, "responder"), "state"));
+		print_process(json_object_get(c, "responder"));
+	}
 }
 
 /* "DNS override: failover": the command's last word, as typed */

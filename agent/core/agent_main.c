@@ -8,6 +8,7 @@
 #include "agent.h"
 #include "config.h"
 #include "log.h"
+#include "policy_process.h"
 
 static void usage(FILE *f)
 {
@@ -79,6 +80,10 @@ int main(int argc, char **argv)
 	enum ep_log_level level = EP_LOG_INFO;
 	int json = 0, check = 0, c;
 
+	/* Hidden: the cache's policy responder as a process of its own, started
+	 * and supervised by the agent (docs/dns-cache.md). */
+	if (argc > 1 && !strcmp(argv[1], EP_POLICY_PROCESS_FLAG))
+		return ep_policy_process_main(argc, argv);
 	while ((c = getopt_long(argc, argv, "c:Vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':

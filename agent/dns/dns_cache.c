@@ -17,7 +17,7 @@
 #include "evloop.h"
 #include "log.h"
 #include "netaddr.h"
-#include "policy_responder.h"
+#include "policy_process.h"
 #include "snapshot.h"
 #include "util.h"
 
@@ -31,7 +31,7 @@ static const char *const refresh_names[] = {"none", "ok", "refused", "failed"};
 struct ep_dns_cache {
 	struct ep_cfg_dns cfg;	/* copy of the dns section (canaries not owned) */
 	char runtime_dir[PATH_MAX];
-	struct ep_policy_responder *policy;
+	struct ep_policy_proc *policy; /* the responder, a process of its own */
 	struct ep_dnsmasq *dm;
 
 	/* the snapshot being served */
@@ -79,6 +79,8 @@ struct ep_dns_cache {
 	sd_event_source *timer;
 	sd_event_source *exit_watch; /* dnsmasq's pidfd (a dup), one-shot */
 	pid_t watched_pid;
+	sd_event_source *policy_watch; /* the responder's, the same way */
+	pid_t policy_watched_pid;
 	pthread_mutex_t *agent_lock;
 	ep_dns_upstream_gate gate;
 	void *gate_arg;
@@ -94,6 +96,15 @@ static void fill_dnsmasq_opts(const struct ep_dns_cache *c, struct ep_dnsmasq_op
 	o->ttl = c->cfg.cache.ttl;
 	o->cache_size = c->cfg.cache.cache_size;
 	snprintf(o->upstream, sizeof(o->upstream), "%s#%d", EP_POLICY_ADDR, EP_POLICY_PORT);
+	snprintf(o->runtime_dir, sizeof(o->runtime_dir), "%s", c->runtime_dir);
+}
+
+static void fill_policy_opts(const struct ep_dns_cache *c, struct ep_policy_proc_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	snprintf(o->addr, sizeof(o->addr), "%s", EP_POLICY_ADDR);
+	o->port = EP_POLICY_PORT;
+	o->ttl = c->cfg.cache.ttl;
 	snprintf(o->runtime_dir, sizeof(o->runtime_dir), "%s", c->runtime_dir);
 }
 
@@ -152,7 +163,7 @@ static void sync_dnsmasq(struct ep_dns_cache *c)
 		return;
 	c->dm_loaded_id = c->snap_id;
 	if (c->have_pending_names) {
-		ep_policy_set_names(c->policy, &c->pending_names);
+		ep_policy_proc_set_names(c->policy, &c->pending_names);
 		ep_nameset_free(&c->pending_names);
 		c->have_pending_names = false;
 	}
@@ -205,7 +216,9 @@ static void check_snapshot(struct ep_dns_cache *c, bool force)
 	if (!c->dm) {
 		/* The first snapshot, before dnsmasq starts: it will read this
 		 * very file, so the responder can know every name now. */
-		ep_policy_set_names(c->policy, &names);
+		ep_policy_proc_set_names(c->policy, &names);
+		ep_nameset_free(&names);
+		ep_nameset_init(&names);
 	} else {
 		struct ep_nameset both, old;
 
@@ -217,7 +230,7 @@ static void check_snapshot(struct ep_dns_cache *c, bool force)
 				    ep_nameset_add(&both, names.order[i]) < 0)
 					break;
 		ep_nameset_free(&old);
-		ep_policy_set_names(c->policy, &both);
+		ep_policy_proc_set_names(c->policy, &both);
 		ep_nameset_free(&both);
 	}
 	if (c->have_pending_names)
@@ -342,45 +355,57 @@ static int ensure_listen(struct ep_dns_cache *c, char *err, size_t errlen)
 
 static void on_tick(void *userdata, uint64_t now);
 
-static int on_dnsmasq_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+static int on_helper_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	on_tick(userdata, ep_now_ns());
 	return 0;
 }
 
 /*
- * dnsmasq's exit is seen the moment it happens, not at the next tick: an io
- * source on its pidfd. Not sd_event_add_child_pidfd(): an adopted dnsmasq
- * (started by an earlier agent) is not our child, and the supervisor reaps
- * its own. The source watches a dup of the supervisor's pidfd, so the
- * supervisor closing its fd can never leave the loop watching a reused fd
- * number; it is one-shot: it fires once per process, and the 100 ms tick
- * remains the fallback.
+ * A helper's exit (dnsmasq's, the responder's) is seen the moment it
+ * happens, not at the next tick: an io source on its pidfd. Not
+ * sd_event_add_child_pidfd(): an adopted helper (started by an earlier
+ * agent) is not our child, and the supervisor reaps its own. The source
+ * watches a dup of the supervisor's pidfd, so the supervisor closing its fd
+ * can never leave the loop watching a reused fd number; it is one-shot: it
+ * fires once per process, and the 100 ms tick remains the fallback.
  */
-static void watch_dnsmasq(struct ep_dns_cache *c)
+static void watch_exit(struct ep_dns_cache *c, sd_event_source **src, pid_t *watched, int fd,
+		       pid_t pid, const char *desc)
 {
-	pid_t pid;
-	int fd = c->dm ? ep_dnsmasq_pidfd(c->dm, &pid) : -1, dfd;
+	int dfd;
 
 	if (fd < 0)
 		pid = 0;
-	if (pid == c->watched_pid)
+	if (pid == *watched)
 		return;
-	ep_source_free(&c->exit_watch);
-	c->watched_pid = 0;
+	ep_source_free(src);
+	*watched = 0;
 	if (!pid || !c->ev)
 		return;
 	dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (dfd < 0)
 		return;
-	if (sd_event_add_io(c->ev, &c->exit_watch, dfd, EPOLLIN, on_dnsmasq_exit, c) < 0) {
+	if (sd_event_add_io(c->ev, src, dfd, EPOLLIN, on_helper_exit, c) < 0) {
 		close(dfd);
 		return;
 	}
-	sd_event_source_set_io_fd_own(c->exit_watch, 1);
-	sd_event_source_set_enabled(c->exit_watch, SD_EVENT_ONESHOT);
-	sd_event_source_set_description(c->exit_watch, "dnsmasq-exit");
-	c->watched_pid = pid;
+	sd_event_source_set_io_fd_own(*src, 1);
+	sd_event_source_set_enabled(*src, SD_EVENT_ONESHOT);
+	sd_event_source_set_description(*src, desc);
+	*watched = pid;
+}
+
+static void watch_helpers(struct ep_dns_cache *c)
+{
+	pid_t pid = 0;
+	int fd;
+
+	fd = c->dm ? ep_dnsmasq_pidfd(c->dm, &pid) : -1;
+	watch_exit(c, &c->exit_watch, &c->watched_pid, fd, pid, "dnsmasq-exit");
+	pid = 0;
+	fd = c->policy ? ep_policy_proc_pidfd(c->policy, &pid) : -1;
+	watch_exit(c, &c->policy_watch, &c->policy_watched_pid, fd, pid, "cache-responder-exit");
 }
 
 int ep_dns_cache_start(struct ep_dns_cache **out, const struct ep_config *cfg,
@@ -389,6 +414,7 @@ int ep_dns_cache_start(struct ep_dns_cache **out, const struct ep_config *cfg,
 		       size_t errlen)
 {
 	struct ep_dns_cache *c = calloc(1, sizeof(*c));
+	struct ep_policy_proc_opts po;
 	struct ep_dnsmasq_opts o;
 	int rc;
 
@@ -411,9 +437,23 @@ int ep_dns_cache_start(struct ep_dns_cache **out, const struct ep_config *cfg,
 	}
 	if (ensure_listen(c, err, errlen))
 		goto fail;
-	if (ep_policy_start(&c->policy, EP_POLICY_ADDR, EP_POLICY_PORT, c->cfg.cache.ttl, err, errlen))
+	fill_policy_opts(c, &po);
+	c->policy = ep_policy_proc_new(&po);
+	if (!c->policy) {
+		snprintf(err, errlen, "cannot set up the cache responder: %s", strerror(errno));
 		goto fail;
+	}
+	/* The names file first: the responder (new or adopted) serves it. */
 	check_snapshot(c, true);
+	if (!c->have_snapshot) {
+		struct ep_nameset none;
+
+		ep_nameset_init(&none);
+		ep_policy_proc_set_names(c->policy, &none);
+		ep_nameset_free(&none);
+	}
+	if (ep_policy_proc_start(c->policy, err, errlen))
+		goto fail;
 	fill_dnsmasq_opts(c, &o);
 	c->dm = ep_dnsmasq_new(&o);
 	if (!c->dm) {
@@ -436,7 +476,7 @@ int ep_dns_cache_start(struct ep_dns_cache **out, const struct ep_config *cfg,
 		snprintf(err, errlen, "cannot add the DNS cache timer: %s", strerror(-rc));
 		goto fail;
 	}
-	watch_dnsmasq(c);
+	watch_helpers(c);
 	*out = c;
 	return 0;
 fail:
@@ -447,6 +487,7 @@ fail:
 int ep_dns_cache_reconfigure(struct ep_dns_cache *c, const struct ep_config *cfg, char *err,
 			     size_t errlen)
 {
+	struct ep_policy_proc_opts po;
 	struct ep_dnsmasq_opts o;
 	bool preload_changed = strcmp(c->cfg.cache.preload, cfg->dns.cache.preload);
 
@@ -455,7 +496,10 @@ int ep_dns_cache_reconfigure(struct ep_dns_cache *c, const struct ep_config *cfg
 	c->cfg.health.n_canaries = 0;
 	if (ensure_listen(c, err, errlen))
 		return -1;
-	ep_policy_set_ttl(c->policy, c->cfg.cache.ttl);
+	/* The TTL is on the responder's command line: a new one restarts it. */
+	fill_policy_opts(c, &po);
+	if (ep_policy_proc_reconfigure(c->policy, &po, err, errlen))
+		return -1;
 	fill_dnsmasq_opts(c, &o);
 	if (ep_dnsmasq_reconfigure(c->dm, &o, err, errlen))
 		return -1;
@@ -467,6 +511,7 @@ int ep_dns_cache_reconfigure(struct ep_dns_cache *c, const struct ep_config *cfg
 static void tick(struct ep_dns_cache *c, uint64_t now, bool upstream_healthy)
 {
 	ep_dnsmasq_tick(c->dm, now);
+	ep_policy_proc_tick(c->policy, now);
 	sync_dnsmasq(c);
 	if (c->running && __atomic_load_n(&c->done, __ATOMIC_ACQUIRE))
 		finish_refresh(c);
@@ -493,7 +538,7 @@ static void on_tick(void *userdata, uint64_t now)
 
 	pthread_mutex_lock(c->agent_lock);
 	tick(c, now, !c->gate || c->gate(c->gate_arg));
-	watch_dnsmasq(c);
+	watch_helpers(c);
 	pthread_mutex_unlock(c->agent_lock);
 }
 
@@ -567,7 +612,7 @@ json_t *ep_dns_cache_status(struct ep_dns_cache *c)
 	json_t *o = json_object(), *dm = json_object(), *snap = json_object(), *ref = json_object();
 
 	ep_dnsmasq_get_status(c->dm, &ds);
-	ep_policy_get_stats(c->policy, &ps);
+	ep_policy_proc_get_stats(c->policy, &ps);
 	json_object_set_new(dm, "state", json_string(ds.up ? "answering" : ds.pid ? "starting or not answering"
 										   : "restarting"));
 	json_object_set_new(dm, "pid", json_integer(ds.pid));
@@ -608,6 +653,20 @@ json_t *ep_dns_cache_status(struct ep_dns_cache *c)
 	json_object_set_new(o, "dnsmasq", dm);
 	json_object_set_new(o, "snapshot", snap);
 	json_object_set_new(o, "refresh", ref);
+	{
+		struct ep_policy_proc_status rs;
+
+		ep_policy_proc_get_status(c->policy, &rs);
+		json_object_set_new(o, "responder",
+				    json_pack("{s:s, s:i, s:b, s:I, s:f, s:o}", "state",
+					      rs.up ? "answering" : rs.pid ? "starting or not answering"
+								   : "restarting",
+					      "pid", (int)rs.pid, "adopted", rs.adopted, "restarts",
+					      (json_int_t)rs.restarts, "started_at", rs.started_at,
+					      "last_problem",
+					      rs.last_problem[0] ? json_string(rs.last_problem)
+								 : json_null()));
+	}
 	json_object_set_new(o, "policy_answers",
 			    json_pack("{s:I, s:I, s:I}", "nodata", (json_int_t)ps.nodata, "servfail",
 				      (json_int_t)ps.servfail, "formerr", (json_int_t)ps.formerr));
@@ -622,7 +681,7 @@ void ep_dns_cache_metrics(struct ep_dns_cache *c, struct ep_strbuf *b)
 	double mtime;
 
 	ep_dnsmasq_get_status(c->dm, &ds);
-	ep_policy_get_stats(c->policy, &ps);
+	ep_policy_proc_get_stats(c->policy, &ps);
 	pthread_mutex_lock(&c->lock);
 	records = c->have_snapshot ? c->snap.records : 0;
 	names = c->have_snapshot ? c->snap.n_names : 0;
@@ -668,14 +727,15 @@ void ep_dns_cache_stop(struct ep_dns_cache *c, bool stop_dnsmasq)
 		return;
 	ep_source_free(&c->timer);
 	ep_source_free(&c->exit_watch);
+	ep_source_free(&c->policy_watch);
 	if (c->running) {
 		log_info("DNS cache: waiting for the running refresh to finish");
 		pthread_join(c->thread, NULL);
 	}
 	if (c->dm)
 		ep_dnsmasq_free(c->dm, stop_dnsmasq);
-	if (c->policy)
-		ep_policy_stop(c->policy);
+	/* Like dnsmasq: it keeps answering after a plain stop. */
+	ep_policy_proc_free(c->policy, stop_dnsmasq);
 	/* The address was put on lo by this agent or an earlier one: both mean
 	 * the cache's, and a detached agent leaves nothing behind. */
 	if (stop_dnsmasq && ep_addr_del_lo(&c->cfg.cache.listen) == 0)

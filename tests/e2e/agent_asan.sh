@@ -19,13 +19,27 @@ LAB_AGENT_WAIT=60
 
 lab_up 2 || { not_ok "lab setup"; tap_done; exit 1; }
 lab_backends_start 8080 || { not_ok "backends"; tap_done; exit 1; }
+# Reports to files (one per process): the responder and dnsmasq are started
+# with stderr on /dev/null, and the responder is this ASan binary too.
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23:log_path=$LAB_DIR/asan
+# The DNS cache too: the agent's side of dnsmasq and of the policy
+# responder, and the responder process itself (this same ASan binary).
+printf '198.18.0.1 n1.edge.test\n198.18.0.2 n2.edge.test\n' >"$LAB_DIR/preload.hosts"
+: >"$LAB_DIR/domains.txt"
+LAB_DOMAINS=$LAB_DIR/domains.txt
+LAB_EXTRA_YAML=$(lab_cache_yaml 0)
 lab_config_write
 lab_agent_start || { not_ok "ASan agent start"; tap_done; exit 1; }
 ok "ASan agent started and ready"
 
 out=$(lab_load --target "$LAB_VIP4:80" --mode tcp-conns --count 300 --concurrency 8 2>/dev/null)
 check "traffic through the ASan agent's datapath" grep -q '"failed":0' <<<"$out"
-for c in status services; do lab_cli $c >/dev/null; lab_cli $c -o json >/dev/null; done
+nodata() {
+  printf 'n1.edge.test AAAA\n' | ip netns exec "$LAB_NS_NODE" "$PY3" tests/lib/dnsq.py "$LAB_CACHE_IP" batch |
+    grep -q '"rcode": "NOERROR", "ttl": null, "addrs": \[\], "soa": true'
+}
+check "the cache answers NODATA through the ASan policy responder" wait_for 10 nodata
+for c in status services dns; do lab_cli $c >/dev/null; lab_cli $c -o json >/dev/null; done
 lab_cli backend drain web "$(lab_be4 1):8080" >/dev/null
 lab_cli backend undrain web "$(lab_be4 1):8080" >/dev/null
 lab_cli backend drain nosuch 1.2.3.4:5 >/dev/null 2>&1
@@ -43,10 +57,16 @@ out=$(lab_load --target "[$LAB_VIP6]:80" --mode tcp-conns --count 200 --concurre
 check "traffic after the reloads" grep -q '"failed":0' <<<"$out"
 
 lab_agent_stop
+# The responder outlives a plain stop; stop it to get its own leak report.
+rpid=$(cat "$LAB_DIR/policy.pid" 2>/dev/null)
+check "the ASan policy responder outlived the agent's SIGTERM" kill -0 "${rpid:-0}"
+[ -n "$rpid" ] && kill -TERM "$rpid" 2>/dev/null
+for _ in $(seq 1 50); do kill -0 "${rpid:-0}" 2>/dev/null || break; sleep 0.1; done
 check "ASan agent exits 0 on SIGTERM (status ${LAB_AGENT_RC:-?}; 23 = sanitizer report)" [ "${LAB_AGENT_RC:-1}" = 0 ]
-if grep -qE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$LAB_LOG"; then
+reports=("$LAB_LOG" "$LAB_DIR"/asan.*)
+if grep -qsE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "${reports[@]}"; then
   not_ok "no AddressSanitizer/LeakSanitizer/UBSan report"
-  grep -A30 -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$LAB_LOG" | head -60 | sed 's/^/# /'
+  grep -sA30 -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "${reports[@]}" | head -60 | sed 's/^/# /'
 else
   ok "no AddressSanitizer/LeakSanitizer/UBSan report"
 fi

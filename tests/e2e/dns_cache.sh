@@ -16,6 +16,10 @@ py() { /usr/bin/python3 -c "$@"; }
 dnsq() { ip netns exec "$LAB_NS_NODE" "$PY3" tests/lib/dnsq.py "$LAB_CACHE_IP" "$@"; }
 dns_json() { lab_cli dns status -o json; }
 dnsmasq_pid() { dns_json | py 'import json,sys; print(json.load(sys.stdin)["cache"]["dnsmasq"]["pid"])'; }
+responder_pid() { dns_json | py 'import json,sys; print(json.load(sys.stdin)["cache"]["responder"]["pid"])'; }
+# The responder's own address, from its command line (not hard-coded: the
+# port is the responder's to choose), as dnsq.py takes it: ADDR#PORT.
+responder_addr() { tr '\0' '\n' <"/proc/$1/cmdline" | sed -n 's/^--listen=\(.*\):\([0-9]*\)$/\1#\2/p'; }
 answers_health() { printf 'edgeplane-health.invalid A\n' | dnsq batch | grep -q '"addrs": \["127.0.0.2"\]'; }
 
 lab_up 1 || { not_ok "lab setup"; tap_done; exit 1; }
@@ -172,8 +176,49 @@ late=$(awk -v n=$((N / 2 + 10)) '$2 == "resolved" {split($1, a, "."); sub("n", "
 check "... and the old snapshot keeps serving names the broken upstream lost ($late)" \
   sh -c "printf '$late A\n' | ip netns exec $LAB_NS_NODE $PY3 tests/lib/dnsq.py $LAB_CACHE_IP batch | grep -q NOERROR"
 
+# --- the policy responder: a process of its own, restarted when it dies -----
+rpid=$(responder_pid)
+raddr=$(responder_addr "$rpid")
+diag "policy responder: pid $rpid on $raddr"
+check "the policy responder is a process of its own (not the agent)" \
+  sh -c "[ -n '$raddr' ] && [ '$rpid' != '$(lab_agent_pid)' ] && grep -q -- --cache-responder /proc/$rpid/cmdline"
+new_responder() {
+  dns_json | py 'import json,sys; r=json.load(sys.stdin)["cache"]["responder"]; sys.exit(0 if r["pid"] not in (0, int(sys.argv[1])) and r["restarts"] >= 1 else 1)' "$1"
+}
+# kill -9, then ask the responder's address every 20 ms (50 ms timeout)
+# until it answers SERVFAIL again: the time it did not answer, without the
+# CLI's or a stub's 1 s retry in the measurement.
+t=$(ip netns exec "$LAB_NS_NODE" "$PY3" - "$raddr" "$rpid" <<'EOT'
+import os, socket, struct, sys, time
+host, port = sys.argv[1].split("#")
+q = struct.pack("!HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0) + \
+    b"\x0dunknown-probe\x07example\x03org\x00" + struct.pack("!HH", 1, 1)
+os.kill(int(sys.argv[2]), 9)
+t0 = time.monotonic()
+while time.monotonic() - t0 < 10:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(0.05)
+    try:
+        s.sendto(q, (host, int(port)))
+        if s.recv(512)[3] & 15 == 2:
+            print("%.2f" % (time.monotonic() - t0))
+            sys.exit(0)
+    except OSError:
+        pass
+    finally:
+        s.close()
+    time.sleep(0.02)
+print(99)
+EOT
+)
+diag "responder answering again ${t}s after kill -9"
+check "a killed responder (kill -9) is restarted and answers within 1 s (took ${t}s)" py "import sys; sys.exit(0 if $t <= 1 else 1)"
+check "... a new process, counted as a restart" wait_for 5 new_responder "$rpid"
+check "the agent log says why the responder was restarted" grep -q "cache responder died (signal 9)" "$LAB_LOG"
+
 # --- agent restarts adopt the running dnsmasq -------------------------------
 pid=$(dnsmasq_pid)
+rpid=$(responder_pid)
 dnsq loop 5 300 <"$LAB_DIR/loop.txt" >"$LAB_DIR/loop2.json" &
 LOOP=$!
 sleep 0.5
@@ -189,6 +234,65 @@ check "queries keep being answered across agent kill -9, SIGTERM and restarts" \
   py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if j["sent"]>1000 and j["unanswered"]==0 else 1)' "$j"
 check "the restarted agent adopted the same dnsmasq (pid $pid)" test "$(dnsmasq_pid)" = "$pid"
 check "the agent log says it adopted dnsmasq" grep -q "adopted the running dnsmasq" "$LAB_LOG"
+check "the restarted agent adopted the same policy responder (pid $rpid)" test "$(responder_pid)" = "$rpid"
+check "the agent log says it adopted the responder" grep -q "adopted the running cache responder" "$LAB_LOG"
+
+# --- no agent at all: the cache still answers every name, every type -------
+# A of a name with an A record (dnsmasq), AAAA of an IPv4-only name (NODATA:
+# the responder), a name outside the snapshot (SERVFAIL: the responder).
+py '
+import sys
+v4only = []
+for line in open(sys.argv[1]):
+    p = line.split()
+    if len(p) > 2 and p[1] == "resolved" and all(":" not in a for a in p[2:]):
+        v4only.append(p[0])
+for n in v4only[:100]:
+    print(n, "A"); print(n, "AAAA")
+for i in range(100):
+    print("outside%d.example.org A" % i)' "$LAB_ZONE_DIR/expected.txt" >"$LAB_DIR/dead.txt"
+grade_dead() {
+  dnsq batch <"$LAB_DIR/dead.txt" | py '
+import json, sys
+bad = {"timeouts": 0, "wrong": 0}; n = 0
+for line in sys.stdin:
+    r = json.loads(line); n += 1
+    if r["timeout"]:
+        bad["timeouts"] += 1
+    elif r["name"].startswith("outside"):
+        bad["wrong"] += r["rcode"] != "SERVFAIL"
+    elif r["type"] == "AAAA":
+        bad["wrong"] += not (r["rcode"] == "NOERROR" and r["addrs"] == [] and r["soa"])
+    else:
+        bad["wrong"] += not (r["rcode"] == "NOERROR" and r["addrs"])
+print(json.dumps({"queries": n, **bad}))'
+}
+dead_ok() { py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if j["queries"]==300 and j["timeouts"]==0 and j["wrong"]==0 else 1)' "$1"; }
+# The stub loop with every kind of query, while the agent is killed and
+# stays dead for 3 s.
+cat "$LAB_DIR/dead.txt" >"$LAB_DIR/loop3.txt"
+dnsq loop 5 300 <"$LAB_DIR/loop3.txt" >"$LAB_DIR/loop3.json" &
+LOOP=$!
+sleep 1
+lab_agent_kill9
+t0=$(date +%s.%N)
+j=$(grade_dead)
+t=$(py "print('%.2f' % ($(date +%s.%N) - $t0))")
+diag "agent killed (kill -9), not restarted: $j in ${t}s"
+check "no agent (kill -9): A answered, AAAA of IPv4-only names NODATA, outside names SERVFAIL; none unanswered" dead_ok "$j"
+check "... promptly: 300 queries in under 3 s (took ${t}s)" py "import sys; sys.exit(0 if $t < 3 else 1)"
+wait $LOOP
+j=$(cat "$LAB_DIR/loop3.json")
+diag "stub loop (A, AAAA, outside names) across the agent's kill -9: $j"
+check "... a stub resolver loop across the kill -9 had no unanswered query" \
+  py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if j["sent"]>1000 and j["unanswered"]==0 else 1)' "$j"
+lab_agent_start || not_ok "agent restart"
+lab_agent_stop
+j=$(grade_dead)
+diag "agent stopped (SIGTERM), not restarted: $j"
+check "no agent (SIGTERM): every query answered right" dead_ok "$j"
+check "the agent log says it left the responder running" grep -q "cache responder (pid $rpid) left running" "$LAB_LOG"
+lab_agent_start || not_ok "agent restart"
 
 # --- --detach-on-exit stops dnsmasq and removes the cache address -------------
 lab_agent_stop
@@ -197,6 +301,7 @@ LAB_AGENT_ARGS=--detach-on-exit lab_agent_stop
 # (Not kill -0: where PID 1 does not reap, a killed orphan lingers as a zombie.)
 alive() { [ -e "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
 check "--detach-on-exit stops dnsmasq" sh -c "! { [ -e /proc/$pid ] && ! grep -q '^State:.*Z' /proc/$pid/status; }"
+check "--detach-on-exit stops the policy responder" sh -c "! { [ -e /proc/$rpid ] && ! grep -q '^State:.*Z' /proc/$rpid/status; }"
 check "--detach-on-exit removes $LAB_CACHE_IP from lo" \
   sh -c "! ip -n $LAB_NS_NODE addr show dev lo | grep -q $LAB_CACHE_IP"
 

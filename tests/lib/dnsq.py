@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """A small DNS client for the tests (stdlib only, Debian's /usr/bin/python3).
 
+SERVER is ADDR or ADDR#PORT (port 53 by default).
 batch:  dnsq.py SERVER batch  < "NAME TYPE" lines
         prints one JSON object per query:
         {"name", "type", "rcode", "ttl" (min answer TTL or null), "addrs": [...],
@@ -285,6 +286,8 @@ def stub(server, port, lines, seconds, rate, out_path):
 def main():
     server, mode = sys.argv[1], sys.argv[2]
     port = 53
+    if "#" in server:  # ADDR#PORT, as dnsmasq writes it: another port than 53
+        server, port = server.split("#")[0], int(server.split("#")[1])
     queries = [] if mode == "stub" else read_queries()
     if mode == "stub":
         lines = [l.split() for l in sys.stdin if len(l.split()) >= 3]
