@@ -303,7 +303,20 @@ static int open_sock(int type, const struct sockaddr_in *sa, char *err, size_t e
 		snprintf(err, errlen, "socket: %s", strerror(errno));
 		return -1;
 	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/*
+	 * Who else may bind addr:port while we hold it (checked on Linux 6.x,
+	 * see docs/dns-cache.md): a UDP socket with SO_REUSEADDR lets a second
+	 * socket that also sets it bind the same address and port, and the
+	 * newest one then gets the unicast datagrams - dnsmasq's forwarded
+	 * queries. So UDP goes without it: every other bind of the port gets
+	 * EADDRINUSE. A TCP listener blocks every overlapping bind whatever
+	 * either side sets; there SO_REUSEADDR only lets a restarted agent bind
+	 * over connections of the previous one left in TIME_WAIT (we close idle
+	 * ones first), which it would otherwise fail to for a minute. The port
+	 * itself is below 1024, so unprivileged users cannot bind it at all.
+	 */
+	if (type == SOCK_STREAM)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (const struct sockaddr *)sa, sizeof(*sa)) ||
 	    (type == SOCK_STREAM && listen(fd, 64))) {
 		snprintf(err, errlen, "cannot listen on %s:%u/%s for the cache's policy responder: %s",

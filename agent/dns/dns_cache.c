@@ -353,6 +353,25 @@ static int ensure_listen(struct ep_dns_cache *c, char *err, size_t errlen)
 	return ensure_one_listen(c, &c->cfg.cache.listen6, err, errlen);
 }
 
+/* The responder's port keeps local users out only while it is privileged:
+ * a network namespace can lower net.ipv4.ip_unprivileged_port_start (some
+ * container runtimes set it to 0 in pods). Say so rather than stay silent. */
+static void warn_unprivileged_port(void)
+{
+	char *buf = NULL;
+	long start;
+
+	if (ep_read_file("/proc/sys/net/ipv4/ip_unprivileged_port_start", 64, &buf, NULL))
+		return;
+	start = strtol(buf, NULL, 10);
+	free(buf);
+	if (start <= EP_POLICY_PORT)
+		log_warn("DNS cache: net.ipv4.ip_unprivileged_port_start is %ld in this network "
+			 "namespace: any local user could bind the policy responder's port %d while "
+			 "the responder is down or restarting; set it above %d",
+			 start, EP_POLICY_PORT, EP_POLICY_PORT);
+}
+
 static void on_tick(void *userdata, uint64_t now);
 
 static int on_helper_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata)
@@ -443,6 +462,7 @@ int ep_dns_cache_start(struct ep_dns_cache **out, const struct ep_config *cfg,
 		snprintf(err, errlen, "cannot set up the cache responder: %s", strerror(errno));
 		goto fail;
 	}
+	warn_unprivileged_port();
 	/* The names file first: the responder (new or adopted) serves it. */
 	check_snapshot(c, true);
 	if (!c->have_snapshot) {
