@@ -58,8 +58,19 @@ struct ep_dns_cache {
 	/* background refresh */
 	struct ep_dns_exempt_map *exempt; /* its sockets; NULL: no datapath map */
 	pthread_t thread;
-	bool running;	   /* a refresh thread exists (joined in tick) */
-	volatile int done; /* set by the thread when finished */
+	bool running; /* a refresh thread exists (joined in tick) */
+	/*
+	 * The thread's result, handed over under t_lock: the thread fills
+	 * t_result and t_outcome and sets t_done, all under the lock; the loop
+	 * takes them under the lock, once t_done is set. last_refresh and
+	 * last_result are the loop's own copy, the only one status, metrics
+	 * and logs read: the thread never writes them, so a status request
+	 * while a refresh runs reads the previous result, not one being built.
+	 */
+	pthread_mutex_t t_lock;
+	bool t_done;
+	enum refresh_result t_outcome;
+	struct ep_cache_build_result t_result;
 	bool force_refresh;
 	uint64_t next_refresh_ns;
 	enum refresh_result last_refresh;
@@ -258,6 +269,7 @@ static void *refresh_thread(void *arg)
 {
 	struct ep_dns_cache *c = arg;
 	struct ep_cache_build_opts o;
+	struct ep_cache_build_result res;
 	FILE *sink = fopen("/dev/null", "we");
 	int rc;
 
@@ -273,13 +285,18 @@ static void *refresh_thread(void *arg)
 	 * forced `dns refresh`) the socket hooks would otherwise hand its
 	 * queries to the cache it is rebuilding. */
 	o.exempt = c->exempt;
-	rc = ep_cache_build(&o, &c->last_result);
+	/* Built into the thread's own struct: the loop's last_result is read by
+	 * status requests meanwhile. */
+	rc = ep_cache_build(&o, &res);
 	if (sink)
 		fclose(sink);
-	c->last_refresh = rc == EP_CACHE_BUILD_OK	 ? REFRESH_OK
-			  : rc == EP_CACHE_BUILD_REFUSED ? REFRESH_REFUSED
-							 : REFRESH_FAILED;
-	__atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&c->t_lock);
+	c->t_result = res;
+	c->t_outcome = rc == EP_CACHE_BUILD_OK	    ? REFRESH_OK
+		       : rc == EP_CACHE_BUILD_REFUSED ? REFRESH_REFUSED
+						      : REFRESH_FAILED;
+	c->t_done = true;
+	pthread_mutex_unlock(&c->t_lock);
 	return NULL;
 }
 
@@ -293,13 +310,28 @@ static void start_refresh(struct ep_dns_cache *c)
 	snprintf(c->t_domains, sizeof(c->t_domains), "%s", c->cfg.cache.domains);
 	snprintf(c->t_preload, sizeof(c->t_preload), "%s", c->cfg.cache.preload);
 	c->t_max_loss = c->cfg.cache.max_loss_percent;
-	c->done = 0;
+	c->t_done = false; /* no thread runs: nothing else touches it now */
 	if (pthread_create(&c->thread, NULL, refresh_thread, c)) {
 		log_error("DNS cache: cannot start the refresh thread");
 		return;
 	}
 	c->running = true;
 	log_info("DNS cache: refreshing the snapshot from %zu upstream(s)", c->cfg.n_upstreams);
+}
+
+/* Takes the finished thread's result, if it has finished. */
+static bool take_refresh_result(struct ep_dns_cache *c)
+{
+	bool done;
+
+	pthread_mutex_lock(&c->t_lock);
+	done = c->t_done;
+	if (done) {
+		c->last_result = c->t_result;
+		c->last_refresh = c->t_outcome;
+	}
+	pthread_mutex_unlock(&c->t_lock);
+	return done;
 }
 
 static void finish_refresh(struct ep_dns_cache *c)
@@ -443,6 +475,7 @@ int ep_dns_cache_start(struct ep_dns_cache **out, const struct ep_config *cfg,
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->t_lock, NULL);
 	c->cfg = cfg->dns;
 	c->cfg.health.canaries = NULL; /* owned by the config; not ours to keep */
 	c->cfg.health.n_canaries = 0;
@@ -533,7 +566,7 @@ static void tick(struct ep_dns_cache *c, uint64_t now, bool upstream_healthy)
 	ep_dnsmasq_tick(c->dm, now);
 	ep_policy_proc_tick(c->policy, now);
 	sync_dnsmasq(c);
-	if (c->running && __atomic_load_n(&c->done, __ATOMIC_ACQUIRE))
+	if (c->running && take_refresh_result(c))
 		finish_refresh(c);
 	if (now >= c->next_check_ns) {
 		c->next_check_ns = now + SNAPSHOT_CHECK_NS;
@@ -768,5 +801,6 @@ void ep_dns_cache_stop(struct ep_dns_cache *c, bool stop_dnsmasq)
 		ep_nameset_free(&c->pending_names);
 	ep_dns_exempt_map_free(c->exempt);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->t_lock);
 	free(c);
 }
