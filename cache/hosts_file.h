@@ -13,24 +13,7 @@
 
 #include "dns_name.h"
 #include "dns_query.h"
-
-/*
- * A file replaced in one step: written to a temporary file in the target's
- * directory (same file system, so rename is atomic), fsync()ed, renamed over
- * the target, and the directory fsync()ed. Readers see the old file or the
- * new one, never a mix, even across a crash.
- */
-struct ep_atomic_file {
-	FILE *f;
-	char *path;
-	char *tmp;
-};
-
-/* Returns 0 or -errno; on success write to af->f. */
-int ep_atomic_open(struct ep_atomic_file *af, const char *path, mode_t mode);
-/* Returns 0 or -errno; the temporary file is gone either way. */
-int ep_atomic_commit(struct ep_atomic_file *af);
-void ep_atomic_abort(struct ep_atomic_file *af);
+#include "util.h" /* ep_atomic_*: the preload and its report are written atomically */
 
 /* "198.18.0.1" / "2001:db8::1" into buf (at least 46 bytes). */
 const char *ep_dns_addr_str(const struct ep_dns_addr *a, char *buf, size_t len);
