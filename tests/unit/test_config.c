@@ -732,6 +732,21 @@ static const struct bad_case bad_cases[] = {
 	  "dns.cache.max_loss_percent", 4, "expected an integer 0-100" },
 	{ "cache unknown key", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    port: 53\n",
 	  "dns.cache.port", 4, "unknown key 'port'" },
+	/* Paths dnsmasq reads from dnsmasq.conf: what it would read differently. */
+	{ "preload ' #' (dnsmasq: a comment)", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    preload: \"/var/lib/a #b\"\n",
+	  "dns.cache.preload", 4, "expected an absolute path that dnsmasq reads as written" },
+	{ "preload '#'", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    preload: /var/lib/a#b\n", "dns.cache.preload", 4, "expected an absolute path that dnsmasq reads as written" },
+	{ "preload trailing space (dnsmasq strips it)", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    preload: \"/var/lib/a \"\n", "dns.cache.preload", 4, "expected an absolute path that dnsmasq reads as written" },
+	{ "preload double quote (dnsmasq removes it)", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    preload: '/var/lib/\"a\"'\n", "dns.cache.preload", 4, "expected an absolute path that dnsmasq reads as written" },
+	{ "preload backslash", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    preload: '/var/lib/a\\b'\n", "dns.cache.preload", 4, "expected an absolute path that dnsmasq reads as written" },
+	{ "preload newline", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    preload: \"/var/lib/a\\nb\"\n", "dns.cache.preload", 4, "expected an absolute path that dnsmasq reads as written" },
+	{ "preload tab (dnsmasq: a space)", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    preload: \"/var/lib/a\\tb\"\n", "dns.cache.preload", 4, "expected an absolute path that dnsmasq reads as written" },
+	{ "dnsmasq binary with a newline",
+	  "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    dnsmasq: \"/usr/sbin/dns\\nmasq\"\n",
+	  "dns.cache.dnsmasq", 4, "expected a program name or path (no control characters)" },
+	{ "runtime directory (control.socket's) with ' #', with a cache",
+	  "control:\n  socket: \"/run/edge #plane/agent.sock\"\ndns:\n  upstreams: [10.2.0.53]\n  cache: {}\n",
+	  "control.socket", 2, "its directory \"/run/edge #plane\" holds dnsmasq's files" },
 	{ "health interval", "dns:\n  upstreams: [10.2.0.53]\n  health:\n    probe_interval_ms: 10\n",
 	  "dns.health.probe_interval_ms", 4, "expected an integer 50-60000" },
 	{ "health timeout vs window",
@@ -1054,6 +1069,18 @@ static void test_no_leftovers(void)
 	ep_cfg_errors_free(&errs);
 }
 
+/* What dnsmasq reads as written stays allowed. */
+static void test_dnsmasq_paths(void)
+{
+	expect_ok("preload with ',' and inner spaces (dnsmasq keeps them)",
+		  "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    preload: \"/var/lib/edge plane/a,b.hosts\"\n");
+	tap_ok(!strcmp(cfg.dns.cache.preload, "/var/lib/edge plane/a,b.hosts"), "... kept as written");
+	expect_ok("control.socket in a directory with '#' and no cache",
+		  "control:\n  socket: /run/edge#plane/agent.sock\ndns:\n  upstreams: [10.2.0.53]\n");
+	expect_ok("domains with '#' (read by the agent only, never by dnsmasq)",
+		  "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    domains: /etc/edge#plane/domains.txt\n");
+}
+
 int main(void)
 {
 	test_full();
@@ -1062,6 +1089,7 @@ int main(void)
 	test_defaults();
 	test_values();
 	test_bad();
+	test_dnsmasq_paths();
 	test_generated();
 	test_alias_bomb();
 	test_print_and_load();
