@@ -85,11 +85,16 @@ void ep_loss_compute(const struct ep_nameset *old, const struct ep_nameset *cur,
 		l->lost_pct = (double)l->lost * 100.0 / (double)l->old_names;
 }
 
+bool ep_share_exceeds(size_t part, size_t whole, double max_pct)
+{
+	if (!whole)
+		return false;
+	/* Products, not the quotient, so that exactly max_pct percent is
+	 * allowed and rounding never tips the boundary case. */
+	return (double)part * 100.0 > max_pct * (double)whole + 1e-9;
+}
+
 bool ep_loss_exceeds(const struct ep_loss *l, double max_pct)
 {
-	if (!l->old_names)
-		return false;
-	/* Products, not the quotient, so that losing exactly max_pct percent is
-	 * allowed and rounding never tips the boundary case. */
-	return (double)l->lost * 100.0 > max_pct * (double)l->old_names + 1e-9;
+	return ep_share_exceeds(l->lost, l->old_names, max_pct);
 }

@@ -36,6 +36,9 @@ struct ep_loss {
 };
 
 void ep_loss_compute(const struct ep_nameset *old, const struct ep_nameset *cur, struct ep_loss *l);
+/* True when part is more than max_pct percent of whole (never when whole is
+ * 0): the arithmetic of the loss and the change guards. */
+bool ep_share_exceeds(size_t part, size_t whole, double max_pct);
 /* True when the loss is more than max_pct percent of the old names. */
 bool ep_loss_exceeds(const struct ep_loss *l, double max_pct);
 

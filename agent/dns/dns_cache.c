@@ -83,7 +83,7 @@ struct ep_dns_cache {
 	const char *resolver_ptrs[EP_CFG_MAX_UPSTREAMS];
 	size_t t_n_resolvers;
 	char t_domains[PATH_MAX], t_preload[PATH_MAX];
-	double t_max_loss;
+	double t_max_loss, t_max_change;
 
 	/* on the agent's loop */
 	sd_event *ev;
@@ -279,6 +279,7 @@ static void *refresh_thread(void *arg)
 	o.resolvers = c->resolver_ptrs;
 	o.n_resolvers = c->t_n_resolvers;
 	o.max_loss_pct = c->t_max_loss;
+	o.max_change_pct = c->t_max_change;
 	o.quiet = true;
 	o.progress = sink ? sink : stderr;
 	/* The refresh asks the upstreams themselves: while failed over (a
@@ -310,6 +311,7 @@ static void start_refresh(struct ep_dns_cache *c)
 	snprintf(c->t_domains, sizeof(c->t_domains), "%s", c->cfg.cache.domains);
 	snprintf(c->t_preload, sizeof(c->t_preload), "%s", c->cfg.cache.preload);
 	c->t_max_loss = c->cfg.cache.max_loss_percent;
+	c->t_max_change = c->cfg.cache.max_change_percent;
 	c->t_done = false; /* no thread runs: nothing else touches it now */
 	if (pthread_create(&c->thread, NULL, refresh_thread, c)) {
 		log_error("DNS cache: cannot start the refresh thread");
@@ -349,9 +351,11 @@ static void finish_refresh(struct ep_dns_cache *c)
 		check_snapshot(c, false);
 		break;
 	case REFRESH_REFUSED:
-		log_warn("DNS cache: refresh refused by the loss guard (%u of %u previous names lost); "
-			 "the old snapshot keeps serving",
-			 r->lost_names, r->previous_names);
+		/* The loss guard runs first; when it passed, the change guard
+		 * refused (r->error says which, with the percentages). */
+		log_warn("DNS cache: refresh refused by the loss guard (%u of %u previous names lost, "
+			 "%u changed their addresses); the old snapshot keeps serving",
+			 r->lost_names, r->previous_names, r->changed_names);
 		break;
 	default:
 		log_warn("DNS cache: refresh failed: %s; the old snapshot keeps serving",
@@ -693,10 +697,11 @@ json_t *ep_dns_cache_status(struct ep_dns_cache *c)
 	json_object_set_new(ref, "last_at", json_real(c->last_refresh_at));
 	if (c->last_refresh != REFRESH_NONE)
 		json_object_set_new(ref, "last_summary",
-				    json_pack("{s:i, s:i, s:i, s:i, s:f, s:s}", "names",
+				    json_pack("{s:i, s:i, s:i, s:i, s:i, s:f, s:s}", "names",
 					      c->last_result.names, "resolved", c->last_result.resolved,
 					      "records", c->last_result.records, "lost_names",
-					      c->last_result.lost_names, "seconds", c->last_result.seconds,
+					      c->last_result.lost_names, "changed_names",
+					      c->last_result.changed_names, "seconds", c->last_result.seconds,
 					      "error", c->last_result.error));
 	json_object_set_new(o, "listen", json_string(ep_ip_str(&c->cfg.cache.listen, ip, sizeof(ip))));
 	if (c->cfg.cache.listen6.family)

@@ -65,6 +65,8 @@ static const struct ep_cfg_field dns_cache_fields[] = {
 	  .min = 0, .max = 604800 },
 	{ .key = "max_loss_percent", .kind = EP_CFG_INT,
 	  EP_CFG_MEMBER(struct ep_cfg_dns, cache.max_loss_percent), .min = 0, .max = 100 },
+	{ .key = "max_change_percent", .kind = EP_CFG_INT,
+	  EP_CFG_MEMBER(struct ep_cfg_dns, cache.max_change_percent), .min = 0, .max = 100 },
 	{ .key = "cache_size", .kind = EP_CFG_INT,
 	  EP_CFG_MEMBER(struct ep_cfg_dns, cache.cache_size), .min = 0, .max = 1000000 },
 	/* exec()ed as it is, never parsed by dnsmasq: only no control characters. */
@@ -175,6 +177,7 @@ static void dns_defaults(struct ep_config *cfg)
 	d->cache.ttl = 30;
 	d->cache.refresh_s = 300;
 	d->cache.max_loss_percent = 10;
+	d->cache.max_change_percent = 25;
 	/* 0: dnsmasq sizes its hash table from cache-size, and loading a big
 	 * hosts file into a table sized for 10000 takes seconds (4.5 s for 128k
 	 * names, 0.36 s with 0; tests/bench/cache_serve.sh). Its only upstream

@@ -266,8 +266,11 @@ static void test_dns_kubernetes(void)
 	expect_ok("dns defaults", "dns:\n  upstreams: [10.2.0.53]\n  cache: {}\n");
 	tap_ok(d->cache.enabled && ip_is(&d->cache.listen, "169.254.20.10") && d->cache.ttl == 30 &&
 		       !strcmp(d->cache.preload, "/var/lib/edgeplane/preload.hosts") &&
-		       d->cache.refresh_s == 300 && d->cache.max_loss_percent == 10,
-	       "dns.cache defaults: 169.254.20.10, TTL 30, refresh 300 s, loss guard 10%%");
+		       d->cache.refresh_s == 300 && d->cache.max_loss_percent == 10 &&
+		       d->cache.max_change_percent == 25,
+	       "dns.cache defaults: 169.254.20.10, TTL 30, refresh 300 s, loss guard 10%%, change guard 25%%");
+	expect_ok("dns.cache.max_change_percent", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    max_change_percent: 60\n");
+	tap_ok(d->cache.max_change_percent == 60, "dns.cache.max_change_percent: 60");
 	tap_ok(d->failover.timeout_ratio_bp == 2000 && d->failover.window_ms == 1000 &&
 		       d->failover.failback_after_s == 30 && d->health.probe_interval_ms == 200 &&
 		       d->failover.drop_divergent == EP_DROP_DIV_ALWAYS && !d->cache.listen6.family &&
@@ -730,6 +733,8 @@ static const struct bad_case bad_cases[] = {
 	  "dns.cache.refresh_s", 4, "expected an integer 0-604800" },
 	{ "cache max loss", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    max_loss_percent: 101\n",
 	  "dns.cache.max_loss_percent", 4, "expected an integer 0-100" },
+	{ "cache max change", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    max_change_percent: 101\n",
+	  "dns.cache.max_change_percent", 4, "expected an integer 0-100" },
 	{ "cache unknown key", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    port: 53\n",
 	  "dns.cache.port", 4, "unknown key 'port'" },
 	/* Paths dnsmasq reads from dnsmasq.conf: what it would read differently. */
