@@ -16,6 +16,7 @@
 #include "dns_query.h"
 #include "hosts_file.h"
 #include "resolver_pool.h"
+#include "snapshot.h"
 #include "util.h"
 
 /* The outcome of one name's query of one type. */
@@ -100,6 +101,7 @@ void ep_cache_build_opts_init(struct ep_cache_build_opts *o)
 	o->timeout_ms = EP_CACHE_BUILD_TIMEOUT_MS;
 	o->retries = EP_CACHE_BUILD_RETRIES;
 	o->max_loss_pct = EP_CACHE_BUILD_MAX_LOSS;
+	o->max_change_pct = EP_CACHE_BUILD_MAX_CHANGE;
 }
 
 static void bad_line(void *ctx, unsigned line, const char *text, const char *why)
@@ -378,6 +380,80 @@ static int write_report(struct build *b, const char *path)
 	return ret;
 }
 
+struct shown {
+	FILE *out;
+	unsigned n;
+};
+
+static void show_changed(const char *name, void *arg)
+{
+	struct shown *s = arg;
+
+	if (s->n++ < 5)
+		fprintf(s->out, "cache build: changed: %s\n", name);
+}
+
+/*
+ * The loss guard counts names; a poisoned resolver answers every name, with
+ * its own addresses. So also refuse when more than --max-change percent of
+ * the old names changed their address set. Runs after the loss guard passed
+ * (or was forced); same rules: new names never count, --force overrides.
+ */
+static int change_guard(struct build *b)
+{
+	const struct ep_cache_build_opts *o = b->o;
+	struct ep_snapshot old, cur;
+	struct ep_change ch;
+	struct shown shown = { .out = b->out };
+	int ret;
+
+	memset(&cur, 0, sizeof(cur));
+	ret = ep_snapshot_load(o->out_path, &old);
+	if (ret == -ENOENT)
+		return EP_CACHE_BUILD_OK; /* gone since the loss guard read it */
+	if (ret) {
+		if (o->force)
+			return EP_CACHE_BUILD_OK; /* the loss guard warned about reading it */
+		set_error(b->r, "cannot read the current snapshot %s for the change guard: %s "
+				"(--force replaces it unchecked)", o->out_path, strerror(-ret));
+		return EP_CACHE_BUILD_FAILED;
+	}
+	for (size_t i = 0; i < b->names.n; i++) {
+		const struct name_state *ns = &b->st[i];
+
+		if (ns->outcome != NO_RESOLVED)
+			continue;
+		for (uint32_t j = 0; j < ns->n_addrs; j++) {
+			if (ep_snapshot_add(&cur, b->names.order[i], &ns->addrs[j])) {
+				set_error(b->r, "out of memory");
+				ret = EP_CACHE_BUILD_FAILED;
+				goto out;
+			}
+		}
+	}
+	ep_snapshot_change(&old, &cur, &ch, NULL, NULL);
+	b->r->changed_names = (unsigned)ch.changed;
+	ret = EP_CACHE_BUILD_OK;
+	if (!ep_change_exceeds(&ch, o->max_change_pct))
+		goto out;
+	if (o->force) {
+		fprintf(b->out, "cache build: warning: %zu of the %zu names in %s (%.1f%%) changed their "
+				"addresses; --force: replacing it anyway\n", ch.changed, ch.old_names,
+			o->out_path, ch.changed_pct);
+		goto out;
+	}
+	set_error(b->r, "refusing to replace %s: %zu of its %zu names (%.1f%%) changed their "
+			"addresses (> --max-change %g%%); kept the old snapshot (--force overrides)",
+		  o->out_path, ch.changed, ch.old_names, ch.changed_pct, o->max_change_pct);
+	/* A few of them, so the operator can go and compare. */
+	ep_snapshot_change(&old, &cur, &ch, show_changed, &shown);
+	ret = EP_CACHE_BUILD_REFUSED;
+out:
+	ep_snapshot_free(&old);
+	ep_snapshot_free(&cur);
+	return ret;
+}
+
 /* Returns EP_CACHE_BUILD_OK to go on writing, or the code to stop with. */
 static int loss_guard(struct build *b)
 {
@@ -417,12 +493,15 @@ static int loss_guard(struct build *b)
 	b->r->previous_names = (unsigned)loss.old_names;
 	b->r->lost_names = (unsigned)loss.lost;
 	ret = EP_CACHE_BUILD_OK;
-	if (!ep_loss_exceeds(&loss, o->max_loss_pct))
+	if (!ep_loss_exceeds(&loss, o->max_loss_pct)) {
+		ret = change_guard(b);
 		goto out;
+	}
 	if (o->force) {
 		fprintf(b->out, "cache build: warning: %zu of the %zu names in %s (%.1f%%) are lost; "
 				"--force: replacing it anyway\n", loss.lost, loss.old_names, o->out_path,
 			loss.lost_pct);
+		ret = change_guard(b);
 		goto out;
 	}
 	set_error(b->r, "refusing to replace %s: the new snapshot lost %zu of its %zu names "
@@ -586,8 +665,10 @@ int ep_cache_build(const struct ep_cache_build_opts *o, struct ep_cache_build_re
 		return EP_CACHE_BUILD_USAGE;
 	}
 	if (!o->concurrency || !o->timeout_ms || isnan(o->max_loss_pct) || o->max_loss_pct < 0 ||
-	    o->max_loss_pct > 100) {
-		set_error(r, "bad option: concurrency and timeout must be > 0, max-loss 0..100");
+	    o->max_loss_pct > 100 || isnan(o->max_change_pct) || o->max_change_pct < 0 ||
+	    o->max_change_pct > 100) {
+		set_error(r, "bad option: concurrency and timeout must be > 0, max-loss and max-change "
+			     "0..100");
 		return EP_CACHE_BUILD_USAGE;
 	}
 	b.res = calloc(o->n_resolvers, sizeof(*b.res));
@@ -714,14 +795,16 @@ static void usage(FILE *f)
 		"      --retries N         attempts after the first, on another resolver (default %u)\n"
 		"      --max-loss PCT      refuse when more than PCT%% of the names in the current OUT\n"
 		"                          would be lost (default %g)\n"
-		"      --force             replace OUT even past --max-loss\n"
+		"      --max-change PCT    refuse when more than PCT%% of the names in the current\n"
+		"                          OUT would change their addresses (default %g)\n"
+		"      --force             replace OUT even past --max-loss and --max-change\n"
 		"  -q, --quiet             no progress (the summary is still printed)\n"
 		"  -h, --help\n"
 		"\n"
 		"Exit status: 0 written, 1 runtime failure (nothing written), 2 bad usage,\n"
-		"3 refused by the loss guard (OUT untouched).\n",
+		"3 refused by the loss or change guard (OUT untouched).\n",
 		EP_CACHE_BUILD_CONCURRENCY, EP_CACHE_BUILD_TIMEOUT_MS, EP_CACHE_BUILD_RETRIES,
-		EP_CACHE_BUILD_MAX_LOSS);
+		EP_CACHE_BUILD_MAX_LOSS, EP_CACHE_BUILD_MAX_CHANGE);
 }
 
 static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
@@ -739,9 +822,22 @@ static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 	return 0;
 }
 
+static int parse_pct(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || isnan(v) || v < 0 || v > 100)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
 int ep_cache_build_main(int argc, char **argv)
 {
-	enum { O_REPORT = 256, O_CONC, O_TIMEOUT, O_RETRIES, O_MAXLOSS, O_FORCE };
+	enum { O_REPORT = 256, O_CONC, O_TIMEOUT, O_RETRIES, O_MAXLOSS, O_MAXCHANGE, O_FORCE };
 	static const struct option lopts[] = {
 		{ "domains", required_argument, NULL, 'd' },
 		{ "resolver", required_argument, NULL, 'r' },
@@ -751,6 +847,7 @@ int ep_cache_build_main(int argc, char **argv)
 		{ "timeout-ms", required_argument, NULL, O_TIMEOUT },
 		{ "retries", required_argument, NULL, O_RETRIES },
 		{ "max-loss", required_argument, NULL, O_MAXLOSS },
+		{ "max-change", required_argument, NULL, O_MAXCHANGE },
 		{ "force", no_argument, NULL, O_FORCE },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -772,8 +869,6 @@ int ep_cache_build_main(int argc, char **argv)
 	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":d:r:o:qh", lopts, NULL)) != -1) {
-		char *end;
-
 		switch (c) {
 		case 'd': o.domains_path = optarg; break;
 		case 'r': res[n_res++] = optarg; break;
@@ -798,11 +893,10 @@ int ep_cache_build_main(int argc, char **argv)
 			}
 			break;
 		case O_MAXLOSS:
-			errno = 0;
-			o.max_loss_pct = strtod(optarg, &end);
-			if (errno || end == optarg || *end || isnan(o.max_loss_pct) ||
-			    o.max_loss_pct < 0 || o.max_loss_pct > 100) {
-				fprintf(stderr, "edgeplane cache build: --max-loss wants a percentage 0..100, not \"%s\"\n", optarg);
+		case O_MAXCHANGE:
+			if (parse_pct(optarg, c == O_MAXLOSS ? &o.max_loss_pct : &o.max_change_pct)) {
+				fprintf(stderr, "edgeplane cache build: --%s wants a percentage 0..100, not \"%s\"\n",
+					c == O_MAXLOSS ? "max-loss" : "max-change", optarg);
 				goto out;
 			}
 			break;

@@ -17,13 +17,14 @@ struct ep_dns_exempt_map;
 #define EP_CACHE_BUILD_TIMEOUT_MS 1000
 #define EP_CACHE_BUILD_RETRIES 2
 #define EP_CACHE_BUILD_MAX_LOSS 10.0
+#define EP_CACHE_BUILD_MAX_CHANGE 25.0
 
 /* Exit codes of the CLI, also the return values of ep_cache_build(). */
 enum {
 	EP_CACHE_BUILD_OK = 0,	  /* snapshot written */
 	EP_CACHE_BUILD_FAILED = 1,  /* runtime failure; nothing written */
 	EP_CACHE_BUILD_USAGE = 2,	  /* bad options, unreadable domains file */
-	EP_CACHE_BUILD_REFUSED = 3, /* the loss guard kept the old snapshot */
+	EP_CACHE_BUILD_REFUSED = 3, /* the loss or change guard kept the old snapshot */
 };
 
 struct ep_cache_build_opts {
@@ -36,7 +37,8 @@ struct ep_cache_build_opts {
 	unsigned timeout_ms;		/* per attempt */
 	unsigned retries;		/* attempts after the first */
 	double max_loss_pct;		/* refuse when more of the old names are lost */
-	bool force;			/* write even past the loss guard */
+	double max_change_pct;		/* ... or when more of them changed their addresses */
+	bool force;			/* write even past the loss and change guards */
 	bool quiet;			/* no progress; the summary is still printed */
 	FILE *progress;			/* progress, warnings, summary; NULL: stderr */
 	const struct ep_dns_exempt_map *exempt; /* the agent's refresh: see ep_pool_opts */
@@ -55,6 +57,7 @@ struct ep_cache_build_result {
 	unsigned duplicates;
 	unsigned previous_names; /* names in the snapshot being replaced */
 	unsigned lost_names;	 /* of those, names missing from the new one */
+	unsigned changed_names;	 /* of those, names whose address set changed */
 	double seconds;
 	bool written;
 	char error[256];     /* why, when the return value is not 0 */

@@ -31,7 +31,7 @@ struct ep_dnsmasq_opts {
 	char preload[PATH_MAX];	    /* addn-hosts file */
 	uint32_t ttl;		    /* local-ttl */
 	uint32_t cache_size;	    /* cache-size */
-	char upstream[64];	    /* the policy responder, "127.0.0.1#5399" */
+	char upstream[64];	    /* the policy responder, "127.0.0.1#299" */
 	char runtime_dir[PATH_MAX]; /* dnsmasq.conf, dnsmasq.pid, dnsmasq.log */
 };
 

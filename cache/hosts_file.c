@@ -3,120 +3,9 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-int ep_atomic_open(struct ep_atomic_file *af, const char *path, mode_t mode)
-{
-	char *dcopy = NULL, *bcopy = NULL;
-	int fd = -1, ret;
-
-	memset(af, 0, sizeof(*af));
-	af->path = strdup(path);
-	dcopy = strdup(path);
-	bcopy = strdup(path);
-	if (!af->path || !dcopy || !bcopy) {
-		ret = -ENOMEM;
-		goto fail;
-	}
-	/* A hidden name in the same directory: rename(2) is only atomic within a
-	 * file system, and dnsmasq must never pick up a half-written file. */
-	if (asprintf(&af->tmp, "%s/.%s.tmp.XXXXXX", dirname(dcopy), basename(bcopy)) < 0) {
-		af->tmp = NULL;
-		ret = -ENOMEM;
-		goto fail;
-	}
-	fd = mkostemp(af->tmp, O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		free(af->tmp);
-		af->tmp = NULL;
-		goto fail;
-	}
-	/* mkstemp makes 0600; dnsmasq rereads addn-hosts after dropping root. */
-	if (fchmod(fd, mode)) {
-		ret = -errno;
-		goto fail;
-	}
-	af->f = fdopen(fd, "w");
-	if (!af->f) {
-		ret = -errno;
-		goto fail;
-	}
-	free(dcopy);
-	free(bcopy);
-	return 0;
-fail:
-	if (fd >= 0) {
-		close(fd);
-		unlink(af->tmp);
-	}
-	free(dcopy);
-	free(bcopy);
-	free(af->path);
-	free(af->tmp);
-	memset(af, 0, sizeof(*af));
-	return ret;
-}
-
-void ep_atomic_abort(struct ep_atomic_file *af)
-{
-	if (af->f)
-		fclose(af->f);
-	if (af->tmp)
-		unlink(af->tmp);
-	free(af->tmp);
-	free(af->path);
-	memset(af, 0, sizeof(*af));
-}
-
-static int fsync_dir(const char *path)
-{
-	char *copy = strdup(path);
-	int fd, ret = 0;
-
-	if (!copy)
-		return -ENOMEM;
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-	} else {
-		if (fsync(fd))
-			ret = -errno;
-		close(fd);
-	}
-	free(copy);
-	return ret;
-}
-
-int ep_atomic_commit(struct ep_atomic_file *af)
-{
-	int ret = 0;
-
-	if (fflush(af->f) || ferror(af->f))
-		ret = -(errno ? errno : EIO);
-	else if (fsync(fileno(af->f)))
-		ret = -errno;
-	if (fclose(af->f) && !ret)
-		ret = -errno;
-	af->f = NULL;
-	if (!ret && rename(af->tmp, af->path))
-		ret = -errno;
-	/* The rename itself must reach the disk before we call it written. */
-	if (!ret)
-		ret = fsync_dir(af->path);
-	else
-		unlink(af->tmp);
-	free(af->tmp);
-	free(af->path);
-	memset(af, 0, sizeof(*af));
-	return ret;
-}
 
 const char *ep_dns_addr_str(const struct ep_dns_addr *a, char *buf, size_t len)
 {
@@ -196,11 +85,16 @@ void ep_loss_compute(const struct ep_nameset *old, const struct ep_nameset *cur,
 		l->lost_pct = (double)l->lost * 100.0 / (double)l->old_names;
 }
 
+bool ep_share_exceeds(size_t part, size_t whole, double max_pct)
+{
+	if (!whole)
+		return false;
+	/* Products, not the quotient, so that exactly max_pct percent is
+	 * allowed and rounding never tips the boundary case. */
+	return (double)part * 100.0 > max_pct * (double)whole + 1e-9;
+}
+
 bool ep_loss_exceeds(const struct ep_loss *l, double max_pct)
 {
-	if (!l->old_names)
-		return false;
-	/* Products, not the quotient, so that losing exactly max_pct percent is
-	 * allowed and rounding never tips the boundary case. */
-	return (double)l->lost * 100.0 > max_pct * (double)l->old_names + 1e-9;
+	return ep_share_exceeds(l->lost, l->old_names, max_pct);
 }

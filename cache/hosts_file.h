@@ -13,24 +13,7 @@
 
 #include "dns_name.h"
 #include "dns_query.h"
-
-/*
- * A file replaced in one step: written to a temporary file in the target's
- * directory (same file system, so rename is atomic), fsync()ed, renamed over
- * the target, and the directory fsync()ed. Readers see the old file or the
- * new one, never a mix, even across a crash.
- */
-struct ep_atomic_file {
-	FILE *f;
-	char *path;
-	char *tmp;
-};
-
-/* Returns 0 or -errno; on success write to af->f. */
-int ep_atomic_open(struct ep_atomic_file *af, const char *path, mode_t mode);
-/* Returns 0 or -errno; the temporary file is gone either way. */
-int ep_atomic_commit(struct ep_atomic_file *af);
-void ep_atomic_abort(struct ep_atomic_file *af);
+#include "util.h" /* ep_atomic_*: the preload and its report are written atomically */
 
 /* "198.18.0.1" / "2001:db8::1" into buf (at least 46 bytes). */
 const char *ep_dns_addr_str(const struct ep_dns_addr *a, char *buf, size_t len);
@@ -53,6 +36,9 @@ struct ep_loss {
 };
 
 void ep_loss_compute(const struct ep_nameset *old, const struct ep_nameset *cur, struct ep_loss *l);
+/* True when part is more than max_pct percent of whole (never when whole is
+ * 0): the arithmetic of the loss and the change guards. */
+bool ep_share_exceeds(size_t part, size_t whole, double max_pct);
 /* True when the loss is more than max_pct percent of the old names. */
 bool ep_loss_exceeds(const struct ep_loss *l, double max_pct);
 

@@ -429,7 +429,10 @@ static void read_stats(struct ep_policy_proc *p)
 		return;
 	}
 	close(fd);
-	cur = (struct ep_policy_stats){f.nodata, f.servfail, f.formerr, f.dropped};
+	/* The TCP slot counters stay in the responder process (tests read them
+	 * there); the file carries the answer counts. */
+	cur = (struct ep_policy_stats){.nodata = f.nodata, .servfail = f.servfail,
+				       .formerr = f.formerr, .dropped = f.dropped};
 	if (f.pid != (int32_t)p->stats_pid) {
 		/* Another responder: bank what the last one counted. */
 		stats_add(&p->acc, &p->last, &p->base);

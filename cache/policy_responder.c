@@ -12,12 +12,19 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SOA_MNAME "edgeplane-cache.invalid."
 #define SOA_RNAME "hostmaster.edgeplane-cache.invalid."
 #define MAX_TCP_CONNS 64
 #define TCP_BUF 4096
+/* A connection without a byte from its peer for this long is closed.
+ * dnsmasq gives an upstream TCP connection 5 s to connect and twice that for
+ * the answer (TCP_TIMEOUT in its config.h), so it never waits on a
+ * connection quiet for longer; RFC 7766 6.2.3 asks servers for "a few
+ * seconds". */
+#define TCP_IDLE_MS_DEFAULT 10000
 
 /* A reply built from the header alone, for queries ldns cannot parse. */
 static enum ep_policy_kind header_reply(const uint8_t *q, uint8_t rcode, uint8_t **out,
@@ -125,6 +132,7 @@ out:
 
 struct tcp_conn {
 	int fd;
+	uint64_t active_ns; /* accepted, or last byte from the peer (CLOCK_MONOTONIC) */
 	uint8_t buf[TCP_BUF];
 	size_t len;
 };
@@ -136,8 +144,19 @@ struct ep_policy_responder {
 	uint32_t ttl;
 	struct ep_policy_stats stats;
 	int udp, tcp, stopfd, epfd;
+	/* The slots belong to the thread alone; tcp_idle_ms is set by others
+	 * (tests), read with __atomic. */
 	struct tcp_conn *conns[MAX_TCP_CONNS];
+	unsigned tcp_idle_ms;
 };
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
 
 static void count(struct ep_policy_responder *r, enum ep_policy_kind k)
 {
@@ -188,6 +207,15 @@ static void serve_udp(struct ep_policy_responder *r)
 	}
 }
 
+/* Stats of the TCP slots (tcp_idle_closed, tcp_evicted) go under the lock
+ * like the others. */
+static void count_tcp(struct ep_policy_responder *r, uint64_t *counter)
+{
+	pthread_mutex_lock(&r->lock);
+	(*counter)++;
+	pthread_mutex_unlock(&r->lock);
+}
+
 static void tcp_close(struct ep_policy_responder *r, int slot)
 {
 	epoll_ctl(r->epfd, EPOLL_CTL_DEL, r->conns[slot]->fd, NULL);
@@ -209,6 +237,7 @@ static void serve_tcp_conn(struct ep_policy_responder *r, int slot)
 		}
 		if (n < 0)
 			break;
+		c->active_ns = mono_ns();
 		c->len += (size_t)n;
 		/* RFC 7766 framing: 2-byte length, then the message. */
 		while (c->len >= 2) {
@@ -242,26 +271,70 @@ static void serve_tcp_conn(struct ep_policy_responder *r, int slot)
 	}
 }
 
+/*
+ * A free slot, or the one whose peer has been quiet the longest, closed to
+ * make room: 64 connections that connect and then say nothing (a local user
+ * can open them) must not lock dnsmasq's TCP queries out until they time
+ * out. A busy peer that loses its slot reconnects, as after a timeout.
+ */
+static int free_slot(struct ep_policy_responder *r)
+{
+	int oldest = 0;
+
+	for (int i = 0; i < MAX_TCP_CONNS; i++) {
+		if (!r->conns[i])
+			return i;
+		if (r->conns[i]->active_ns < r->conns[oldest]->active_ns)
+			oldest = i;
+	}
+	tcp_close(r, oldest);
+	count_tcp(r, &r->stats.tcp_evicted);
+	return oldest;
+}
+
+/* Closes connections idle for tcp_idle_ms; returns ms until the next one
+ * falls due, or -1 when there is none. */
+static int expire_idle(struct ep_policy_responder *r)
+{
+	uint64_t idle = (uint64_t)__atomic_load_n(&r->tcp_idle_ms, __ATOMIC_RELAXED) * 1000000ULL;
+	uint64_t now = mono_ns(), next = UINT64_MAX;
+
+	for (int i = 0; i < MAX_TCP_CONNS; i++) {
+		uint64_t due;
+
+		if (!r->conns[i])
+			continue;
+		due = r->conns[i]->active_ns + idle;
+		if (due <= now) {
+			tcp_close(r, i);
+			count_tcp(r, &r->stats.tcp_idle_closed);
+		} else if (due < next) {
+			next = due;
+		}
+	}
+	if (next == UINT64_MAX)
+		return -1;
+	/* Rounded up: waking a little late is fine, spinning early is not. */
+	return (int)((next - now + 999999ULL) / 1000000ULL);
+}
+
 static void accept_tcp(struct ep_policy_responder *r)
 {
 	for (;;) {
 		int fd = accept4(r->tcp, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		int slot = -1;
+		struct tcp_conn *c;
+		int slot;
 
 		if (fd < 0)
 			return;
-		for (int i = 0; i < MAX_TCP_CONNS; i++)
-			if (!r->conns[i]) {
-				slot = i;
-				break;
-			}
-		struct tcp_conn *c = slot >= 0 ? calloc(1, sizeof(*c)) : NULL;
-
+		c = calloc(1, sizeof(*c));
 		if (!c) {
 			close(fd);
 			continue;
 		}
+		slot = free_slot(r);
 		c->fd = fd;
+		c->active_ns = mono_ns();
 		r->conns[slot] = c;
 		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)(3 + slot)};
 
@@ -276,7 +349,7 @@ static void *serve(void *arg)
 
 	for (;;) {
 		struct epoll_event evs[16];
-		int n = epoll_wait(r->epfd, evs, 16, -1);
+		int n = epoll_wait(r->epfd, evs, 16, expire_idle(r));
 
 		for (int i = 0; i < n; i++) {
 			uint32_t tag = evs[i].data.u32;
@@ -303,7 +376,20 @@ static int open_sock(int type, const struct sockaddr_in *sa, char *err, size_t e
 		snprintf(err, errlen, "socket: %s", strerror(errno));
 		return -1;
 	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/*
+	 * Who else may bind addr:port while we hold it (checked on Linux 6.x,
+	 * see docs/dns-cache.md): a UDP socket with SO_REUSEADDR lets a second
+	 * socket that also sets it bind the same address and port, and the
+	 * newest one then gets the unicast datagrams - dnsmasq's forwarded
+	 * queries. So UDP goes without it: every other bind of the port gets
+	 * EADDRINUSE. A TCP listener blocks every overlapping bind whatever
+	 * either side sets; there SO_REUSEADDR only lets a restarted agent bind
+	 * over connections of the previous one left in TIME_WAIT (we close idle
+	 * ones first), which it would otherwise fail to for a minute. The port
+	 * itself is below 1024, so unprivileged users cannot bind it at all.
+	 */
+	if (type == SOCK_STREAM)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (const struct sockaddr *)sa, sizeof(*sa)) ||
 	    (type == SOCK_STREAM && listen(fd, 64))) {
 		snprintf(err, errlen, "cannot listen on %s:%u/%s for the cache's policy responder: %s",
@@ -328,6 +414,7 @@ int ep_policy_start(struct ep_policy_responder **out, const char *addr, uint16_t
 		return -ENOMEM;
 	}
 	r->udp = r->tcp = r->stopfd = r->epfd = -1;
+	r->tcp_idle_ms = TCP_IDLE_MS_DEFAULT;
 	pthread_mutex_init(&r->lock, NULL);
 	ep_nameset_init(&r->names);
 	r->ttl = ttl;
@@ -391,6 +478,13 @@ void ep_policy_set_ttl(struct ep_policy_responder *r, uint32_t ttl)
 	pthread_mutex_lock(&r->lock);
 	r->ttl = ttl;
 	pthread_mutex_unlock(&r->lock);
+}
+
+void ep_policy_set_tcp_idle_ms(struct ep_policy_responder *r, unsigned ms)
+{
+	/* Read by the thread at its next wake-up (an event, or the current
+	 * wait's deadline). */
+	__atomic_store_n(&r->tcp_idle_ms, ms ? ms : 1, __ATOMIC_RELAXED);
 }
 
 void ep_policy_get_stats(struct ep_policy_responder *r, struct ep_policy_stats *st)

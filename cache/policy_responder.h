@@ -40,14 +40,20 @@ struct ep_policy_responder;
 
 struct ep_policy_stats {
 	uint64_t nodata, servfail, formerr, dropped;
+	uint64_t tcp_idle_closed; /* TCP connections closed after the idle timeout */
+	uint64_t tcp_evicted;	  /* closed to make room: all 64 slots were taken */
 };
 
-/* Listens on addr:port (UDP and TCP) from its own thread. */
+/* Listens on addr:port (UDP and TCP) from its own thread. Up to 64 TCP
+ * connections; one whose peer sends nothing for 10 s is closed, and when all
+ * 64 are taken a new one replaces the one quiet the longest. */
 int ep_policy_start(struct ep_policy_responder **out, const char *addr, uint16_t port,
 		    uint32_t ttl, char *err, size_t errlen);
 /* Replaces the name set (takes ownership of names, which is reset). */
 void ep_policy_set_names(struct ep_policy_responder *r, struct ep_nameset *names);
 void ep_policy_set_ttl(struct ep_policy_responder *r, uint32_t ttl);
+/* The TCP idle timeout (default 10000 ms); for tests. */
+void ep_policy_set_tcp_idle_ms(struct ep_policy_responder *r, unsigned ms);
 void ep_policy_get_stats(struct ep_policy_responder *r, struct ep_policy_stats *st);
 void ep_policy_stop(struct ep_policy_responder *r);
 

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "hash.h"
+#include "hosts_file.h"
 
 /*
  * Not uthash, on purpose (the rest of the tree uses it, lib/ep_uthash.h):
@@ -61,7 +62,7 @@ static int grow(struct ep_snapshot *s)
 /* Addresses of one name are contiguous when the file lists a name's lines
  * together (the builder does); otherwise later lines start a new run and the
  * entry points at the newest run with all addresses copied into it. */
-static int add(struct ep_snapshot *s, const char *name, const struct ep_dns_addr *a)
+int ep_snapshot_add(struct ep_snapshot *s, const char *name, const struct ep_dns_addr *a)
 {
 	struct ep_snapshot_entry *e;
 
@@ -142,7 +143,7 @@ int ep_snapshot_load(const char *path, struct ep_snapshot *s)
 				tok[n - 1] = '\0';
 			if (!*tok || n > 253)
 				continue;
-			rc = add(s, tok, &a);
+			rc = ep_snapshot_add(s, tok, &a);
 			if (rc)
 				goto out;
 		}
@@ -199,4 +200,60 @@ void ep_snapshot_free(struct ep_snapshot *s)
 	free(s->slots);
 	free(s->addrs);
 	memset(s, 0, sizeof(*s));
+}
+
+static bool addr_eq(const struct ep_dns_addr *x, const struct ep_dns_addr *y)
+{
+	return x->family == y->family && !memcmp(x->a, y->a, x->family == AF_INET ? 4 : 16);
+}
+
+static bool has_addr(const struct ep_dns_addr *v, size_t n, const struct ep_dns_addr *a)
+{
+	for (size_t i = 0; i < n; i++)
+		if (addr_eq(&v[i], a))
+			return true;
+	return false;
+}
+
+/* Same set, whatever the order and duplicates. A name has a handful of
+ * addresses (100 at most in practice): quadratic is cheaper than sorting
+ * copies. */
+static bool same_set(const struct ep_dns_addr *x, size_t nx, const struct ep_dns_addr *y, size_t ny)
+{
+	for (size_t i = 0; i < nx; i++)
+		if (!has_addr(y, ny, &x[i]))
+			return false;
+	for (size_t i = 0; i < ny; i++)
+		if (!has_addr(x, nx, &y[i]))
+			return false;
+	return true;
+}
+
+void ep_snapshot_change(const struct ep_snapshot *old, const struct ep_snapshot *cur,
+			struct ep_change *ch, void (*each_changed)(const char *name, void *arg),
+			void *arg)
+{
+	memset(ch, 0, sizeof(*ch));
+	ch->old_names = old->n_names;
+	for (size_t i = 0; i < old->n_slots; i++) {
+		const struct ep_snapshot_entry *e = &old->slots[i];
+		const struct ep_dns_addr *v;
+		size_t n;
+
+		if (!e->name || !ep_snapshot_find(cur, e->name, &v, &n))
+			continue;
+		ch->both++;
+		if (same_set(&old->addrs[e->first], e->count, v, n))
+			continue;
+		ch->changed++;
+		if (each_changed)
+			each_changed(e->name, arg);
+	}
+	if (ch->old_names)
+		ch->changed_pct = (double)ch->changed * 100.0 / (double)ch->old_names;
+}
+
+bool ep_change_exceeds(const struct ep_change *ch, double max_pct)
+{
+	return ep_share_exceeds(ch->changed, ch->old_names, max_pct);
 }

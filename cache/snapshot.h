@@ -37,5 +37,27 @@ bool ep_snapshot_find(const struct ep_snapshot *s, const char *name, const struc
 /* Copies the names into a nameset (for the policy responder). */
 int ep_snapshot_names(const struct ep_snapshot *s, struct ep_nameset *out);
 void ep_snapshot_free(struct ep_snapshot *s);
+/* Adds one address of name (lowercased); 0 or -ENOMEM. For snapshots built
+ * in memory (the builder's new one, tests). */
+int ep_snapshot_add(struct ep_snapshot *s, const char *name, const struct ep_dns_addr *a);
+
+/*
+ * The change guard: poisoning looks like change, not loss. A name "changed"
+ * when it is in both snapshots and its address set differs (an address
+ * added, removed or replaced; order and duplicates do not count).
+ */
+struct ep_change {
+	size_t old_names;   /* names in the previous snapshot */
+	size_t both;	    /* of those, names also in the new one */
+	size_t changed;	    /* of those, names whose address set differs */
+	double changed_pct; /* changed * 100 / old_names; 0 when there was none */
+};
+
+/* Compares; calls each_changed (may be NULL) for every changed name. */
+void ep_snapshot_change(const struct ep_snapshot *old, const struct ep_snapshot *cur,
+			struct ep_change *ch, void (*each_changed)(const char *name, void *arg),
+			void *arg);
+/* True when more than max_pct percent of the old names changed. */
+bool ep_change_exceeds(const struct ep_change *ch, double max_pct);
 
 #endif

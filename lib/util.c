@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,42 +109,126 @@ int ep_read_file(const char *path, size_t max, char **out, size_t *len)
 	return 0;
 }
 
-int ep_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
+int ep_atomic_open(struct ep_atomic_file *af, const char *path, mode_t mode)
 {
-	char tmp[PATH_MAX];
-	const char *p = data;
-	int fd, e;
+	char *dcopy = NULL, *bcopy = NULL;
+	int fd = -1, ret;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd < 0)
-		return -errno;
-	while (len) {
-		ssize_t w = write(fd, p, len);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			goto fail;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	if (fsync(fd))
+	memset(af, 0, sizeof(*af));
+	af->path = strdup(path);
+	dcopy = strdup(path);
+	bcopy = strdup(path);
+	if (!af->path || !dcopy || !bcopy) {
+		ret = -ENOMEM;
 		goto fail;
-	close(fd);
-	if (rename(tmp, path)) {
-		e = errno;
-		unlink(tmp);
-		return -e;
 	}
+	/* A hidden name in the same directory: rename(2) is only atomic within a
+	 * file system, and dnsmasq must never pick up a half-written file. */
+	if (asprintf(&af->tmp, "%s/.%s.tmp.XXXXXX", dirname(dcopy), basename(bcopy)) < 0) {
+		af->tmp = NULL;
+		ret = -ENOMEM;
+		goto fail;
+	}
+	fd = mkostemp(af->tmp, O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		free(af->tmp);
+		af->tmp = NULL;
+		goto fail;
+	}
+	/* mkstemp makes 0600; dnsmasq rereads addn-hosts after dropping root. */
+	if (fchmod(fd, mode)) {
+		ret = -errno;
+		goto fail;
+	}
+	af->f = fdopen(fd, "w");
+	if (!af->f) {
+		ret = -errno;
+		goto fail;
+	}
+	free(dcopy);
+	free(bcopy);
 	return 0;
 fail:
-	e = errno;
-	close(fd);
-	unlink(tmp);
-	return -e;
+	if (fd >= 0) {
+		close(fd);
+		unlink(af->tmp);
+	}
+	free(dcopy);
+	free(bcopy);
+	free(af->path);
+	free(af->tmp);
+	memset(af, 0, sizeof(*af));
+	return ret;
+}
+
+void ep_atomic_abort(struct ep_atomic_file *af)
+{
+	if (af->f)
+		fclose(af->f);
+	if (af->tmp)
+		unlink(af->tmp);
+	free(af->tmp);
+	free(af->path);
+	memset(af, 0, sizeof(*af));
+}
+
+static int fsync_dir(const char *path)
+{
+	char *copy = strdup(path);
+	int fd, ret = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+	} else {
+		if (fsync(fd))
+			ret = -errno;
+		close(fd);
+	}
+	free(copy);
+	return ret;
+}
+
+int ep_atomic_commit(struct ep_atomic_file *af)
+{
+	int ret = 0;
+
+	if (fflush(af->f) || ferror(af->f))
+		ret = -(errno ? errno : EIO);
+	else if (fsync(fileno(af->f)))
+		ret = -errno;
+	if (fclose(af->f) && !ret)
+		ret = -errno;
+	af->f = NULL;
+	if (!ret && rename(af->tmp, af->path))
+		ret = -errno;
+	/* The rename itself must reach the disk before we call it written. */
+	if (!ret)
+		ret = fsync_dir(af->path);
+	else
+		unlink(af->tmp);
+	free(af->tmp);
+	free(af->path);
+	memset(af, 0, sizeof(*af));
+	return ret;
+}
+
+int ep_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+	struct ep_atomic_file af;
+	int ret = ep_atomic_open(&af, path, mode);
+
+	if (ret)
+		return ret;
+	if (len && fwrite(data, 1, len, af.f) != len) {
+		ret = -(errno ? errno : EIO);
+		ep_atomic_abort(&af);
+		return ret;
+	}
+	return ep_atomic_commit(&af);
 }
 
 static uint64_t clock_ns(clockid_t c)

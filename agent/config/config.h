@@ -110,6 +110,7 @@ struct ep_cfg_dns {
 		char domains[PATH_MAX];	   /* names the refresh rebuilds; "" = no refresh */
 		uint32_t refresh_s;	   /* default 300; 0 disables the refresh */
 		uint32_t max_loss_percent; /* refresh loss guard, default 10 */
+		uint32_t max_change_percent; /* ... and change guard (addresses), default 25 */
 		uint32_t cache_size;	   /* dnsmasq cache-size, default 0 (see config.c) */
 		char dnsmasq[PATH_MAX];	   /* binary, default "dnsmasq" (searched on PATH) */
 	} cache;

@@ -58,8 +58,19 @@ struct ep_dns_cache {
 	/* background refresh */
 	struct ep_dns_exempt_map *exempt; /* its sockets; NULL: no datapath map */
 	pthread_t thread;
-	bool running;	   /* a refresh thread exists (joined in tick) */
-	volatile int done; /* set by the thread when finished */
+	bool running; /* a refresh thread exists (joined in tick) */
+	/*
+	 * The thread's result, handed over under t_lock: the thread fills
+	 * t_result and t_outcome and sets t_done, all under the lock; the loop
+	 * takes them under the lock, once t_done is set. last_refresh and
+	 * last_result are the loop's own copy, the only one status, metrics
+	 * and logs read: the thread never writes them, so a status request
+	 * while a refresh runs reads the previous result, not one being built.
+	 */
+	pthread_mutex_t t_lock;
+	bool t_done;
+	enum refresh_result t_outcome;
+	struct ep_cache_build_result t_result;
 	bool force_refresh;
 	uint64_t next_refresh_ns;
 	enum refresh_result last_refresh;
@@ -72,7 +83,7 @@ struct ep_dns_cache {
 	const char *resolver_ptrs[EP_CFG_MAX_UPSTREAMS];
 	size_t t_n_resolvers;
 	char t_domains[PATH_MAX], t_preload[PATH_MAX];
-	double t_max_loss;
+	double t_max_loss, t_max_change;
 
 	/* on the agent's loop */
 	sd_event *ev;
@@ -258,6 +269,7 @@ static void *refresh_thread(void *arg)
 {
 	struct ep_dns_cache *c = arg;
 	struct ep_cache_build_opts o;
+	struct ep_cache_build_result res;
 	FILE *sink = fopen("/dev/null", "we");
 	int rc;
 
@@ -267,19 +279,25 @@ static void *refresh_thread(void *arg)
 	o.resolvers = c->resolver_ptrs;
 	o.n_resolvers = c->t_n_resolvers;
 	o.max_loss_pct = c->t_max_loss;
+	o.max_change_pct = c->t_max_change;
 	o.quiet = true;
 	o.progress = sink ? sink : stderr;
 	/* The refresh asks the upstreams themselves: while failed over (a
 	 * forced `dns refresh`) the socket hooks would otherwise hand its
 	 * queries to the cache it is rebuilding. */
 	o.exempt = c->exempt;
-	rc = ep_cache_build(&o, &c->last_result);
+	/* Built into the thread's own struct: the loop's last_result is read by
+	 * status requests meanwhile. */
+	rc = ep_cache_build(&o, &res);
 	if (sink)
 		fclose(sink);
-	c->last_refresh = rc == EP_CACHE_BUILD_OK	 ? REFRESH_OK
-			  : rc == EP_CACHE_BUILD_REFUSED ? REFRESH_REFUSED
-							 : REFRESH_FAILED;
-	__atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&c->t_lock);
+	c->t_result = res;
+	c->t_outcome = rc == EP_CACHE_BUILD_OK	    ? REFRESH_OK
+		       : rc == EP_CACHE_BUILD_REFUSED ? REFRESH_REFUSED
+						      : REFRESH_FAILED;
+	c->t_done = true;
+	pthread_mutex_unlock(&c->t_lock);
 	return NULL;
 }
 
@@ -293,13 +311,29 @@ static void start_refresh(struct ep_dns_cache *c)
 	snprintf(c->t_domains, sizeof(c->t_domains), "%s", c->cfg.cache.domains);
 	snprintf(c->t_preload, sizeof(c->t_preload), "%s", c->cfg.cache.preload);
 	c->t_max_loss = c->cfg.cache.max_loss_percent;
-	c->done = 0;
+	c->t_max_change = c->cfg.cache.max_change_percent;
+	c->t_done = false; /* no thread runs: nothing else touches it now */
 	if (pthread_create(&c->thread, NULL, refresh_thread, c)) {
 		log_error("DNS cache: cannot start the refresh thread");
 		return;
 	}
 	c->running = true;
 	log_info("DNS cache: refreshing the snapshot from %zu upstream(s)", c->cfg.n_upstreams);
+}
+
+/* Takes the finished thread's result, if it has finished. */
+static bool take_refresh_result(struct ep_dns_cache *c)
+{
+	bool done;
+
+	pthread_mutex_lock(&c->t_lock);
+	done = c->t_done;
+	if (done) {
+		c->last_result = c->t_result;
+		c->last_refresh = c->t_outcome;
+	}
+	pthread_mutex_unlock(&c->t_lock);
+	return done;
 }
 
 static void finish_refresh(struct ep_dns_cache *c)
@@ -317,9 +351,11 @@ static void finish_refresh(struct ep_dns_cache *c)
 		check_snapshot(c, false);
 		break;
 	case REFRESH_REFUSED:
-		log_warn("DNS cache: refresh refused by the loss guard (%u of %u previous names lost); "
-			 "the old snapshot keeps serving",
-			 r->lost_names, r->previous_names);
+		/* The loss guard runs first; when it passed, the change guard
+		 * refused (r->error says which, with the percentages). */
+		log_warn("DNS cache: refresh refused by the loss guard (%u of %u previous names lost, "
+			 "%u changed their addresses); the old snapshot keeps serving",
+			 r->lost_names, r->previous_names, r->changed_names);
 		break;
 	default:
 		log_warn("DNS cache: refresh failed: %s; the old snapshot keeps serving",
@@ -351,6 +387,25 @@ static int ensure_listen(struct ep_dns_cache *c, char *err, size_t errlen)
 	if (ensure_one_listen(c, &c->cfg.cache.listen, err, errlen))
 		return -1;
 	return ensure_one_listen(c, &c->cfg.cache.listen6, err, errlen);
+}
+
+/* The responder's port keeps local users out only while it is privileged:
+ * a network namespace can lower net.ipv4.ip_unprivileged_port_start (some
+ * container runtimes set it to 0 in pods). Say so rather than stay silent. */
+static void warn_unprivileged_port(void)
+{
+	char *buf = NULL;
+	long start;
+
+	if (ep_read_file("/proc/sys/net/ipv4/ip_unprivileged_port_start", 64, &buf, NULL))
+		return;
+	start = strtol(buf, NULL, 10);
+	free(buf);
+	if (start <= EP_POLICY_PORT)
+		log_warn("DNS cache: net.ipv4.ip_unprivileged_port_start is %ld in this network "
+			 "namespace: any local user could bind the policy responder's port %d while "
+			 "the responder is down or restarting; set it above %d",
+			 start, EP_POLICY_PORT, EP_POLICY_PORT);
 }
 
 static void on_tick(void *userdata, uint64_t now);
@@ -424,6 +479,7 @@ int ep_dns_cache_start(struct ep_dns_cache **out, const struct ep_config *cfg,
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->t_lock, NULL);
 	c->cfg = cfg->dns;
 	c->cfg.health.canaries = NULL; /* owned by the config; not ours to keep */
 	c->cfg.health.n_canaries = 0;
@@ -443,6 +499,7 @@ int ep_dns_cache_start(struct ep_dns_cache **out, const struct ep_config *cfg,
 		snprintf(err, errlen, "cannot set up the cache responder: %s", strerror(errno));
 		goto fail;
 	}
+	warn_unprivileged_port();
 	/* The names file first: the responder (new or adopted) serves it. */
 	check_snapshot(c, true);
 	if (!c->have_snapshot) {
@@ -513,7 +570,7 @@ static void tick(struct ep_dns_cache *c, uint64_t now, bool upstream_healthy)
 	ep_dnsmasq_tick(c->dm, now);
 	ep_policy_proc_tick(c->policy, now);
 	sync_dnsmasq(c);
-	if (c->running && __atomic_load_n(&c->done, __ATOMIC_ACQUIRE))
+	if (c->running && take_refresh_result(c))
 		finish_refresh(c);
 	if (now >= c->next_check_ns) {
 		c->next_check_ns = now + SNAPSHOT_CHECK_NS;
@@ -640,10 +697,11 @@ json_t *ep_dns_cache_status(struct ep_dns_cache *c)
 	json_object_set_new(ref, "last_at", json_real(c->last_refresh_at));
 	if (c->last_refresh != REFRESH_NONE)
 		json_object_set_new(ref, "last_summary",
-				    json_pack("{s:i, s:i, s:i, s:i, s:f, s:s}", "names",
+				    json_pack("{s:i, s:i, s:i, s:i, s:i, s:f, s:s}", "names",
 					      c->last_result.names, "resolved", c->last_result.resolved,
 					      "records", c->last_result.records, "lost_names",
-					      c->last_result.lost_names, "seconds", c->last_result.seconds,
+					      c->last_result.lost_names, "changed_names",
+					      c->last_result.changed_names, "seconds", c->last_result.seconds,
 					      "error", c->last_result.error));
 	json_object_set_new(o, "listen", json_string(ep_ip_str(&c->cfg.cache.listen, ip, sizeof(ip))));
 	if (c->cfg.cache.listen6.family)
@@ -748,5 +806,6 @@ void ep_dns_cache_stop(struct ep_dns_cache *c, bool stop_dnsmasq)
 		ep_nameset_free(&c->pending_names);
 	ep_dns_exempt_map_free(c->exempt);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->t_lock);
 	free(c);
 }

@@ -19,9 +19,17 @@
 #include "dns_query.h"
 #include "strbuf.h"
 
-/* The policy responder's address: loopback, a port nothing else uses. */
+/*
+ * The policy responder's address: loopback, a port only root (or a holder
+ * of CAP_NET_BIND_SERVICE, which the cache needs for dnsmasq anyway) can
+ * bind. An unprivileged port would let any local user bind it before the
+ * agent does, or next to it, and answer dnsmasq's forwarded queries: every
+ * name outside the snapshot while the node is failed over. Below 512, so
+ * the reserved-port allocators (rresvport, bindresvport, the kernel's
+ * sunrpc client: 512..1023) never take it, and not in /etc/services.
+ */
 #define EP_POLICY_ADDR "127.0.0.1"
-#define EP_POLICY_PORT 5399
+#define EP_POLICY_PORT 299
 
 struct ep_dns_cache;
 

@@ -14,12 +14,48 @@
 #include "dns_name.h"
 #include "dnssec_check.h"
 
+/*
+ * Paths that dnsmasq reads from its config file must reach it as written:
+ * dns.cache.preload (addn-hosts=) and the runtime directory, the directory
+ * of control.socket (log-facility=). Measured with dnsmasq 2.90, by what it
+ * opens (strace) for addn-hosts=VALUE:
+ *   "/a #b" -> "/a"        '#' after a space starts a comment
+ *   " /a", "/a " -> "/a"   surrounding spaces are dropped
+ *   "/a<TAB>b" -> "/a b"   a tab becomes a space
+ *   "/\"q\"" -> "/q"       double quotes are removed; inside them
+ *                          backslash escapes apply
+ *   "/a#b", "/a,b", "/a  b", "/a\b" (outside quotes)   kept as written
+ * addn-hosts and log-facility take one file name and do not split on ','.
+ * Refused: control characters, '#' anywhere (that only a '#' after a space
+ * starts a comment is a detail of the parser, not a promise), '"', '\', and
+ * a leading or trailing space. The command line (--conf-file=DIR/...) is
+ * taken verbatim (measured too), so these rules cover it as well.
+ * domains and trust_anchor are read by the agent and the binary is exec()ed:
+ * dnsmasq's parser never sees them.
+ */
+#define DNSMASQ_PATH_RULE "no '#', '\"', '\\', control characters or surrounding spaces"
+
+static bool dnsmasq_reads_as_written(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!ep_cfg_valid_text(s) || strpbrk(s, "#\"\\"))
+		return false;
+	return !n || (s[0] != ' ' && s[n - 1] != ' ');
+}
+
+static bool valid_dnsmasq_abspath(const char *s)
+{
+	return ep_cfg_valid_abspath(s) && dnsmasq_reads_as_written(s);
+}
+
 static const struct ep_cfg_field dns_cache_fields[] = {
 	{ .key = "listen", .kind = EP_CFG_IP, EP_CFG_MEMBER(struct ep_cfg_dns, cache.listen) },
 	{ .key = "listen6", .kind = EP_CFG_IP, EP_CFG_MEMBER(struct ep_cfg_dns, cache.listen6) },
 	{ .key = "preload", .kind = EP_CFG_STR, EP_CFG_MEMBER(struct ep_cfg_dns, cache.preload),
-	  .min = 1, .max = PATH_MAX - 1, .expect = "an absolute path",
-	  .valid_str = ep_cfg_valid_abspath },
+	  .min = 1, .max = PATH_MAX - 1,
+	  .expect = "an absolute path that dnsmasq reads as written (" DNSMASQ_PATH_RULE ")",
+	  .valid_str = valid_dnsmasq_abspath },
 	{ .key = "ttl", .kind = EP_CFG_INT, EP_CFG_MEMBER(struct ep_cfg_dns, cache.ttl), .min = 1,
 	  .max = 86400 },
 	{ .key = "domains", .kind = EP_CFG_STR, EP_CFG_MEMBER(struct ep_cfg_dns, cache.domains),
@@ -29,10 +65,14 @@ static const struct ep_cfg_field dns_cache_fields[] = {
 	  .min = 0, .max = 604800 },
 	{ .key = "max_loss_percent", .kind = EP_CFG_INT,
 	  EP_CFG_MEMBER(struct ep_cfg_dns, cache.max_loss_percent), .min = 0, .max = 100 },
+	{ .key = "max_change_percent", .kind = EP_CFG_INT,
+	  EP_CFG_MEMBER(struct ep_cfg_dns, cache.max_change_percent), .min = 0, .max = 100 },
 	{ .key = "cache_size", .kind = EP_CFG_INT,
 	  EP_CFG_MEMBER(struct ep_cfg_dns, cache.cache_size), .min = 0, .max = 1000000 },
+	/* exec()ed as it is, never parsed by dnsmasq: only no control characters. */
 	{ .key = "dnsmasq", .kind = EP_CFG_STR, EP_CFG_MEMBER(struct ep_cfg_dns, cache.dnsmasq),
-	  .min = 1, .max = PATH_MAX - 1 },
+	  .min = 1, .max = PATH_MAX - 1, .expect = "a program name or path (no control characters)",
+	  .valid_str = ep_cfg_valid_text },
 };
 
 static const struct ep_cfg_schema dns_cache_schema = {
@@ -137,6 +177,7 @@ static void dns_defaults(struct ep_config *cfg)
 	d->cache.ttl = 30;
 	d->cache.refresh_s = 300;
 	d->cache.max_loss_percent = 10;
+	d->cache.max_change_percent = 25;
 	/* 0: dnsmasq sizes its hash table from cache-size, and loading a big
 	 * hosts file into a table sized for 10000 takes seconds (4.5 s for 128k
 	 * names, 0.36 s with 0; tests/bench/cache_serve.sh). Its only upstream
@@ -195,6 +236,23 @@ static void dns_check(struct ep_cfg_ctx *c, struct ep_config *cfg)
 				   fam == EP_FAMILY_V6 ? '6' : '4', fam == EP_FAMILY_V6 ? "listen6" : "listen");
 			break;
 		}
+	}
+	/* dnsmasq's config names files in the runtime directory, the directory
+	 * of control.socket (log-facility=), and its command line the config. */
+	if (d->cache.enabled && !ep_cfg_has_error(c, "control.socket")) {
+		char dir[sizeof(cfg->control_socket)];
+		char *slash;
+
+		snprintf(dir, sizeof(dir), "%s", cfg->control_socket);
+		slash = strrchr(dir, '/');
+		if (slash)
+			*slash = '\0';
+		if (!dnsmasq_reads_as_written(dir))
+			ep_cfg_err(c, ep_cfg_line(c, "control.socket", ep_cfg_line(c, "dns.cache", 0)),
+				   "control.socket",
+				   "its directory \"%s\" holds dnsmasq's files and is written into "
+				   "dnsmasq.conf: it must be read as written (" DNSMASQ_PATH_RULE ")",
+				   dir);
 	}
 	/* A bad trust anchor is a config error like any other: caught by
 	 * --check-config and on reload, not only when the prober starts. */

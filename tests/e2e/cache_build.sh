@@ -234,6 +234,37 @@ build g4 --domains "$Z/domains.txt" --resolver "$R" --out "$G"
 build g5 --domains "$Z/domains.txt" --resolver 10.99.53.4 --out "$G" --force
 expect "loss guard: --force overrides" '[ "$RC" = 0 ] && [ "$(grep -vc '\''^#'\'' "$G")" -lt "$(grep -vc '\''^#'\'' "$T/onedead.hosts")" ]'
 
+# 6b. The change guard: poisoning looks like change, not loss. An upstream
+# whose zone gives other addresses to every name with a direct A record
+# (about 65% of the snapshot's names) must not replace the snapshot; one that
+# changed a few names (under 1%) passes.
+zone_with_new_addresses() { # DIR MAX_I: copy of $Z, n1..nMAX_I (A records) in 198.19.100.0/22
+  mkdir -p "$1" && cp "$Z"/*.zone "$Z/zones" "$1"/ &&
+    awk -F'\t' -v k="$2" 'BEGIN { OFS = "\t" }
+      $2 == "A" && $1 ~ /^n[0-9]+$/ { i = substr($1, 2) + 0
+        if (i <= k && i != 7) $3 = sprintf("198.19.%d.%d", 100 + int(i / 256) % 4, i % 256) }
+      { print }' "$Z/edge.test.zone" >"$1/edge.test.zone"
+}
+ip -n "$UP" addr add 10.99.53.11/32 dev lo
+ip -n "$UP" addr add 10.99.53.12/32 dev lo
+zone_with_new_addresses "$T/zpoison" "$N" && dns_upstream_start "$UP" 10.99.53.11 "$T/zpoison" >/dev/null
+zone_with_new_addresses "$T/zsmall" 30 && dns_upstream_start "$UP" 10.99.53.12 "$T/zsmall" >/dev/null
+C=$T/change.hosts
+build c1 --domains "$Z/domains.txt" --resolver "$R" --out "$C"
+csum=$(sha256sum "$C" | cut -d' ' -f1)
+build c2 --domains "$Z/domains.txt" --resolver 10.99.53.11 --out "$C"
+check "change guard: most names with new addresses -> exit 3" [ "$RC" = 3 ]
+check "change guard: old snapshot untouched" [ "$(sha256sum "$C" | cut -d' ' -f1)" = "$csum" ]
+check "change guard: message says how many changed" \
+  grep -qE "[0-9]+ of its [0-9]+ names \([0-9.]+%\) changed their addresses \(> --max-change 25%\)" "$ERR"
+check "change guard: a few changed names are shown" grep -q "^cache build: changed: n[0-9]*\.edge\.test$" "$ERR"
+diag "$(grep refusing "$ERR")"
+build c3 --domains "$Z/domains.txt" --resolver 10.99.53.12 --out "$C"
+expect "change guard: a small change (n1..n30) passes and is written" \
+  '[ "$RC" = 0 ] && grep -qx "198.19.100.1 n1.edge.test" "$C" && ! grep -q "^198.18.0.1 n1.edge.test" "$C"'
+build c4 --domains "$Z/domains.txt" --resolver 10.99.53.11 --out "$C" --force
+expect "change guard: --force overrides" '[ "$RC" = 0 ] && grep -qx "198.19.100.2 n2.edge.test" "$C"'
+
 # 7. Scale: 128k names against nsd, all resolved exactly.
 if [ "$BIG" -gt 0 ]; then
   ZB=$T/big

@@ -34,6 +34,33 @@ lab_config_write
 lab_agent_start || { not_ok "agent start"; tap_done; exit 1; }
 check "dnsmasq started by the agent answers on $LAB_CACHE_IP:53" wait_for 10 answers_health
 
+# --- nobody else can take dnsmasq's forwarded queries --------------------------
+# The policy responder's port is privileged and its UDP socket has no
+# SO_REUSEADDR: a local user cannot bind it (EACCES), and not even root can
+# bind next to the running agent (EADDRINUSE), with SO_REUSEADDR or not.
+RESP_PORT=$(sed -n 's/^server=127\.0\.0\.1#\([0-9]*\)$/\1/p' "$(dirname "$LAB_SOCK")/dnsmasq.conf")
+diag "policy responder port (from dnsmasq.conf): $RESP_PORT"
+check "the policy responder's port ($RESP_PORT) is privileged" test "${RESP_PORT:-99999}" -lt 1024
+try_bind() { # try_bind PROTO WANT_ERRNO [setpriv args...]: the bind fails with WANT_ERRNO
+  local proto=$1 want=$2; shift 2
+  ip netns exec "$LAB_NS_NODE" "$@" "$PY3" -c '
+import errno, socket, sys
+t = socket.SOCK_DGRAM if sys.argv[1] == "udp" else socket.SOCK_STREAM
+s = socket.socket(socket.AF_INET, t)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    s.bind(("127.0.0.1", int(sys.argv[2])))
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e.errno)); sys.exit(0 if errno.errorcode.get(e.errno) == sys.argv[3] else 1)
+print("bound"); sys.exit(1)' "$proto" "$RESP_PORT" "$want"
+}
+for proto in udp tcp; do
+  check "user nobody cannot bind 127.0.0.1:$RESP_PORT/$proto while the agent runs (EACCES)" \
+    try_bind $proto EACCES setpriv --reuid=nobody --regid=nogroup --clear-groups
+  check "root cannot bind 127.0.0.1:$RESP_PORT/$proto next to the agent, even with SO_REUSEADDR (EADDRINUSE)" \
+    try_bind $proto EADDRINUSE
+done
+
 # --- answers: exactly the snapshot, TTL 30 ------------------------------------
 awk '$2 == "resolved" {print $1 " A"; print $1 " AAAA"}' "$LAB_ZONE_DIR/expected.txt" >"$LAB_DIR/q.txt"
 ip netns exec "$LAB_NS_NODE" nstat -n

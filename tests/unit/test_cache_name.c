@@ -10,6 +10,7 @@
 
 #include "dns_name.h"
 #include "hosts_file.h"
+#include "snapshot.h"
 #include "tap.h"
 
 static int norm_ok(const char *in, const char *want)
@@ -295,9 +296,90 @@ static void test_hosts_file(void)
 	rmdir(dir);
 }
 
+static void count_changed(const char *name, void *arg)
+{
+	(*(int *)arg)++;
+}
+
+/* The change guard's comparison: poisoning looks like change, not loss. */
+static void test_snapshot_change(void)
+{
+	struct ep_snapshot old = { 0 }, cur = { 0 };
+	struct ep_dns_addr a1 = mk4("198.18.0.1"), a2 = mk4("198.18.0.2"), a9 = mk4("198.51.100.9"),
+			   v6 = mk6("2001:db8::1");
+	struct ep_change ch;
+	int seen = 0, i;
+
+	/* old: same (two addresses), reordered, dup, replaced, lost-aaaa, gone */
+	ep_snapshot_add(&old, "same.example", &a1);
+	ep_snapshot_add(&old, "same.example", &v6);
+	ep_snapshot_add(&old, "order.example", &a1);
+	ep_snapshot_add(&old, "order.example", &a2);
+	ep_snapshot_add(&old, "dup.example", &a1);
+	ep_snapshot_add(&old, "replaced.example", &a1);
+	ep_snapshot_add(&old, "lost-aaaa.example", &a2);
+	ep_snapshot_add(&old, "lost-aaaa.example", &v6);
+	ep_snapshot_add(&old, "added.example", &a2);
+	ep_snapshot_add(&old, "gone.example", &a2);
+	/* cur */
+	ep_snapshot_add(&cur, "SAME.example", &a1);
+	ep_snapshot_add(&cur, "same.example", &v6);
+	ep_snapshot_add(&cur, "order.example", &a2);
+	ep_snapshot_add(&cur, "order.example", &a1);
+	ep_snapshot_add(&cur, "dup.example", &a1);
+	ep_snapshot_add(&cur, "dup.example", &a1);
+	ep_snapshot_add(&cur, "replaced.example", &a9);
+	ep_snapshot_add(&cur, "lost-aaaa.example", &a2);
+	ep_snapshot_add(&cur, "added.example", &a2);
+	ep_snapshot_add(&cur, "added.example", &a9);
+	ep_snapshot_add(&cur, "new.example", &a9);
+	ep_snapshot_change(&old, &cur, &ch, count_changed, &seen);
+	tap_ok(ch.old_names == 7 && ch.both == 6, "change: 7 old names, 6 in both (gone is loss, not change)");
+	tap_ok(ch.changed == 3 && seen == 3,
+	       "change: replaced, one address lost, one added = 3 changed; same set in another order, "
+	       "case or with duplicates is not (%zu)", ch.changed);
+	tap_ok(ep_change_exceeds(&ch, 25) && ep_change_exceeds(&ch, 42.8) && !ep_change_exceeds(&ch, 42.86) &&
+		       !ep_change_exceeds(&ch, 100),
+	       "3 of 7 (42.9%%) refused at 25, allowed at 42.86 and 100");
+	ep_snapshot_free(&old);
+	ep_snapshot_free(&cur);
+
+	/* 100 names, exactly 25 changed: allowed at 25; 26: refused. */
+	for (i = 0; i < 100; i++) {
+		char nm[32];
+		struct ep_dns_addr x = a1;
+
+		snprintf(nm, sizeof(nm), "h%d.example", i);
+		x.a[3] = (uint8_t)i;
+		ep_snapshot_add(&old, nm, &x);
+		if (i < 25)
+			x.a[2] = 7;
+		ep_snapshot_add(&cur, nm, &x);
+	}
+	ep_snapshot_change(&old, &cur, &ch, NULL, NULL);
+	tap_ok(ch.changed == 25 && !ep_change_exceeds(&ch, 25), "exactly 25%% changed is allowed by 25");
+	{
+		struct ep_dns_addr x = a1;
+
+		x.a[3] = 99;
+		x.a[2] = 8;
+		ep_snapshot_add(&cur, "h99.example", &x); /* h99 gains an address */
+	}
+	ep_snapshot_change(&old, &cur, &ch, NULL, NULL);
+	tap_ok(ch.changed == 26 && ep_change_exceeds(&ch, 25), "26%% changed is refused by 25");
+	ep_snapshot_free(&cur);
+	ep_snapshot_change(&old, &cur, &ch, NULL, NULL);
+	tap_ok(ch.both == 0 && ch.changed == 0 && !ep_change_exceeds(&ch, 0),
+	       "an empty new snapshot changes nothing (that is the loss guard's case)");
+	ep_snapshot_free(&old);
+	ep_snapshot_change(&old, &cur, &ch, NULL, NULL);
+	tap_ok(!ep_change_exceeds(&ch, 0), "no previous names: never refused");
+}
+
 int main(void)
 {
 	test_names();
+	test_snapshot_change();
 	test_domains_file();
 	test_hosts_file();
 	return tap_done();

@@ -486,6 +486,40 @@ static void test_build_api(void)
 	tap_ok(r.records == 6, "6 address records: a and b 2 each, cn and v4only 1 each (got %u)", r.records);
 	tap_ok(file_has(rep, "x.nx.test nxdomain") && file_has(rep, "sf.test servfail"), "report: nxdomain and servfail");
 
+	/* The change guard: the current file says other addresses for 2 of its
+	 * 4 names (as if the resolver now answered those differently). */
+	tap_ok(o.max_change_pct == 25.0, "default --max-change 25%%");
+	snprintf(cmd, sizeof(cmd),
+		 "sed -i -e 's/^192.0.2.1 a.test$/198.51.100.1 a.test/' -e 's/^192.0.2.4 v4only.test$/198.51.100.4 v4only.test/' %s && cp %s %s.before",
+		 out, out, out);
+	if (system(cmd))
+		tap_diag("sed failed");
+	rc = ep_cache_build(&o, &r);
+	snprintf(cmd, sizeof(cmd), "cmp -s %s %s.before", out, out);
+	tap_ok(rc == EP_CACHE_BUILD_REFUSED && !r.written && system(cmd) == 0,
+	       "change guard: 2 of 4 names changed addresses: refused (3), file untouched (rc %d)", rc);
+	tap_ok(r.changed_names == 2 && r.lost_names == 0 &&
+		       strstr(r.error, "2 of its 4 names (50.0%) changed their addresses (> --max-change 25%)"),
+	       "change guard: numbers in the result and message (%s)", r.error);
+	o.max_change_pct = 50;
+	rc = ep_cache_build(&o, &r);
+	tap_ok(rc == 0 && r.written && r.changed_names == 2 && file_has(out, "192.0.2.1 a.test"),
+	       "change guard: --max-change 50 accepts exactly 50%% (rc %d)", rc);
+	o.max_change_pct = 25;
+	snprintf(cmd, sizeof(cmd), "sed -i -e 's/^192.0.2.1 a.test$/198.51.100.1 a.test/' %s", out);
+	if (system(cmd))
+		tap_diag("sed failed");
+	rc = ep_cache_build(&o, &r);
+	tap_ok(rc == 0 && r.written && r.changed_names == 1 && file_has(out, "192.0.2.1 a.test"),
+	       "change guard: 1 of 4 (25%%, not more) passes and the new addresses are written (rc %d)", rc);
+	snprintf(cmd, sizeof(cmd), "sed -i -e 's/^192.0.2.1 a.test$/198.51.100.1 a.test/' -e 's/^192.0.2.4 v4only.test$/198.51.100.4 v4only.test/' %s", out);
+	if (system(cmd))
+		tap_diag("sed failed");
+	o.force = true;
+	rc = ep_cache_build(&o, &r);
+	tap_ok(rc == 0 && r.written && file_has(out, "192.0.2.4 v4only.test"), "change guard: --force overrides");
+	o.force = false;
+
 	/* The loss guard: a list that lost 4 of the 5 resolved names. */
 	f = fopen(dom, "w");
 	fprintf(f, "a.test\n");
@@ -522,10 +556,12 @@ static void test_build_api(void)
 		char *argv1[] = { "build", "--concurrency", "0", NULL };
 		char *argv2[] = { "build", "--domains", dom, NULL };
 		char *argv3[] = { "build", "--max-loss", "101", "--domains", dom, "-r", "127.0.0.1", "-o", out, NULL };
+		char *argv4[] = { "build", "--max-change", "-1", "--domains", dom, "-r", "127.0.0.1", "-o", out, NULL };
 
 		tap_ok(ep_cache_build_main(3, argv1) == 2, "CLI: --concurrency 0 is bad usage");
 		tap_ok(ep_cache_build_main(3, argv2) == 2, "CLI: missing --resolver/--out is bad usage");
 		tap_ok(ep_cache_build_main(9, argv3) == 2, "CLI: --max-loss 101 is bad usage");
+		tap_ok(ep_cache_build_main(9, argv4) == 2, "CLI: --max-change -1 is bad usage");
 	}
 
 	fclose(progress);

@@ -266,8 +266,11 @@ static void test_dns_kubernetes(void)
 	expect_ok("dns defaults", "dns:\n  upstreams: [10.2.0.53]\n  cache: {}\n");
 	tap_ok(d->cache.enabled && ip_is(&d->cache.listen, "169.254.20.10") && d->cache.ttl == 30 &&
 		       !strcmp(d->cache.preload, "/var/lib/edgeplane/preload.hosts") &&
-		       d->cache.refresh_s == 300 && d->cache.max_loss_percent == 10,
-	       "dns.cache defaults: 169.254.20.10, TTL 30, refresh 300 s, loss guard 10%%");
+		       d->cache.refresh_s == 300 && d->cache.max_loss_percent == 10 &&
+		       d->cache.max_change_percent == 25,
+	       "dns.cache defaults: 169.254.20.10, TTL 30, refresh 300 s, loss guard 10%%, change guard 25%%");
+	expect_ok("dns.cache.max_change_percent", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    max_change_percent: 60\n");
+	tap_ok(d->cache.max_change_percent == 60, "dns.cache.max_change_percent: 60");
 	tap_ok(d->failover.timeout_ratio_bp == 2000 && d->failover.window_ms == 1000 &&
 		       d->failover.failback_after_s == 30 && d->health.probe_interval_ms == 200 &&
 		       d->failover.drop_divergent == EP_DROP_DIV_ALWAYS && !d->cache.listen6.family &&
@@ -730,8 +733,25 @@ static const struct bad_case bad_cases[] = {
 	  "dns.cache.refresh_s", 4, "expected an integer 0-604800" },
 	{ "cache max loss", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    max_loss_percent: 101\n",
 	  "dns.cache.max_loss_percent", 4, "expected an integer 0-100" },
+	{ "cache max change", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    max_change_percent: 101\n",
+	  "dns.cache.max_change_percent", 4, "expected an integer 0-100" },
 	{ "cache unknown key", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    port: 53\n",
 	  "dns.cache.port", 4, "unknown key 'port'" },
+	/* Paths dnsmasq reads from dnsmasq.conf: what it would read differently. */
+	{ "preload ' #' (dnsmasq: a comment)", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    preload: \"/var/lib/a #b\"\n",
+	  "dns.cache.preload", 4, "expected an absolute path that dnsmasq reads as written" },
+	{ "preload '#'", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    preload: /var/lib/a#b\n", "dns.cache.preload", 4, "expected an absolute path that dnsmasq reads as written" },
+	{ "preload trailing space (dnsmasq strips it)", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    preload: \"/var/lib/a \"\n", "dns.cache.preload", 4, "expected an absolute path that dnsmasq reads as written" },
+	{ "preload double quote (dnsmasq removes it)", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    preload: '/var/lib/\"a\"'\n", "dns.cache.preload", 4, "expected an absolute path that dnsmasq reads as written" },
+	{ "preload backslash", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    preload: '/var/lib/a\\b'\n", "dns.cache.preload", 4, "expected an absolute path that dnsmasq reads as written" },
+	{ "preload newline", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    preload: \"/var/lib/a\\nb\"\n", "dns.cache.preload", 4, "expected an absolute path that dnsmasq reads as written" },
+	{ "preload tab (dnsmasq: a space)", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    preload: \"/var/lib/a\\tb\"\n", "dns.cache.preload", 4, "expected an absolute path that dnsmasq reads as written" },
+	{ "dnsmasq binary with a newline",
+	  "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    dnsmasq: \"/usr/sbin/dns\\nmasq\"\n",
+	  "dns.cache.dnsmasq", 4, "expected a program name or path (no control characters)" },
+	{ "runtime directory (control.socket's) with ' #', with a cache",
+	  "control:\n  socket: \"/run/edge #plane/agent.sock\"\ndns:\n  upstreams: [10.2.0.53]\n  cache: {}\n",
+	  "control.socket", 2, "its directory \"/run/edge #plane\" holds dnsmasq's files" },
 	{ "health interval", "dns:\n  upstreams: [10.2.0.53]\n  health:\n    probe_interval_ms: 10\n",
 	  "dns.health.probe_interval_ms", 4, "expected an integer 50-60000" },
 	{ "health timeout vs window",
@@ -1054,6 +1074,18 @@ static void test_no_leftovers(void)
 	ep_cfg_errors_free(&errs);
 }
 
+/* What dnsmasq reads as written stays allowed. */
+static void test_dnsmasq_paths(void)
+{
+	expect_ok("preload with ',' and inner spaces (dnsmasq keeps them)",
+		  "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    preload: \"/var/lib/edge plane/a,b.hosts\"\n");
+	tap_ok(!strcmp(cfg.dns.cache.preload, "/var/lib/edge plane/a,b.hosts"), "... kept as written");
+	expect_ok("control.socket in a directory with '#' and no cache",
+		  "control:\n  socket: /run/edge#plane/agent.sock\ndns:\n  upstreams: [10.2.0.53]\n");
+	expect_ok("domains with '#' (read by the agent only, never by dnsmasq)",
+		  "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    domains: /etc/edge#plane/domains.txt\n");
+}
+
 int main(void)
 {
 	test_full();
@@ -1062,6 +1094,7 @@ int main(void)
 	test_defaults();
 	test_values();
 	test_bad();
+	test_dnsmasq_paths();
 	test_generated();
 	test_alias_bomb();
 	test_print_and_load();
