@@ -296,8 +296,13 @@ for ex in (True, False):
 print(" ".join(res))' $UP4)
 if [ "$out" = "timeout answered" ]; then ok "cache mode: in one process, the exempted socket is not redirected, the other one is"
 else not_ok "cache mode: in one process, the exempted socket is not redirected, the other one is (got: $out)"; fi
-# Nobody but a process that may open the pinned map can exempt a socket.
-out=$(EP_EXEMPT="$TOOL $PIN" in_cg "$NS" setpriv --reuid 65534 --regid 65534 --clear-groups \
+# Nobody but a process that may open the pinned map can exempt a socket. The
+# tool is copied where user nobody can run it: a checkout under /root is not
+# (the attempt must fail at the map, not at exec).
+UTOOL_DIR=$(mktemp -d)
+netns_on_cleanup "rm -rf $UTOOL_DIR"
+chmod 755 "$UTOOL_DIR" && cp "$TOOL" "$UTOOL_DIR/" && chmod 755 "$UTOOL_DIR/$(basename "$TOOL")"
+out=$(EP_EXEMPT="$UTOOL_DIR/$(basename "$TOOL") $PIN" in_cg "$NS" setpriv --reuid 65534 --regid 65534 --clear-groups \
   "$PY3" - udpc $UP4 <"$TMP/client.py" 2>"$TMP/unpriv.err")
 diag "unprivileged exemption attempt: $(head -c 200 "$TMP/unpriv.err")"
 if [ "$out" = "ok from=$UP4:53 peer=$UP4:53" ] && grep -q "exempt failed" "$TMP/unpriv.err"; then
