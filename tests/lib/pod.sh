@@ -64,6 +64,7 @@ POD_LOADER=${POD_LOADER:-$POD_BUILD/tests/tools/ep_seccomp_exec}
 POD_VALUES=${POD_VALUES:-$LAB_ROOT/tests/install/values/pod-lab.yaml}
 POD_NODE_NAME=${POD_NODE_NAME:-lab-node}
 POD_PID1=""
+POD_PIDNS=""
 POD_SHIM=""
 POD_ROOTFS=""
 POD_IID=""
@@ -273,6 +274,9 @@ pod_container() {
   done
   # A short-lived container (the init container) may be gone already.
   [ -n "$POD_PID1" ] || ! kill -0 "$POD_SHIM" 2>/dev/null || { pod_err "$name: no PID 1 (log: $(tail -3 "$log"))"; return 1; }
+  # The container's PID namespace, kept after PID 1 is gone so pod_procs can
+  # tell that nothing of it is left.
+  [ -n "$POD_PID1" ] && POD_PIDNS=$(readlink "/proc/$POD_PID1/ns/pid" 2>/dev/null)
 }
 
 # pod_wait_exec COMM SECONDS: PID 1 has exec'd the container's command
@@ -312,15 +316,19 @@ pod_agent_start() {
   fi
 }
 
-# pod_procs [-v]: how many processes run in a container root of this pod
-# (-v: their names)
+# pod_procs [-v]: how many processes run in the PID namespace of this pod's
+# last started container (-v: their names)
+# By PID namespace, not by /proc/PID/root: the container's root is a mount of
+# its own mount namespace, and readlink shows it differently from a host that
+# is itself chrooted (a minimal root, ../shared/fresh-root.sh).
 pod_procs() {
-  local p n=0 names=()
-  for p in /proc/[0-9]*; do
-    case $(readlink "$p/root" 2>/dev/null) in
-      "$POD_DIR"/*) n=$((n + 1)); names+=("$(cat "$p/comm" 2>/dev/null)");;
-    esac
-  done
+  local p n=0 names=() want=${POD_PIDNS:-}
+  if [ -n "$want" ]; then
+    for p in /proc/[0-9]*; do
+      [ "$(readlink "$p/ns/pid" 2>/dev/null)" = "$want" ] || continue
+      n=$((n + 1)); names+=("$(cat "$p/comm" 2>/dev/null)")
+    done
+  fi
   if [ "${1:-}" = -v ]; then echo "${names[*]}"; else echo $n; fi
 }
 

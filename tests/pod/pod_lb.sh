@@ -71,7 +71,7 @@ check "the container's processes: $(pod_procs -v) (no DNS configured: no dnsmasq
 t0=$(date +%s.%N)
 pod_kill
 t_dead=$(date +%s.%N)
-check "kill -9 of PID 1 ended the container: none of its processes is left ($(pod_procs) in its root)" \
+check "kill -9 of PID 1 ended the container: none of its processes is left ($(pod_procs) in its PID namespace)" \
   bash -c "! kill -0 $old 2>/dev/null && [ $(pod_procs) = 0 ]"
 out=$(lab_load --target "$LAB_VIP4:80" --mode tcp-conns --count 100 --concurrency 8 2>/dev/null)
 check "with the container gone, new connections are still balanced (100/100: $(jget "$out" 'j["backends"]'))" \
