@@ -36,7 +36,7 @@ ok "drill lab up; the agent runs in the pod-shaped sandbox from image ${POD_IID:
 diag "rendered: seccompProfile $(pod_flag "$POD_R/agent" seccomp), capabilities $(paste -sd, "$POD_R/agent/caps"), service account token $(pod_flag "$POD_R/agent" automount)"
 pod_checks "start"
 procs=$(pod_procs -v)
-check "the container runs the agent and dnsmasq, its child ($procs)" grep -qw dnsmasq <<<"$procs"
+check "the container runs the agent and dnsmasq (started by its spawner) ($procs)" grep -qw dnsmasq <<<"$procs"
 check "the chart's config sends the socket hooks to the host's cgroup root mount (datapath.cgroup_root: /host/cgroup)" \
   grep -qx '  cgroup_root: /host/cgroup' "$POD_R/config/config.yaml"
 check "Kubernetes in-cluster: the agent found the test API server through KUBERNETES_SERVICE_* and the service account mount" \
