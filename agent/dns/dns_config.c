@@ -181,7 +181,7 @@ static void dns_defaults(struct ep_config *cfg)
 	/* 0: dnsmasq sizes its hash table from cache-size, and loading a big
 	 * hosts file into a table sized for 10000 takes seconds (4.5 s for 128k
 	 * names, 0.36 s with 0; tests/bench/cache_serve.sh). Its only upstream
-	 * is the agent's local policy responder: caching that gains nothing. */
+	 * is the cache's local policy responder: caching that gains nothing. */
 	d->cache.cache_size = 0;
 	d->health.probe_interval_ms = 200;
 	d->health.timeout_ms = 500;
