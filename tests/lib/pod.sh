@@ -70,7 +70,8 @@ POD_ROOTFS=""
 POD_IID=""
 
 pod_diag() { echo "# pod: $*"; }
-pod_err() { echo "pod: $*" >&2; }
+# Errors as TAP diagnostics: run.sh shows them in its summary, so a failure in CI says why.
+pod_err() { echo "pod: error: $*" | sed "s/^/# /"; }
 
 
 # pod_seccomp_required: TAP failure and exit when POD_SECCOMP_PROFILE is unset
@@ -272,8 +273,16 @@ pod_container() {
     POD_PID1=""
     sleep 0.05
   done
-  # A short-lived container (the init container) may be gone already.
-  [ -n "$POD_PID1" ] || ! kill -0 "$POD_SHIM" 2>/dev/null || { pod_err "$name: no PID 1 (log: $(tail -3 "$log"))"; return 1; }
+  # A short-lived container (the init container) may be gone already; an
+  # agent container that is gone before its PID 1 was seen has failed.
+  if [ -z "$POD_PID1" ]; then
+    if kill -0 "$POD_SHIM" 2>/dev/null; then
+      pod_err "$name: no PID 1 after 5 s (log: $(tail -3 "$log"))"; return 1
+    elif [ "$name" = agent ]; then
+      wait "$POD_SHIM"
+      pod_err "$name: the container exited ($?) before its PID 1 was seen; log: $(tail -5 "$log")"; return 1
+    fi
+  fi
   # The container's PID namespace, kept after PID 1 is gone so pod_procs can
   # tell that nothing of it is left.
   [ -n "$POD_PID1" ] && POD_PIDNS=$(readlink "/proc/$POD_PID1/ns/pid" 2>/dev/null)
@@ -311,7 +320,7 @@ pod_agent_start() {
   LAB_AGENT_PID=$POD_SHIM
   if ! pod_wait_exec edgeplane-agent 10 || ! wait_for "${LAB_AGENT_WAIT:-20}" lab_cli status; then
     pod_err "agent container did not become ready; log:"
-    tail -30 "$LAB_LOG" >&2
+    tail -30 "$LAB_LOG" | sed "s/^/# /"
     return 1
   fi
 }

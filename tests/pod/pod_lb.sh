@@ -35,7 +35,8 @@ lab_config_write
 LAB_AGENT_RUNNER=pod_runner
 t0=$(date +%s)
 if ! lab_agent_start; then
-  not_ok "the agent starts in the pod-shaped sandbox"; tail -5 "$POD_DIR"/init.log 2>/dev/null | sed 's/^/# /'
+  not_ok "the agent starts in the pod-shaped sandbox"
+  { tail -5 "$POD_DIR"/init.log; echo "agent log:"; tail -20 "$LAB_LOG"; } 2>&1 | sed 's/^/# /'
   tap_done; exit 1
 fi
 ok "the agent starts in the pod-shaped sandbox from image ${POD_IID:7:12} and answers on hostPaths.run ($(( $(date +%s) - t0 )) s)"
