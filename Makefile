@@ -128,7 +128,14 @@ $(BUILD)/tests/tools/ep_seccomp_exec: $(BUILD)/obj/tests/tools/ep_seccomp_exec.o
 	@mkdir -p $(dir $@)
 	$(CC) $(EP_CFLAGS) $(CFLAGS) -static -o $@ $^ -lseccomp -ljansson $(LDFLAGS)
 
-tests-bin: all $(TEST_BINS) $(BENCH_BINS) $(HELPER_BINS)
+# An Alpine-like pod's resolver (tests/drills/dns_agent_loss.sh): musl's
+# getaddrinfo, which asks A and AAAA together and fails on either's silence.
+MUSL_BINS := $(BUILD)/tests/tools/ep_musl_resolve
+$(BUILD)/tests/tools/ep_musl_resolve: tests/tools/musl/ep_musl_resolve.c
+	@mkdir -p $(dir $@)
+	musl-gcc -static -O2 -Wall -Wextra -Werror -o $@ $<
+
+tests-bin: all $(TEST_BINS) $(BENCH_BINS) $(HELPER_BINS) $(MUSL_BINS)
 .PHONY: tests-bin
 
 # libFuzzer targets: the library sources compiled once with clang + coverage

@@ -19,6 +19,8 @@ PKGS=(
   # tests and benchmarks
   valgrind knot-dnsutils ldnsutils dnsperf nsd haproxy socat curl
   python3-scapy python3-pytest unzip
+  # musl-gcc: a static musl client as in Alpine pods, tests/tools/musl
+  musl-tools
   # the install tests render the man pages and check the unit's man: links
   man-db groff-base
   # image: make image builds deploy/Dockerfile with podman on base images from mmdebstrap
