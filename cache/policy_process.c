@@ -1,6 +1,7 @@
 #include "policy_process.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
@@ -23,14 +24,18 @@
  * file of its own (the responder is another process, and the agent may be a
  * newer or older build: magic and version say whether it can read it). */
 #define STATS_MAGIC 0x45505053u /* "EPPS" */
-#define STATS_VERSION 1
+#define STATS_VERSION 2
 struct stats_file {
 	uint32_t magic, version;
 	int32_t pid; /* the responder that writes it: a stale file names another */
 	uint32_t names;
 	uint64_t nodata, servfail, formerr, dropped;
 	uint64_t loads; /* names file reads */
+	/* version 2 */
+	uint64_t fallback_answered, fallback_failed;
 };
+/* What a version 1 responder (an older build, adopted) writes. */
+#define STATS_V1_SIZE offsetof(struct stats_file, fallback_answered)
 
 #define PUBLISH_NS (100ULL * 1000000ULL)
 #define HEALTH_INTERVAL_NS (1000ULL * 1000000ULL)
@@ -66,6 +71,8 @@ static void publish(struct stats_file *sf, struct ep_policy_responder *r)
 	__atomic_store_n(&sf->servfail, st.servfail, __ATOMIC_RELAXED);
 	__atomic_store_n(&sf->formerr, st.formerr, __ATOMIC_RELAXED);
 	__atomic_store_n(&sf->dropped, st.dropped, __ATOMIC_RELAXED);
+	__atomic_store_n(&sf->fallback_answered, st.fallback_answered, __ATOMIC_RELAXED);
+	__atomic_store_n(&sf->fallback_failed, st.fallback_failed, __ATOMIC_RELAXED);
 }
 
 static struct stats_file *map_stats(const char *path)
@@ -118,9 +125,12 @@ int ep_policy_process_main(int argc, char **argv)
 		{"names", required_argument, NULL, 'n'},
 		{"stats", required_argument, NULL, 's'},
 		{"log-format", required_argument, NULL, 'f'},
+		{"fallback", required_argument, NULL, 'F'},
 		{},
 	};
 	char listen[128] = "", err[256];
+	const char *fallback[EP_FALLBACK_MAX_SERVERS];
+	int n_fallback = 0;
 	const char *names_path = NULL, *stats_path = NULL;
 	struct ep_policy_responder *r = NULL;
 	struct stats_file *sf = NULL;
@@ -149,13 +159,21 @@ int ep_policy_process_main(int argc, char **argv)
 		case 'f':
 			ep_log_setup(!strcmp(optarg, "json"), EP_LOG_INFO);
 			break;
+		case 'F':
+			if (n_fallback == EP_FALLBACK_MAX_SERVERS) {
+				fprintf(stderr, "at most %d --fallback resolvers\n", EP_FALLBACK_MAX_SERVERS);
+				return 2;
+			}
+			fallback[n_fallback++] = optarg;
+			break;
 		default:
 			return 2;
 		}
 	}
 	if (!names_path || !stats_path || split_listen(listen, &port)) {
 		fprintf(stderr, "usage: edgeplane-agent " EP_POLICY_PROCESS_FLAG
-				" --listen ADDR:PORT --ttl N --names FILE --stats FILE\n");
+				" --listen ADDR:PORT --ttl N --names FILE --stats FILE"
+				" [--fallback ADDR[#PORT]]...\n");
 		return 2;
 	}
 	/* Signals through a signalfd, set up before the responder listens:
@@ -171,7 +189,8 @@ int ep_policy_process_main(int argc, char **argv)
 		log_error("cache responder: signalfd: %s", strerror(errno));
 		return 1;
 	}
-	if (ep_policy_start(&r, listen, port, (uint32_t)ttl, err, sizeof(err))) {
+	if (ep_policy_start_fallback(&r, listen, port, (uint32_t)ttl, fallback, n_fallback, 0, err,
+				     sizeof(err))) {
 		log_error("cache responder: %s", err);
 		close(sfd);
 		return 2;
@@ -186,8 +205,8 @@ int ep_policy_process_main(int argc, char **argv)
 			 strerror(-rc));
 	else if (sf)
 		sf->names = (uint32_t)n;
-	log_info("cache responder (pid %d) answering on %s:%u for %zu names", (int)getpid(), listen,
-		 port, n);
+	log_info("cache responder (pid %d) answering on %s:%u for %zu names%s", (int)getpid(), listen,
+		 port, n, n_fallback ? "; names outside them go to the fallback resolvers" : "");
 	for (;;) {
 		struct pollfd pfd = {.fd = sfd, .events = POLLIN};
 		struct signalfd_siginfo si;
@@ -252,7 +271,8 @@ struct ep_policy_proc {
 /* The command line; bufs hold its variable parts. */
 struct args {
 	char listen[96], ttl[32], names[PATH_MAX + 48], stats[PATH_MAX + 48], fmt[32];
-	char *argv[8];
+	char fallback[EP_FALLBACK_MAX_SERVERS][96];
+	char *argv[8 + EP_FALLBACK_MAX_SERVERS];
 };
 
 static void render_args(const struct ep_policy_proc *p, struct args *a)
@@ -270,7 +290,11 @@ static void render_args(const struct ep_policy_proc *p, struct args *a)
 	a->argv[4] = a->names;
 	a->argv[5] = a->stats;
 	a->argv[6] = a->fmt;
-	a->argv[7] = NULL;
+	for (int i = 0; i < p->o.n_fallback && i < EP_FALLBACK_MAX_SERVERS; i++) {
+		snprintf(a->fallback[i], sizeof(a->fallback[i]), "--fallback=%s", p->o.fallback[i]);
+		a->argv[7 + i] = a->fallback[i];
+	}
+	a->argv[7 + (p->o.n_fallback < EP_FALLBACK_MAX_SERVERS ? p->o.n_fallback : EP_FALLBACK_MAX_SERVERS)] = NULL;
 }
 
 static void set_paths(struct ep_policy_proc *p)
@@ -370,8 +394,8 @@ int ep_policy_proc_reconfigure(struct ep_policy_proc *p, const struct ep_policy_
 	p->o = *o;
 	set_paths(p);
 	render_args(p, &b);
-	for (int i = 0; a.argv[i]; i++)
-		changed |= strcmp(a.argv[i], b.argv[i]) != 0;
+	for (int i = 0; a.argv[i] || b.argv[i]; i++)
+		changed |= !a.argv[i] || !b.argv[i] || strcmp(a.argv[i], b.argv[i]) != 0;
 	if (!changed)
 		return 0;
 	log_info("cache responder options changed: restarting it");
@@ -410,12 +434,15 @@ static void stats_add(struct ep_policy_stats *acc, const struct ep_policy_stats 
 	acc->servfail += a->servfail - b->servfail;
 	acc->formerr += a->formerr - b->formerr;
 	acc->dropped += a->dropped - b->dropped;
+	acc->fallback_answered += a->fallback_answered - b->fallback_answered;
+	acc->fallback_failed += a->fallback_failed - b->fallback_failed;
 }
 
 static void read_stats(struct ep_policy_proc *p)
 {
 	struct stats_file f;
 	struct ep_policy_stats cur;
+	ssize_t n;
 	int fd;
 
 	if (p->sup.pid <= 0)
@@ -423,16 +450,23 @@ static void read_stats(struct ep_policy_proc *p)
 	fd = open(p->stats_path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	if (pread(fd, &f, sizeof(f), 0) != (ssize_t)sizeof(f) || f.magic != STATS_MAGIC ||
-	    f.version != STATS_VERSION || f.pid != (int32_t)p->sup.pid) {
+	memset(&f, 0, sizeof(f));
+	n = pread(fd, &f, sizeof(f), 0);
+	if (n < (ssize_t)STATS_V1_SIZE || f.magic != STATS_MAGIC ||
+	    (f.version == 1 ? n < (ssize_t)STATS_V1_SIZE : n != (ssize_t)sizeof(f)) ||
+	    (f.version != 1 && f.version != STATS_VERSION) || f.pid != (int32_t)p->sup.pid) {
 		close(fd);
 		return;
 	}
+	if (f.version == 1)
+		f.fallback_answered = f.fallback_failed = 0;
 	close(fd);
 	/* The TCP slot counters stay in the responder process (tests read them
 	 * there); the file carries the answer counts. */
 	cur = (struct ep_policy_stats){.nodata = f.nodata, .servfail = f.servfail,
-				       .formerr = f.formerr, .dropped = f.dropped};
+				       .formerr = f.formerr, .dropped = f.dropped,
+				       .fallback_answered = f.fallback_answered,
+				       .fallback_failed = f.fallback_failed};
 	if (f.pid != (int32_t)p->stats_pid) {
 		/* Another responder: bank what the last one counted. */
 		stats_add(&p->acc, &p->last, &p->base);

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "fallback.h"
 #include "nameset.h"
 #include "policy_responder.h"
 
@@ -32,6 +33,9 @@ struct ep_policy_proc_opts {
 	uint16_t port;
 	uint32_t ttl;		    /* of the NODATA SOA */
 	char runtime_dir[PATH_MAX]; /* policy.names, policy.pid, policy.stats */
+	/* dns.cache.fallback: resolvers for names outside the snapshot */
+	char fallback[EP_FALLBACK_MAX_SERVERS][64];
+	int n_fallback;
 };
 
 struct ep_policy_proc_status {

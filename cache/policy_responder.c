@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fallback.h"
+
 #define SOA_MNAME "edgeplane-cache.invalid."
 #define SOA_RNAME "hostmaster.edgeplane-cache.invalid."
 #define MAX_TCP_CONNS 64
@@ -132,6 +134,7 @@ out:
 
 struct tcp_conn {
 	int fd;
+	uint64_t gen; /* which connection this slot holds (fallback replies) */
 	uint64_t active_ns; /* accepted, or last byte from the peer (CLOCK_MONOTONIC) */
 	uint8_t buf[TCP_BUF];
 	size_t len;
@@ -148,7 +151,13 @@ struct ep_policy_responder {
 	 * (tests), read with __atomic. */
 	struct tcp_conn *conns[MAX_TCP_CONNS];
 	unsigned tcp_idle_ms;
+	uint64_t tcp_gen;
+	/* dns.cache.fallback: the thread's alone; NULL when none is set */
+	struct ep_fallback *fb;
 };
+
+#define TAG_FALLBACK4 1000
+#define TAG_FALLBACK6 1001
 
 static uint64_t mono_ns(void)
 {
@@ -176,16 +185,72 @@ static void count(struct ep_policy_responder *r, enum ep_policy_kind k)
 	}
 }
 
+/*
+ * The answer to q, or nothing when q went to the fallback resolvers (a name
+ * outside the snapshot, with dns.cache.fallback set): their answer, or
+ * SERVFAIL when none comes in time, follows through fallback_deliver.
+ */
 static enum ep_policy_kind answer_locked(struct ep_policy_responder *r, const uint8_t *q, size_t len,
-					 uint8_t **out, size_t *outlen)
+					 const struct ep_fallback_client *client, uint8_t **out,
+					 size_t *outlen)
 {
 	enum ep_policy_kind k;
 
 	pthread_mutex_lock(&r->lock);
 	k = ep_policy_answer(q, len, &r->names, r->ttl, out, outlen);
+	pthread_mutex_unlock(&r->lock);
+	if (k == EP_POLICY_SERVFAIL && r->fb && ep_fallback_submit(r->fb, q, len, client, mono_ns()) == 0) {
+		free(*out);
+		*out = NULL;
+		*outlen = 0;
+		return EP_POLICY_DROPPED; /* nothing to send now */
+	}
+	pthread_mutex_lock(&r->lock);
 	count(r, k);
 	pthread_mutex_unlock(&r->lock);
 	return k;
+}
+
+static int tcp_send(struct tcp_conn *c, const uint8_t *m, size_t len)
+{
+	uint8_t hdr[2] = {(uint8_t)(len >> 8), (uint8_t)len};
+
+	/* Replies are small; a peer that does not read them loses them. */
+	if (send(c->fd, hdr, 2, MSG_NOSIGNAL | MSG_DONTWAIT) != 2 ||
+	    send(c->fd, m, len, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)len)
+		return -1;
+	return 0;
+}
+
+static void tcp_close(struct ep_policy_responder *r, int slot);
+
+/* A fallback resolver's answer (ans), or SERVFAIL when none came (ans NULL). */
+static void fallback_deliver(void *arg, const struct ep_fallback_client *c, const uint8_t *q,
+			     size_t qlen, const uint8_t *ans, size_t anslen)
+{
+	struct ep_policy_responder *r = arg;
+	uint8_t *servfail = NULL;
+	size_t sflen = 0;
+
+	pthread_mutex_lock(&r->lock);
+	if (ans) {
+		r->stats.fallback_answered++;
+	} else {
+		r->stats.fallback_failed++;
+		count(r, ep_policy_answer(q, qlen, &r->names, r->ttl, &servfail, &sflen));
+		ans = servfail;
+		anslen = sflen;
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (!ans)
+		return;
+	if (!c->tcp) {
+		sendto(r->udp, ans, anslen, MSG_DONTWAIT, (const struct sockaddr *)&c->addr, c->alen);
+	} else if (r->conns[c->slot] && r->conns[c->slot]->gen == c->gen) {
+		if (anslen > 0xffff || tcp_send(r->conns[c->slot], ans, anslen))
+			tcp_close(r, c->slot);
+	}
+	free(servfail);
 }
 
 static void serve_udp(struct ep_policy_responder *r)
@@ -193,16 +258,18 @@ static void serve_udp(struct ep_policy_responder *r)
 	uint8_t buf[4096];
 
 	for (;;) {
-		struct sockaddr_storage from;
-		socklen_t fl = sizeof(from);
-		ssize_t n = recvfrom(r->udp, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
+		struct ep_fallback_client from = {.tcp = false};
+		ssize_t n;
 		uint8_t *out;
 		size_t outlen;
 
+		from.alen = sizeof(from.addr);
+		n = recvfrom(r->udp, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from.addr,
+			     &from.alen);
 		if (n < 0)
 			return;
-		if (answer_locked(r, buf, (size_t)n, &out, &outlen) != EP_POLICY_DROPPED && out)
-			sendto(r->udp, out, outlen, MSG_DONTWAIT, (struct sockaddr *)&from, fl);
+		if (answer_locked(r, buf, (size_t)n, &from, &out, &outlen) != EP_POLICY_DROPPED && out)
+			sendto(r->udp, out, outlen, MSG_DONTWAIT, (struct sockaddr *)&from.addr, from.alen);
 		free(out);
 	}
 }
@@ -242,8 +309,9 @@ static void serve_tcp_conn(struct ep_policy_responder *r, int slot)
 		/* RFC 7766 framing: 2-byte length, then the message. */
 		while (c->len >= 2) {
 			size_t mlen = (size_t)c->buf[0] << 8 | c->buf[1];
-			uint8_t *out = NULL, hdr[2];
+			uint8_t *out = NULL;
 			size_t outlen;
+			struct ep_fallback_client from = {.tcp = true, .slot = slot, .gen = c->gen};
 
 			if (mlen + 2 > sizeof(c->buf)) {
 				tcp_close(r, slot);
@@ -251,18 +319,12 @@ static void serve_tcp_conn(struct ep_policy_responder *r, int slot)
 			}
 			if (c->len < mlen + 2)
 				break;
-			if (answer_locked(r, c->buf + 2, mlen, &out, &outlen) != EP_POLICY_DROPPED &&
-			    out) {
-				hdr[0] = (uint8_t)(outlen >> 8);
-				hdr[1] = (uint8_t)outlen;
-				/* Replies are small; a peer that does not read them loses them. */
-				if (send(c->fd, hdr, 2, MSG_NOSIGNAL | MSG_DONTWAIT) != 2 ||
-				    send(c->fd, out, outlen, MSG_NOSIGNAL | MSG_DONTWAIT) !=
-					    (ssize_t)outlen) {
-					free(out);
-					tcp_close(r, slot);
-					return;
-				}
+			if (answer_locked(r, c->buf + 2, mlen, &from, &out, &outlen) !=
+				    EP_POLICY_DROPPED &&
+			    out && tcp_send(c, out, outlen)) {
+				free(out);
+				tcp_close(r, slot);
+				return;
 			}
 			free(out);
 			memmove(c->buf, c->buf + mlen + 2, c->len - mlen - 2);
@@ -334,6 +396,7 @@ static void accept_tcp(struct ep_policy_responder *r)
 		}
 		slot = free_slot(r);
 		c->fd = fd;
+		c->gen = ++r->tcp_gen;
 		c->active_ns = mono_ns();
 		r->conns[slot] = c;
 		struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)(3 + slot)};
@@ -349,8 +412,15 @@ static void *serve(void *arg)
 
 	for (;;) {
 		struct epoll_event evs[16];
-		int n = epoll_wait(r->epfd, evs, 16, expire_idle(r));
+		int timeout = expire_idle(r), n;
 
+		if (r->fb) {
+			int fb = ep_fallback_expire(r->fb, mono_ns());
+
+			if (fb >= 0 && (timeout < 0 || fb < timeout))
+				timeout = fb;
+		}
+		n = epoll_wait(r->epfd, evs, 16, timeout);
 		for (int i = 0; i < n; i++) {
 			uint32_t tag = evs[i].data.u32;
 
@@ -360,7 +430,9 @@ static void *serve(void *arg)
 				serve_udp(r);
 			else if (tag == 2)
 				accept_tcp(r);
-			else if (r->conns[tag - 3])
+			else if (tag == TAG_FALLBACK4 || tag == TAG_FALLBACK6)
+				ep_fallback_read(r->fb, ep_fallback_fd(r->fb, tag == TAG_FALLBACK4 ? AF_INET : AF_INET6));
+			else if (tag - 3 < MAX_TCP_CONNS && r->conns[tag - 3])
 				serve_tcp_conn(r, (int)(tag - 3));
 		}
 		if (n < 0 && errno != EINTR)
@@ -404,6 +476,13 @@ static int open_sock(int type, const struct sockaddr_in *sa, char *err, size_t e
 int ep_policy_start(struct ep_policy_responder **out, const char *addr, uint16_t port,
 		    uint32_t ttl, char *err, size_t errlen)
 {
+	return ep_policy_start_fallback(out, addr, port, ttl, NULL, 0, 0, err, errlen);
+}
+
+int ep_policy_start_fallback(struct ep_policy_responder **out, const char *addr, uint16_t port,
+			     uint32_t ttl, const char *const *fallback, int n_fallback,
+			     unsigned fallback_timeout_ms, char *err, size_t errlen)
+{
 	struct ep_policy_responder *r = calloc(1, sizeof(*r));
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
 	struct epoll_event ev = {.events = EPOLLIN};
@@ -440,6 +519,20 @@ int ep_policy_start(struct ep_policy_responder **out, const char *addr, uint16_t
 	epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->udp, &ev);
 	ev.data.u32 = 2;
 	epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->tcp, &ev);
+	if (n_fallback > 0) {
+		if (ep_fallback_new(&r->fb, fallback, n_fallback, fallback_timeout_ms, fallback_deliver, r,
+				    err, errlen))
+			goto fail;
+		for (int fam = 0; fam < 2; fam++) {
+			int fd = ep_fallback_fd(r->fb, fam ? AF_INET6 : AF_INET);
+
+			ev.data.u32 = fam ? TAG_FALLBACK6 : TAG_FALLBACK4;
+			if (fd >= 0 && epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+				snprintf(err, errlen, "epoll: %s", strerror(errno));
+				goto fail;
+			}
+		}
+	}
 	if (pthread_create(&r->thread, NULL, serve, r)) {
 		snprintf(err, errlen, "cannot start the policy responder thread");
 		goto fail;
@@ -447,6 +540,7 @@ int ep_policy_start(struct ep_policy_responder **out, const char *addr, uint16_t
 	*out = r;
 	return 0;
 fail:
+	ep_fallback_free(r->fb);
 	if (r->udp >= 0)
 		close(r->udp);
 	if (r->tcp >= 0)
@@ -511,6 +605,7 @@ void ep_policy_stop(struct ep_policy_responder *r)
 	close(r->tcp);
 	close(r->stopfd);
 	close(r->epfd);
+	ep_fallback_free(r->fb);
 	ep_nameset_free(&r->names);
 	pthread_mutex_destroy(&r->lock);
 	free(r);

@@ -12,7 +12,8 @@
  *     cached lie about a name that may well exist. SERVFAIL rather than
  *     REFUSED because it means "cannot answer now" (glibc reports EAI_AGAIN,
  *     a temporary failure applications retry) where REFUSED means "will not"
- *     (EAI_FAIL, permanent).
+ *     (EAI_FAIL, permanent). With dns.cache.fallback set, such a query goes
+ *     to those resolvers first (fallback.h); SERVFAIL when none answers.
  */
 #ifndef EP_POLICY_RESPONDER_H
 #define EP_POLICY_RESPONDER_H
@@ -42,6 +43,8 @@ struct ep_policy_stats {
 	uint64_t nodata, servfail, formerr, dropped;
 	uint64_t tcp_idle_closed; /* TCP connections closed after the idle timeout */
 	uint64_t tcp_evicted;	  /* closed to make room: all 64 slots were taken */
+	uint64_t fallback_answered; /* names outside the snapshot a fallback resolver answered */
+	uint64_t fallback_failed;   /* ... that none answered in time (SERVFAIL, counted there too) */
 };
 
 /* Listens on addr:port (UDP and TCP) from its own thread. Up to 64 TCP
@@ -49,6 +52,12 @@ struct ep_policy_stats {
  * 64 are taken a new one replaces the one quiet the longest. */
 int ep_policy_start(struct ep_policy_responder **out, const char *addr, uint16_t port,
 		    uint32_t ttl, char *err, size_t errlen);
+/* The same, with fallback resolvers ("ADDR" or "ADDR#PORT", tried in order,
+ * each given fallback_timeout_ms; 0: the default) for the names outside the
+ * snapshot. n_fallback 0: none. */
+int ep_policy_start_fallback(struct ep_policy_responder **out, const char *addr, uint16_t port,
+			     uint32_t ttl, const char *const *fallback, int n_fallback,
+			     unsigned fallback_timeout_ms, char *err, size_t errlen);
 /* Replaces the name set (takes ownership of names, which is reset). */
 void ep_policy_set_names(struct ep_policy_responder *r, struct ep_nameset *names);
 void ep_policy_set_ttl(struct ep_policy_responder *r, uint32_t ttl);

@@ -95,6 +95,18 @@ void ep_cli_print_dns(const struct ep_cli_command *cmd, char **argv, json_t *r)
 		printf("responder   %s ", jstr(json_object_get(c, "responder"), "state"));
 		print_process(json_object_get(c, "responder"));
 	}
+	{
+		json_t *fb = json_object_get(c, "fallback"), *rs = json_object_get(fb, "resolvers"), *addr;
+		size_t k;
+
+		if (json_array_size(rs)) {
+			printf("fallback   ");
+			json_array_foreach(rs, k, addr)
+				printf(" %s", json_string_value(addr));
+			printf(": %lld answered, %lld unanswered (SERVFAIL)\n", jint(fb, "answered"),
+			       jint(fb, "failed"));
+		}
+	}
 }
 
 /* "DNS override: failover": the command's last word, as typed */

@@ -80,6 +80,7 @@ struct ep_cfg_datapath {
 
 /* dns: the upstream resolvers, the local cache, health and failover. */
 #define EP_CFG_MAX_UPSTREAMS 8
+#define EP_CFG_MAX_FALLBACK 4
 #define EP_CFG_MAX_CANARIES 16
 #define EP_CFG_MAX_EXPECT 8
 
@@ -113,6 +114,10 @@ struct ep_cfg_dns {
 		uint32_t max_change_percent; /* ... and change guard (addresses), default 25 */
 		uint32_t cache_size;	   /* dnsmasq cache-size, default 0 (see config.c) */
 		char dnsmasq[PATH_MAX];	   /* binary, default "dnsmasq" (searched on PATH) */
+		/* trusted resolvers for names outside the snapshot while failed
+		 * over (port 53, tried in order); none by default */
+		struct ep_ip fallback[EP_CFG_MAX_FALLBACK];
+		size_t n_fallback;
 	} cache;
 	struct {
 		uint32_t probe_interval_ms; /* default 200 */

@@ -117,6 +117,8 @@ static void fill_policy_opts(const struct ep_dns_cache *c, struct ep_policy_proc
 	o->port = EP_POLICY_PORT;
 	o->ttl = c->cfg.cache.ttl;
 	snprintf(o->runtime_dir, sizeof(o->runtime_dir), "%s", c->runtime_dir);
+	for (size_t i = 0; i < c->cfg.cache.n_fallback && i < EP_FALLBACK_MAX_SERVERS; i++)
+		ep_ip_str(&c->cfg.cache.fallback[i], o->fallback[o->n_fallback++], sizeof(o->fallback[0]));
 }
 
 static uint64_t file_id(const char *path)
@@ -728,6 +730,17 @@ json_t *ep_dns_cache_status(struct ep_dns_cache *c)
 	json_object_set_new(o, "policy_answers",
 			    json_pack("{s:I, s:I, s:I}", "nodata", (json_int_t)ps.nodata, "servfail",
 				      (json_int_t)ps.servfail, "formerr", (json_int_t)ps.formerr));
+	{
+		json_t *fb = json_array();
+
+		for (size_t i = 0; i < c->cfg.cache.n_fallback; i++)
+			json_array_append_new(fb, json_string(ep_ip_str(&c->cfg.cache.fallback[i], ip,
+									  sizeof(ip))));
+		json_object_set_new(o, "fallback",
+				    json_pack("{s:o, s:I, s:I}", "resolvers", fb, "answered",
+					      (json_int_t)ps.fallback_answered, "failed",
+					      (json_int_t)ps.fallback_failed));
+	}
 	return o;
 }
 
@@ -777,6 +790,11 @@ void ep_dns_cache_metrics(struct ep_dns_cache *c, struct ep_strbuf *b)
 			"edgeplane_cache_policy_answers_total{answer=\"nodata\"} %llu\n"
 			"edgeplane_cache_policy_answers_total{answer=\"servfail\"} %llu\n",
 		     (unsigned long long)ps.nodata, (unsigned long long)ps.servfail);
+	ep_sb_printf(b, "# HELP edgeplane_cache_fallback_total Names outside the snapshot sent to dns.cache.fallback, by outcome (failed: none answered in time, SERVFAIL).\n"
+			"# TYPE edgeplane_cache_fallback_total counter\n"
+			"edgeplane_cache_fallback_total{result=\"answered\"} %llu\n"
+			"edgeplane_cache_fallback_total{result=\"failed\"} %llu\n",
+		     (unsigned long long)ps.fallback_answered, (unsigned long long)ps.fallback_failed);
 }
 
 void ep_dns_cache_stop(struct ep_dns_cache *c, bool stop_dnsmasq)

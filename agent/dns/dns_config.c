@@ -70,6 +70,9 @@ static const struct ep_cfg_field dns_cache_fields[] = {
 	{ .key = "cache_size", .kind = EP_CFG_INT,
 	  EP_CFG_MEMBER(struct ep_cfg_dns, cache.cache_size), .min = 0, .max = 1000000 },
 	/* exec()ed as it is, never parsed by dnsmasq: only no control characters. */
+	{ .key = "fallback", .kind = EP_CFG_IP_LIST, EP_CFG_MEMBER(struct ep_cfg_dns, cache.fallback),
+	  .min = 0, .max = EP_CFG_MAX_FALLBACK,
+	  .count_off = offsetof(struct ep_cfg_dns, cache.n_fallback) },
 	{ .key = "dnsmasq", .kind = EP_CFG_STR, EP_CFG_MEMBER(struct ep_cfg_dns, cache.dnsmasq),
 	  .min = 1, .max = PATH_MAX - 1, .expect = "a program name or path (no control characters)",
 	  .valid_str = ep_cfg_valid_text },
@@ -203,6 +206,24 @@ static void dns_check(struct ep_cfg_ctx *c, struct ep_config *cfg)
 	if (!d->n_upstreams && !ep_cfg_has_error(c, "dns.upstreams"))
 		ep_cfg_err(c, ep_cfg_line(c, "dns", 0), "dns.upstreams",
 			   "at least one upstream resolver is required in a dns section");
+	/* A fallback is reached directly: were it an upstream, the datapath
+	 * would send its queries back to the cache while failed over; were it
+	 * the cache, they would go round in circles. */
+	for (size_t i = 0; d->cache.enabled && i < d->cache.n_fallback; i++) {
+		char key[48];
+		const struct ep_ip *fb = &d->cache.fallback[i];
+
+		snprintf(key, sizeof(key), "dns.cache.fallback[%zu]", i);
+		for (size_t j = 0; j < d->n_upstreams; j++)
+			if (ep_ip_eq(fb, &d->upstreams[j]))
+				ep_cfg_err(c, ep_cfg_line(c, key, 0), key,
+					   "%s is also an upstream: a fallback must be another resolver",
+					   ep_ip_str(fb, a, sizeof(a)));
+		if (ep_ip_eq(fb, &d->cache.listen) ||
+		    (d->cache.listen6.family && ep_ip_eq(fb, &d->cache.listen6)))
+			ep_cfg_err(c, ep_cfg_line(c, key, 0), key,
+				   "%s is the cache's own address", ep_ip_str(fb, a, sizeof(a)));
+	}
 	for (size_t i = 0; d->cache.enabled && i < d->n_upstreams; i++) {
 		if (ep_ip_eq(&d->upstreams[i], &d->cache.listen))
 			ep_cfg_err(c, ep_cfg_line(c, "dns.cache.listen", 0), "dns.cache.listen",

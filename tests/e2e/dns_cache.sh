@@ -345,4 +345,43 @@ answers_n1() {
 }
 check "started without a preload: the first refresh writes one" wait_for 30 test -s "$LAB_DIR/preload.hosts"
 check "... and dnsmasq answers from it (it was told to re-read)" wait_for 10 answers_n1
+
+# --- dns.cache.fallback: names outside the snapshot from a trusted resolver -------
+# A resolver of the test on the node (127.0.0.53:53) answers every name with
+# 192.0.2.77, so an answer with that address came through the fallback.
+lab_agent_stop
+FB=127.0.0.53
+dns_responder_start "$LAB_NS_NODE" "$FB:53" --mode wrong-answer 192.0.2.77 >/dev/null ||
+  not_ok "the fallback resolver starts"
+FBPID=$DNS_RESPONDER_PID
+LAB_EXTRA_YAML="$(lab_cache_yaml 0 | sed "s|domains: .*|domains: $DOMAINS|")
+    fallback: [$FB]"
+lab_config_write
+lab_agent_start || not_ok "agent start with dns.cache.fallback"
+outside_via_fallback() {
+  printf 'outside-fb1.example.org A\n' | dnsq batch |
+    py 'import json,sys; r=json.loads(sys.stdin.readline()); sys.exit(0 if r["rcode"]=="NOERROR" and r["addrs"]==["192.0.2.77"] else 1)'
+}
+check "with dns.cache.fallback, a name outside the snapshot gets the fallback's answer through dnsmasq" \
+  wait_for 10 outside_via_fallback
+j=$(printf 'n1.edge.test A\nn1.edge.test AAAA\n' | dnsq batch)
+check "... while snapshot names keep their snapshot answers, never the fallback's ($(tr '\n' ' ' <<<"$j" | cut -c1-160))" \
+  py 'import json,sys; rs=[json.loads(l) for l in sys.argv[1].splitlines()]; sys.exit(0 if all("192.0.2.77" not in r["addrs"] and r["rcode"]=="NOERROR" for r in rs) and rs[0]["addrs"] else 1)' "$j"
+fb_json() { dns_json | py 'import json,sys; print(json.dumps(json.load(sys.stdin)["cache"]["fallback"]))'; }
+fb_counted() { fb_json | py 'import json,sys; f=json.load(sys.stdin); sys.exit(0 if f["resolvers"]==[sys.argv[1]] and f["answered"]>=1 else 1)' "$FB"; }
+# (The responder publishes its counters every 100 ms; the agent reads them as often.)
+check "dns status names the fallback and counts its answers" wait_for 5 fb_counted
+diag "dns status cache.fallback: $(fb_json)"
+check "metric edgeplane_cache_fallback_total{result=\"answered\"} counts them" \
+  sh -c "ip netns exec $LAB_NS_NODE curl -s http://127.0.0.1:9464/metrics | grep -Eq '^edgeplane_cache_fallback_total\\{result=\"answered\"\\} [1-9]'"
+kill "$FBPID" 2>/dev/null
+wait "$FBPID" 2>/dev/null
+t0=$(date +%s.%N)
+j=$(printf 'outside-fb2.example.org A\n' | dnsq batch)
+t=$(py "print('%.2f' % ($(date +%s.%N) - $t0))")
+diag "fallback resolver gone: $j in ${t}s"
+check "the fallback gone: a name outside the snapshot gets SERVFAIL again, not silence" \
+  py 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(0 if r["rcode"]=="SERVFAIL" and not r["timeout"] else 1)' "$j"
+check "metric edgeplane_cache_fallback_total{result=\"failed\"} counts it" \
+  wait_for 5 sh -c "ip netns exec $LAB_NS_NODE curl -s http://127.0.0.1:9464/metrics | grep -Eq '^edgeplane_cache_fallback_total\\{result=\"failed\"\\} [1-9]'"
 tap_done

@@ -271,6 +271,12 @@ static void test_dns_kubernetes(void)
 	       "dns.cache defaults: 169.254.20.10, TTL 30, refresh 300 s, loss guard 10%%, change guard 25%%");
 	expect_ok("dns.cache.max_change_percent", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    max_change_percent: 60\n");
 	tap_ok(d->cache.max_change_percent == 60, "dns.cache.max_change_percent: 60");
+	tap_ok(d->cache.n_fallback == 0, "dns.cache.fallback: none by default");
+	expect_ok("dns.cache.fallback",
+		  "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    fallback: [192.0.2.1, \"2001:db8::1\"]\n");
+	tap_ok(d->cache.n_fallback == 2 && ip_is(&d->cache.fallback[0], "192.0.2.1") &&
+		       ip_is(&d->cache.fallback[1], "2001:db8::1"),
+	       "dns.cache.fallback: two resolvers, in order");
 	tap_ok(d->failover.timeout_ratio_bp == 2000 && d->failover.window_ms == 1000 &&
 		       d->failover.failback_after_s == 30 && d->health.probe_interval_ms == 200 &&
 		       d->failover.drop_divergent == EP_DROP_DIV_ALWAYS && !d->cache.listen6.family &&
@@ -724,6 +730,17 @@ static const struct bad_case bad_cases[] = {
 	{ "cache listen is upstream",
 	  "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    listen: 10.2.0.53\n", "dns.cache.listen", 4,
 	  "10.2.0.53 is also an upstream" },
+	{ "cache fallback is upstream",
+	  "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    fallback: [192.0.2.1, 10.2.0.53]\n",
+	  "dns.cache.fallback[1]", 4, "10.2.0.53 is also an upstream: a fallback must be another resolver" },
+	{ "cache fallback is the cache",
+	  "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    fallback: [169.254.20.10]\n",
+	  "dns.cache.fallback[0]", 4, "169.254.20.10 is the cache's own address" },
+	{ "cache fallback name", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    fallback: [dns.google]\n",
+	  "dns.cache.fallback[0]", 4, "expected an IPv4 or IPv6 address, got \"dns.google\"" },
+	{ "cache fallback too many",
+	  "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    fallback: [192.0.2.1, 192.0.2.2, 192.0.2.3, 192.0.2.4, 192.0.2.5]\n",
+	  "dns.cache.fallback", 4, "expected 0 to 4 addresses, got 5" },
 	{ "cache ttl zero", "dns:\n  upstreams: [10.2.0.53]\n  cache:\n    ttl: 0\n", "dns.cache.ttl",
 	  4, "expected an integer 1-86400, got \"0\"" },
 	{ "cache preload relative",

@@ -23,6 +23,7 @@
 #include <ldns/ldns.h>
 
 #include "dns_name.h"
+#include "own_netns.h"
 #include "policy_responder.h"
 #include "tap.h"
 
@@ -36,26 +37,6 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int own_netns(void)
-{
-	struct ifreq ifr = { 0 };
-	int fd, rc;
-
-	if (unshare(CLONE_NEWNET))
-		return -errno;
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
-	rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
-	ifr.ifr_flags |= IFF_UP;
-	if (!rc)
-		rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
-	rc = rc ? -errno : 0;
-	close(fd);
-	return rc;
 }
 
 static int tcp_connect(void)
@@ -151,7 +132,7 @@ int main(void)
 	char err[256];
 	double t0, t;
 
-	rc = own_netns();
+	rc = ep_test_own_netns();
 	if (rc) {
 		printf("1..0 # SKIP needs a network namespace of its own (root): %s\n", strerror(-rc));
 		return 0;
