@@ -418,6 +418,22 @@ struct ep_health_pend {
 	__u8 partial[16];
 	__u32 pad2;
 };
+/* The canary's runtime state per service, pinned (map ep_canary_state,
+ * indexed by service id) so a restarted agent resumes it instead of
+ * re-deriving the share from the config (agent/canary/canary.c). */
+#define EP_CANARY_S_OVERRIDE (1u << 0)	  /* share_bp is the share, not canary.percent */
+#define EP_CANARY_S_ROLLED_BACK (1u << 1) /* held at 0 until an operator sets it */
+#define EP_CANARY_S_PAUSED (1u << 2)	  /* the ramp does not advance */
+#define EP_CANARY_S_PROMOTED (1u << 3)	  /* the ramp is over at 100% */
+
+struct ep_canary_state {
+	__u64 cfg_sig;	     /* of the canary config (percent, steps) it belongs to */
+	__u64 step_since_ns; /* CLOCK_MONOTONIC when the current step began */
+	__u32 flags;	     /* EP_CANARY_S_* */
+	__u32 share_bp;
+	__u32 step;	     /* ramp: index into canary.steps */
+	__u32 rollbacks;     /* since the service was created */
+};
 /* end canary flow health */
 
 #endif /* EDGEPLANE_ABI_H */

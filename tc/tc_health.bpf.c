@@ -57,6 +57,14 @@ struct {
 	__type(value, struct ep_health_pend);
 } ep_health_pend SEC(".maps");
 
+/* Not read by the tap: declared here so it is pinned with the tap's maps. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, EP_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct ep_canary_state);
+} ep_canary_state SEC(".maps");
+
 /* What one packet says, in the client -> backend orientation. */
 struct ep_hpkt {
 	struct ep_flow_key key; /* src = client, dst = backend */

@@ -37,6 +37,7 @@ struct ep_dns_map_fds {
 /* Canary flow health maps (tc/tc_health.bpf.c), pinned like the others. */
 struct ep_dp_health_fds {
 	int svc, stats, pend;
+	int state; /* ep_canary_state */
 };
 
 struct ep_dp_iface {
