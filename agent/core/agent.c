@@ -15,6 +15,7 @@
 
 #include "control.h"
 #include "dns_cache.h"
+#include "canary.h"
 #include "dns_failover.h"
 #include "evloop.h"
 #include "log.h"
@@ -182,8 +183,13 @@ static int apply_config(struct ep_agent *a, const struct ep_config *cfg, char *e
 
 	a->dp.xdp_mode = cfg->datapath.xdp_mode;
 	rc = ep_datapath_sync_ifaces(&a->dp, cfg, err, errlen);
+	/* Pinned runtime shares first, so applying never moves one. */
+	if (!rc && a->canary)
+		ep_canary_prepare(a->canary, cfg);
 	if (!rc)
 		rc = ep_services_apply(&a->svcs, cfg, err, errlen);
+	if (!rc && a->canary)
+		rc = ep_canary_apply(a->canary, cfg, err, errlen);
 	if (!rc)
 		rc = ep_datapath_set_forwarding(&a->dp, cfg->datapath.forwarding);
 	if (!rc)
@@ -400,6 +406,18 @@ static int start(struct ep_agent *a)
 		snprintf(err, sizeof(err), "cannot read the pinned datapath state: %s", strerror(-rc));
 		goto fail;
 	}
+	{
+		struct ep_canary_deps cd = {
+			.svcs = &a->svcs, .fds = a->dp.health, .ct = &a->dp.maps.ct, .ev = a->ev,
+			.lock = &a->lock,
+		};
+
+		rc = ep_canary_start(&a->canary, &cd);
+		if (rc) {
+			snprintf(err, sizeof(err), "cannot start canary control: %s", strerror(-rc));
+			goto fail;
+		}
+	}
 	rc = apply_config(a, &a->cfg, err, sizeof(err));
 	if (rc)
 		goto fail;
@@ -468,6 +486,8 @@ static void stop(struct ep_agent *a)
 	/* dnsmasq outlives the agent like the datapath does, unless told. */
 	ep_dns_cache_stop(a->cache, a->opts.detach_on_exit);
 	a->cache = NULL;
+	ep_canary_stop(a->canary);
+	a->canary = NULL;
 	ep_services_free(&a->svcs);
 	ep_datapath_close(&a->dp);
 	ep_config_free(&a->cfg);
