@@ -30,6 +30,15 @@ rolled refuse
 check "refuse: the decision names the figures" bash -c "grep -q 'canary .* failed' <<<'$(canary_json 'd["decision"]')'"
 check "refuse: the share stays 0 with the canary healed (held until an operator sets it)" \
   bash -c "sleep 0.5; [ \"\$(ip netns exec $LAB_NS_NODE $LAB_CLI_BIN --socket $LAB_SOCK canary status web -o json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[0][\"share_percent\"])')\" = 0.0 ]"
+has_rollback_event() {
+  local i
+  for i in $(seq 1 30); do
+    [[ " $(drill_events) " == *" CanaryRollback "* ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+check "refuse: a CanaryRollback Event reached the Kubernetes API" has_rollback_event
 check "operator sets 10% again" lab_cli canary set web 10
 check "metrics: canary_rollbacks_total{service=\"web\"} 1" bash -c "ip netns exec $LAB_NS_NODE curl -s http://127.0.0.1:9464/metrics | grep -q '^edgeplane_canary_rollbacks_total{service=\"web\"} 1$'"
 check "metrics: refused flows counted for the canary backend" bash -c "ip netns exec $LAB_NS_NODE curl -s http://127.0.0.1:9464/metrics | grep -E '^edgeplane_canary_flow_failures_total\{service=\"web\",backend=\"10.77.14.2:8080\",reason=\"refused\"\} [1-9]'"

@@ -73,6 +73,14 @@ canary_setup() {
     wait_for 5 grep -q ready "$LAB_DIR/be$i.log" || { not_ok "backend be$i started"; tap_done; exit 1; }
   done
   wait_for 5 grep -q ready "$LAB_DIR/be4h.log" || { not_ok "HTTP canary started"; tap_done; exit 1; }
+  # The Kubernetes test API server gets the rollback Events.
+  source "$LAB_ROOT/tests/lib/drills.sh"
+  drill_k8s_up || { not_ok "Kubernetes test API server"; tap_done; exit 1; }
+  LAB_EXTRA_YAML="kubernetes:
+  enabled: true
+  api_server: https://127.0.0.1:$K8S_PORT
+  token_file: $K8S_DIR/token
+  ca_file: $K8S_CA"
   LAB_SERVICES_YAML=$(canary_services_yaml)
   lab_config_write
   lab_agent_start || { not_ok "agent started"; tap_done; exit 1; }
