@@ -371,6 +371,9 @@ struct ep_dns_sample {
 /* ep_health_svc[svc_id].flags: which services the tap watches. */
 #define EP_HEALTH_F_ON (1u << 0)
 #define EP_HEALTH_F_HTTP (1u << 1) /* canary.http: parse response status lines */
+/* forwarding: redirect: client packets bypass TC egress, so a backend's
+ * answer to a SYN is recognised by the ISN conntrack holds instead. */
+#define EP_HEALTH_F_FWD_UNSEEN (1u << 2)
 
 struct ep_health_svc {
 	__u32 flags;
@@ -393,6 +396,9 @@ struct ep_health_stats {
 	__u64 http_5xx;	      /* ...with a 5xx status */
 	__u64 http_split;     /* status lines cut across segments (reassembled) */
 	__u64 http_unparsed;  /* first segments that were no HTTP/1.x status line */
+	/* SYN-ACKs (answering the ISN conntrack holds) whose SYN the tap did
+	 * not see: forwarding: redirect sends client packets past TC egress. */
+	__u64 synack_unseen;
 	__u64 rtt_sum_us;
 	__u64 rtt[EP_HEALTH_RTT_BUCKETS];
 };

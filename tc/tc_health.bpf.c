@@ -148,7 +148,8 @@ static __always_inline int ep_hparse(struct __sk_buff *skb, struct ep_hpkt *p, c
 }
 
 /* The backend id of a balanced flow and whether its service is watched. */
-static __always_inline int ep_hflow(const struct ep_hpkt *p, __u32 *bid, __u32 *svc_flags)
+static __always_inline int ep_hflow(const struct ep_hpkt *p, __u32 *bid, __u32 *svc_flags,
+				    __u32 *isn)
 {
 	struct ep_endpoint be = {};
 	struct ep_backend_rev *rev;
@@ -189,6 +190,7 @@ static __always_inline int ep_hflow(const struct ep_hpkt *p, __u32 *bid, __u32 *
 			return -1;
 		*bid = ct->backend_id;
 		*svc_flags = hs->flags;
+		*isn = ct->isn;
 		return 0;
 	}
 	return -1;
@@ -225,9 +227,9 @@ static __always_inline void ep_health_fwd(struct __sk_buff *skb)
 	struct ep_health_pend *pe, fresh = {};
 	struct ep_health_stats *st;
 	struct ep_hpkt p = {};
-	__u32 bid, sflags;
+	__u32 bid, sflags, isn;
 
-	if (ep_hparse(skb, &p, 0) || ep_hflow(&p, &bid, &sflags))
+	if (ep_hparse(skb, &p, 0) || ep_hflow(&p, &bid, &sflags, &isn))
 		return;
 	st = ep_hstats(bid);
 	if (!st)
@@ -328,10 +330,17 @@ static __always_inline void ep_health_rev(struct __sk_buff *skb)
 	struct ep_health_stats *st;
 	struct ep_health_pend *pe;
 	struct ep_hpkt p = {};
-	__u32 bid, sflags;
+	__u32 bid, sflags, isn;
+	int answers_syn;
 
-	if (ep_hparse(skb, &p, 1) || ep_hflow(&p, &bid, &sflags))
+	if (ep_hparse(skb, &p, 1) || ep_hflow(&p, &bid, &sflags, &isn))
 		return;
+	/* Conntrack keeps the client's ISN: with forwarding: redirect (SYNs
+	 * go past TC egress) an answer acknowledging ISN + 1 answers the SYN.
+	 * A RST right after the handshake looks the same; that mode counts it
+	 * as refused (docs/grayscale.md). */
+	answers_syn = (sflags & EP_HEALTH_F_FWD_UNSEEN) && (p.tcp_flags & EP_TCP_ACK) &&
+		      p.ack == bpf_htonl(bpf_ntohl(isn) + 1);
 	st = ep_hstats(bid);
 	if (!st)
 		return;
@@ -353,14 +362,21 @@ static __always_inline void ep_health_rev(struct __sk_buff *skb)
 			st->refused++;
 		else if (pe && pe->state == EP_HEALTH_S_SYN_TIMED_OUT)
 			st->late++;
+		else if (!pe && answers_syn && !p.payload_len)
+			st->refused++; /* the SYN went by unseen */
 		else
 			st->rst++;
 		if (pe)
 			bpf_map_delete_elem(&ep_health_pend, &p.key);
 		return;
 	}
-	if (!pe)
+	if (!pe) {
+		/* A handshake whose SYN went by unseen: answered, no RTT. */
+		if ((p.tcp_flags & (EP_TCP_SYN | EP_TCP_ACK)) == (EP_TCP_SYN | EP_TCP_ACK) &&
+		    answers_syn)
+			st->synack_unseen++;
 		return;
+	}
 	if ((p.tcp_flags & (EP_TCP_SYN | EP_TCP_ACK)) == (EP_TCP_SYN | EP_TCP_ACK)) {
 		__u64 us;
 

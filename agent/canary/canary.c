@@ -47,7 +47,8 @@ struct csvc {
 	struct cbe *bes;
 	size_t n_bes;
 	struct ep_canary_side acc[2];  /* gathering towards min_samples */
-	struct ep_canary_side last[2]; /* the last judged batch */
+	struct ep_canary_side last[2]; /* the outcomes of the last verdict */
+	struct ep_canary_side prev[2]; /* the last full batch (healthy) */
 	uint64_t last_eval_ns;
 	bool healthy_in_step; /* a healthy verdict since the current step began */
 	struct ep_canary_state st; /* as pinned */
@@ -246,6 +247,7 @@ int ep_canary_apply(struct ep_canary *c, const struct ep_config *cfg, char *err,
 		if (old) {
 			memcpy(s->acc, old->acc, sizeof(s->acc));
 			memcpy(s->last, old->last, sizeof(s->last));
+			memcpy(s->prev, old->prev, sizeof(s->prev));
 			s->last_eval_ns = old->last_eval_ns;
 			s->healthy_in_step = old->healthy_in_step;
 			s->verdict = old->verdict;
@@ -270,13 +272,17 @@ int ep_canary_apply(struct ep_canary *c, const struct ep_config *cfg, char *err,
 					       100.0,
 				       cs->canary.n_steps ? " (ramp step 1)" : "");
 			memset(s->acc, 0, sizeof(s->acc));
+			memset(s->prev, 0, sizeof(s->prev));
 			state_write(c, s);
 		}
 		if ((s->st.flags & EP_CANARY_S_OVERRIDE) != st->canary_override ||
 		    ((s->st.flags & EP_CANARY_S_OVERRIDE) && st->canary_override_bp != s->st.share_bp))
 			set_share(c, s, s->st.flags & EP_CANARY_S_OVERRIDE, s->st.share_bp);
 		ep_health_set_svc(&f, s->id,
-				  EP_HEALTH_F_ON | (cs->canary.http ? EP_HEALTH_F_HTTP : 0));
+				  EP_HEALTH_F_ON | (cs->canary.http ? EP_HEALTH_F_HTTP : 0) |
+					  (cfg->datapath.forwarding == EP_FWD_REDIRECT
+						   ? EP_HEALTH_F_FWD_UNSEEN
+						   : 0));
 		watched[n - 1] = s->id;
 		for (size_t k = 0; k < s->n_bes; k++)
 			ep_health_track_backend(&f, s->bes[k].id, true);
@@ -451,6 +457,52 @@ static void ramp(struct ep_canary *c, struct csvc *s, uint64_t now)
 	log_info("canary: service %s: %s", s->name, s->decision);
 }
 
+/*
+ * The outcomes judged are always the most recent ones: a full batch
+ * (min_samples canary outcomes gathered since the last full batch) is
+ * judged and becomes the previous batch; between full batches, new
+ * outcomes are judged together with the previous batch, so a failure
+ * burst is judged on the window it happens in instead of waiting for a
+ * whole new batch. Only a full batch counts as "healthy" for a ramp.
+ */
+static void judge(struct ep_canary *c, struct csvc *s)
+{
+	const struct ep_cfg_canary_rollback *r = &s->cfg.rollback;
+	struct ep_canary_side mix[2];
+	enum ep_canary_verdict v;
+	char why[320];
+	bool full = s->acc[SIDE_CANARY].samples >= r->min_samples;
+
+	if (!full && !s->acc[SIDE_CANARY].failures)
+		return; /* nothing new that could change the last verdict */
+	for (int k = 0; k < 2; k++) {
+		mix[k] = s->acc[k];
+		if (!full) {
+			mix[k].samples += s->prev[k].samples;
+			mix[k].failures += s->prev[k].failures;
+		}
+	}
+	v = ep_canary_judge(r, &mix[SIDE_CANARY], &mix[SIDE_STABLE], why, sizeof(why));
+	if (v == EP_CANARY_WAIT)
+		return;
+	memcpy(s->last, mix, sizeof(s->last));
+	s->verdict = v;
+	s->judged = true;
+	if (v == EP_CANARY_ROLLBACK) {
+		memset(s->acc, 0, sizeof(s->acc));
+		memset(s->prev, 0, sizeof(s->prev));
+		rollback(c, s, why);
+		return;
+	}
+	if (!full)
+		return;
+	memcpy(s->prev, s->acc, sizeof(s->prev));
+	memset(s->acc, 0, sizeof(s->acc));
+	s->healthy_in_step = true;
+	if (!s->decision[0] || !strncmp(s->decision, "healthy", 7))
+		decide(s, "healthy: %s", why);
+}
+
 void ep_canary_tick(struct ep_canary *c, uint64_t now)
 {
 	struct ep_health_fds f = hfds(c);
@@ -461,9 +513,6 @@ void ep_canary_tick(struct ep_canary *c, uint64_t now)
 	for (size_t i = 0; i < c->n; i++) {
 		struct csvc *s = &c->v[i];
 		uint64_t win = (uint64_t)s->cfg.rollback.window_ms * NS_PER_MS;
-		char why[320];
-		enum ep_canary_verdict v;
-
 		/* A service with a longer window than the tick skips ticks;
 		 * a millisecond of slack absorbs timer jitter. */
 		if (s->last_eval_ns && now - s->last_eval_ns + NS_PER_MS < win)
@@ -473,22 +522,9 @@ void ep_canary_tick(struct ep_canary *c, uint64_t now)
 		if (!share_of(c, s) || !s->cfg.rollback.enabled) {
 			/* Nothing to protect (or nobody asked): no judgment. */
 			memset(s->acc, 0, sizeof(s->acc));
+			memset(s->prev, 0, sizeof(s->prev));
 		} else {
-			v = ep_canary_judge(&s->cfg.rollback, &s->acc[SIDE_CANARY], &s->acc[SIDE_STABLE],
-					    why, sizeof(why));
-			if (v != EP_CANARY_WAIT) {
-				memcpy(s->last, s->acc, sizeof(s->last));
-				memset(s->acc, 0, sizeof(s->acc));
-				s->verdict = v;
-				s->judged = true;
-				if (v == EP_CANARY_ROLLBACK) {
-					rollback(c, s, why);
-				} else {
-					s->healthy_in_step = true;
-					if (!s->decision[0] || !strncmp(s->decision, "healthy", 7))
-						decide(s, "healthy: %s", why);
-				}
-			}
+			judge(c, s);
 		}
 		ramp(c, s, now);
 	}
@@ -571,6 +607,7 @@ int ep_canary_set(struct ep_canary *c, const char *service, const char *what, ch
 		s->st.step_since_ns = now;
 		s->healthy_in_step = false;
 		memset(s->acc, 0, sizeof(s->acc));
+		memset(s->prev, 0, sizeof(s->prev));
 		rc = set_share(c, s, true, s->st.share_bp);
 		state_write(c, s);
 		decide(s, "operator: ramp resumed at step %u of %zu, share %.2f%%", s->st.step + 1,
@@ -598,6 +635,7 @@ int ep_canary_set(struct ep_canary *c, const char *service, const char *what, ch
 	s->st.share_bp = (uint32_t)bp;
 	s->st.step_since_ns = now;
 	memset(s->acc, 0, sizeof(s->acc));
+	memset(s->prev, 0, sizeof(s->prev));
 	rc = set_share(c, s, true, (uint32_t)bp);
 	if (rc) {
 		snprintf(err, errlen, "cannot write the share of %s: %s", s->name, strerror(-rc));

@@ -118,7 +118,7 @@ void ep_health_diff(const struct ep_health_counts *a, const struct ep_health_cou
 	w->failures = w->refused + w->syn_unanswered + w->rst + w->http_5xx + w->udp_unanswered;
 	/* Every outcome is a sample: answered handshakes and UDP requests,
 	 * read HTTP responses, and each failure not already among those. */
-	w->samples = D(k.synack) + D(k.udp_reply) + D(k.http_resp) + w->refused +
+	w->samples = D(k.synack) + D(k.synack_unseen) + D(k.udp_reply) + D(k.http_resp) + w->refused +
 		     w->syn_unanswered + w->rst + w->udp_unanswered;
 #undef D
 }

@@ -381,6 +381,39 @@ static void test_not_watched(void)
 	tap_ok(DELTA(syn) == 0 && !pend_state(&t, &st), "a flow conntrack does not know is not counted");
 }
 
+/* forwarding: redirect: the SYN passes TC egress by; the answers are
+ * recognised by the ISN conntrack holds. */
+static void test_fwd_unseen(void)
+{
+	struct ep_health_stats a, b;
+	struct tflow t;
+
+	ep_health_set_svc(&hfds, svc_id("web"), EP_HEALTH_F_ON | EP_HEALTH_F_FWD_UNSEEN);
+	if (!open_flow(&t, "192.0.2.50", 40050, "10.0.0.100", 80, P_TCP))
+		return;
+	a = hs(t.bid);
+	rev(&t, TCP_SYN | TCP_ACK, NULL, 0);
+	b = hs(t.bid);
+	tap_ok(DELTA(synack_unseen) == 1 && DELTA(synack) == 0,
+	       "redirect mode: a SYN-ACK to an unseen SYN counts as answered (no RTT)");
+	if (!open_flow(&t, "192.0.2.51", 40051, "10.0.0.100", 80, P_TCP))
+		return;
+	a = hs(t.bid);
+	rev(&t, TCP_RST | TCP_ACK, NULL, 0);
+	b = hs(t.bid);
+	tap_ok(DELTA(refused) == 1 && DELTA(rst) == 0,
+	       "redirect mode: a RST acknowledging the ISN counts as refused");
+	ep_health_set_svc(&hfds, svc_id("web"), EP_HEALTH_F_ON);
+	if (!open_flow(&t, "192.0.2.52", 40052, "10.0.0.100", 80, P_TCP))
+		return;
+	a = hs(t.bid);
+	rev(&t, TCP_SYN | TCP_ACK, NULL, 0);
+	rev(&t, TCP_RST | TCP_ACK, NULL, 0);
+	b = hs(t.bid);
+	tap_ok(DELTA(synack_unseen) == 0 && DELTA(rst) == 1 && DELTA(refused) == 0,
+	       "stack mode: answers to a SYN the tap never saw are not guessed");
+}
+
 static void test_ipv6(void)
 {
 	struct ep_health_stats a, b;
@@ -489,6 +522,7 @@ int main(void)
 	test_http();
 	test_not_watched();
 	test_ipv6();
+	test_fwd_unseen();
 	test_split();
 	ep_services_free(&svcs);
 out:
