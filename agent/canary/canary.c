@@ -438,7 +438,8 @@ static void ramp(struct ep_canary *c, struct csvc *s, uint64_t now)
 	    (s->st.flags & (EP_CANARY_S_ROLLED_BACK | EP_CANARY_S_PAUSED | EP_CANARY_S_PROMOTED)) ||
 	    s->st.step + 1 >= s->cfg.n_steps)
 		return;
-	if (now - s->st.step_since_ns < (uint64_t)s->cfg.step_interval_s * NS_PER_S)
+	if (now < s->st.step_since_ns ||
+	    now - s->st.step_since_ns < (uint64_t)s->cfg.step_interval_s * NS_PER_S)
 		return;
 	/* "While the canary stays healthy": with the rule on, a step is only
 	 * left after a healthy verdict in it, never on silence. */
