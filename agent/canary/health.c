@@ -65,44 +65,70 @@ int ep_health_read(const struct ep_health_fds *f, uint32_t backend_id,
 	return 0;
 }
 
+/* Batches of this many entries per syscall: the whole map is looked at
+ * every window, and HTTP services keep an entry per connection. */
+#define SWEEP_BATCH 1024
+
 int ep_health_sweep(const struct ep_health_fds *f, uint64_t now_ns, uint64_t window_ns,
 		    uint64_t forget_ns, ep_health_unanswered_fn cb, void *arg)
 {
-	struct ep_flow_key key, next;
-	struct ep_health_pend pe;
-	void *prev = NULL;
-	int reported = 0;
+	struct ep_flow_key *keys = calloc(SWEEP_BATCH, sizeof(*keys));
+	struct ep_health_pend *vals = calloc(SWEEP_BATCH, sizeof(*vals));
+	struct ep_flow_key cursor;
+	void *in = NULL;
+	int reported = 0, rc = 0;
 
-	while (bpf_map_get_next_key(f->pend, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(f->pend, &key, &pe))
-			continue; /* answered meanwhile */
-		uint64_t age = now_ns > pe.ts_ns ? now_ns - pe.ts_ns : 0;
-
-		if (pe.state == EP_HEALTH_S_SYN_SENT || pe.state == EP_HEALTH_S_UDP_WAIT) {
-			if (age < window_ns)
-				continue;
-			bool udp = pe.state == EP_HEALTH_S_UDP_WAIT;
-			struct ep_health_pend upd = pe;
-
-			upd.state = udp ? EP_HEALTH_S_UDP_TIMED_OUT : EP_HEALTH_S_SYN_TIMED_OUT;
-			/* BPF_EXIST: if TC answered and deleted it meanwhile, the
-			 * answer wins and nothing is counted. TC may also have
-			 * turned it into another state in between; the window
-			 * is tens of microseconds and it costs one sample. */
-			if (bpf_map_update_elem(f->pend, &key, &upd, BPF_EXIST))
-				continue;
-			reported++;
-			if (cb)
-				cb(pe.backend_id, udp, arg);
-		} else if ((pe.state == EP_HEALTH_S_SYN_TIMED_OUT ||
-			    pe.state == EP_HEALTH_S_UDP_TIMED_OUT) &&
-			   age >= forget_ns) {
-			bpf_map_delete_elem(f->pend, &key);
-		}
+	if (!keys || !vals) {
+		free(keys);
+		free(vals);
+		return -ENOMEM;
 	}
-	return reported;
+	for (;;) {
+		__u32 count = SWEEP_BATCH;
+		int last;
+
+		rc = bpf_map_lookup_batch(f->pend, in, &cursor, keys, vals, &count, NULL);
+		last = rc != 0;
+		if (rc && errno != ENOENT) {
+			rc = -errno;
+			break;
+		}
+		rc = 0;
+		for (__u32 i = 0; i < count; i++) {
+			const struct ep_health_pend *pe = &vals[i];
+			uint64_t age = now_ns > pe->ts_ns ? now_ns - pe->ts_ns : 0;
+
+			if (pe->state == EP_HEALTH_S_SYN_SENT || pe->state == EP_HEALTH_S_UDP_WAIT) {
+				bool udp = pe->state == EP_HEALTH_S_UDP_WAIT;
+				struct ep_health_pend upd;
+
+				if (age < window_ns)
+					continue;
+				/* Re-read: TC may have answered (deleted) it since
+				 * the batch was copied; then nothing is counted. */
+				if (bpf_map_lookup_elem(f->pend, &keys[i], &upd) ||
+				    upd.state != pe->state || upd.ts_ns != pe->ts_ns)
+					continue;
+				upd.state = udp ? EP_HEALTH_S_UDP_TIMED_OUT : EP_HEALTH_S_SYN_TIMED_OUT;
+				/* BPF_EXIST: an answer deleting it in between wins. */
+				if (bpf_map_update_elem(f->pend, &keys[i], &upd, BPF_EXIST))
+					continue;
+				reported++;
+				if (cb)
+					cb(pe->backend_id, udp, arg);
+			} else if ((pe->state == EP_HEALTH_S_SYN_TIMED_OUT ||
+				    pe->state == EP_HEALTH_S_UDP_TIMED_OUT) &&
+				   age >= forget_ns) {
+				bpf_map_delete_elem(f->pend, &keys[i]);
+			}
+		}
+		if (last)
+			break;
+		in = &cursor;
+	}
+	free(keys);
+	free(vals);
+	return rc ? rc : reported;
 }
 
 void ep_health_diff(const struct ep_health_counts *a, const struct ep_health_counts *b,
