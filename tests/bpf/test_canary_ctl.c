@@ -74,6 +74,13 @@ static void build(uint32_t web_bp)
 	s->backends[3].canary = true;
 	s->canary = (struct ep_cfg_canary){.percent_bp = web_bp, .sticky_flow = true,
 					   .step_interval_s = 60, .rollback = rb, .present = true};
+	s = svc_cfg_add(&cfg, "cut", "10.0.0.102", 80, P_TCP);
+	svc_cfg_add_be(s, "10.1.0.31", 8080, 1);
+	svc_cfg_add_be(s, "10.1.0.32", 8080, 1);
+	s->backends[1].canary = true;
+	s->canary = (struct ep_cfg_canary){.percent_bp = 5000, .sticky_flow = true,
+					   .step_interval_s = 60, .rollback = rb, .present = true,
+					   .on_rollback = EP_CANARY_RESET};
 	s = svc_cfg_add(&cfg, "ramp", "10.0.0.101", 80, P_TCP);
 	svc_cfg_add_be(s, "10.1.0.21", 8080, 1);
 	svc_cfg_add_be(s, "10.1.0.22", 8080, 1);
@@ -282,6 +289,45 @@ static void test_ramp(void)
 	       "pause");
 }
 
+/* Flows of the canary at the moment of the rollback, and whether conntrack
+ * still has them. */
+static int canary_flows_in_ct(const char *vip, uint16_t from, uint16_t to)
+{
+	int n = 0;
+
+	for (uint16_t p = from; p < to; p++) {
+		struct flow f = mkflow("192.0.2.1", p, vip, 80, P_TCP);
+		struct ep_flow_key k = flow_key(&f);
+		struct ep_ct_entry ct;
+
+		if (!ep_ct_get(&fds.ct, &k, &ct) && be_canary(ct.backend_id))
+			n++;
+	}
+	return n;
+}
+
+static void test_on_rollback(void)
+{
+	uint16_t cut0 = next_port, web0;
+	int before, after, wb, wa;
+
+	traffic("10.0.0.102", 40, true, true); /* established flows on both sides */
+	web0 = next_port;
+	traffic("10.0.0.100", 60, true, true);
+	before = canary_flows_in_ct("10.0.0.102", cut0, web0);
+	wb = canary_flows_in_ct("10.0.0.100", web0, next_port);
+	traffic("10.0.0.102", 40, false, true);
+	traffic("10.0.0.100", 80, false, true);
+	tick();
+	after = canary_flows_in_ct("10.0.0.102", cut0, web0);
+	wa = canary_flows_in_ct("10.0.0.100", web0, web0 + 60);
+	tap_ok(status_is("cut", "rolled_back") && before > 0 && after == 0,
+	       "on_rollback: reset: the canary's %d established flows are gone from conntrack", before);
+	tap_ok(status_is("web", "rolled_back") && wb > 0 && wa == wb,
+	       "on_rollback: keep: the canary's %d established flows stay", wb);
+	ep_canary_set(can, "web", "10", NULL, 0);
+}
+
 static void test_bad_set(void)
 {
 	char err[256] = "";
@@ -296,6 +342,7 @@ static void test_bad_set(void)
 	tap_ok(ep_canary_set(can, "web", "pause", err, sizeof(err)) == -EINVAL,
 	       "pause without a ramp: refused");
 	tap_ok(dp_share("web") == 10.0, "refused sets change nothing");
+	ep_canary_set(can, "cut", "50", err, sizeof(err));
 }
 
 static void test_restart(void)
@@ -316,7 +363,7 @@ static void test_restart(void)
 	build(2000);
 	tap_ok(start_agent() == 0 && dp_share("web") == 20.0 && !status_is("web", "rolled_back"),
 	       "a changed canary.percent is the operator's word: 20%%");
-	tap_ok(status_int("web", "rollbacks") == 2, "the rollback count survives the change");
+	tap_ok(status_int("web", "rollbacks") == 3, "the rollback count survives the change");
 	(void)err;
 }
 
@@ -348,6 +395,7 @@ int main(void)
 	test_rollback();
 	test_stable_failing();
 	test_ramp();
+	test_on_rollback();
 	test_bad_set();
 	test_restart();
 	stop_agent();
