@@ -74,12 +74,19 @@ static struct ep_health_fds hfds(const struct ep_canary *c)
 				      .pend = c->d.fds.pend};
 }
 
-/* What decides the share: a new percent or ramp is an operator's word. */
-static uint64_t canary_sig(const struct ep_cfg_canary *k)
+/* What decides the share: a new percent or ramp is an operator's word. The
+ * service's VIP:port/proto is in it too, so a service id reused by another
+ * service never inherits a stale state. */
+static uint64_t canary_sig(const struct ep_cfg_service *cs)
 {
+	const struct ep_cfg_canary *k = &cs->canary;
 	uint64_t h = ep_hash64_init();
 
 	h = ep_hash64_update(h, "canary-v1", 9);
+	h = ep_hash64_update(h, cs->vip.addr, sizeof(cs->vip.addr));
+	h = ep_hash64_update(h, &cs->vip.family, sizeof(cs->vip.family));
+	h = ep_hash64_update(h, &cs->port, sizeof(cs->port));
+	h = ep_hash64_update(h, &cs->proto, sizeof(cs->proto));
 	h = ep_hash64_update(h, &k->percent_bp, sizeof(k->percent_bp));
 	h = ep_hash64_update(h, &k->n_steps, sizeof(k->n_steps));
 	h = ep_hash64_update(h, k->steps_bp, sizeof(k->steps_bp[0]) * k->n_steps);
@@ -166,7 +173,7 @@ void ep_canary_prepare(struct ep_canary *c, const struct ep_config *cfg)
 		}
 		if (!cs || state_read(c, st->id, &ps))
 			continue;
-		if (ps.cfg_sig == canary_sig(&cs->canary) && (ps.flags & EP_CANARY_S_OVERRIDE)) {
+		if (ps.cfg_sig == canary_sig(cs) && (ps.flags & EP_CANARY_S_OVERRIDE)) {
 			st->canary_override = true;
 			st->canary_override_bp = ps.share_bp;
 		} else {
@@ -239,7 +246,7 @@ int ep_canary_apply(struct ep_canary *c, const struct ep_config *cfg, char *err,
 		snprintf(s->name, sizeof(s->name), "%s", cs->name);
 		s->id = st->id;
 		s->cfg = cs->canary;
-		s->sig = canary_sig(&cs->canary);
+		s->sig = canary_sig(cs);
 		old = find(c, cs->name);
 		if (old && old->id != s->id)
 			old = NULL;
@@ -289,14 +296,18 @@ int ep_canary_apply(struct ep_canary *c, const struct ep_config *cfg, char *err,
 		if (cs->canary.rollback.window_ms * NS_PER_MS < tick)
 			tick = cs->canary.rollback.window_ms * NS_PER_MS;
 	}
-	/* Services no longer watched: the tap forgets them. */
+	/* Services no longer watched: the tap forgets them, and so does the
+	 * pinned state (a canary coming back later starts from its config). */
 	for (size_t i = 0; i < c->n_watched; i++) {
+		struct ep_canary_state zero = {};
 		bool still = false;
 
 		for (size_t k = 0; k < n; k++)
 			still |= watched[k] == c->watched[i];
-		if (!still)
+		if (!still) {
 			ep_health_set_svc(&f, c->watched[i], 0);
+			bpf_map_update_elem(c->d.fds.state, &c->watched[i], &zero, BPF_ANY);
+		}
 	}
 	free_list(c->v, c->n);
 	free(c->watched);

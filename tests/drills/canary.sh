@@ -39,6 +39,8 @@ has_rollback_event() {
   return 1
 }
 check "refuse: a CanaryRollback Event reached the Kubernetes API" has_rollback_event
+check "canary status (text) says rolled back, with the rule and the decision" \
+  bash -c "ip netns exec $LAB_NS_NODE $LAB_CLI_BIN --socket $LAB_SOCK canary status web | grep -q 'ROLLED BACK' && ip netns exec $LAB_NS_NODE $LAB_CLI_BIN --socket $LAB_SOCK canary status web | grep -q 'last decision: rollback: canary'"
 check "operator sets 10% again" lab_cli canary set web 10
 check "metrics: canary_rollbacks_total{service=\"web\"} 1" bash -c "ip netns exec $LAB_NS_NODE curl -s http://127.0.0.1:9464/metrics | grep -q '^edgeplane_canary_rollbacks_total{service=\"web\"} 1$'"
 check "metrics: refused flows counted for the canary backend" bash -c "ip netns exec $LAB_NS_NODE curl -s http://127.0.0.1:9464/metrics | grep -E '^edgeplane_canary_flow_failures_total\{service=\"web\",backend=\"10.77.14.2:8080\",reason=\"refused\"\} [1-9]'"
