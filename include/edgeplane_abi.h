@@ -380,6 +380,13 @@ struct ep_health_svc {
 	__u32 pad;
 };
 
+/* ep_health_cfg[0]: how many services are watched. 0 (a node without
+ * canaries) lets the tap return after one array load. */
+struct ep_health_cfg {
+	__u32 watched;
+	__u32 pad;
+};
+
 /* Per-CPU, indexed by backend id (map ep_health_stats). Counted by TC, read
  * and differenced by the agent every window. Unanswered SYNs and UDP
  * requests are absences: the agent counts them itself from ep_health_pend. */

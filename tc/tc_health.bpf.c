@@ -41,6 +41,13 @@ struct {
 	__type(value, struct ep_health_svc);
 } ep_health_svc SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ep_health_cfg);
+} ep_health_cfg SEC(".maps");
+
 /* Per backend id; the agent creates the entries of watched backends. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -413,11 +420,20 @@ static __always_inline void ep_health_rev(struct __sk_buff *skb)
 		ep_http_segment(skb, &p, pe, st);
 }
 
+static __always_inline int ep_health_active(void)
+{
+	__u32 zero = 0;
+	struct ep_health_cfg *c = bpf_map_lookup_elem(&ep_health_cfg, &zero);
+
+	return c && c->watched;
+}
+
 /* Egress of every interface: packets on their way to a backend. */
 SEC("tc")
 int ep_tc_health_fwd(struct __sk_buff *skb)
 {
-	ep_health_fwd(skb);
+	if (ep_health_active())
+		ep_health_fwd(skb);
 	return TC_ACT_UNSPEC;
 }
 
@@ -425,6 +441,7 @@ int ep_tc_health_fwd(struct __sk_buff *skb)
 SEC("tc")
 int ep_tc_health_rev(struct __sk_buff *skb)
 {
-	ep_health_rev(skb);
+	if (ep_health_active())
+		ep_health_rev(skb);
 	return TC_ACT_UNSPEC;
 }

@@ -71,7 +71,7 @@ struct ep_canary {
 static struct ep_health_fds hfds(const struct ep_canary *c)
 {
 	return (struct ep_health_fds){.svc = c->d.fds.svc, .stats = c->d.fds.stats,
-				      .pend = c->d.fds.pend};
+				      .pend = c->d.fds.pend, .cfg = c->d.fds.cfg};
 }
 
 /* What decides the share: a new percent or ramp is an operator's word. The
@@ -309,6 +309,7 @@ int ep_canary_apply(struct ep_canary *c, const struct ep_config *cfg, char *err,
 			bpf_map_update_elem(c->d.fds.state, &c->watched[i], &zero, BPF_ANY);
 		}
 	}
+	ep_health_set_watched(&f, (uint32_t)n);
 	free_list(c->v, c->n);
 	free(c->watched);
 	c->v = nv;

@@ -14,6 +14,14 @@ int ep_health_set_svc(const struct ep_health_fds *f, uint32_t svc_id, uint32_t f
 	return bpf_map_update_elem(f->svc, &svc_id, &v, BPF_ANY) ? -errno : 0;
 }
 
+int ep_health_set_watched(const struct ep_health_fds *f, uint32_t n)
+{
+	struct ep_health_cfg v = {.watched = n};
+	__u32 zero = 0;
+
+	return bpf_map_update_elem(f->cfg, &zero, &v, BPF_ANY) ? -errno : 0;
+}
+
 static int ncpus(void)
 {
 	int n = libbpf_num_possible_cpus();

@@ -17,6 +17,7 @@ struct ep_health_fds {
 	int svc;   /* ep_health_svc */
 	int stats; /* ep_health_stats */
 	int pend;  /* ep_health_pend */
+	int cfg;   /* ep_health_cfg */
 };
 
 /* One backend's counters: the kernel's, summed over CPUs, and the agent's
@@ -34,6 +35,8 @@ struct ep_health_window {
 	uint64_t refused, syn_unanswered, rst, http_5xx, udp_unanswered;
 };
 
+/* How many services are watched; 0 turns the tap into one array load. */
+int ep_health_set_watched(const struct ep_health_fds *f, uint32_t n);
 /* Marks a service watched (flags = EP_HEALTH_F_*, 0 = not watched). */
 int ep_health_set_svc(const struct ep_health_fds *f, uint32_t svc_id, uint32_t flags);
 /* Creates (zeroed) or removes a backend's counter entry. */

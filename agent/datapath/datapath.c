@@ -49,6 +49,7 @@ static int health_open(struct ep_datapath *dp, char *err, size_t errlen)
 		.stats = bpf_map__fd(dp->health_skel->maps.ep_health_stats),
 		.pend = bpf_map__fd(dp->health_skel->maps.ep_health_pend),
 		.state = bpf_map__fd(dp->health_skel->maps.ep_canary_state),
+		.cfg = bpf_map__fd(dp->health_skel->maps.ep_health_cfg),
 	};
 	dp->health_fwd_fd = bpf_program__fd(dp->health_skel->progs.ep_tc_health_fwd);
 	dp->health_rev_fd = bpf_program__fd(dp->health_skel->progs.ep_tc_health_rev);

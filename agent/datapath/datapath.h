@@ -38,6 +38,7 @@ struct ep_dns_map_fds {
 struct ep_dp_health_fds {
 	int svc, stats, pend;
 	int state; /* ep_canary_state */
+	int cfg;   /* ep_health_cfg */
 };
 
 struct ep_dp_iface {

@@ -86,7 +86,8 @@ int main(int argc, char **argv)
 	}
 	struct ep_health_fds hf = {.svc = bpf_map__fd(h->maps.ep_health_svc),
 				   .stats = bpf_map__fd(h->maps.ep_health_stats),
-				   .pend = bpf_map__fd(h->maps.ep_health_pend)};
+				   .pend = bpf_map__fd(h->maps.ep_health_pend),
+				   .cfg = bpf_map__fd(h->maps.ep_health_cfg)};
 	ep_health_set_svc(&hf, ep_services_find(&svcs, "watched")->id, EP_HEALTH_F_ON);
 
 	struct ep_ip cl = IP("192.0.2.1"), vip = IP("10.0.0.100"), vipq = IP("10.0.0.101");
@@ -127,6 +128,18 @@ int main(int argc, char **argv)
 	if (jf)
 		fprintf(jf, "{\"repeat\": %d, \"cases\": [", repeat);
 	printf("%-36s %10s %10s\n", "case", "ns/packet", "over base");
+	{
+		double t0, t1;
+
+		n = pkt_between(p, &cl, 40000, &be, 8080, P_TCP, TCP_ACK, 0, false, 100);
+		t0 = ns_per_run(triv, p, n, repeat);
+		t1 = ns_per_run(fwd, p, n, repeat);
+		printf("%-36s %10.1f %10.1f\n", "no watched service on the node", t1, t1 - t0);
+		if (jf)
+			fprintf(jf, "{\"case\": \"no watched service on the node\", \"ns\": %.1f, "
+				    "\"over_baseline_ns\": %.1f}, ", t1, t1 - t0);
+		ep_health_set_watched(&hf, 1);
+	}
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		int fd = cases[i].fd < 0 ? triv : cases[i].fd ? rev : fwd;
 		double ns;

@@ -383,7 +383,8 @@ int main(void)
 	hf = (struct ep_dp_health_fds){.svc = bpf_map__fd(hs->maps.ep_health_svc),
 				       .stats = bpf_map__fd(hs->maps.ep_health_stats),
 				       .pend = bpf_map__fd(hs->maps.ep_health_pend),
-				       .state = bpf_map__fd(hs->maps.ep_canary_state)};
+				       .state = bpf_map__fd(hs->maps.ep_canary_state),
+				       .cfg = bpf_map__fd(hs->maps.ep_health_cfg)};
 	xfd = bpf_program__fd(xs->progs.ep_xdp_lb);
 	ffd = bpf_program__fd(hs->progs.ep_tc_health_fwd);
 	rfd = bpf_program__fd(hs->progs.ep_tc_health_rev);

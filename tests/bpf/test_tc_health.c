@@ -504,6 +504,7 @@ int main(void)
 		.svc = bpf_map__fd(hskel->maps.ep_health_svc),
 		.stats = bpf_map__fd(hskel->maps.ep_health_stats),
 		.pend = bpf_map__fd(hskel->maps.ep_health_pend),
+		.cfg = bpf_map__fd(hskel->maps.ep_health_cfg),
 	};
 	if (ep_map_fds_from_obj(xskel->obj, &fds))
 		tap_diag("a load balancer map is missing from the object");
@@ -512,7 +513,19 @@ int main(void)
 	rc = ep_services_apply(&svcs, &cfg, err, sizeof(err));
 	if (!tap_ok(rc == 0, "ep_services_apply: %zu services (%s)", cfg.n_services, err))
 		goto out;
-	ep_health_set_svc(&hfds, svc_id("web"), EP_HEALTH_F_ON);
+	{
+		struct tflow t;
+		struct ep_health_stats a, b;
+
+		ep_health_set_svc(&hfds, svc_id("web"), EP_HEALTH_F_ON);
+		if (open_flow(&t, "192.0.2.99", 40099, "10.0.0.100", 80, P_TCP)) {
+			a = hs(t.bid);
+			fwd(&t, TCP_SYN, NULL, 0);
+			b = hs(t.bid);
+			tap_ok(DELTA(syn) == 0, "no service counted as watched (ep_health_cfg 0): the tap looks at nothing");
+		}
+		ep_health_set_watched(&hfds, 4);
+	}
 	ep_health_set_svc(&hfds, svc_id("http"), EP_HEALTH_F_ON | EP_HEALTH_F_HTTP);
 	ep_health_set_svc(&hfds, svc_id("dns"), EP_HEALTH_F_ON);
 	ep_health_set_svc(&hfds, svc_id("web6"), EP_HEALTH_F_ON);
