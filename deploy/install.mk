@@ -78,5 +78,6 @@ uninstall:
 	@echo "  them, stop the service and run the agent once with --detach-on-exit before"
 	@echo "  uninstalling (edgeplane-agent --config FILE --detach-on-exit, then SIGTERM), or by"
 	@echo "  hand: ip link set dev IFACE xdp off; tc filter del dev IFACE ingress pref 233;"
-	@echo "  tc filter del dev IFACE egress pref 233; rm -r /sys/fs/bpf/edgeplane"
+	@echo "  tc filter del dev IFACE egress pref 233; (and pref 228, 224 both ways);"
+	@echo "  rm -r /sys/fs/bpf/edgeplane"
 	@echo "  (docs/install.md, \"Removal\")."

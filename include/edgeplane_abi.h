@@ -356,4 +356,97 @@ struct ep_dns_sample {
 #define EP_DNS_SAMPLE_F_DIVERGENT (1u << 1)
 #define EP_DNS_SAMPLE_F_DROPPED (1u << 2)
 
+/* canary flow health */
+/* ==== (tc/tc_health.bpf.c, agent/canary/) ==== */
+
+/* Handshake RTT histogram: bucket i counts handshakes that took
+ * [2^i, 2^(i+1)) us; bucket 0 also takes < 1 us, the last one the rest. */
+#define EP_HEALTH_RTT_BUCKETS 20
+#define EP_HEALTH_PEND_SIZE 65536
+/* Backends the tap keeps counters for (those of services it watches). */
+#define EP_HEALTH_MAX_BACKENDS 8192
+/* "HTTP/1.x NNN": the bytes a status code needs. */
+#define EP_HEALTH_HTTP_STATUS_LEN 12
+
+/* ep_health_svc[svc_id].flags: which services the tap watches. */
+#define EP_HEALTH_F_ON (1u << 0)
+#define EP_HEALTH_F_HTTP (1u << 1) /* canary.http: parse response status lines */
+/* forwarding: redirect: client packets bypass TC egress, so a backend's
+ * answer to a SYN is recognised by the ISN conntrack holds instead. */
+#define EP_HEALTH_F_FWD_UNSEEN (1u << 2)
+
+struct ep_health_svc {
+	__u32 flags;
+	__u32 pad;
+};
+
+/* ep_health_cfg[0]: how many services are watched. 0 (a node without
+ * canaries) lets the tap return after one array load. */
+struct ep_health_cfg {
+	__u32 watched;
+	__u32 pad;
+};
+
+/* Per-CPU, indexed by backend id (map ep_health_stats). Counted by TC, read
+ * and differenced by the agent every window. Unanswered SYNs and UDP
+ * requests are absences: the agent counts them itself from ep_health_pend. */
+struct ep_health_stats {
+	__u64 syn;	      /* connection attempts (first SYN of a connection) */
+	__u64 syn_retrans;    /* the same SYN again: not a new attempt */
+	__u64 synack;	      /* SYN answered by SYN-ACK */
+	__u64 refused;	      /* SYN answered by RST */
+	__u64 rst;	      /* RST from the backend on an established flow */
+	__u64 late;	      /* SYN-ACK for a SYN the agent already counted unanswered */
+	__u64 udp_req;	      /* UDP requests (a flow's packet with no request outstanding) */
+	__u64 udp_reply;      /* ...answered */
+	__u64 http_resp;      /* HTTP responses whose status line was read */
+	__u64 http_5xx;	      /* ...with a 5xx status */
+	__u64 http_split;     /* status lines cut across segments (reassembled) */
+	__u64 http_unparsed;  /* first segments that were no HTTP/1.x status line */
+	/* SYN-ACKs (answering the ISN conntrack holds) whose SYN the tap did
+	 * not see: forwarding: redirect sends client packets past TC egress. */
+	__u64 synack_unseen;
+	__u64 rtt_sum_us;
+	__u64 rtt[EP_HEALTH_RTT_BUCKETS];
+};
+
+/* A flow the tap waits on, key = struct ep_flow_key as the backend sees it
+ * (src = client, dst = backend). */
+#define EP_HEALTH_S_SYN_SENT 1	   /* SYN seen, no answer yet */
+#define EP_HEALTH_S_SYN_TIMED_OUT 2 /* counted unanswered by the agent */
+#define EP_HEALTH_S_ESTABLISHED 3  /* HTTP services: between responses */
+#define EP_HEALTH_S_HTTP_WAIT 4	   /* request sent, response status not yet read */
+#define EP_HEALTH_S_UDP_WAIT 5	   /* UDP request outstanding */
+#define EP_HEALTH_S_UDP_TIMED_OUT 6 /* counted unanswered; the next request starts over */
+
+struct ep_health_pend {
+	__u64 ts_ns;	   /* bpf_ktime_get_ns() of the SYN / request */
+	__u32 backend_id;
+	__u32 isn;	   /* the SYN's sequence number (network order) */
+	__u8 state;	   /* EP_HEALTH_S_* */
+	__u8 nbytes;	   /* status-line bytes held in partial[] */
+	__u16 pad;
+	/* A power of two above the status line, so a masked index is provably
+	 * inside the value. */
+	__u8 partial[16];
+	__u32 pad2;
+};
+/* The canary's runtime state per service, pinned (map ep_canary_state,
+ * indexed by service id) so a restarted agent resumes it instead of
+ * re-deriving the share from the config (agent/canary/canary.c). */
+#define EP_CANARY_S_OVERRIDE (1u << 0)	  /* share_bp is the share, not canary.percent */
+#define EP_CANARY_S_ROLLED_BACK (1u << 1) /* held at 0 until an operator sets it */
+#define EP_CANARY_S_PAUSED (1u << 2)	  /* the ramp does not advance */
+#define EP_CANARY_S_PROMOTED (1u << 3)	  /* the ramp is over at 100% */
+
+struct ep_canary_state {
+	__u64 cfg_sig;	     /* of the canary config (percent, steps) it belongs to */
+	__u64 step_since_ns; /* CLOCK_MONOTONIC when the current step began */
+	__u32 flags;	     /* EP_CANARY_S_* */
+	__u32 share_bp;
+	__u32 step;	     /* ramp: index into canary.steps */
+	__u32 rollbacks;     /* since the service was created */
+};
+/* end canary flow health */
+
 #endif /* EDGEPLANE_ABI_H */

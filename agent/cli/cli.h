@@ -44,6 +44,7 @@ struct ep_cli_command {
 	 * form of the result (argv: the arguments). */
 	const char *control;
 	const char *params[EP_CLI_MAX_ARGS];
+	int optional; /* how many of the last params may be left out */
 	void (*print)(const struct ep_cli_command *cmd, char **argv, json_t *result);
 	/* Runs locally instead: argv[0] is the last word of the path. */
 	int (*local)(int argc, char **argv);
@@ -78,6 +79,7 @@ void ep_cli_print_backend(const struct ep_cli_command *cmd, char **argv, json_t 
 void ep_cli_print_dns(const struct ep_cli_command *cmd, char **argv, json_t *r);
 void ep_cli_print_dns_override(const struct ep_cli_command *cmd, char **argv, json_t *r);
 void ep_cli_print_dns_refresh(const struct ep_cli_command *cmd, char **argv, json_t *r);
+void ep_cli_print_canary(const struct ep_cli_command *cmd, char **argv, json_t *r);
 
 /* Helpers the printers share (the CLI is their only user). */
 static inline const char *jstr(json_t *o, const char *k)

@@ -42,6 +42,15 @@ const struct ep_cli_command ep_cli_commands[] = {
 	 .control = "dns_failback", .print = ep_cli_print_dns_override},
 	{.words = "dns auto", .help = "back to automatic failover",
 	 .control = "dns_auto", .print = ep_cli_print_dns_override},
+	{.words = "canary status", .args = "[SERVICE]",
+	 .help = "canary share, ramp step, the live canary-vs-stable\n"
+		 "comparison and the last decision, per service",
+	 .control = "canary_status", .params = {"service"}, .optional = 1,
+	 .print = ep_cli_print_canary},
+	{.words = "canary set", .args = "SERVICE PERCENT|pause|resume|promote",
+	 .help = "set the canary share (0 = roll back), or pause,\n"
+		 "resume or finish (promote) its ramp",
+	 .control = "canary_set", .params = {"service", "value"}, .print = ep_cli_print_canary},
 	{.words = "cache build",
 	 .args = "--domains FILE --resolver ADDR[:PORT] [--resolver ...] --out FILE",
 	 .help = "resolve a domain list into a dnsmasq preload file\n"
@@ -223,7 +232,8 @@ int ep_cli_run(const struct ep_cli *c, const struct ep_cli_command *cmd, char **
 {
 	json_t *req = json_pack("{s:s}", "command", cmd->control), *resp;
 
-	for (int i = 0; req && i < ep_cli_arity(cmd); i++) {
+	/* argv ends with NULL: optional parameters left out are not sent. */
+	for (int i = 0; req && i < ep_cli_arity(cmd) && argv[i]; i++) {
 		/* a field that cannot be set (not UTF-8) spoils the whole request */
 		if (json_object_set_new(req, cmd->params[i], json_string(argv[i]))) {
 			json_decref(req);

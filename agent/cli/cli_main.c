@@ -43,7 +43,7 @@ static int run(const struct ep_cli *c, int n, char **args)
 	int k;
 
 	cmd = ep_cli_find(n, args, 0, &k);
-	if (cmd && n - k == ep_cli_arity(cmd))
+	if (cmd && n - k <= ep_cli_arity(cmd) && n - k >= ep_cli_arity(cmd) - cmd->optional)
 		return ep_cli_run(c, cmd, args + k);
 	if (ep_cli_is_group(args[0], 0)) {
 		ep_cli_group_usage(stderr, args[0], 0);

@@ -48,9 +48,31 @@ struct ep_cfg_backend {
 	int line;
 };
 
+#define EP_CFG_MAX_CANARY_STEPS 16
+
+enum ep_canary_on_rollback {
+	EP_CANARY_KEEP = 0, /* established canary flows continue (default) */
+	EP_CANARY_RESET,    /* established canary flows are cut */
+};
+
+struct ep_cfg_canary_rollback {
+	bool enabled;		    /* default true */
+	uint32_t window_ms;	    /* default 100 */
+	uint32_t min_samples;	    /* per side and window, default 20 */
+	uint32_t max_failure_bp;    /* max_failure_ratio in basis points, default 500 */
+	uint32_t margin_bp;	    /* margin over stable in basis points, default 200 */
+};
+
 struct ep_cfg_canary {
 	uint32_t percent_bp; /* percent * 100 (basis points), 0..10000 */
 	bool sticky_flow;    /* sticky: flow (false = client, the default) */
+	bool http;	     /* plain HTTP/1.x: 5xx responses count as failures */
+	uint32_t steps_bp[EP_CFG_MAX_CANARY_STEPS]; /* ramp, rising; n_steps == 0: none */
+	size_t n_steps;
+	uint32_t step_interval_s; /* default 60 */
+	struct ep_cfg_canary_rollback rollback;
+	enum ep_canary_on_rollback on_rollback;
+	bool present; /* the service has a canary section */
 };
 
 struct ep_cfg_service {

@@ -95,5 +95,9 @@ void ep_cfg_set_hostport(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, con
 /* IP_LIST: takes the struct at BASE (the array and its count). */
 void ep_cfg_set_ip_list(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, yaml_node_t *n,
 			void *base, const char *path);
+/* PERCENT_LIST: takes the struct at BASE (the array and its count);
+ * f->max is the array's capacity. Each value above the one before it. */
+void ep_cfg_set_percent_list(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, yaml_node_t *n,
+			     void *base, const char *path);
 
 #endif

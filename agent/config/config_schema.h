@@ -27,6 +27,7 @@ enum ep_cfg_kind {
 	EP_CFG_HOSTPORT,    /* listener address, char array; "" disables */
 	EP_CFG_IP_LIST,	    /* list of addresses into a fixed struct ep_ip array + size_t count */
 	EP_CFG_RATIO,	    /* 0..1 with at most 4 decimals -> basis points (uint32_t) */
+	EP_CFG_PERCENT_LIST, /* list of rising percents -> uint32_t basis points + size_t count */
 	EP_CFG_UNSUPPORTED, /* a documented key (docs/config.md) this build does not implement */
 };
 

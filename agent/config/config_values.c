@@ -209,6 +209,8 @@ static const char *expect_text(const struct ep_cfg_field *f, char *buf, size_t l
 		return "a ratio above 0 and at most 1, with at most 4 decimals (e.g. 0.2)";
 	case EP_CFG_IP_LIST:
 		return "a list of IPv4 or IPv6 addresses";
+	case EP_CFG_PERCENT_LIST:
+		return "a list of rising percents above 0, e.g. [1, 5, 25, 50, 100]";
 	case EP_CFG_IP:
 		return "an IPv4 or IPv6 address";
 	case EP_CFG_SEQ:
@@ -437,6 +439,48 @@ void ep_cfg_set_ip_list(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, yaml
 		for (size_t j = 0; j < i && arr[i].family; j++)
 			if (ep_ip_eq(&arr[i], &arr[j]))
 				ep_cfg_err(c, line_of(in), ipath, "duplicate address (also [%zu])", j);
+	}
+	memcpy((char *)base + f->count_off, &cnt, sizeof(cnt));
+}
+
+void ep_cfg_set_percent_list(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, yaml_node_t *n,
+			     void *base, const char *path)
+{
+	uint32_t *arr = (uint32_t *)((char *)base + f->off);
+	char ipath[sizeof(((struct ep_cfg_error *)0)->key)];
+	struct ep_cfg_field item = *f;
+	size_t i, cnt;
+
+	if (is_null(n))
+		return;
+	if (n->type != YAML_SEQUENCE_NODE) {
+		ep_cfg_bad_value(c, f, n, path, NULL);
+		return;
+	}
+	cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	if (cnt > (size_t)f->max || cnt < (size_t)f->min) {
+		ep_cfg_err(c, line_of(n), path, "expected %lld to %lld values, got %zu", f->min,
+			   f->max, cnt);
+		return;
+	}
+	item.kind = EP_CFG_PERCENT;
+	item.size = sizeof(uint32_t);
+	for (i = 0; i < cnt; i++) {
+		yaml_node_t *in = node_get(c, n->data.sequence.items.start[i]);
+
+		if (!ep_cfg_visit(c, in))
+			return;
+		if (snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i) >= (int)sizeof(ipath))
+			ipath[sizeof(ipath) - 1] = '\0';
+		arr[i] = UINT32_MAX;
+		ep_cfg_set_percent(c, &item, in, &arr[i], ipath);
+		if (arr[i] == UINT32_MAX)
+			return; /* reported */
+		if (arr[i] == 0 || (i && arr[i] <= arr[i - 1])) {
+			ep_cfg_err(c, line_of(in), ipath,
+				   "expected a percent above 0 and above the step before it");
+			return;
+		}
 	}
 	memcpy((char *)base + f->count_off, &cnt, sizeof(cnt));
 }

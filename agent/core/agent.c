@@ -15,7 +15,9 @@
 
 #include "control.h"
 #include "dns_cache.h"
+#include "canary.h"
 #include "dns_failover.h"
+#include "k8s.h"
 #include "evloop.h"
 #include "log.h"
 #include "metrics.h"
@@ -176,14 +178,43 @@ static int apply_dns_cache(struct ep_agent *a, const struct ep_config *cfg, char
 				  upstream_healthy, a, err, errlen);
 }
 
+/* A canary rollback as a Kubernetes Event on the node. The client starts
+ * at the first rollback: most nodes never need it. */
+static void canary_event(void *arg, const char *service, const char *message)
+{
+	struct ep_agent *a = arg;
+	char text[1024], err[256] = "";
+
+	if (!a->k8s_canary && !a->k8s_canary_off) {
+		struct ep_k8s_settings s;
+		int mode = ep_k8s_resolve(&a->cfg.kubernetes, a->cfg.node_name, &s, err, sizeof(err));
+
+		if (mode == 1)
+			a->k8s_canary = ep_k8s_start(&s);
+		if (!a->k8s_canary) {
+			a->k8s_canary_off = true;
+			log_info("canary: no Kubernetes Event for rollbacks (%s)",
+				 mode == 1 ? "the client did not start" : err);
+			return;
+		}
+	}
+	snprintf(text, sizeof(text), "canary of service %s rolled back: %s", service, message);
+	ep_k8s_post_event(a->k8s_canary, "Warning", "CanaryRollback", text);
+}
+
 static int apply_config(struct ep_agent *a, const struct ep_config *cfg, char *err, size_t errlen)
 {
 	int rc;
 
 	a->dp.xdp_mode = cfg->datapath.xdp_mode;
 	rc = ep_datapath_sync_ifaces(&a->dp, cfg, err, errlen);
+	/* Pinned runtime shares first, so applying never moves one. */
+	if (!rc && a->canary)
+		ep_canary_prepare(a->canary, cfg);
 	if (!rc)
 		rc = ep_services_apply(&a->svcs, cfg, err, errlen);
+	if (!rc && a->canary)
+		rc = ep_canary_apply(a->canary, cfg, err, errlen);
 	if (!rc)
 		rc = ep_datapath_set_forwarding(&a->dp, cfg->datapath.forwarding);
 	if (!rc)
@@ -223,6 +254,13 @@ int ep_agent_reload(struct ep_agent *a, const char *why)
 			if (apply_config(a, &a->cfg, err2, sizeof(err2)))
 				log_error("restoring the previous config also failed: %s", err2);
 		} else {
+			/* Canary Events follow the new kubernetes settings. */
+			if (memcmp(&a->cfg.kubernetes, &nw.kubernetes, sizeof(nw.kubernetes)) ||
+			    strcmp(a->cfg.node_name, nw.node_name)) {
+				ep_k8s_stop(a->k8s_canary);
+				a->k8s_canary = NULL;
+				a->k8s_canary_off = false;
+			}
 			ep_config_free(&a->cfg);
 			a->cfg = nw;
 			a->cfg_hash = hash;
@@ -400,6 +438,18 @@ static int start(struct ep_agent *a)
 		snprintf(err, sizeof(err), "cannot read the pinned datapath state: %s", strerror(-rc));
 		goto fail;
 	}
+	{
+		struct ep_canary_deps cd = {
+			.svcs = &a->svcs, .fds = a->dp.health, .ct = &a->dp.maps.ct, .ev = a->ev,
+			.lock = &a->lock, .event = canary_event, .event_arg = a,
+		};
+
+		rc = ep_canary_start(&a->canary, &cd);
+		if (rc) {
+			snprintf(err, sizeof(err), "cannot start canary control: %s", strerror(-rc));
+			goto fail;
+		}
+	}
 	rc = apply_config(a, &a->cfg, err, sizeof(err));
 	if (rc)
 		goto fail;
@@ -468,6 +518,10 @@ static void stop(struct ep_agent *a)
 	/* dnsmasq outlives the agent like the datapath does, unless told. */
 	ep_dns_cache_stop(a->cache, a->opts.detach_on_exit);
 	a->cache = NULL;
+	ep_canary_stop(a->canary);
+	a->canary = NULL;
+	ep_k8s_stop(a->k8s_canary);
+	a->k8s_canary = NULL;
 	ep_services_free(&a->svcs);
 	ep_datapath_close(&a->dp);
 	ep_config_free(&a->cfg);

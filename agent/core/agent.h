@@ -37,6 +37,8 @@ struct ep_metrics;
 struct ep_control;
 struct ep_dns_cache;
 struct ep_dns_failover;
+struct ep_canary;
+struct ep_k8s;
 
 struct ep_agent {
 	struct ep_agent_opts opts;
@@ -45,6 +47,10 @@ struct ep_agent {
 	uint64_t cfg_hash;    /* of the file text that produced cfg */
 	struct ep_datapath dp;
 	struct ep_services svcs;
+	struct ep_canary *canary; /* flow health, rollback, ramps (agent/canary) */
+	/* Kubernetes client for canary Events, started at the first rollback. */
+	struct ep_k8s *k8s_canary;
+	bool k8s_canary_off; /* not in a cluster: said once, not retried */
 	struct ep_dns_cache *cache; /* dns.cache, NULL when not configured */
 	struct ep_dns_failover *failover; /* dns section, NULL when not configured */
 	char runtime_dir[PATH_MAX]; /* dirname of the control socket */

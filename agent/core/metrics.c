@@ -23,6 +23,7 @@
  * counters the exposition reads, which are atomics.
  */
 #include "metrics.h"
+#include "canary.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -354,9 +355,9 @@ static void render_lb(struct ep_agent *a, struct ep_strbuf *b)
 
 		ep_sb_printf(b, "edgeplane_canary_percent{service=\"");
 		ep_sb_label(b, st->name);
-		ep_sb_printf(b, "\"} %g\n",
-			     st->ring_members[EP_RING_CANARY] ? st->canary_bp / 100.0 : 0.0);
+		ep_sb_printf(b, "\"} %g\n", ep_services_canary_share(st) / 100.0);
 	}
+	ep_canary_metrics(a->canary, b);
 }
 
 static void render_server(struct ep_metrics *m, struct ep_strbuf *b)

@@ -58,7 +58,7 @@ json_t *ep_status_services(const struct ep_agent *a)
 			arr, json_pack("{s:s, s:s, s:i, s:s, s:i, s:{s:f, s:s, s:b}, s:i, s:i, s:I, s:I, s:I, s:o}",
 				       "name", st->name, "vip", ep_ip_str(&st->vip, ip, sizeof(ip)), "port",
 				       st->port, "protocol", proto_name(st->proto), "id", st->id, "canary",
-				       "percent", st->canary_bp / 100.0, "sticky",
+				       "percent", (st->canary_override ? st->canary_override_bp : st->canary_bp) / 100.0, "sticky",
 				       st->sticky_flow ? "flow" : "client", "active",
 				       st->ring_members[EP_RING_CANARY] > 0, "active_backends", active,
 				       "maglev_table_size", a->svcs.table_size, "packets", pk, "bytes", by,

@@ -21,8 +21,41 @@
 #include "map_prune.h"
 #include "sock_dns.skel.h"
 #include "tc_dns.skel.h"
+#include "tc_health.skel.h"
 #include "tc_rnat.skel.h"
 #include "util.h"
+
+/* The flow health tap shares the load balancer's pinned maps and pins its
+ * own; it is always loaded: which services it watches is a map entry. */
+static int health_open(struct ep_datapath *dp, char *err, size_t errlen)
+{
+	int rc;
+
+	dp->health_skel = tc_health__open();
+	if (!dp->health_skel) {
+		snprintf(err, errlen, "cannot open the flow health object: %s", strerror(errno));
+		return -errno;
+	}
+	rc = ep_dp_pin_maps(dp->health_skel->obj, dp->root, dp->ct_size, err, errlen);
+	if (!rc && (rc = tc_health__load(dp->health_skel)))
+		snprintf(err, errlen, "cannot load the flow health object: %s", strerror(-rc));
+	if (rc) {
+		tc_health__destroy(dp->health_skel);
+		dp->health_skel = NULL;
+		return rc;
+	}
+	dp->health = (struct ep_dp_health_fds){
+		.svc = bpf_map__fd(dp->health_skel->maps.ep_health_svc),
+		.stats = bpf_map__fd(dp->health_skel->maps.ep_health_stats),
+		.pend = bpf_map__fd(dp->health_skel->maps.ep_health_pend),
+		.state = bpf_map__fd(dp->health_skel->maps.ep_canary_state),
+		.cfg = bpf_map__fd(dp->health_skel->maps.ep_health_cfg),
+	};
+	dp->health_fwd_fd = bpf_program__fd(dp->health_skel->progs.ep_tc_health_fwd);
+	dp->health_rev_fd = bpf_program__fd(dp->health_skel->progs.ep_tc_health_rev);
+	ep_dp_pin_progs(dp->health_skel->obj, dp->root);
+	return 0;
+}
 
 int ep_datapath_open(struct ep_datapath *dp, const struct ep_cfg_datapath *cfg, char *err,
 		     size_t errlen)
@@ -31,6 +64,7 @@ int ep_datapath_open(struct ep_datapath *dp, const struct ep_cfg_datapath *cfg, 
 
 	memset(dp, 0, sizeof(*dp));
 	dp->rnat_in_fd = dp->rnat_eg_fd = dp->dns_in_fd = dp->dns_eg_fd = -1;
+	dp->health_fwd_fd = dp->health_rev_fd = -1;
 	snprintf(dp->root, sizeof(dp->root), "%s", cfg->bpffs);
 	dp->xdp_mode = cfg->xdp_mode;
 	dp->ct_size = cfg->conntrack_size;
@@ -67,6 +101,9 @@ int ep_datapath_open(struct ep_datapath *dp, const struct ep_cfg_datapath *cfg, 
 	if (rc)
 		goto fail;
 	ep_dp_pin_progs(dp->tc_skel->obj, dp->root);
+	rc = health_open(dp, err, errlen);
+	if (rc)
+		goto fail;
 	return 0;
 fail:
 	tc_rnat__destroy(dp->tc_skel);
@@ -82,6 +119,7 @@ static void detach_iface(struct ep_dp_iface *ifc)
 		ep_dp_xdp_detach(ifc);
 	ep_dp_tc_rnat_detach(ifc);
 	ep_dp_tc_dns_detach(ifc);
+	ep_dp_tc_health_detach(ifc);
 }
 
 static int attach_iface(struct ep_datapath *dp, struct ep_dp_iface *ifc, char *err,
@@ -96,6 +134,8 @@ static int attach_iface(struct ep_datapath *dp, struct ep_dp_iface *ifc, char *e
 	}
 	rc = ep_dp_tc_rnat_attach(dp, ifc, err, errlen);
 	if (rc)
+		return rc;
+	if (dp->health_skel && (rc = ep_dp_tc_health_attach(dp, ifc, err, errlen)))
 		return rc;
 	if (dp->dns_skel)
 		return ep_dp_tc_dns_attach(dp, ifc, err, errlen);
@@ -351,6 +391,9 @@ void ep_datapath_close(struct ep_datapath *dp)
 	dp->dns_skel = NULL;
 	if (dp->sock_skel)
 		ep_dp_sock_hooks_close(dp);
+	if (dp->health_skel)
+		tc_health__destroy(dp->health_skel);
+	dp->health_skel = NULL;
 	if (dp->tc_skel)
 		tc_rnat__destroy(dp->tc_skel);
 	dp->tc_skel = NULL;

@@ -34,6 +34,13 @@ struct ep_dns_map_fds {
 	int hstats; /* ep_dns_hstats: fragments, options, extension headers */
 };
 
+/* Canary flow health maps (tc/tc_health.bpf.c), pinned like the others. */
+struct ep_dp_health_fds {
+	int svc, stats, pend;
+	int state; /* ep_canary_state */
+	int cfg;   /* ep_health_cfg */
+};
+
 struct ep_dp_iface {
 	char name[IFNAMSIZ];
 	int ifindex;
@@ -47,6 +54,11 @@ struct ep_datapath {
 	struct ep_map_fds maps;
 	int rnat_in_fd, rnat_eg_fd;  /* TC programs (owned by tc_skel) */
 	struct tc_rnat *tc_skel;
+	/* Flow health tap: egress (to backends) and ingress (their answers) of
+	 * every interface. */
+	struct tc_health *health_skel;
+	int health_fwd_fd, health_rev_fd;
+	struct ep_dp_health_fds health;
 	/* DNS, when a dns section is configured */
 	struct tc_dns *dns_skel;
 	int dns_in_fd, dns_eg_fd;

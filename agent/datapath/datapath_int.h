@@ -41,6 +41,12 @@ int ep_dp_tc_dns_attach(struct ep_datapath *dp, struct ep_dp_iface *ifc, char *e
 			size_t errlen);
 void ep_dp_tc_dns_detach(struct ep_dp_iface *ifc);
 
+/* Flow health: egress and ingress of every interface, between DNS
+ * observation and reverse NAT. */
+int ep_dp_tc_health_attach(struct ep_datapath *dp, struct ep_dp_iface *ifc, char *err,
+			   size_t errlen);
+void ep_dp_tc_health_detach(struct ep_dp_iface *ifc);
+
 /* sock_hooks.c */
 /* Loads the socket hook object (once) and links it to the cgroup. Returns
  * how many hooks were attached anew, or -errno. */

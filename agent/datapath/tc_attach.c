@@ -1,6 +1,7 @@
 /*
  * TC (clsact) filters: reverse NAT on pods ingress and uplink egress, DNS
- * observation and redirect on both directions of every interface.
+ * observation and redirect, and flow health, on both directions of every
+ * interface.
  *
  * Our filters sit at fixed handle/priority pairs and are recognised by
  * program name prefix, so a restarted agent replaces exactly its own filter
@@ -32,6 +33,9 @@ struct tc_slot {
 
 static const struct tc_slot TC_RNAT = {EP_TC_HANDLE, EP_TC_PRIO, EP_TC_PROG_PREFIX, "reverse NAT"};
 static const struct tc_slot TC_DNS = {0xe0, 0xe0, "ep_tc_dns", "DNS observation"};
+/* Flow health must see a backend's answer before reverse NAT rewrites its
+ * source into the VIP (and redirects it): a number between the two. */
+static const struct tc_slot TC_HEALTH = {0xe4, 0xe4, "ep_tc_health", "flow health"};
 
 static int tc_attach(int ifindex, enum bpf_tc_attach_point where, const struct tc_slot *slot,
 		     int prog_fd)
@@ -132,4 +136,25 @@ void ep_dp_tc_dns_detach(struct ep_dp_iface *ifc)
 {
 	tc_detach(ifc->ifindex, BPF_TC_INGRESS, &TC_DNS, ifc->name);
 	tc_detach(ifc->ifindex, BPF_TC_EGRESS, &TC_DNS, ifc->name);
+}
+
+/* Flow health: packets to backends leave through egress, their answers
+ * arrive through ingress, whichever role the interface has. */
+int ep_dp_tc_health_attach(struct ep_datapath *dp, struct ep_dp_iface *ifc, char *err,
+			   size_t errlen)
+{
+	int rc = tc_attach(ifc->ifindex, BPF_TC_EGRESS, &TC_HEALTH, dp->health_fwd_fd);
+
+	if (!rc)
+		rc = tc_attach(ifc->ifindex, BPF_TC_INGRESS, &TC_HEALTH, dp->health_rev_fd);
+	if (rc)
+		snprintf(err, errlen, "cannot attach TC flow health to %s: %s", ifc->name,
+			 strerror(-rc));
+	return rc;
+}
+
+void ep_dp_tc_health_detach(struct ep_dp_iface *ifc)
+{
+	tc_detach(ifc->ifindex, BPF_TC_EGRESS, &TC_HEALTH, ifc->name);
+	tc_detach(ifc->ifindex, BPF_TC_INGRESS, &TC_HEALTH, ifc->name);
 }

@@ -6,7 +6,8 @@
  *   - a label <label_key>="true" while DNS is failed over (removed after);
  *   - a Node condition <condition_type> ("EdgeplaneDNSHealthy"), "False"
  *     while failed over, "True" otherwise, other conditions untouched;
- *   - an Event on each transition: DNSFailover (Warning) / DNSFailback (Normal).
+ *   - an Event on each transition: DNSFailover (Warning) / DNSFailback (Normal);
+ *   - Events others ask for (ep_k8s_post_event): CanaryRollback (Warning).
  *
  * Everything runs in one background thread. Callers only record the state
  * they want (ep_k8s_set_dns_state never blocks on the network); the worker
@@ -76,6 +77,12 @@ struct ep_k8s *ep_k8s_start(const struct ep_k8s_settings *s);
  */
 void ep_k8s_set_dns_state(struct ep_k8s *k, bool unhealthy, const char *reason,
 			  const char *message);
+
+/* Non-blocking, any thread: queues an Event about the node (type Normal or
+ * Warning, reason CamelCase) for the worker to post, e.g. a canary rollback
+ * (agent/canary). */
+void ep_k8s_post_event(struct ep_k8s *k, const char *type, const char *reason,
+		       const char *message);
 
 struct ep_k8s_status {
 	bool desired_set;	/* ep_k8s_set_dns_state was called */

@@ -60,6 +60,8 @@ struct k8s_want {
 
 struct k8s_event {
 	bool failover;
+	char reason[REASON_MAX]; /* "" = DNSFailover / DNSFailback by failover */
+	char type[16];		 /* with reason: Normal or Warning */
 	char name[256];
 	char message[MESSAGE_MAX];
 	char when[32];
@@ -348,6 +350,11 @@ static enum k8s_outcome sync_condition(struct ep_k8s *k, const struct k8s_want *
 	}
 }
 
+static const char *ev_reason(const struct k8s_event *ev)
+{
+	return ev->reason[0] ? ev->reason : ev->failover ? "DNSFailover" : "DNSFailback";
+}
+
 static enum k8s_outcome post_event(struct ep_k8s *k, const struct k8s_event *ev,
 				   struct ep_http_resp *r)
 {
@@ -364,9 +371,9 @@ static enum k8s_outcome post_event(struct ep_k8s *k, const struct k8s_event *ev,
 		"metadata", "name", ev->name, "namespace", k->s.event_namespace,
 		"involvedObject", "apiVersion", "v1", "kind", "Node", "name", k->s.node_name,
 		"uid", uid,
-		"reason", ev->failover ? "DNSFailover" : "DNSFailback",
+		"reason", ev_reason(ev),
 		"message", ev->message,
-		"type", ev->failover ? "Warning" : "Normal",
+		"type", ev->reason[0] ? ev->type : ev->failover ? "Warning" : "Normal",
 		"source", "component", K8S_COMPONENT, "host", k->s.node_name,
 		"firstTimestamp", ev->when, "lastTimestamp", ev->when, "count", 1,
 		"reportingComponent", K8S_COMPONENT,
@@ -376,7 +383,7 @@ static enum k8s_outcome post_event(struct ep_k8s *k, const struct k8s_event *ev,
 	o = k8s_call_json(&k->c, "POST", path, "application/json", event, r);
 	if (o == K8S_OK)
 		log_info("kubernetes: Event %s/%s posted (%s)", k->s.event_namespace, ev->name,
-			 ev->failover ? "DNSFailover" : "DNSFailback");
+			 ev_reason(ev));
 	return o;
 }
 
@@ -453,8 +460,21 @@ static void k8s_pass(struct ep_k8s *k)
 		ep_http_resp_free(&r);
 	}
 
-	/* Events need the Node's uid: k->node is set, since only a GET
-	 * (note_transition) queues them. */
+	/* Events need the Node's uid. DNS transitions come after a GET;
+	 * other Events (ep_k8s_post_event) may be the first thing sent. */
+	pthread_mutex_lock(&k->lock);
+	bool events_waiting = k->evq_n > 0;
+	pthread_mutex_unlock(&k->lock);
+	if (!k->node && events_waiting && k->c.hold_until[OP_GET_NODE] <= k8s_now_ms()) {
+		o = get_node(k, &r);
+		if (o != K8S_OK) {
+			failed = true;
+			k8s_failed(&k->c, OP_GET_NODE, o, &r);
+			goto out;
+		}
+		k8s_succeeded(&k->c, OP_GET_NODE);
+		ep_http_resp_free(&r);
+	}
 	while (k->node && k->c.hold_until[OP_CREATE_EVENT] <= k8s_now_ms()) {
 		struct k8s_event ev;
 
@@ -511,8 +531,14 @@ static uint64_t k8s_due(const struct ep_k8s *k)
 
 		due = d < due ? d : due;
 	}
-	if (k->evq_n && k->c.hold_until[OP_CREATE_EVENT] < due)
-		due = k->c.hold_until[OP_CREATE_EVENT];
+	if (k->evq_n) {
+		/* Without the Node (its uid) an Event waits for the GET too. */
+		uint64_t d = k->node ? k->c.hold_until[OP_CREATE_EVENT]
+				     : max64(k->c.hold_until[OP_CREATE_EVENT],
+					     k->c.hold_until[OP_GET_NODE]);
+
+		due = d < due ? d : due;
+	}
 	if (due == UINT64_MAX)
 		return 0;
 	return max64(max64(due, k->c.global_until), 1);
@@ -629,6 +655,33 @@ void ep_k8s_set_dns_state(struct ep_k8s *k, bool unhealthy, const char *reason,
 		k->want_gen++;
 		pthread_cond_signal(&k->cond);
 	}
+	pthread_mutex_unlock(&k->lock);
+}
+
+void ep_k8s_post_event(struct ep_k8s *k, const char *type, const char *reason,
+		       const char *message)
+{
+	struct k8s_event *ev;
+	struct timespec ts;
+
+	if (!k)
+		return;
+	pthread_mutex_lock(&k->lock);
+	if (k->evq_n == EVQ_MAX) {
+		log_warn("kubernetes: %zu Events not yet posted; dropping the oldest", k->evq_n);
+		memmove(&k->evq[0], &k->evq[1], sizeof(k->evq[0]) * (EVQ_MAX - 1));
+		k->evq_n--;
+	}
+	ev = &k->evq[k->evq_n++];
+	memset(ev, 0, sizeof(*ev));
+	copy_text(ev->reason, sizeof(ev->reason), reason, "Edgeplane");
+	copy_text(ev->type, sizeof(ev->type), type, "Normal");
+	copy_text(ev->message, sizeof(ev->message), message, "");
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(ev->name, sizeof(ev->name), "%.*s.%" PRIx64, 236, k->s.node_name,
+		 (uint64_t)((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec));
+	rfc3339(ev->when, sizeof(ev->when), ts.tv_sec);
+	pthread_cond_signal(&k->cond);
 	pthread_mutex_unlock(&k->lock);
 }
 

@@ -174,3 +174,22 @@ long ep_ct_purge_service(const struct ep_ct_fds *ct, const struct ep_endpoint *s
 	return ct_walk(svc->family == EP_FAMILY_V4 ? ct->v4 : ct->v6, svc->family, purge_visit,
 		       (void *)svc, NULL);
 }
+
+static int purge_be_visit(const struct ep_flow_key *k, const struct ep_ct_entry *v, void *arg)
+{
+	const uint8_t *ids = arg;
+
+	(void)k;
+	return v->backend_id < EP_MAX_BACKENDS &&
+	       (ids[v->backend_id / 8] & (1u << (v->backend_id % 8)));
+}
+
+long ep_ct_purge_backends(const struct ep_ct_fds *ct, const uint8_t *ids)
+{
+	long d4 = ct_walk(ct->v4, EP_FAMILY_V4, purge_be_visit, (void *)ids, NULL);
+	long d6 = ct_walk(ct->v6, EP_FAMILY_V6, purge_be_visit, (void *)ids, NULL);
+
+	if (d4 < 0 || d6 < 0)
+		return d4 < 0 ? d4 : d6;
+	return d4 + d6;
+}

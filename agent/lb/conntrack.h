@@ -36,4 +36,8 @@ int ep_ct_get(const struct ep_ct_fds *ct, const struct ep_flow_key *k, struct ep
 /* Deletes every flow of one service (VIP:port/proto). Returns how many. */
 long ep_ct_purge_service(const struct ep_ct_fds *ct, const struct ep_endpoint *svc);
 
+/* Deletes every flow whose backend id has its bit set in ids
+ * (EP_MAX_BACKENDS bits). Returns how many. */
+long ep_ct_purge_backends(const struct ep_ct_fds *ct, const uint8_t *ids);
+
 #endif

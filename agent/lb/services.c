@@ -322,11 +322,31 @@ static int write_service(struct ep_services *s, const struct ep_svc_state *st)
 		.id = st->id,
 		.table_size = s->table_size,
 		.flags = st->sticky_flow ? EP_SVC_F_STICKY_FLOW : 0,
-		/* No canary backend: no canary share, whatever the config says. */
-		.canary_bp = st->ring_members[EP_RING_CANARY] ? (__u16)st->canary_bp : 0,
+		.canary_bp = (__u16)ep_services_canary_share(st),
 	};
 
 	return bpf_map_update_elem(s->maps->services, &st->key, &v, BPF_ANY) ? -errno : 0;
+}
+
+uint32_t ep_services_canary_share(const struct ep_svc_state *st)
+{
+	/* No canary backend: no canary share, whatever the config says. */
+	if (!st->ring_members[EP_RING_CANARY])
+		return 0;
+	return st->canary_override ? st->canary_override_bp : st->canary_bp;
+}
+
+int ep_services_set_canary(struct ep_services *s, const char *name, bool override, uint32_t bp)
+{
+	struct ep_svc_state *st = (struct ep_svc_state *)ep_services_find(s, name);
+
+	if (!st)
+		return -ENOENT;
+	if (bp > EP_BP_MAX)
+		return -EINVAL;
+	st->canary_override = override;
+	st->canary_override_bp = override ? bp : 0;
+	return write_service(s, st);
 }
 
 /* The pre-filter's bits for the current VIPs. New bits are set before stale

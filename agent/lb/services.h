@@ -37,6 +37,10 @@ struct ep_svc_state {
 	uint8_t proto;
 	uint32_t id;
 	uint32_t canary_bp; /* configured share */
+	/* Runtime share set by agent/canary (rollback, ramp, operator); wins
+	 * over canary_bp while set. */
+	bool canary_override;
+	uint32_t canary_override_bp;
 	bool sticky_flow;
 	struct ep_be_state *bes;
 	size_t n_bes;
@@ -69,5 +73,12 @@ void ep_services_release_unreferenced(struct ep_services *s, const uint8_t *ref_
 void ep_services_free(struct ep_services *s);
 
 const struct ep_svc_state *ep_services_find(const struct ep_services *s, const char *name);
+
+/* The share the datapath applies: the runtime one while set, else the
+ * configured one; 0 without a canary backend. */
+uint32_t ep_services_canary_share(const struct ep_svc_state *st);
+/* Sets (override) or clears the runtime share of a service and writes it
+ * to the datapath in one map update. */
+int ep_services_set_canary(struct ep_services *s, const char *name, bool override, uint32_t bp);
 
 #endif

@@ -40,12 +40,46 @@ static const struct ep_cfg_field backend_fields[] = {
 	{ .key = "canary", .kind = EP_CFG_BOOL, EP_CFG_MEMBER(struct ep_cfg_backend, canary) },
 };
 
+static const struct ep_cfg_enum on_rollbacks[] = {
+	{ "keep", EP_CANARY_KEEP },
+	{ "reset", EP_CANARY_RESET },
+	{ NULL, 0 },
+};
+
+/* canary.rollback (agent/canary/rollback.c applies the rule). */
+static const struct ep_cfg_field rollback_fields[] = {
+	{ .key = "enabled", .kind = EP_CFG_BOOL,
+	  EP_CFG_MEMBER(struct ep_cfg_canary_rollback, enabled) },
+	{ .key = "window_ms", .kind = EP_CFG_INT,
+	  EP_CFG_MEMBER(struct ep_cfg_canary_rollback, window_ms), .min = 20, .max = 60000 },
+	{ .key = "min_samples", .kind = EP_CFG_INT,
+	  EP_CFG_MEMBER(struct ep_cfg_canary_rollback, min_samples), .min = 1, .max = 1000000 },
+	{ .key = "max_failure_ratio", .kind = EP_CFG_RATIO,
+	  EP_CFG_MEMBER(struct ep_cfg_canary_rollback, max_failure_bp) },
+	{ .key = "margin", .kind = EP_CFG_RATIO,
+	  EP_CFG_MEMBER(struct ep_cfg_canary_rollback, margin_bp) },
+};
+
+static const struct ep_cfg_schema rollback_schema = {
+	.what = "a mapping (enabled, window_ms, min_samples, max_failure_ratio, margin)",
+	.fields = rollback_fields,
+	.n_fields = EP_CFG_ARRAY_LEN(rollback_fields),
+};
+
 static const struct ep_cfg_field canary_fields[] = {
 	{ .key = "percent", .kind = EP_CFG_PERCENT, EP_CFG_MEMBER(struct ep_cfg_canary, percent_bp) },
 	{ .key = "sticky", .kind = EP_CFG_ENUM, EP_CFG_MEMBER(struct ep_cfg_canary, sticky_flow),
 	  .enums = stickies },
-	{ .key = "rollback", .kind = EP_CFG_UNSUPPORTED,
-	  .why = "automatic canary rollback is not in this build" },
+	{ .key = "http", .kind = EP_CFG_BOOL, EP_CFG_MEMBER(struct ep_cfg_canary, http) },
+	{ .key = "steps", .kind = EP_CFG_PERCENT_LIST, EP_CFG_MEMBER(struct ep_cfg_canary, steps_bp),
+	  .count_off = offsetof(struct ep_cfg_canary, n_steps), .min = 1,
+	  .max = EP_CFG_MAX_CANARY_STEPS },
+	{ .key = "step_interval_s", .kind = EP_CFG_INT,
+	  EP_CFG_MEMBER(struct ep_cfg_canary, step_interval_s), .min = 1, .max = 86400 },
+	{ .key = "rollback", .kind = EP_CFG_MAP, EP_CFG_MEMBER(struct ep_cfg_canary, rollback),
+	  .sub = &rollback_schema },
+	{ .key = "on_rollback", .kind = EP_CFG_ENUM,
+	  EP_CFG_MEMBER(struct ep_cfg_canary, on_rollback), .enums = on_rollbacks },
 };
 
 static void backend_defaults(void *item)
@@ -66,7 +100,7 @@ static const struct ep_cfg_schema backend_schema = {
 };
 
 static const struct ep_cfg_schema canary_schema = {
-	.what = "a mapping (percent, sticky)",
+	.what = "a mapping (percent, sticky, http, steps, step_interval_s, rollback, on_rollback)",
 	.fields = canary_fields,
 	.n_fields = EP_CFG_ARRAY_LEN(canary_fields),
 };
@@ -103,7 +137,8 @@ static const struct ep_cfg_field service_fields[] = {
 	{ .key = "backends", .kind = EP_CFG_SEQ, EP_CFG_MEMBER(struct ep_cfg_service, backends),
 	  .count_off = offsetof(struct ep_cfg_service, n_backends), .sub = &backend_schema },
 	{ .key = "canary", .kind = EP_CFG_MAP, EP_CFG_MEMBER(struct ep_cfg_service, canary),
-	  .sub = &canary_schema },
+	  .sub = &canary_schema, .has_present = true,
+	  .present_off = offsetof(struct ep_cfg_canary, present) },
 	{ .key = "mirror", .kind = EP_CFG_UNSUPPORTED,
 	  .why = "traffic mirroring is not in this build" },
 };
@@ -117,6 +152,11 @@ static void service_defaults(void *item)
 	struct ep_cfg_service *s = item;
 
 	s->proto = IPPROTO_TCP;
+	s->canary.step_interval_s = 60;
+	s->canary.rollback = (struct ep_cfg_canary_rollback){
+		.enabled = true, .window_ms = 100, .min_samples = 20, .max_failure_bp = 500,
+		.margin_bp = 200,
+	};
 }
 
 static const struct ep_cfg_schema service_schema = {
@@ -219,6 +259,24 @@ static void check_shared_backends(struct ep_cfg_ctx *c, const struct ep_config *
 	free(refs);
 }
 
+/* A ramp decides the share itself, from its first step; a fixed percent
+ * beside it would say two things. HTTP status lines only come over TCP. */
+static void check_canary(struct ep_cfg_ctx *c, const struct ep_cfg_service *s, size_t i)
+{
+	char key[96];
+
+	if (s->canary.n_steps && s->canary.percent_bp) {
+		snprintf(key, sizeof(key), "services[%zu].canary.percent", i);
+		ep_cfg_err(c, ep_cfg_line(c, key, s->line), key,
+			   "give either percent or steps: a ramp starts at its first step");
+	}
+	if (s->canary.http && s->proto != IPPROTO_TCP) {
+		snprintf(key, sizeof(key), "services[%zu].canary.http", i);
+		ep_cfg_err(c, ep_cfg_line(c, key, s->line), key,
+			   "HTTP status lines are read on TCP services only");
+	}
+}
+
 static void services_check(struct ep_cfg_ctx *c, struct ep_config *cfg)
 {
 	size_t i, j, k, total = 0, max_be = 0, max_svc = 0;
@@ -274,6 +332,7 @@ static void services_check(struct ep_cfg_ctx *c, struct ep_config *cfg)
 				break;
 			}
 		}
+		check_canary(c, s, i);
 		total += s->n_backends;
 		if (s->n_backends > max_be) {
 			max_be = s->n_backends;

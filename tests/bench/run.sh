@@ -4,11 +4,12 @@
 # benchmark exits non-zero only when it could not run at all).
 #
 #   tests/bench/run.sh [NAME...]     NAME: xdp_cost lb_latency cache_build cache_serve dns_drills
+#                                          health_cost canary_tap canary_rollback
 set -u
 cd "$(dirname "$0")/../.."
 B=${EP_BUILD:-build}
 mkdir -p "$B/bench"
-all=(xdp_cost lb_latency cache_build cache_serve dns_drills)
+all=(xdp_cost lb_latency cache_build cache_serve dns_drills health_cost canary_tap canary_rollback)
 [ $# -gt 0 ] && all=("$@")
 rc=0
 for b in "${all[@]}"; do
@@ -20,6 +21,9 @@ for b in "${all[@]}"; do
     cache_build) bash tests/bench/cache_build.sh || rc=1 ;;
     cache_serve) bash tests/bench/cache_serve.sh || rc=1 ;;
     dns_drills) bash tests/bench/dns_drills.sh || rc=1 ;;
+    health_cost) "$B/tests/bench/health_cost" "${HEALTH_COST_REPEAT:-200000}" "$B/bench/health_cost.json" || rc=1 ;;
+    canary_tap) bash tests/bench/canary_tap.sh "${BENCH_SECONDS:-3}" "${BENCH_ROUNDS:-3}" || rc=1 ;;
+    canary_rollback) bash tests/bench/canary_rollback.sh "${CANARY_ROUNDS:-10}" || rc=1 ;;
     *) echo "unknown benchmark $b"; rc=2 ;;
   esac
 done

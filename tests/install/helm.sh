@@ -146,8 +146,8 @@ check "full: agent flags from values (--log-format text --log-level debug)" \
   mq full 'agent["command"][3:] == ["--log-format", "text", "--log-level", "debug"]'
 check "full: AppArmor Localhost profile, seLinux spc_t, maxUnavailable 10%, grace 20 s" \
   mq full 'agent["securityContext"]["appArmorProfile"] == {"type": "Localhost", "localhostProfile": "edgeplane-agent"} and agent["securityContext"]["seLinuxOptions"] == {"type": "spc_t"} and ds["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"] == "10%" and pod["terminationGracePeriodSeconds"] == 20'
-check "full: config carries every datapath key and both address families" \
-  mq full 'all(k in cfg for k in ("conntrack_size: 16777216", "maglev_table_size: 65537", "conntrack_timeout_tcp_s: 604800", "xdp_mode: skb", "forwarding: redirect", "vip: fd00::100", "percent: 0.25", "name: edge-site-17"))'
+check "full: config carries every datapath key, both address families and the canary keys" \
+  mq full 'all(k in cfg for k in ("conntrack_size: 16777216", "maglev_table_size: 65537", "conntrack_timeout_tcp_s: 604800", "xdp_mode: skb", "forwarding: redirect", "vip: fd00::100", "percent: 2.5", "on_rollback: reset", "step_interval_s: 30", "name: edge-site-17"))'
 check "full: named ServiceAccount used everywhere" \
   mq full 'pod["serviceAccountName"] == "edgeplane-agent" and one("ClusterRoleBinding")["subjects"][0]["name"] == "edgeplane-agent"'
 
@@ -390,6 +390,8 @@ bad "service without vip" 'config.services.0: vip is required' --set 'config.int
 bad "backend weight out of range" 'config.services.0.backends.0.weight: Must be less than or equal to 65535' \
   --set "$SVC,config.services[0].port=80,config.services[0].backends[0].address=10.1.0.1,config.services[0].backends[0].port=80,config.services[0].backends[0].weight=70000"
 bad "canary percent over 100" 'config.services.0.canary.percent: Must be less than or equal to 100' --set "$SVC,config.services[0].port=80,config.services[0].canary.percent=150"
+bad "canary on_rollback value" 'config.services.0.canary.on_rollback must be one of the following: "keep", "reset"' --set "$SVC,config.services[0].port=80,config.services[0].canary.on_rollback=drop"
+bad "canary rollback window too short" 'config.services.0.canary.rollback.window_ms: Must be greater than or equal to 20' --set "$SVC,config.services[0].port=80,config.services[0].canary.rollback.window_ms=5"
 bad "bad service name" 'config.services.0.name: Does not match pattern' --set "$SVC,config.services[0].port=80,config.services[0].name=Web_1"
 bad "interface name too long" 'config.interfaces.0.name: Does not match pattern' --set 'config.interfaces[0].name=averyveryverylongif,config.interfaces[0].role=uplink'
 bad "bad interface role" 'config.interfaces.0.role must be one of the following: "uplink", "pods"' --set 'config.interfaces[0].name=eth0,config.interfaces[0].role=wan'

@@ -259,9 +259,14 @@ if lab_agent_start "${SANDBOX[@]}"; then
   nsx ip link set dev up0 xdp off
   nsx tc filter del dev up0 egress pref 233
   for i in 1 2 3; do nsx tc filter del dev "pod$i" ingress pref 233; done
+  for d in up0 pod1 pod2 pod3; do
+    nsx tc filter del dev "$d" ingress pref 228
+    nsx tc filter del dev "$d" egress pref 228
+  done
   rm -r "$LAB_BPFFS/edgeplane"
   check "removal by hand: no XDP program on the uplink" bash -c "! ip -n '$LAB_NS_NODE' link show up0 | grep -q 'prog/xdp'"
-  tc_left() { local d; for d in "up0 egress" "up0 ingress" "pod1 ingress" "pod2 ingress" "pod3 ingress"; do
+  tc_left() { local d; for d in "up0 egress" "up0 ingress" "pod1 ingress" "pod2 ingress" "pod3 ingress" \
+    "pod1 egress" "pod2 egress" "pod3 egress"; do
     [ -z "$(nsx tc filter show dev $d)" ] || return 1; done; }
   check "removal by hand: no TC filter left on the uplink or the pods interfaces" tc_left
   check "removal by hand: traffic to the VIP is no longer balanced" vip_dead

@@ -403,7 +403,36 @@ static void test_defaults(void)
 	tap_ok(cfg.n_services == 1 && cfg.services[0].canary.percent_bp == 500 &&
 		       !cfg.services[0].canary.sticky_flow,
 	       "canary 5%% = 500 bp, sticky defaults to client");
+	tap_ok(cfg.n_services == 1 && cfg.services[0].canary.present &&
+		       !cfg.services[0].canary.http && cfg.services[0].canary.n_steps == 0 &&
+		       cfg.services[0].canary.step_interval_s == 60 &&
+		       cfg.services[0].canary.on_rollback == EP_CANARY_KEEP,
+	       "canary defaults: http false, no ramp, step_interval_s 60, on_rollback keep");
+	tap_ok(cfg.services[0].canary.rollback.enabled &&
+		       cfg.services[0].canary.rollback.window_ms == 100 &&
+		       cfg.services[0].canary.rollback.min_samples == 20 &&
+		       cfg.services[0].canary.rollback.max_failure_bp == 500 &&
+		       cfg.services[0].canary.rollback.margin_bp == 200,
+	       "rollback defaults: enabled, 100 ms, 20 samples, ratio 0.05, margin 0.02");
+	expect_ok("canary ramp and rollback",
+		  SVC "    canary:\n      http: true\n      steps: [1, 5, 25, 50, 100]\n"
+		      "      step_interval_s: 5\n      on_rollback: reset\n"
+		      "      rollback: {enabled: false, window_ms: 250, min_samples: 7, "
+		      "max_failure_ratio: 0.1, margin: 0.05}\n");
+	tap_ok(cfg.services[0].canary.http && cfg.services[0].canary.n_steps == 5 &&
+		       cfg.services[0].canary.steps_bp[0] == 100 &&
+		       cfg.services[0].canary.steps_bp[4] == 10000 &&
+		       cfg.services[0].canary.step_interval_s == 5 &&
+		       cfg.services[0].canary.on_rollback == EP_CANARY_RESET,
+	       "canary http, steps [1..100] in bp, step_interval_s, on_rollback reset");
+	tap_ok(!cfg.services[0].canary.rollback.enabled &&
+		       cfg.services[0].canary.rollback.window_ms == 250 &&
+		       cfg.services[0].canary.rollback.min_samples == 7 &&
+		       cfg.services[0].canary.rollback.max_failure_bp == 1000 &&
+		       cfg.services[0].canary.rollback.margin_bp == 500,
+	       "canary.rollback keys read");
 	expect_ok("service without backends", SVC);
+	tap_ok(!cfg.services[0].canary.present, "no canary section: not present");
 	tap_ok(cfg.n_services == 1 && cfg.services[0].n_backends == 0 &&
 		       cfg.services[0].canary.percent_bp == 0,
 	       "no backends, no canary share");
@@ -647,7 +676,7 @@ static const struct bad_case bad_cases[] = {
 	  "services[0].backends[2]", 10, "duplicate backend 10.1.0.1:8080 (also backends[0], line 7)" },
 	/* canary */
 	{ "canary type", SVC "    canary: 5\n", "services[0].canary", 6,
-	  "expected a mapping (percent, sticky), got \"5\"" },
+	  "expected a mapping (percent, sticky, http, steps, step_interval_s, rollback, on_rollback), got \"5\"" },
 	{ "percent type", SVC "    canary:\n      percent: [5]\n", "services[0].canary.percent", 7,
 	  "expected a number 0-100 with at most 2 decimals, got a list" },
 	{ "percent high", SVC "    canary:\n      percent: 100.01\n", "services[0].canary.percent", 7,
@@ -662,11 +691,31 @@ static const struct bad_case bad_cases[] = {
 	  "got a list" },
 	{ "sticky value", SVC "    canary:\n      sticky: session\n", "services[0].canary.sticky", 7,
 	  "expected one of client, flow, got \"session\"" },
-	{ "canary rollback", SVC "    canary:\n      percent: 5\n      rollback: {enabled: true}\n",
-	  "services[0].canary.rollback", 8,
-	  "not supported by this version of edgeplane (automatic canary rollback" },
+	{ "canary rollback unknown key", SVC "    canary:\n      percent: 5\n      rollback: {window: 5}\n",
+	  "services[0].canary.rollback.window", 8, "unknown key" },
+	{ "canary rollback window too short", SVC "    canary:\n      rollback: {window_ms: 5}\n",
+	  "services[0].canary.rollback.window_ms", 7, "20-60000" },
+	{ "canary rollback ratio above 1", SVC "    canary:\n      rollback: {max_failure_ratio: 1.5}\n",
+	  "services[0].canary.rollback.max_failure_ratio", 7, "expected a ratio" },
+	{ "canary steps not rising", SVC "    canary:\n      steps: [1, 5, 5, 50]\n",
+	  "services[0].canary.steps[2]", 7, "above the step before it" },
+	{ "canary steps zero", SVC "    canary:\n      steps: [0, 5]\n",
+	  "services[0].canary.steps[0]", 7, "above 0" },
+	{ "canary steps type", SVC "    canary:\n      steps: 5\n",
+	  "services[0].canary.steps", 7, "expected a list of rising percents" },
+	{ "canary steps above 100", SVC "    canary:\n      steps: [5, 101]\n",
+	  "services[0].canary.steps[1]", 7, "0-100" },
+	{ "canary steps and percent", SVC "    canary:\n      percent: 5\n      steps: [1, 5]\n",
+	  "services[0].canary.percent", 7, "either percent or steps" },
+	{ "canary on_rollback value", SVC "    canary:\n      on_rollback: drop\n",
+	  "services[0].canary.on_rollback", 7, "one of keep, reset" },
+	{ "canary http on udp", "services:\n  - name: d\n    vip: 10.0.0.1\n    port: 53\n"
+	  "    protocol: udp\n    canary:\n      http: true\n",
+	  "services[0].canary.http", 7, "TCP services only" },
+	{ "canary step_interval_s zero", SVC "    canary:\n      step_interval_s: 0\n",
+	  "services[0].canary.step_interval_s", 7, "1-86400" },
 	{ "canary unknown key", SVC "    canary: {percent: 5, stickiness: flow}\n",
-	  "services[0].canary.stickiness", 6, "unknown key 'stickiness' (allowed: percent, sticky)" },
+	  "services[0].canary.stickiness", 6, "unknown key 'stickiness' (allowed: percent, sticky, http, steps, step_interval_s, rollback, on_rollback)" },
 	/* metrics */
 	{ "metrics type", "metrics: 9464\n", "metrics", 1, "expected a mapping (listen), got \"9464\"" },
 	{ "listen type", "metrics:\n  listen: [a]\n", "metrics.listen", 2, "got a list" },
