@@ -19,6 +19,7 @@
 #include <linux/if_link.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -95,18 +96,21 @@ int ep_mirror_vxlan_del(const char *name)
 	return nl_talk(&r);
 }
 
-int ep_mirror_vxlan_add(const char *name, const struct ep_ip *remote, uint32_t vni,
-			uint16_t port)
+/* RTM_NEWLINK for the device: create it (change = false) or update the
+ * existing one in place (change = true). The kernel refuses to change a
+ * VXLAN device's port, even to the same value, so a change leaves it out;
+ * the name encodes it. */
+static int vxlan_request(const char *name, const struct ep_ip *remote, uint32_t vni,
+			 uint16_t port, bool change)
 {
 	struct nlreq r = {};
 	struct rtattr *info, *data;
 	uint16_t port_be = htons(port);
 	uint8_t off = 0;
-	int rc;
 
 	r.nh.nlmsg_len = NLMSG_LENGTH(sizeof(r.ifi));
 	r.nh.nlmsg_type = RTM_NEWLINK;
-	r.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+	r.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (change ? 0 : NLM_F_CREATE | NLM_F_EXCL);
 	r.ifi.ifi_family = AF_UNSPEC;
 	r.ifi.ifi_flags = IFF_UP;
 	r.ifi.ifi_change = IFF_UP;
@@ -119,17 +123,24 @@ int ep_mirror_vxlan_add(const char *name, const struct ep_ip *remote, uint32_t v
 		attr_put(&r, IFLA_VXLAN_GROUP, remote->addr, 4);
 	else
 		attr_put(&r, IFLA_VXLAN_GROUP6, remote->addr, 16);
-	attr_put(&r, IFLA_VXLAN_PORT, &port_be, sizeof(port_be));
+	if (!change)
+		attr_put(&r, IFLA_VXLAN_PORT, &port_be, sizeof(port_be));
 	/* A mirror only sends: nothing to learn from what comes back. */
 	attr_put(&r, IFLA_VXLAN_LEARNING, &off, sizeof(off));
 	attr_end(&r, data);
 	attr_end(&r, info);
-	rc = nl_talk(&r);
-	if (rc == -EEXIST) {
-		/* A predecessor's device of the same VNI and port: its remote may
-		 * differ, so make it anew. */
-		ep_mirror_vxlan_del(name);
-		rc = nl_talk(&r);
-	}
+	return nl_talk(&r);
+}
+
+int ep_mirror_vxlan_add(const char *name, const struct ep_ip *remote, uint32_t vni,
+			uint16_t port)
+{
+	int rc = vxlan_request(name, remote, vni, port, false);
+
+	/* A predecessor's device of this VNI and port: keep it (its ifindex,
+	 * which the datapath holds, stays valid: mirroring goes on across an
+	 * agent restart) and set its remote, which may have changed. */
+	if (rc == -EEXIST)
+		rc = vxlan_request(name, remote, vni, port, true);
 	return rc;
 }

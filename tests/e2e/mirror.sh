@@ -8,7 +8,9 @@
 # both ways; UDP datagram counts), in the backend's view (client <->
 # backend); production traffic is untouched (every connection succeeds,
 # every echo intact); under a UDP flood the byte cap holds and the excess is
-# counted in mirror_drops_total{reason="rate_limit"}; a reload without
+# counted in mirror_drops_total{reason="rate_limit"}; with the agent killed
+# the datapath keeps mirroring, a restarted agent keeps the VXLAN device;
+# a reload without
 # mirrors detaches the program and removes the VXLAN device.
 set -u
 cd "$(dirname "$0")/../.."
@@ -182,6 +184,42 @@ check "flood: the collector got some of it, and no more than the cap allows ($fl
 check "flood: mirror_bytes_total{service=\"flood\"} within the cap too" [ "${m_fl_bytes:-0}" -le "$bound" ]
 check "flood: the excess counted in mirror_drops_total{service=\"flood\",reason=\"rate_limit\"} ($m_fl_drop)" \
   [ "${m_fl_drop:-0}" -gt 0 ]
+
+# Without the agent: the datapath keeps mirroring; a new agent keeps the
+# VXLAN device (same ifindex) and goes on.
+vx_round() { # vx_round LABEL FIRST: 20 UDP flows through a fresh VXLAN collector
+  local out=$LAB_DIR/vx-$2.json pid u exp
+  pid=$(netns_bg_log "$LAB_DIR/vx-$2.log" "$NS_VX" $PY3 $TOOL collect vxlan 4789 100 "$out")
+  wait_for 5 test -e "$out.ready" || { not_ok "$1: collector start"; return; }
+  u=$(lab_client $PY3 $TOOL udp $LAB_CLIENT4 $LAB_VIP4 80 "$2" 20 5)
+  sleep 0.5
+  kill "$pid"
+  wait_for 5 test -e "$out" || { not_ok "$1: collector wrote its counts"; return; }
+  check "$1: 20 UDP flows x 5 all answered" py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(j["ok"]!=j["n"])' "$u"
+  exp=$($PICK $LAB_CLIENT4 $LAB_VIP4 80 udp $SHARE_BP "$2" $(($2 + 19)) | tr '\n' ' ')
+  check "$1: exactly the sampled UDP flows mirrored over VXLAN, 5 + 5 datagrams each" \
+    py '
+import json, sys
+res = json.load(open(sys.argv[1])); exp = set(int(x) for x in sys.argv[2].split()); lo = int(sys.argv[3])
+flows = {int(k): v for k, v in res["flows"].items() if lo <= int(k) < lo + 20}
+ok = set(flows) == exp and all(v.get("fwd", {}).get("packets") == 5 and v.get("rev", {}).get("packets") == 5 for v in flows.values())
+print("# %d flows of %d expected" % (len(flows), len(exp)))
+sys.exit(0 if ok and exp else 1)' "$out" "$exp" "$2"
+}
+ifidx_before=$(ip -n "$LAB_NS_NODE" -o link show "$VXDEV" | cut -d: -f1)
+kill -9 "$(lab_agent_pid)"
+wait_for 5 sh -c "! kill -0 $LAB_AGENT_PID 2>/dev/null"
+vx_round "agent killed (-9)" 35000
+lab_agent_start || { not_ok "agent restart"; tap_done; exit 1; }
+vx_round "agent restarted" 36000
+kept() {
+  local now cf
+  now=$(ip -n "$LAB_NS_NODE" -o link show "$VXDEV" | cut -d: -f1)
+  cf=$(metric mirror_drops_total udp clone_failed)
+  diag "VXLAN device ifindex $ifidx_before -> $now; clone_failed $cf"
+  [ "$now" = "$ifidx_before" ] && [ "$cf" = 0 ]
+}
+check "agent restarted: the VXLAN device kept (same ifindex), no clone failed" kept
 
 # Mirrors gone: the program comes off every interface, the device goes.
 LAB_SERVICES_YAML=$(services_yaml without)
