@@ -10,8 +10,7 @@
 # every echo intact); under a UDP flood the byte cap holds and the excess is
 # counted in mirror_drops_total{reason="rate_limit"}; with the agent killed
 # the datapath keeps mirroring, a restarted agent keeps the VXLAN device;
-# a reload without
-# mirrors detaches the program and removes the VXLAN device.
+# a reload without mirrors detaches the program and removes the VXLAN device.
 set -u
 cd "$(dirname "$0")/../.."
 source tests/lib/tap.sh
