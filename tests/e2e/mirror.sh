@@ -232,4 +232,15 @@ check "reload without mirrors: TC mirroring detached, VXLAN device removed" wait
 T4C=$(lab_client $PY3 $TOOL tcp $LAB_CLIENT4 $LAB_VIP4 80 34000 10 3)
 check "production after the reload: TCP connections all succeed" py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(j["ok"]!=j["n"])' "$T4C"
 
+# An agent that started without mirrors (confined by then) takes one on at a reload.
+lab_agent_stop
+lab_agent_start || { not_ok "agent start without mirrors"; tap_done; exit 1; }
+LAB_SERVICES_YAML=$(services_yaml with)
+lab_config_write
+lab_cli reload >/dev/null 2>&1 || lab_agent_signal HUP
+check "reload with mirrors into an agent started without: VXLAN device and TC mirroring back" \
+  wait_for 10 sh -c "ip -n '$LAB_NS_NODE' link show $VXDEV >/dev/null 2>&1 && ip netns exec '$LAB_NS_NODE' tc filter show dev up0 ingress | grep -q ep_tc_mirror"
+vx_round "mirroring taken on at a reload" 37000
+check "no forbidden system call in the agent's log (seccomp)" sh -c "! grep -q 'seccomp: forbidden system call' '$LAB_LOG'"
+
 tap_done
