@@ -61,14 +61,14 @@ services_yaml() { # services_yaml with|without
   local fl="{percent: 100, to: {interface: mirror0}, max_bytes_per_s: $FLOOD_RATE}"
   [ "$w" = with ] || m30= vx= fl=
   svc web "$LAB_VIP4" 80 tcp 4 8080 "$m30"
-  svc web6 "$LAB_VIP6" 80 tcp 6 8080 "$m30"
+  svc web6 "$LAB_VIP6" 80 tcp 6 8080 "$vx"
   svc udp "$LAB_VIP4" 80 udp 4 8080 "$vx"
   svc flood "$LAB_VIP4" 81 udp 4 8081 "$fl"
 }
 LAB_SERVICES_YAML=$(services_yaml with)
 lab_config_write
 lab_agent_start || { not_ok "agent start"; tap_done; exit 1; }
-ok "lab up: agent ready, 4 services mirrored (interface, VXLAN, a capped flood)"
+ok "lab up: agent ready, 4 services mirrored (IPv4 TCP to an interface, IPv6 TCP and UDP over VXLAN, a capped flood)"
 
 VXDEV=epmx00006412b5 # VNI 0x000064, port 0x12b5
 check "the agent made the VXLAN device $VXDEV (VNI 100, remote 10.77.200.2, port 4789)" \
@@ -131,7 +131,8 @@ sys.exit(0 if ok else 1)' "$@"
 }
 check "raw: exactly the sampled IPv4 TCP flows, every payload byte both ways, SYN+FIN both ways, client<->backend" \
   tcp_exact "$RAW" "$T4" 30000 30059 "$EXP4"
-check "raw: exactly the sampled IPv6 TCP flows, likewise" tcp_exact "$RAW" "$T6" 31000 31039 "$EXP6"
+check "VXLAN: exactly the sampled IPv6 TCP flows, every payload byte both ways (GSO segmented by the kernel), SYN+FIN both ways, client<->backend" \
+  tcp_exact "$VX" "$T6" 31000 31039 "$EXP6"
 check "raw: the TCP flows right after the flood, likewise (the flood's cap is its own)" \
   tcp_exact "$RAW" "$T4B" 33000 33009 "$EXPB"
 
