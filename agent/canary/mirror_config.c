@@ -102,6 +102,14 @@ void ep_cfg_mirror_check(struct ep_cfg_ctx *c, struct ep_config *cfg)
 			ep_cfg_err(c, m->line, key,
 				   "mirroring needs datapath.forwarding: stack (redirected packets "
 				   "skip the TC hook that clones them)");
+		/* A clone sent on lo comes straight back in as received traffic,
+		 * and the node would route copies of its clients' packets. */
+		if (!strcmp(m->to.interface, "lo")) {
+			snprintf(key, sizeof(key), "services[%zu].mirror.to.interface", i);
+			ep_cfg_err(c, ep_cfg_line(c, key, m->line), key,
+				   "lo cannot be a mirror target: the clones would come back in as "
+				   "traffic to this node");
+		}
 		for (size_t k = 0; m->to.interface[0] && k < cfg->n_ifaces; k++)
 			if (!strcmp(cfg->ifaces[k].name, m->to.interface)) {
 				snprintf(key, sizeof(key), "services[%zu].mirror.to.interface", i);

@@ -110,6 +110,8 @@ int main(void)
 	expect_error("target is a datapath interface",
 		     MIR "      percent: 1\n      to: {interface: eth0}\n",
 		     "services[0].mirror.to.interface", 8, "'eth0' is interfaces[0]");
+	expect_error("loopback as the target", MIR "      percent: 1\n      to: {interface: lo}\n",
+		     "services[0].mirror.to.interface", 8, "lo cannot be a mirror target");
 	expect_error("XDP redirect", "datapath: {forwarding: redirect}\n" MIR
 		     "      percent: 1\n      to: {interface: m0}\n",
 		     "services[0].mirror.to", 8, "needs datapath.forwarding: stack");
