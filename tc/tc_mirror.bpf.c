@@ -59,6 +59,8 @@ struct ep_tuple {
 	__u32 saddr[4], daddr[4];
 	__u16 sport, dport; /* network order */
 	__u8 proto, family;
+	__u8 tcp_flags;
+	__u32 tcp_seq, tcp_ack; /* network order */
 };
 
 static __always_inline int ep_mirror_parse(struct __sk_buff *skb, struct ep_tuple *t)
@@ -98,8 +100,47 @@ static __always_inline int ep_mirror_parse(struct __sk_buff *skb, struct ep_tupl
 		return -1;
 	t->sport = ports[0];
 	t->dport = ports[1];
+	if (t->proto == IPPROTO_TCP) {
+		__u32 sa[2];
+
+		if (bpf_skb_load_bytes(skb, l4 + 4, sa, sizeof(sa)) < 0 ||
+		    bpf_skb_load_bytes(skb, l4 + 13, &t->tcp_flags, 1) < 0)
+			return -1;
+		t->tcp_seq = sa[0];
+		t->tcp_ack = sa[1];
+	}
 	return 0;
 }
+
+#ifdef EP_SYN_SLOTS
+/*
+ * Where the load balancer balances SYNs without a conntrack entry (the
+ * entry comes with the handshake's ACK; struct ep_syn), the SYN and the
+ * SYN-ACK of a flow are known only by its half-open record: the record of
+ * this flow's key, naming this backend, for this ISN - the test reverse
+ * NAT makes on the SYN-ACK.
+ */
+static __always_inline int ep_mirror_half_open(const struct ep_flow_key *k, const __u32 *backend,
+					       __u16 bport, const struct ep_tuple *t, int reply)
+{
+	__u32 hash = ep_flow_hash(k), bid;
+	struct ep_backend *be;
+	struct ep_syn *rec;
+
+	if (!(t->tcp_flags & EP_TCP_SYN))
+		return -1;
+	rec = ep_syn_slot(hash);
+	if (!rec || rec->sig != ep_syn_sig(k, hash))
+		return -1;
+	if (reply ? t->tcp_ack != bpf_htonl(bpf_ntohl(rec->isn) + 1) : t->tcp_seq != rec->isn)
+		return -1;
+	bid = rec->backend_id;
+	be = bpf_map_lookup_elem(&ep_backends, &bid);
+	if (!be || be->port != bport || !ep_addr_eq(be->addr, backend))
+		return -1;
+	return 0;
+}
+#endif
 
 /*
  * Is backend:bport (a backend, per ep_backend_rev) in a balanced flow with
@@ -108,7 +149,8 @@ static __always_inline int ep_mirror_parse(struct __sk_buff *skb, struct ep_tupl
  */
 static __always_inline int ep_mirror_flow(const __u32 *backend, __u16 bport, const __u32 *client,
 					  __u16 cport, __u8 proto, const __u8 family,
-					  struct ep_flow_key *k, struct ep_rev_vip *vip)
+					  const struct ep_tuple *t, int reply, struct ep_flow_key *k,
+					  struct ep_rev_vip *vip)
 {
 	struct ep_endpoint be = {};
 	struct ep_backend_rev *rev;
@@ -132,8 +174,15 @@ static __always_inline int ep_mirror_flow(const __u32 *backend, __u16 bport, con
 		ep_addr_copy(k->dst, rev->vips[i].addr, 4);
 		k->dport = rev->vips[i].port;
 		ct = ep_ct_lookup(k, family);
-		if (!ct || ct->bport != bport || !ep_addr_eq(ct->baddr, be.addr))
+		if (!ct || ct->bport != bport || !ep_addr_eq(ct->baddr, be.addr)) {
+#ifdef EP_SYN_SLOTS
+			if (proto == IPPROTO_TCP && !ep_mirror_half_open(k, be.addr, bport, t, reply)) {
+				*vip = rev->vips[i];
+				return 0;
+			}
+#endif
 			continue;
+		}
 		*vip = rev->vips[i];
 		return 0;
 	}
@@ -170,8 +219,10 @@ static __always_inline int ep_mirror(struct __sk_buff *skb, const struct ep_tupl
 
 	/* Client to backend (after DNAT), else backend to client (before
 	 * reverse NAT). */
-	if (ep_mirror_flow(t->daddr, t->dport, t->saddr, t->sport, t->proto, family, &k, &vip) &&
-	    ep_mirror_flow(t->saddr, t->sport, t->daddr, t->dport, t->proto, family, &k, &vip))
+	if (ep_mirror_flow(t->daddr, t->dport, t->saddr, t->sport, t->proto, family, t, 0, &k,
+			   &vip) &&
+	    ep_mirror_flow(t->saddr, t->sport, t->daddr, t->dport, t->proto, family, t, 1, &k,
+			   &vip))
 		return TC_ACT_UNSPEC;
 	ep_addr_copy(sk.addr, vip.addr, 4);
 	sk.port = vip.port;
