@@ -33,11 +33,11 @@ struct ep_agent_opts {
 	char **argv;	 /* main's, retitled in the spawner (lib/spawn.h) */
 };
 
+struct ep_mirror; /* agent/canary/mirror.h */
 struct ep_metrics;
 struct ep_control;
 struct ep_dns_cache;
 struct ep_dns_failover;
-struct ep_mirror;
 
 struct ep_agent {
 	struct ep_agent_opts opts;

@@ -390,6 +390,9 @@ bad "service without vip" 'config.services.0: vip is required' --set 'config.int
 bad "backend weight out of range" 'config.services.0.backends.0.weight: Must be less than or equal to 65535' \
   --set "$SVC,config.services[0].port=80,config.services[0].backends[0].address=10.1.0.1,config.services[0].backends[0].port=80,config.services[0].backends[0].weight=70000"
 bad "canary percent over 100" 'config.services.0.canary.percent: Must be less than or equal to 100' --set "$SVC,config.services[0].port=80,config.services[0].canary.percent=150"
+bad "bad service name" 'config.services.0.name: Does not match pattern' --set "$SVC,config.services[0].port=80,config.services[0].name=Web_1"
+bad "interface name too long" 'config.interfaces.0.name: Does not match pattern' --set 'config.interfaces[0].name=averyveryverylongif,config.interfaces[0].role=uplink'
+bad "bad interface role" 'config.interfaces.0.role must be one of the following: "uplink", "pods"' --set 'config.interfaces[0].name=eth0,config.interfaces[0].role=wan'
 bad "mirror without a target" 'config.services.0.mirror: to is required' --set "$SVC,config.services[0].port=80,config.services[0].mirror.percent=10"
 bad "mirror cap below 1000 bytes/s" 'config.services.0.mirror.max_bytes_per_s: Must be greater than or equal to 1000' \
   --set "$SVC,config.services[0].port=80,config.services[0].mirror.percent=10,config.services[0].mirror.to.interface=m0,config.services[0].mirror.max_bytes_per_s=10"
@@ -404,9 +407,6 @@ if render mirror -f "$CI/minimal-values.yaml" --set 'config.services[0].mirror.p
 else
   not_ok "helm template with services[].mirror"; sed 's/^/# /' "$RENDER_DIR/mirror.err" | head
 fi
-bad "bad service name" 'config.services.0.name: Does not match pattern' --set "$SVC,config.services[0].port=80,config.services[0].name=Web_1"
-bad "interface name too long" 'config.interfaces.0.name: Does not match pattern' --set 'config.interfaces[0].name=averyveryverylongif,config.interfaces[0].role=uplink'
-bad "bad interface role" 'config.interfaces.0.role must be one of the following: "uplink", "pods"' --set 'config.interfaces[0].name=eth0,config.interfaces[0].role=wan'
 bad "conntrack_size below 1024" 'config.datapath.conntrack_size: Must be greater than or equal to 1024' --set config.datapath.conntrack_size=100
 bad "services without an uplink interface" 'at least one interface in config.interfaces needs role: uplink' \
   --set 'config.interfaces[0].name=cni0,config.interfaces[0].role=pods,config.services[0].name=web,config.services[0].vip=10.0.0.1,config.services[0].port=80'
