@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end: traffic mirroring in the netns lab. A collector namespace
 # behind a veth (services[].mirror.to.interface) and one behind a routed
-# link (VXLAN, VNI 100, UDP 4789) count what they receive per flow. Checked:
+# link (VXLAN, VNI 100 over IPv4 and VNI 200 over IPv6, UDP 4789) count what
+# they receive per flow. Checked:
 # exactly the flows ep_mirror_hash samples are mirrored (the expected set
 # from tests/tools/ep_mirror_pick), every byte of them in both directions
 # (TCP payload bytes against what the client sent and received, SYN and FIN
@@ -37,6 +38,8 @@ NS_VX=$(netns_add vx) || { not_ok "VXLAN collector namespace"; tap_done; exit 1;
 netns_veth "$LAB_NS_NODE" col1 "$NS_VX" eth0
 ip -n "$LAB_NS_NODE" addr add 10.77.200.1/24 dev col1
 ip -n "$NS_VX" addr add 10.77.200.2/24 dev eth0
+ip -n "$LAB_NS_NODE" addr add fd77:200::1/64 dev col1 nodad
+ip -n "$NS_VX" addr add fd77:200::2/64 dev eth0 nodad
 
 be_list() { # be_list FAMILY PORT
   local i
@@ -59,16 +62,18 @@ services_yaml() { # services_yaml with|without
   local w=$1 m30="{percent: 30, to: {interface: mirror0}, max_bytes_per_s: 100000000}"
   local vx="{percent: 30, to: {vxlan: {remote: 10.77.200.2, vni: 100}}, max_bytes_per_s: 100000000}"
   local fl="{percent: 100, to: {interface: mirror0}, max_bytes_per_s: $FLOOD_RATE}"
-  [ "$w" = with ] || m30= vx= fl=
+  local vx6="{percent: 30, to: {vxlan: {remote: 'fd77:200::2', vni: 200}}}"
+  [ "$w" = with ] || m30= vx= fl= vx6=
   svc web "$LAB_VIP4" 80 tcp 4 8080 "$m30"
   svc web6 "$LAB_VIP6" 80 tcp 6 8080 "$vx"
   svc udp "$LAB_VIP4" 80 udp 4 8080 "$vx"
+  svc udp6 "$LAB_VIP6" 80 udp 6 8080 "$vx6"
   svc flood "$LAB_VIP4" 81 udp 4 8081 "$fl"
 }
 LAB_SERVICES_YAML=$(services_yaml with)
 lab_config_write
 lab_agent_start || { not_ok "agent start"; tap_done; exit 1; }
-ok "lab up: agent ready, 4 services mirrored (IPv4 TCP to an interface, IPv6 TCP and UDP over VXLAN, a capped flood)"
+ok "lab up: agent ready, 5 services mirrored (IPv4 TCP to an interface, IPv6 TCP and UDP over VXLAN, IPv6 UDP over VXLAN on IPv6, a capped flood)"
 
 VXDEV=epmx00006412b5 # VNI 0x000064, port 0x12b5
 check "the agent made the VXLAN device $VXDEV (VNI 100, remote 10.77.200.2, port 4789)" \
@@ -76,17 +81,20 @@ check "the agent made the VXLAN device $VXDEV (VNI 100, remote 10.77.200.2, port
 check "TC mirroring attached on up0 and pod1 ingress (ahead of reverse NAT)" \
   sh -c "ip netns exec '$LAB_NS_NODE' tc filter show dev up0 ingress | grep -q ep_tc_mirror && ip netns exec '$LAB_NS_NODE' tc filter show dev pod1 ingress | grep -q ep_tc_mirror"
 
-RAW=$LAB_DIR/raw.json VX=$LAB_DIR/vx.json
+RAW=$LAB_DIR/raw.json VX=$LAB_DIR/vx.json VX6=$LAB_DIR/vx6.json
 RAW_PID=$(netns_bg_log "$LAB_DIR/raw.log" "$NS_COL" $PY3 $TOOL collect raw eth0 "$RAW")
 VX_PID=$(netns_bg_log "$LAB_DIR/vx.log" "$NS_VX" $PY3 $TOOL collect vxlan 4789 100 "$VX")
-wait_for 5 test -e "$RAW.ready" && wait_for 5 test -e "$VX.ready" ||
+VX6_PID=$(netns_bg_log "$LAB_DIR/vx6.log" "$NS_VX" $PY3 $TOOL collect vxlan6 4789 200 "$VX6")
+wait_for 5 test -e "$RAW.ready" && wait_for 5 test -e "$VX.ready" && wait_for 5 test -e "$VX6.ready" ||
   { not_ok "collectors start"; tap_done; exit 1; }
 
 T4=$(lab_client $PY3 $TOOL tcp $LAB_CLIENT4 $LAB_VIP4 80 30000 60 20)
 T6=$(lab_client $PY3 $TOOL tcp $LAB_CLIENT6 $LAB_VIP6 80 31000 40 20)
 U4=$(lab_client $PY3 $TOOL udp $LAB_CLIENT4 $LAB_VIP4 80 32000 60 5)
+U6=$(lab_client $PY3 $TOOL udp $LAB_CLIENT6 $LAB_VIP6 80 38000 30 5)
 check "production: 60 IPv4 TCP connections, every echo intact" py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(j["ok"]!=j["n"])' "$T4"
 check "production: 40 IPv6 TCP connections, every echo intact" py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(j["ok"]!=j["n"])' "$T6"
+check "production: 30 IPv6 UDP flows x 5 request/replies, all answered" py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(j["ok"]!=j["n"])' "$U6"
 check "production: 60 UDP flows x 5 request/replies, all answered" py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(j["ok"]!=j["n"])' "$U4"
 
 # The flood: one flow, every datagram of it sampled, the cap far below it.
@@ -95,8 +103,8 @@ diag "flood: $FL"
 T4B=$(lab_client $PY3 $TOOL tcp $LAB_CLIENT4 $LAB_VIP4 80 33000 10 5)
 check "production: TCP connections right after the flood all succeed" py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(j["ok"]!=j["n"])' "$T4B"
 sleep 1
-kill "$RAW_PID" "$VX_PID"
-wait_for 5 test -e "$RAW" && wait_for 5 test -e "$VX" || { not_ok "collectors wrote their counts"; tap_done; exit 1; }
+kill "$RAW_PID" "$VX_PID" "$VX6_PID"
+wait_for 5 test -e "$RAW" && wait_for 5 test -e "$VX" && wait_for 5 test -e "$VX6" || { not_ok "collectors wrote their counts"; tap_done; exit 1; }
 METRICS=$(lab_metrics)
 
 EXP4=$($PICK $LAB_CLIENT4 $LAB_VIP4 80 tcp $SHARE_BP 30000 30059 | tr '\n' ' ')
@@ -136,21 +144,25 @@ check "VXLAN: exactly the sampled IPv6 TCP flows, every payload byte both ways (
 check "raw: the TCP flows right after the flood, likewise (the flood's cap is its own)" \
   tcp_exact "$RAW" "$T4B" 33000 33009 "$EXPB"
 
-udp_exact() {
+udp_exact() { # udp_exact FILE EXPECTED [FIRST N]
   py '
 import json, sys
 res = json.load(open(sys.argv[1])); exp = set(int(x) for x in sys.argv[2].split())
-flows = {int(k): v for k, v in res["flows"].items() if 32000 <= int(k) <= 32059}
-ok = set(flows) == exp and 0 < len(exp) < 60 and res["bad_vxlan"] == 0
+lo, n = int(sys.argv[3]), int(sys.argv[4])
+flows = {int(k): v for k, v in res["flows"].items() if lo <= int(k) < lo + n}
+ok = set(flows) == exp and 0 < len(exp) < n and res["bad_vxlan"] == 0
 for p in sorted(flows):
     f, r = flows[p].get("fwd", {}), flows[p].get("rev", {})
     if f.get("packets") != 5 or r.get("packets") != 5 or f.get("peer") != r.get("peer"):
         print("# flow %d: %s" % (p, flows[p])); ok = False
 print("# %d flows, bad VXLAN %d, frames %d" % (len(flows), res["bad_vxlan"], res["frames"]))
-sys.exit(0 if ok else 1)' "$@"
+sys.exit(0 if ok else 1)' "$1" "$2" "${3:-32000}" "${4:-60}"
 }
 check "VXLAN: exactly the sampled UDP flows, all 5 requests and 5 replies of each, VNI 100" \
   udp_exact "$VX" "$EXPU"
+EXPU6=$($PICK $LAB_CLIENT6 $LAB_VIP6 80 udp $SHARE_BP 38000 38029 | tr '\n' ' ')
+check "VXLAN over IPv6 to fd77:200::2: exactly the sampled IPv6 UDP flows, 5 + 5 each, VNI 200" \
+  udp_exact "$VX6" "$EXPU6" 38000 30
 
 flows_packets() { # flows_packets FILE FIRST LAST
   py 'import json,sys; r=json.load(open(sys.argv[1])); print(sum(d["packets"] for k,v in r["flows"].items() if int(sys.argv[2])<=int(k)<=int(sys.argv[3]) for d in v.values()))' "$@"
@@ -227,9 +239,10 @@ lab_config_write
 lab_cli reload >/dev/null 2>&1 || lab_agent_signal HUP
 gone() {
   ! ip netns exec "$LAB_NS_NODE" tc filter show dev up0 ingress | grep -q ep_tc_mirror &&
-    ! ip -n "$LAB_NS_NODE" link show "$VXDEV" >/dev/null 2>&1
+    ! ip -n "$LAB_NS_NODE" link show "$VXDEV" >/dev/null 2>&1 &&
+    ! ip -n "$LAB_NS_NODE" link show epmx0000c812b5 >/dev/null 2>&1
 }
-check "reload without mirrors: TC mirroring detached, VXLAN device removed" wait_for 10 gone
+check "reload without mirrors: TC mirroring detached, both VXLAN devices removed" wait_for 10 gone
 T4C=$(lab_client $PY3 $TOOL tcp $LAB_CLIENT4 $LAB_VIP4 80 34000 10 3)
 check "production after the reload: TCP connections all succeed" py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(j["ok"]!=j["n"])' "$T4C"
 

@@ -2,7 +2,8 @@
 """Traffic for the mirroring e2e test (tests/e2e/mirror.sh), and its collector.
 
   collect raw IFACE OUT      count what arrives on IFACE (AF_PACKET)
-  collect vxlan PORT VNI OUT count what arrives as VXLAN on UDP PORT
+  collect vxlan PORT VNI OUT count what arrives as VXLAN on UDP PORT (vxlan6:
+                             over IPv6)
       Both run until SIGTERM, then write OUT (JSON): per flow "cport" (the
       client's port, the flow's identity) and direction ("fwd" client ->
       backend, "rev" backend -> client): packets, L4 payload bytes, TCP flags
@@ -90,9 +91,13 @@ def collect(argv):
         vni = None
     else:
         port, vni, out = int(argv[1]), int(argv[2]), argv[3]
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        if mode == "vxlan6":
+            s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        else:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 20)
-        s.bind(("0.0.0.0", port))
+        s.bind(("::" if mode == "vxlan6" else "0.0.0.0", port))
     s.settimeout(0.2)
     open(out + ".ready", "w").close()
     while not stop:
