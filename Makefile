@@ -84,7 +84,7 @@ $(BUILD)/include/%.skel.h: $(BUILD)/bpf/%.bpf.o
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(EP_CFLAGS) $(call inc_for,$<) $(CFLAGS) $(CPPFLAGS) $(DEPFLAGS) -c $< -o $@
-$(filter $(BUILD)/obj/agent/datapath/%,$(LIB_OBJS)): | $(SKELS)
+$(filter $(BUILD)/obj/agent/datapath/% $(BUILD)/obj/agent/canary/%,$(LIB_OBJS)): | $(SKELS)
 
 # The agent's seccomp allow-list, one name a line, becomes a C string table;
 # the chart's profile and the unit are checked against the same file

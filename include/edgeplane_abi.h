@@ -189,6 +189,56 @@ struct ep_dp_config {
 };
 
 
+/* traffic mirroring */
+/* ==== traffic mirroring (tc/tc_mirror.bpf.c, agent/canary/mirror*.c) ==== */
+
+#ifndef __VMLINUX_H__
+#include <linux/bpf.h> /* struct bpf_spin_lock */
+#endif
+
+/* The cap's limit (10 GB/s): the refill arithmetic (include/ep_mirror.h)
+ * stays inside 64 bits below it. */
+#define EP_MIRROR_MAX_RATE 10000000000ULL
+
+/* ep_mirror_cfg[svc_id]: which flows of a service are cloned, and where to.
+ * ifindex 0 = the service is not mirrored. The share is of flows (basis
+ * points of ep_mirror_hash), not of packets: a sampled flow is cloned whole. */
+struct ep_mirror_cfg {
+	__u32 ifindex;	    /* target: a local interface, or the agent's VXLAN device */
+	__u16 percent_bp;   /* 0..EP_BP_MAX */
+	__u16 pad;
+	__u64 rate_bps;	    /* token bucket: bytes per second refilled */
+	__u64 burst_bytes;  /* ...and its depth */
+};
+
+/* ep_mirror_tb[svc_id]: one bucket per service shared by every CPU, so the
+ * cap holds however RSS spreads the flows; the lock is only taken for
+ * packets of sampled flows. */
+struct ep_mirror_tb {
+	struct bpf_spin_lock lock;
+	__u32 pad;
+	__u64 tokens;  /* bytes that may still be cloned */
+	__u64 last_ns; /* bpf_ktime_get_ns() of the last refill */
+};
+
+/* Why a packet of a sampled flow was not cloned. Names in EP_MIRROR_DROP_NAMES. */
+enum ep_mirror_drop_reason {
+	EP_MIRROR_DROP_RATE_LIMIT = 0, /* the token bucket was empty */
+	EP_MIRROR_DROP_CLONE,	       /* bpf_clone_redirect failed (target gone, no memory) */
+	EP_MIRROR_DROP_MAX,
+};
+
+#define EP_MIRROR_DROP_NAMES { "rate_limit", "clone_failed" }
+
+/* Per-CPU, indexed by svc_id (map ep_mirror_stats). */
+struct ep_mirror_stats {
+	__u64 packets; /* clones sent to the target */
+	__u64 bytes;   /* their length (the original frame, before any encapsulation) */
+	__u64 drops[EP_MIRROR_DROP_MAX];
+	__u64 drop_bytes;
+};
+/* end traffic mirroring */
+
 /* ==== DNS observation and failover (tc/tc_dns.bpf.c, tc/sock_dns.bpf.c) ==== */
 
 #define EP_DNS_MAX_UPSTREAMS 8

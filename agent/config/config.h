@@ -75,6 +75,23 @@ struct ep_cfg_canary {
 	bool present; /* the service has a canary section */
 };
 
+/* services[].mirror (agent/canary/mirror_config.c) */
+struct ep_cfg_mirror {
+	bool configured;     /* the mirror section is present */
+	uint32_t percent_bp; /* share of the service's flows, basis points */
+	struct {
+		char interface[IFNAMSIZ]; /* clone to this local interface, or */
+		struct {
+			bool present;
+			struct ep_ip remote; /* ...VXLAN-encapsulate to this collector */
+			uint32_t vni;
+			uint16_t port; /* default 4789 */
+		} vxlan;
+	} to;
+	uint32_t max_bytes_per_s; /* token bucket rate, default 10000000 */
+	int line;
+};
+
 struct ep_cfg_service {
 	char name[EP_NAME_MAX];
 	struct ep_ip vip;
@@ -83,6 +100,7 @@ struct ep_cfg_service {
 	struct ep_cfg_backend *backends;
 	size_t n_backends;
 	struct ep_cfg_canary canary;
+	struct ep_cfg_mirror mirror;
 	int line;
 };
 

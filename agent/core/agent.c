@@ -21,6 +21,7 @@
 #include "evloop.h"
 #include "log.h"
 #include "metrics.h"
+#include "mirror.h"
 #include "confine.h"
 #include "spawn.h"
 #include "util.h"
@@ -215,6 +216,8 @@ static int apply_config(struct ep_agent *a, const struct ep_config *cfg, char *e
 		rc = ep_services_apply(&a->svcs, cfg, err, errlen);
 	if (!rc && a->canary)
 		rc = ep_canary_apply(a->canary, cfg, err, errlen);
+	if (!rc)
+		rc = ep_mirror_apply(&a->mirror, &a->dp, &a->svcs, cfg, err, errlen);
 	if (!rc)
 		rc = ep_datapath_set_forwarding(&a->dp, cfg->datapath.forwarding);
 	if (!rc)
@@ -508,6 +511,10 @@ static void stop(struct ep_agent *a)
 	a->ctl = NULL;
 	ep_ct_gc_stop(&a->gc);
 	ep_clock_pub_stop(&a->clock);
+	if (a->opts.detach_on_exit)
+		ep_mirror_detach_all(a->mirror, &a->dp);
+	ep_mirror_free(a->mirror);
+	a->mirror = NULL;
 	if (a->opts.detach_on_exit && a->dp.tc_skel)
 		ep_datapath_detach_all(&a->dp);
 	else if (a->dp.tc_skel)

@@ -33,6 +33,7 @@ struct ep_agent_opts {
 	char **argv;	 /* main's, retitled in the spawner (lib/spawn.h) */
 };
 
+struct ep_mirror; /* agent/canary/mirror.h */
 struct ep_metrics;
 struct ep_control;
 struct ep_dns_cache;
@@ -53,6 +54,7 @@ struct ep_agent {
 	bool k8s_canary_off; /* not in a cluster: said once, not retried */
 	struct ep_dns_cache *cache; /* dns.cache, NULL when not configured */
 	struct ep_dns_failover *failover; /* dns section, NULL when not configured */
+	struct ep_mirror *mirror;	  /* traffic mirroring, NULL until first applied */
 	char runtime_dir[PATH_MAX]; /* dirname of the control socket */
 	struct ep_metrics *metrics; /* the metrics server, NULL when off */
 	char metrics_listen[128];

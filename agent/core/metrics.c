@@ -37,6 +37,7 @@
 #include "dns_cache.h"
 #include "dns_failover.h"
 #include "log.h"
+#include "mirror.h"
 #include "stats.h"
 #include "strbuf.h"
 #include "util.h"
@@ -417,6 +418,7 @@ char *ep_metrics_render(struct ep_agent *a)
 		ep_sb_printf(&b, "\",role=\"%s\",xdp_mode=\"%s\"} 1\n",
 			     f->role == EP_ROLE_UPLINK ? "uplink" : "pods", f->xdp_mode);
 	}
+	ep_mirror_metrics(a->mirror, &a->svcs, &b);
 	if (a->cache)
 		ep_dns_cache_metrics(a->cache, &b);
 	if (a->failover)

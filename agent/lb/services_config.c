@@ -1,10 +1,10 @@
 /*
  * Config section of the load balancer: services, each with its backends,
- * canary split and (not in this build) mirroring. Rules across keys live here
- * because they are the datapath's limits seen from the config: unique names
- * and VIP:port/proto, backends of the VIP's family, the backend map's
- * capacity, the reverse NAT map's services per backend, and a Maglev table
- * large enough for the biggest service.
+ * canary split and mirroring (whose keys live in agent/canary/mirror_config.c).
+ * Rules across keys live here because they are the datapath's limits seen
+ * from the config: unique names and VIP:port/proto, backends of the VIP's
+ * family, the backend map's capacity, the reverse NAT map's services per
+ * backend, and a Maglev table large enough for the biggest service.
  */
 #include <netinet/in.h>
 #include <stdio.h>
@@ -14,6 +14,7 @@
 #include "config_schema.h"
 #include "edgeplane_abi.h"
 #include "maglev.h"
+#include "mirror.h"
 
 /* Maglev spreads well only when the table dwarfs the backend count. */
 #define MAGLEV_FACTOR 10
@@ -139,8 +140,9 @@ static const struct ep_cfg_field service_fields[] = {
 	{ .key = "canary", .kind = EP_CFG_MAP, EP_CFG_MEMBER(struct ep_cfg_service, canary),
 	  .sub = &canary_schema, .has_present = true,
 	  .present_off = offsetof(struct ep_cfg_canary, present) },
-	{ .key = "mirror", .kind = EP_CFG_UNSUPPORTED,
-	  .why = "traffic mirroring is not in this build" },
+	{ .key = "mirror", .kind = EP_CFG_MAP, EP_CFG_MEMBER(struct ep_cfg_service, mirror),
+	  .sub = &ep_cfg_mirror_schema, .has_present = true,
+	  .present_off = offsetof(struct ep_cfg_mirror, configured) },
 };
 
 _Static_assert(EP_CFG_ARRAY_LEN(service_fields) <= EP_CFG_MAX_FIELDS &&
@@ -160,7 +162,7 @@ static void service_defaults(void *item)
 }
 
 static const struct ep_cfg_schema service_schema = {
-	.what = "a service mapping (name, vip, port, protocol, backends, canary)",
+	.what = "a service mapping (name, vip, port, protocol, backends, canary, mirror)",
 	.fields = service_fields,
 	.n_fields = EP_CFG_ARRAY_LEN(service_fields),
 	.item_size = sizeof(struct ep_cfg_service),
@@ -355,6 +357,7 @@ static void services_check(struct ep_cfg_ctx *c, struct ep_config *cfg)
 			   ep_next_prime((uint32_t)(MAGLEV_FACTOR * max_be)));
 	}
 	check_shared_backends(c, cfg, total);
+	ep_cfg_mirror_check(c, cfg);
 }
 
 const struct ep_cfg_section ep_cfg_services_section = {

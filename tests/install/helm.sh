@@ -395,6 +395,20 @@ bad "canary rollback window too short" 'config.services.0.canary.rollback.window
 bad "bad service name" 'config.services.0.name: Does not match pattern' --set "$SVC,config.services[0].port=80,config.services[0].name=Web_1"
 bad "interface name too long" 'config.interfaces.0.name: Does not match pattern' --set 'config.interfaces[0].name=averyveryverylongif,config.interfaces[0].role=uplink'
 bad "bad interface role" 'config.interfaces.0.role must be one of the following: "uplink", "pods"' --set 'config.interfaces[0].name=eth0,config.interfaces[0].role=wan'
+bad "mirror without a target" 'config.services.0.mirror: to is required' --set "$SVC,config.services[0].port=80,config.services[0].mirror.percent=10"
+bad "mirror cap below 1000 bytes/s" 'config.services.0.mirror.max_bytes_per_s: Must be greater than or equal to 1000' \
+  --set "$SVC,config.services[0].port=80,config.services[0].mirror.percent=10,config.services[0].mirror.to.interface=m0,config.services[0].mirror.max_bytes_per_s=10"
+bad "mirror to an interface and VXLAN at once" 'config.services.0.mirror.to: Must have at most 1 properties' \
+  --set "$SVC,config.services[0].port=80,config.services[0].mirror.percent=10,config.services[0].mirror.to.interface=m0,config.services[0].mirror.to.vxlan.remote=10.9.0.2,config.services[0].mirror.to.vxlan.vni=1"
+# ...and a mirror as docs/config.md has it renders into a config the agent accepts.
+if render mirror -f "$CI/minimal-values.yaml" --set 'config.services[0].mirror.percent=10,config.services[0].mirror.to.vxlan.remote=10.9.0.2,config.services[0].mirror.to.vxlan.vni=100,config.services[0].mirror.max_bytes_per_s=10000000'; then
+  config_of mirror "$RENDER_DIR/mirror.config.yaml"
+  out=$("$AGENT" --check-config --config "$RENDER_DIR/mirror.config.yaml" 2>&1)
+  check "services[].mirror (VXLAN) renders into a config edgeplane-agent --check-config accepts" \
+    grep -q ": OK (1 services" <<<"$out"
+else
+  not_ok "helm template with services[].mirror"; sed 's/^/# /' "$RENDER_DIR/mirror.err" | head
+fi
 bad "conntrack_size below 1024" 'config.datapath.conntrack_size: Must be greater than or equal to 1024' --set config.datapath.conntrack_size=100
 bad "services without an uplink interface" 'at least one interface in config.interfaces needs role: uplink' \
   --set 'config.interfaces[0].name=cni0,config.interfaces[0].role=pods,config.services[0].name=web,config.services[0].vip=10.0.0.1,config.services[0].port=80'

@@ -617,9 +617,7 @@ static const struct bad_case bad_cases[] = {
 			  "  - name: web\n    vip: 10.0.0.1\n",
 	  "services[0].port", 3, "missing required key" },
 	{ "service unknown key", SVC "    timeout: 5\n", "services[0].timeout", 6,
-	  "unknown key 'timeout' (allowed: name, vip, port, protocol, backends, canary)" },
-	{ "mirror", SVC "    mirror:\n      percent: 10\n", "services[0].mirror", 6,
-	  "not supported by this version of edgeplane (traffic mirroring" },
+	  "unknown key 'timeout' (allowed: name, vip, port, protocol, backends, canary, mirror)" },
 	{ "duplicate VIP:port", SVC "  - name: api\n    vip: 10.0.0.1\n    port: 80\n",
 	  "services[1].vip", 7, "10.0.0.1:80/tcp is already used by service 'web' (services[0], line 3)" },
 	{ "duplicate IPv6 VIP:port", "interfaces: [{name: eth0, role: uplink}]\nservices:\n"
@@ -1044,7 +1042,7 @@ static void test_alias_bomb(void)
 	       "billion laughs is not expanded");
 	/* A list that contains itself. */
 	expect_error("recursive alias", "services: &s [*s]\n", "services[0]", 1,
-		     "expected a service mapping (name, vip, port, protocol, backends, canary), got a list");
+		     "expected a service mapping (name, vip, port, protocol, backends, canary, mirror), got a list");
 	free(y);
 }
 
