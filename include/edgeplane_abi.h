@@ -125,6 +125,37 @@ struct ep_ct_entry {
 	__u32 isn;
 };
 
+/*
+ * Half-open TCP handshakes. A SYN that finds no conntrack entry is balanced
+ * statelessly by Maglev and leaves a record here instead of a conntrack
+ * entry: a direct-mapped table indexed by ep_syn_slot(), where a newer SYN
+ * simply overwrites an older one (no lock, no allocation, no eviction of
+ * anything that matters). The conntrack entry is created by the client's
+ * next packet (the ACK completing the handshake), so spoofed SYNs, whose
+ * sources never answer, never reach conntrack. The record is what lets
+ * reverse NAT translate the backend's SYN-ACK before any entry exists, and
+ * keeps a handshake on the backend that got its SYN when the Maglev ring
+ * changes before the ACK. Not part of a pinned layout that an older build
+ * reads: a build that lacks these maps simply creates them.
+ */
+/* Sized so that a record outlives the SYN -> SYN-ACK time (the backend's
+ * answer, microseconds to a few ms) even under a flood: at 1M SYN/s a slot
+ * is overwritten every 16 ms on average. Small enough to stay in L2/L3. */
+#define EP_SYN4_SLOTS 16384
+#define EP_SYN6_SLOTS 4096
+/* A record older than this is no handshake in progress any more. */
+#define EP_SYN_MAX_AGE_S 30
+
+struct ep_syn4 {
+	struct ep_flow_key4 key;
+	struct ep_ct_entry ct; /* the entry the ACK will insert; ct.isn = client ISN */
+};
+
+struct ep_syn6 {
+	struct ep_flow_key key;
+	struct ep_ct_entry ct;
+};
+
 /* Reverse index: which VIP:ports a backend address:port serves. */
 struct ep_rev_vip {
 	__u32 addr[4];

@@ -7,7 +7,9 @@
  * reverse index names the candidate VIP:ports; conntrack decides which one
  * this client used. Without a conntrack entry nothing is rewritten: the
  * packet may belong to a connection made to the backend directly, and
- * guessing a VIP would break it. (So conntrack must be sized for the flows:
+ * guessing a VIP would break it. The one exception is a SYN-ACK that
+ * acknowledges the ISN of a SYN XDP balanced (its half-open record,
+ * struct ep_syn4): conntrack entries are only created by the client's ACK. (So conntrack must be sized for the flows:
  * docs/datapath.md.)
  *
  * Translated replies are forwarded here with bpf_fib_lookup + bpf_redirect
@@ -25,6 +27,7 @@
 
 #include "ep_bpf.h"
 #include "ep_maps.bpf.h"
+#include "ep_hash.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -194,6 +197,9 @@ static __always_inline int ep_find_vip(const struct ep_reply *r, struct ep_rev_v
 	struct ep_backend_rev *rev;
 	struct ep_flow_key k = {};
 
+	int synack = r->backend.proto == IPPROTO_TCP && !r->icmp_error &&
+		     (r->tcp_flags & (EP_TCP_SYN | EP_TCP_ACK)) == (EP_TCP_SYN | EP_TCP_ACK);
+
 	rev = bpf_map_lookup_elem(&ep_backend_rev, &r->backend);
 	if (!rev || rev->count == 0)
 		return -1;
@@ -210,6 +216,31 @@ static __always_inline int ep_find_vip(const struct ep_reply *r, struct ep_rev_v
 		k.dport = rev->vips[i].port;
 		ct = r->family == EP_FAMILY_V4 ? ep_ct_lookup(&k, EP_FAMILY_V4)
 						: ep_ct_lookup(&k, EP_FAMILY_V6);
+		if (synack) {
+			/* A handshake in progress has no entry yet, only its
+			 * half-open record: translate the SYN-ACK if it answers
+			 * exactly that SYN, from the backend that got it. An
+			 * entry of an older connection on the same 4-tuple goes. */
+			struct ep_ct_entry *half;
+			void *slot;
+
+			half = r->family == EP_FAMILY_V4
+				       ? ep_syn_find(&k, ep_flow_hash(&k), &slot, EP_FAMILY_V4)
+				       : ep_syn_find(&k, ep_flow_hash(&k), &slot, EP_FAMILY_V6);
+			if (half && half->bport == r->backend.port &&
+			    ep_addr_eq(half->baddr, r->backend.addr) &&
+			    r->tcp_ack == bpf_htonl(bpf_ntohl(half->isn) + 1)) {
+				if (ct && (ct->isn != half->isn || ct->backend_id != half->backend_id)) {
+					if (r->family == EP_FAMILY_V4)
+						ep_ct_delete(&k, EP_FAMILY_V4);
+					else
+						ep_ct_delete(&k, EP_FAMILY_V6);
+				}
+				*vip = rev->vips[i];
+				*backend_id = half->backend_id;
+				return 0;
+			}
+		}
 		if (!ct || ct->bport != r->backend.port || !ep_addr_eq(ct->baddr, r->backend.addr))
 			continue;
 		if ((r->tcp_flags & (EP_TCP_SYN | EP_TCP_ACK)) == (EP_TCP_SYN | EP_TCP_ACK) &&

@@ -4,8 +4,9 @@
  *
  * A packet to a VIP:port/proto is looked up in conntrack; on a miss a backend
  * is picked from the service's Maglev ring (canary ring first when the
- * service has a canary share), the flow is recorded, and the destination is
- * rewritten with incremental checksums. The packet then goes on through the
+ * service has a canary share), and the destination is rewritten with
+ * incremental checksums. A flow is recorded in conntrack once it exists: a
+ * TCP handshake's ACK, a UDP flow's first datagram (rules at ep_balance). The packet then goes on through the
  * kernel stack (XDP_PASS) or, in redirect mode, straight to the backend's
  * interface via bpf_fib_lookup.
  *
@@ -321,9 +322,8 @@ static __always_inline void ep_dnat(struct ep_pkt *pkt, const struct ep_ct_entry
 }
 
 static __always_inline int ep_pick_backend(struct ep_pkt *pkt, const struct ep_service *svc,
-					   struct ep_ct_entry *out)
+					   __u32 hash, struct ep_ct_entry *out)
 {
-	__u32 hash = ep_flow_hash(&pkt->key);
 	__u32 idx = svc->id * EP_RINGS_PER_SVC + EP_RING_STABLE;
 	struct ep_backend *be;
 	__u32 *bid = NULL;
@@ -422,39 +422,61 @@ static __always_inline int ep_forward(struct xdp_md *ctx, struct ep_pkt *pkt,
 	return bpf_redirect_map(&ep_tx_ports, fib.ifindex, XDP_PASS);
 }
 
+/* A half-open record is only trusted while its backend is still the one it
+ * names (a backend removed and its id reused must not inherit handshakes). */
+static __always_inline int ep_backend_still(const struct ep_ct_entry *ct)
+{
+	__u32 bid = ct->backend_id;
+	struct ep_backend *be = bpf_map_lookup_elem(&ep_backends, &bid);
+
+	return be && (be->flags & EP_BE_F_VALID) && be->port == ct->bport &&
+	       ep_addr_eq(be->addr, ct->baddr);
+}
+
+/*
+ * Conntrack rules (docs/datapath.md, "Conntrack"):
+ * - a packet of a known flow follows its entry;
+ * - a TCP SYN is balanced statelessly (Maglev) without looking at
+ *   conntrack and leaves only a half-open record (ep_syn4/6), never a
+ *   conntrack entry: a spoofed SYN flood cannot evict established flows. A
+ *   retransmitted SYN (same 4-tuple, same ISN) goes where its first copy
+ *   went while its record lasts;
+ * - the client's ACK completing the handshake (seq = ISN + 1) creates the
+ *   entry with the record's backend, so a Maglev change between SYN and ACK
+ *   does not move the handshake. Any other TCP packet without an entry (a
+ *   flow whose entry was evicted, or whose record was overwritten) is
+ *   balanced by Maglev and re-creates its entry, except a RST;
+ * - UDP: the first datagram creates the entry (a flow is pinned on its first
+ *   packet).
+ */
 static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, const __u8 family)
 {
 	struct ep_backend_stats *st;
 	struct ep_ct_entry fresh, *ct;
 	struct ep_dp_config *cfg;
 	__u32 bid, zero = 0;
+	int syn = (pkt->tcp_flags & (EP_TCP_SYN | EP_TCP_ACK)) == EP_TCP_SYN;
 
 	cfg = bpf_map_lookup_elem(&ep_config, &zero);
 	if (!cfg)
 		return XDP_PASS;
-	ct = ep_ct_lookup(&pkt->key, family);
-	if (ct && pkt->tcp_flags) {
-		__u8 f = pkt->tcp_flags;
-
-		if ((f & (EP_TCP_SYN | EP_TCP_ACK)) == EP_TCP_SYN) {
-			/* A SYN on a finished flow's 4-tuple is a new connection:
-			 * balance it afresh (drain and weights apply). A SYN on a
-			 * live one is a retransmission: same backend. */
-			if (ct->flags & EP_CT_F_CLOSING)
-				ct = NULL;
-			else if (ct->isn != pkt->tcp_seq)
-				ct->isn = pkt->tcp_seq;
-		} else if ((f & (EP_TCP_FIN | EP_TCP_RST)) && !(ct->flags & EP_CT_F_CLOSING)) {
-			ct->flags |= EP_CT_F_CLOSING;
-		}
-	}
+	/* A SYN starts a connection: it never follows an entry (an entry on
+	 * its 4-tuple belongs to an older connection; reverse NAT drops it
+	 * when the backend answers this SYN), and skipping the lookup keeps a
+	 * SYN flood away from conntrack altogether. */
+	ct = syn ? NULL : ep_ct_lookup(&pkt->key, family);
+	if (ct && (pkt->tcp_flags & (EP_TCP_FIN | EP_TCP_RST)) && !(ct->flags & EP_CT_F_CLOSING))
+		ct->flags |= EP_CT_F_CLOSING;
 	if (ct) {
 		/* Written once a second at most: the cache line stays shared. */
 		if (ct->last_seen_s != cfg->now_s)
 			ct->last_seen_s = cfg->now_s;
 	} else {
+		struct ep_ct_entry *half = NULL;
 		struct ep_endpoint sk = {};
 		struct ep_service *svc;
+		void *slot = NULL;
+		__u32 hash;
 
 		/* An ICMP error can only follow a flow that exists. */
 		if (pkt->icmp_error)
@@ -467,16 +489,42 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 		svc = bpf_map_lookup_elem(&ep_services, &sk);
 		if (!svc)
 			return XDP_PASS; /* VIP address, but another port or protocol */
-		if (ep_pick_backend(pkt, svc, &fresh))
-			return ep_count_drop(ctx, EP_DROP_NO_BACKEND);
+		hash = ep_flow_hash(&pkt->key);
+		if (pkt->key.proto == IPPROTO_TCP) {
+			half = ep_syn_find(&pkt->key, hash, &slot, family);
+			/* Only the same handshake counts: a retransmitted SYN
+			 * carries the same ISN, its ACK acknowledges ISN + 1. */
+			if (half && (half->isn != (syn ? pkt->tcp_seq
+						      : bpf_htonl(bpf_ntohl(pkt->tcp_seq) - 1)) ||
+				     cfg->now_s - half->last_seen_s > EP_SYN_MAX_AGE_S ||
+				     !ep_backend_still(half)))
+				half = NULL;
+		}
+		if (half) {
+			/* A retransmitted SYN refreshes its record's age. */
+			if (syn && half->last_seen_s != cfg->now_s)
+				half->last_seen_s = cfg->now_s;
+			fresh = *half;
+		} else {
+			if (ep_pick_backend(pkt, svc, hash, &fresh))
+				return ep_count_drop(ctx, EP_DROP_NO_BACKEND);
+			fresh.isn = pkt->tcp_seq;
+			if (!syn && pkt->tcp_flags)
+				fresh.isn = bpf_htonl(bpf_ntohl(pkt->tcp_seq) - 1);
+		}
 		fresh.last_seen_s = cfg->now_s;
-		fresh.isn = pkt->tcp_seq;
-		ep_ct_update(&pkt->key, &fresh, family);
+		if (syn) {
+			if (!half)
+				ep_syn_store(slot, &pkt->key, &fresh, family);
+		} else if (!(pkt->tcp_flags & EP_TCP_RST)) {
+			/* A RST ends a flow: there is nothing to pin. */
+			ep_ct_update(&pkt->key, &fresh, family);
+			bid = fresh.backend_id;
+			st = bpf_map_lookup_elem(&ep_backend_stats, &bid);
+			if (st)
+				st->flows++;
+		}
 		ct = &fresh;
-		bid = fresh.backend_id;
-		st = bpf_map_lookup_elem(&ep_backend_stats, &bid);
-		if (st)
-			st->flows++;
 	}
 	bid = ct->backend_id;
 	ep_dnat(pkt, ct, family);

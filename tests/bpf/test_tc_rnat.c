@@ -402,17 +402,6 @@ static void test_not_ours(void)
 	}
 }
 
-/* Recomputes the L4 checksum of an untagged frame after a test edited it. */
-static void l4_recsum_frame(uint8_t *frame, size_t n)
-{
-	uint8_t *ip = frame + 14;
-
-	if ((ip[0] >> 4) == 4)
-		l4_csum_fill(EP_FAMILY_V4, ip + 12, ip + 16, ip[9], ip + 20, n - 14 - 20);
-	else
-		l4_csum_fill(EP_FAMILY_V6, ip + 8, ip + 24, ip[6], ip + 40, n - 14 - 40);
-}
-
 /* TCP conntrack state: a SYN-ACK that does not acknowledge the client's ISN
  * reveals a stale entry (a direct connection reusing an old VIP flow's
  * 4-tuple); FIN/RST mark a flow closing; a new SYN on a closing flow is
