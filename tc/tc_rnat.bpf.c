@@ -230,7 +230,8 @@ static __always_inline int ep_find_vip(const struct ep_reply *r, struct ep_rev_v
 			if (half && half->bport == r->backend.port &&
 			    ep_addr_eq(half->baddr, r->backend.addr) &&
 			    r->tcp_ack == bpf_htonl(bpf_ntohl(half->isn) + 1)) {
-				if (ct && (ct->isn != half->isn || ct->backend_id != half->backend_id)) {
+				if (ct && (ct->isn != half->isn || ct->backend_id != half->backend_id ||
+					   (ct->flags & EP_CT_F_CLOSING))) {
 					if (r->family == EP_FAMILY_V4)
 						ep_ct_delete(&k, EP_FAMILY_V4);
 					else

@@ -93,6 +93,14 @@ static bool open_flow(const struct flow *f, struct ep_ct_entry *ct, struct ep_ip
 	struct ep_flow_key k = flow_key(f);
 
 	prog_run(xdp_fd, in, n);
+	if (R.err || R.verdict != XDP_PASS)
+		return false;
+	if (f->proto == P_TCP) { /* the handshake's ACK creates the entry */
+		uint8_t ack[FRAME_MAX];
+		size_t an = flow_ack_pkt(ack, f);
+
+		prog_run(xdp_fd, ack, an);
+	}
 	if (R.err || R.verdict != XDP_PASS || ep_ct_get(&fds.ct, &k, ct))
 		return false;
 	memset(bip, 0, sizeof(*bip));
@@ -434,14 +442,25 @@ static void test_tcp_state(void)
 	tap_ok(R.verdict == XDP_PASS && ep_ct_get(&fds.ct, &k, &ct2) == 0 &&
 		       (ct2.flags & EP_CT_F_CLOSING),
 	       "tcp state: client FIN through XDP marks the flow closing");
-	/* A SYN retransmission on a live flow keeps the backend; on a closing
-	 * flow it is a new connection and is balanced again (the entry is
-	 * replaced, flags cleared). */
+	/* A SYN on a closing flow is a new connection: balanced afresh without
+	 * touching conntrack; the backend's SYN-ACK (translated through the
+	 * half-open record) drops the old entry, the client's ACK creates the
+	 * new one, flags cleared. */
 	n = flow_pkt(in, &f, 0, false, 0);
 	prog_run(xdp_fd, in, n);
 	tap_ok(R.verdict == XDP_PASS && ep_ct_get(&fds.ct, &k, &ct2) == 0 &&
-		       !(ct2.flags & EP_CT_F_CLOSING),
-	       "tcp state: a new SYN on a closing flow starts a fresh entry");
+		       (ct2.flags & EP_CT_F_CLOSING),
+	       "tcp state: a new SYN on a closing flow leaves conntrack alone");
+	n = reply_pkt(in, &bip, bport, &f, 0);
+	prog_run(rnat_eg_fd, in, n);
+	tap_ok(R.verdict == TC_ACT_OK && Rp.ok && Rp.sport == f.vport &&
+		       ep_ct_get(&fds.ct, &k, &ct2) != 0,
+	       "tcp state: its SYN-ACK is translated and the old closing entry dropped");
+	n = flow_ack_pkt(in, &f);
+	prog_run(xdp_fd, in, n);
+	tap_ok(R.verdict == XDP_PASS && ep_ct_get(&fds.ct, &k, &ct2) == 0 &&
+		       !(ct2.flags & EP_CT_F_CLOSING) && ct2.isn == htonl(FRAME_ISN),
+	       "tcp state: the client's ACK starts a fresh entry");
 	/* A RST from the backend marks it closing too (and is translated). */
 	n = pkt_between(in, &bip, bport, &f.client, f.cport, P_TCP, TCP_RST | TCP_ACK, 0, false, 0);
 	prog_run(rnat_eg_fd, in, n);

@@ -184,7 +184,10 @@ struct outcome {
 	bool src_ok;		/* source address and port untouched */
 	struct ep_ip went;	/* destination after the rewrite */
 	uint16_t went_port;
-	bool ct_found;
+	uint8_t out[FRAME_MAX]; /* the first packet as XDP left it */
+	size_t outlen;
+	bool ct_after_first; /* a conntrack entry right after the first packet */
+	bool ct_found;	     /* ... after the handshake's ACK too (TCP) */
 	struct ep_ct_entry ct;
 	uint8_t ttl;
 };
@@ -200,18 +203,32 @@ static bool ct_matches(const struct outcome *o)
 	       ntohs(o->ct.bport) == o->went_port;
 }
 
-static struct outcome send_flow(const struct flow *f, int nvlan, bool qinq, size_t payload)
+/* The next packet of f: a SYN (TCP) or the first datagram (UDP) when the
+ * flow does not exist yet and then, for TCP when handshake is set, the
+ * client's ACK completing the handshake, which creates the entry; an ACK
+ * (TCP) when it exists (a SYN would be a new connection). */
+static struct outcome send_flow_hs(const struct flow *f, int nvlan, bool qinq, size_t payload,
+				   bool handshake)
 {
 	uint8_t in[FRAME_MAX], exp[FRAME_MAX];
 	struct ep_flow_key k = flow_key(f);
+	struct ep_ct_entry ct0;
+	uint8_t flags = TCP_SYN;
 	struct outcome o;
 	size_t n, en;
 
 	memset(&o, 0, sizeof(o));
-	n = flow_pkt(in, f, nvlan, qinq, payload);
+	if (f->proto == P_TCP && ct_get(&k, &ct0)) {
+		flags = TCP_ACK;
+		handshake = false;
+	}
+	n = pkt_between(in, &f->client, f->cport, &f->vip, f->vport, f->proto, flags, nvlan, qinq,
+			payload);
 	o.pred = predict(&k);
 	o.err = xdp_run(in, n);
 	o.verdict = R.verdict;
+	o.outlen = R.outlen < sizeof(o.out) ? R.outlen : sizeof(o.out);
+	memcpy(o.out, R.out, o.outlen);
 	if (o.err || !Rp.ok)
 		return o;
 	o.went = Rp.dst;
@@ -219,11 +236,24 @@ static struct outcome send_flow(const struct flow *f, int nvlan, bool qinq, size
 	o.ttl = Rp.ttl;
 	o.csum_ok = Rp.ip_csum_ok && Rp.l4_csum_ok;
 	o.src_ok = ip_eq_raw(&f->client, Rp.src.addr, Rp.family) && Rp.sport == f->cport;
-	en = pkt_between(exp, &f->client, f->cport, &o.went, o.went_port, f->proto, TCP_SYN, nvlan,
+	en = pkt_between(exp, &f->client, f->cport, &o.went, o.went_port, f->proto, flags, nvlan,
 			 qinq, payload);
 	o.rewritten_ok = same_but_csums(R.out, R.outlen, exp, en);
+	o.ct_after_first = ct_get(&k, &o.ct);
+	if (f->proto == P_TCP && handshake) {
+		n = flow_ack_pkt(in, f);
+		xdp_run(in, n);
+		if (R.verdict != XDP_PASS || !Rp.ok || !ip_eq_raw(&o.went, Rp.dst.addr, Rp.family) ||
+		    Rp.dport != o.went_port)
+			tap_diag("  handshake ACK: verdict %d, not sent where the SYN went", R.verdict);
+	}
 	o.ct_found = ct_get(&k, &o.ct);
 	return o;
+}
+
+static struct outcome send_flow(const struct flow *f, int nvlan, bool qinq, size_t payload)
+{
+	return send_flow_hs(f, nvlan, qinq, payload, true);
 }
 
 static void diag_outcome(const struct flow *f, const struct outcome *o)
@@ -351,18 +381,35 @@ static void check_new_flow(const char *name, const struct flow *f, int nvlan, bo
 
 	if (p.ok)
 		before = backend_stats_read(fds.backend_stats, p.bid, ncpu);
-	o = send_flow(f, nvlan, qinq, payload);
+	o = send_flow_hs(f, nvlan, qinq, payload, false);
 	ok = o.err == 0 && o.verdict == XDP_PASS && p.ok && went_to(&o, &p.be) && o.rewritten_ok &&
 	     o.src_ok && o.csum_ok;
 	if (!tap_ok(ok, "%s: XDP_PASS, dst rewritten to the predicted backend %s:%u (slot %u of %u), "
 			"src untouched, IPv4 header (if any) + full L4 checksums valid",
 		    name, p.ok ? ipstr(&pb) : "?", ntohs(p.be.port), p.slot, p.table_size))
 		diag_outcome(f, &o);
-	ok = o.ct_found && o.ct.backend_id == p.bid && ct_matches(&o);
-	if (!tap_ok(ok, "%s: conntrack entry -> backend id %u (%s:%u)", name, p.bid,
-		    ipstr(&o.went), o.went_port))
-		diag_outcome(f, &o);
 	after = backend_stats_read(fds.backend_stats, p.bid, ncpu);
+	/* A SYN is balanced without a conntrack entry; the handshake's ACK
+	 * creates it. A UDP flow's first datagram creates it at once. */
+	if (f->proto == P_TCP) {
+		uint8_t ack[FRAME_MAX];
+		size_t an = flow_ack_pkt(ack, f);
+
+		tap_ok(o.ct_after_first == false && after.packets - before.packets == 1 &&
+			       after.bytes - before.bytes == n && after.flows == before.flows,
+		       "%s: the SYN leaves no conntrack entry; ep_backend_stats[%u] +1 packet, +%zu "
+		       "bytes, no flow yet",
+		       name, p.bid, n);
+		before = after;
+		xdp_run(ack, an);
+		o.ct_found = ct_get(&k, &o.ct);
+		n = an;
+		after = backend_stats_read(fds.backend_stats, p.bid, ncpu);
+	}
+	ok = o.ct_found && o.ct.backend_id == p.bid && ct_matches(&o);
+	if (!tap_ok(ok, "%s: conntrack entry -> backend id %u (%s:%u)%s", name, p.bid,
+		    ipstr(&o.went), o.went_port, f->proto == P_TCP ? ", created by the handshake's ACK" : ""))
+		diag_outcome(f, &o);
 	ok = after.packets - before.packets == 1 && after.bytes - before.bytes == n &&
 	     after.flows - before.flows == 1;
 	if (!tap_ok(ok, "%s: ep_backend_stats[%u] (sum over %d CPUs) +1 packet, +%zu bytes, +1 flow",
@@ -1004,7 +1051,7 @@ static void test_vlan(void)
 		uint8_t in[FRAME_MAX];
 		size_t n = flow_pkt(in, cases[i].f, cases[i].nvlan, cases[i].qinq, 20);
 		struct outcome o = send_flow(cases[i].f, cases[i].nvlan, cases[i].qinq, 20);
-		bool tags = R.outlen == n && !memcmp(R.out, in, 12 + 4 * (size_t)cases[i].nvlan + 2);
+		bool tags = o.outlen == n && !memcmp(o.out, in, 12 + 4 * (size_t)cases[i].nvlan + 2);
 
 		if (!tap_ok(o.verdict == XDP_PASS && tags && o.rewritten_ok && o.csum_ok && o.pred.ok &&
 				    went_to(&o, &o.pred.be) && o.ct_found,

@@ -428,3 +428,12 @@ void tcp_set_seq(uint8_t *frame, size_t n, uint32_t seq)
 	put32(ip + ((ip[0] >> 4) == 4 ? 20 : 40) + 4, seq);
 	l4_recsum_frame(frame, n);
 }
+
+size_t flow_ack_pkt(uint8_t *frame, const struct flow *f)
+{
+	size_t n = pkt_between(frame, &f->client, f->cport, &f->vip, f->vport, f->proto, TCP_ACK, 0,
+			       false, 0);
+
+	tcp_set_seq(frame, n, FRAME_ISN + 1);
+	return n;
+}

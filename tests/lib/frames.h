@@ -99,6 +99,9 @@ void l4_recsum_frame(uint8_t *frame, size_t n);
 void tcp_set_seq(uint8_t *frame, size_t n, uint32_t seq);
 /* Client ISN of every TCP packet pkt_between builds. */
 #define FRAME_ISN 0x01020304u
+/* The client's ACK completing f's handshake (untagged, seq = ISN + 1): the
+ * packet that creates a TCP flow's conntrack entry. */
+size_t flow_ack_pkt(uint8_t *frame, const struct flow *f);
 size_t flow_pkt(uint8_t *frame, const struct flow *f, int nvlan, bool qinq, size_t payload);
 struct ep_flow_key flow_key(const struct flow *f);
 void parse_frame(const uint8_t *f, size_t len, struct parsed *p);
