@@ -424,6 +424,34 @@ static void test_tcp_state(void)
 	uint16_t bport;
 	size_t n;
 
+	/* Before the handshake's ACK there is no entry: the SYN-ACK that
+	 * answers the SYN's ISN is translated through the half-open record,
+	 * one with another acknowledgement is not, and neither creates one. */
+	{
+		struct flow g = mkflow("198.51.100.78", 43000, "10.0.0.100", 80, P_TCP);
+		struct ep_flow_key kg = flow_key(&g);
+		struct ep_ip gb;
+
+		n = flow_pkt(in, &g, 0, false, 0);
+		prog_run(xdp_fd, in, n);
+		memset(&gb, 0, sizeof(gb));
+		gb = Rp.dst;
+		bport = Rp.dport;
+		tap_ok(R.verdict == XDP_PASS && Rp.ok && ep_ct_get(&fds.ct, &kg, &ct2) != 0,
+		       "tcp state: a SYN through XDP creates no conntrack entry");
+		n = reply_pkt(in, &gb, bport, &g, 0);
+		put32(in + 14 + 20 + 8, 0x77777777);
+		l4_recsum_frame(in, n);
+		expect_untouched("tcp state: half-open, SYN-ACK with a foreign acknowledgement",
+				 rnat_eg_fd, in, n);
+		n = reply_pkt(in, &gb, bport, &g, 0);
+		prog_run(rnat_eg_fd, in, n);
+		tap_ok(R.verdict == TC_ACT_OK && Rp.ok && Rp.sport == g.vport &&
+			       ip_eq_raw(&g.vip, Rp.src.addr, Rp.family) &&
+			       ep_ct_get(&fds.ct, &kg, &ct2) != 0,
+		       "tcp state: half-open, the SYN-ACK answering the SYN is translated to the "
+		       "VIP, still no entry");
+	}
 	tap_ok(open_flow(&f, &ct, &bip, &bport), "tcp state: flow opened through XDP");
 	tap_ok(ct.isn == htonl(0x01020304), "tcp state: conntrack recorded the client's ISN (0x%08x)",
 	       ntohl(ct.isn));

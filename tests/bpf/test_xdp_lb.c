@@ -1372,6 +1372,139 @@ static void test_drain(void)
 	       NF);
 }
 
+static size_t ct4_count(void)
+{
+	struct ep_flow_key4 k, next;
+	size_t n = 0;
+	void *prev = NULL;
+
+	while (bpf_map_get_next_key(fds.ct.v4, prev, &next) == 0 && n < 10000000) {
+		k = next;
+		prev = &k;
+		n++;
+	}
+	return n;
+}
+
+/* Sends a TCP packet of f with these flags and sequence number; returns the
+ * backend id it was rewritten to (0: not rewritten / not XDP_PASS). */
+static uint32_t send_tcp(const struct flow *f, uint8_t flags, uint32_t seq)
+{
+	uint8_t in[FRAME_MAX];
+	size_t n = pkt_between(in, &f->client, f->cport, &f->vip, f->vport, P_TCP, flags, 0, false, 0);
+
+	tcp_set_seq(in, n, seq);
+	if (xdp_run(in, n) || R.verdict != XDP_PASS || !Rp.ok)
+		return 0;
+	for (uint32_t id = 1; id < 64; id++) {
+		struct ep_backend be;
+
+		if (bpf_map_lookup_elem(fds.backends, &id, &be) == 0 && (be.flags & EP_BE_F_VALID) &&
+		    ip_eq_raw(&Rp.dst, be.addr, be.family) && Rp.dport == ntohs(be.port))
+			return id;
+	}
+	return 0;
+}
+
+/*
+ * The conntrack rules of a SYN: balanced by Maglev, no conntrack entry (a
+ * spoofed flood cannot evict anything); a retransmitted SYN (same ISN) and
+ * the handshake's ACK follow the first SYN's backend even when the ring
+ * changed in between; a new ISN is a new connection (current ring); a RST
+ * without an entry creates none.
+ */
+static void test_syn_rules(void)
+{
+	enum { NSYN = 5000 };
+	uint32_t x = be_id("drain", "10.1.0.42", 8080), wrong = 0, passed = 0;
+	struct flow est = mkflow("198.51.100.120", 31000, "10.0.0.100", 84, P_TCP);
+	struct flow h[2];
+	struct ep_ct_entry ct, ct_est;
+	struct outcome o = send_flow(&est, 0, false, 0);
+	size_t before;
+	int nh = 0;
+
+	tap_ok(o.ct_found, "syn rules: an established flow has its entry");
+	before = ct4_count();
+	for (int i = 0; i < NSYN; i++) {
+		char src[32];
+		struct flow f;
+		struct ep_flow_key k;
+		struct pred p;
+		uint32_t got;
+
+		snprintf(src, sizeof(src), "203.0.%d.%d", 113 + i / 250 % 8, 1 + i % 250);
+		f = mkflow(src, (uint16_t)(1024 + i), "10.0.0.100", 84, P_TCP);
+		k = flow_key(&f);
+		p = predict(&k);
+		got = send_tcp(&f, TCP_SYN, 0x1000 + (uint32_t)i);
+		if (got)
+			passed++;
+		if (!p.ok || got != p.bid)
+			wrong++;
+	}
+	tap_ok(passed == NSYN && wrong == 0 && ct4_count() == before &&
+		       ct_get(&(struct ep_flow_key){0}, &ct) == false,
+	       "syn rules: %d spoofed SYNs all balanced to their Maglev backend (%u), conntrack "
+	       "unchanged (%zu entries before, %zu after)",
+	       NSYN, passed, before, ct4_count());
+	{
+		struct ep_flow_key k = flow_key(&est);
+
+		tap_ok(ct_get(&k, &ct_est) && ct_est.backend_id == o.ct.backend_id,
+		       "syn rules: the established flow's entry survived the SYNs");
+	}
+
+	/* Two handshakes whose SYNs land on x, then x is drained (the ring moves). */
+	for (int port = 20000; port < 40000 && nh < 2; port++) {
+		struct flow f = mkflow("198.51.100.121", (uint16_t)port, "10.0.0.100", 84, P_TCP);
+		struct ep_flow_key k = flow_key(&f);
+
+		if (predict(&k).bid == x)
+			h[nh++] = f;
+	}
+	if (!tap_ok(nh == 2, "syn rules: two flows that Maglev sends to 10.1.0.42:8080"))
+		return;
+	tap_ok(send_tcp(&h[0], TCP_SYN, 0x5000) == x && send_tcp(&h[1], TCP_SYN, 0x6000) == x,
+	       "syn rules: both SYNs went to 10.1.0.42:8080");
+	if (!tap_ok(drain("drain", "10.1.0.42:8080", true) == 0, "syn rules: drained 10.1.0.42:8080"))
+		return;
+	{
+		struct ep_flow_key k0 = flow_key(&h[0]), k1 = flow_key(&h[1]);
+		uint32_t now0 = predict(&k0).bid, now1 = predict(&k1).bid;
+		uint32_t r = send_tcp(&h[0], TCP_SYN, 0x5000);
+
+		tap_ok(now0 != x && r == x,
+		       "syn rules: a retransmitted SYN (same ISN) follows the first one (backend %u, "
+		       "the ring now says %u)",
+		       r, now0);
+		r = send_tcp(&h[0], TCP_ACK, 0x5001);
+		tap_ok(r == x && ct_get(&k0, &ct) && ct.backend_id == x && ct.isn == htonl(0x5000),
+		       "syn rules: the handshake's ACK creates the entry on the SYN's backend (%u)", r);
+		r = send_tcp(&h[1], TCP_SYN, 0x7000);
+		tap_ok(r == now1 && r != x && !ct_get(&k1, &ct),
+		       "syn rules: a SYN with a new ISN is a new connection: current ring (%u), no "
+		       "entry",
+		       r);
+		r = send_tcp(&h[1], TCP_ACK, 0x7001);
+		tap_ok(r == now1 && ct_get(&k1, &ct) && ct.backend_id == now1,
+		       "syn rules: and its ACK pins it there");
+	}
+	drain("drain", "10.1.0.42:8080", false);
+	{
+		struct flow f = mkflow("198.51.100.122", 40001, "10.0.0.100", 84, P_TCP);
+		struct ep_flow_key k = flow_key(&f);
+		uint32_t r = send_tcp(&f, TCP_RST | TCP_ACK, 0x9000);
+
+		tap_ok(r != 0 && !ct_get(&k, &ct),
+		       "syn rules: a RST without an entry is forwarded, creates none");
+		r = send_tcp(&f, TCP_ACK, 0x9000);
+		tap_ok(r == predict(&k).bid && ct_get(&k, &ct) && ct.backend_id == r,
+		       "syn rules: an ACK without an entry or record (evicted flow) is re-adopted "
+		       "by Maglev");
+	}
+}
+
 static void test_spread(void)
 {
 	enum { NFLOWS = 10000 };
@@ -1538,6 +1671,7 @@ int main(void)
 	test_df_not_fragment();
 	test_vlan();
 	test_icmp_errors();
+	test_syn_rules();
 	test_weights();
 	test_drain();
 	test_spread();
