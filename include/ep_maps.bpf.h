@@ -125,68 +125,20 @@ static __always_inline long ep_ct_delete(const struct ep_flow_key *k, const __u8
 	return bpf_map_delete_elem(&ep_ct6, k);
 }
 
-/* Half-open handshakes (see struct ep_syn4): shared by XDP (writes on a
- * SYN, reads on the ACK) and TC (reads on the SYN-ACK), so not per-CPU. */
+/* Half-open handshakes (see struct ep_syn): shared by XDP (writes on a SYN,
+ * reads on the ACK) and TC (reads on the SYN-ACK), so not per-CPU. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, EP_SYN4_SLOTS);
+	__uint(max_entries, EP_SYN_SLOTS);
 	__type(key, __u32);
-	__type(value, struct ep_syn4);
-} ep_syn4 SEC(".maps");
+	__type(value, struct ep_syn);
+} ep_syn SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, EP_SYN6_SLOTS);
-	__type(key, __u32);
-	__type(value, struct ep_syn6);
-} ep_syn6 SEC(".maps");
-
-/* The half-open record of a flow if it is the one in its slot, else NULL.
- * *slot_out gets the slot's value either way (for the SYN path to fill). */
-static __always_inline struct ep_ct_entry *ep_syn_find(const struct ep_flow_key *k, __u32 hash,
-							void **slot_out, const __u8 family)
+static __always_inline struct ep_syn *ep_syn_slot(__u32 flow_hash)
 {
-	if (family == EP_FAMILY_V4) {
-		__u32 idx = hash & (EP_SYN4_SLOTS - 1);
-		struct ep_syn4 *s = bpf_map_lookup_elem(&ep_syn4, &idx);
+	__u32 idx = flow_hash & (EP_SYN_SLOTS - 1);
 
-		*slot_out = s;
-		if (!s || s->key.src != k->src[0] || s->key.dst != k->dst[0] ||
-		    s->key.sport != k->sport || s->key.dport != k->dport || s->key.proto != k->proto)
-			return NULL;
-		return &s->ct;
-	}
-	__u32 idx = hash & (EP_SYN6_SLOTS - 1);
-	struct ep_syn6 *s = bpf_map_lookup_elem(&ep_syn6, &idx);
-
-	*slot_out = s;
-	if (!s || !ep_addr_eq(s->key.src, k->src) || !ep_addr_eq(s->key.dst, k->dst) ||
-	    s->key.sport != k->sport || s->key.dport != k->dport || s->key.proto != k->proto)
-		return NULL;
-	return &s->ct;
-}
-
-/* Overwrites the slot (from ep_syn_find) with this flow's record. */
-static __always_inline void ep_syn_store(void *slot, const struct ep_flow_key *k,
-					 const struct ep_ct_entry *ct, const __u8 family)
-{
-	if (!slot)
-		return;
-	if (family == EP_FAMILY_V4) {
-		struct ep_syn4 *s = slot;
-
-		s->key.src = k->src[0];
-		s->key.dst = k->dst[0];
-		s->key.sport = k->sport;
-		s->key.dport = k->dport;
-		s->key.proto = k->proto;
-		s->ct = *ct;
-		return;
-	}
-	struct ep_syn6 *s = slot;
-
-	s->key = *k;
-	s->ct = *ct;
+	return bpf_map_lookup_elem(&ep_syn, &idx);
 }
 
 struct {

@@ -9,7 +9,7 @@
  * packet may belong to a connection made to the backend directly, and
  * guessing a VIP would break it. The one exception is a SYN-ACK that
  * acknowledges the ISN of a SYN XDP balanced (its half-open record,
- * struct ep_syn4): conntrack entries are only created by the client's ACK. (So conntrack must be sized for the flows:
+ * struct ep_syn): conntrack entries are only created by the client's ACK. (So conntrack must be sized for the flows:
  * docs/datapath.md.)
  *
  * Translated replies are forwarded here with bpf_fib_lookup + bpf_redirect
@@ -221,16 +221,19 @@ static __always_inline int ep_find_vip(const struct ep_reply *r, struct ep_rev_v
 			 * half-open record: translate the SYN-ACK if it answers
 			 * exactly that SYN, from the backend that got it. An
 			 * entry of an older connection on the same 4-tuple goes. */
-			struct ep_ct_entry *half;
-			void *slot;
+			__u32 hash = ep_flow_hash(&k);
+			struct ep_syn *rec = ep_syn_slot(hash);
+			struct ep_backend *be = NULL;
+			__u32 bid = 0;
 
-			half = r->family == EP_FAMILY_V4
-				       ? ep_syn_find(&k, ep_flow_hash(&k), &slot, EP_FAMILY_V4)
-				       : ep_syn_find(&k, ep_flow_hash(&k), &slot, EP_FAMILY_V6);
-			if (half && half->bport == r->backend.port &&
-			    ep_addr_eq(half->baddr, r->backend.addr) &&
-			    r->tcp_ack == bpf_htonl(bpf_ntohl(half->isn) + 1)) {
-				if (ct && (ct->isn != half->isn || ct->backend_id != half->backend_id ||
+			if (rec && rec->sig == ep_syn_sig(&k, hash) &&
+			    r->tcp_ack == bpf_htonl(bpf_ntohl(rec->isn) + 1)) {
+				bid = rec->backend_id;
+				be = bpf_map_lookup_elem(&ep_backends, &bid);
+			}
+			if (be && (be->flags & EP_BE_F_VALID) && be->port == r->backend.port &&
+			    ep_addr_eq(be->addr, r->backend.addr)) {
+				if (ct && (ct->isn != rec->isn || ct->backend_id != bid ||
 					   (ct->flags & EP_CT_F_CLOSING))) {
 					if (r->family == EP_FAMILY_V4)
 						ep_ct_delete(&k, EP_FAMILY_V4);
@@ -238,7 +241,7 @@ static __always_inline int ep_find_vip(const struct ep_reply *r, struct ep_rev_v
 						ep_ct_delete(&k, EP_FAMILY_V6);
 				}
 				*vip = rev->vips[i];
-				*backend_id = half->backend_id;
+				*backend_id = bid;
 				return 0;
 			}
 		}

@@ -422,22 +422,30 @@ static __always_inline int ep_forward(struct xdp_md *ctx, struct ep_pkt *pkt,
 	return bpf_redirect_map(&ep_tx_ports, fib.ifindex, XDP_PASS);
 }
 
-/* A half-open record is only trusted while its backend is still the one it
- * names (a backend removed and its id reused must not inherit handshakes). */
-static __always_inline int ep_backend_still(const struct ep_ct_entry *ct)
+/* The entry a half-open record stands for, if its backend is still in
+ * service. (An id is only reused once conntrack no longer names it, so a
+ * record outliving its backend's removal points nowhere, not elsewhere,
+ * except in the rare case the id was reused within EP_SYN_MAX_AGE_S.) */
+static __always_inline int ep_syn_entry(const struct ep_syn *rec, struct ep_ct_entry *out)
 {
-	__u32 bid = ct->backend_id;
+	__u32 bid = rec->backend_id;
 	struct ep_backend *be = bpf_map_lookup_elem(&ep_backends, &bid);
 
-	return be && (be->flags & EP_BE_F_VALID) && be->port == ct->bport &&
-	       ep_addr_eq(be->addr, ct->baddr);
+	if (!be || !(be->flags & EP_BE_F_VALID))
+		return -1;
+	ep_addr_copy(out->baddr, be->addr, 4);
+	out->bport = be->port;
+	out->flags = 0;
+	out->backend_id = bid;
+	out->isn = rec->isn;
+	return 0;
 }
 
 /*
  * Conntrack rules (docs/datapath.md, "Conntrack"):
  * - a packet of a known flow follows its entry;
  * - a TCP SYN is balanced statelessly (Maglev) without looking at
- *   conntrack and leaves only a half-open record (ep_syn4/6), never a
+ *   conntrack and leaves only a half-open record (ep_syn), never a
  *   conntrack entry: a spoofed SYN flood cannot evict established flows. A
  *   retransmitted SYN (same 4-tuple, same ISN) goes where its first copy
  *   went while its record lasts;
@@ -472,11 +480,11 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 		if (ct->last_seen_s != cfg->now_s)
 			ct->last_seen_s = cfg->now_s;
 	} else {
-		struct ep_ct_entry *half = NULL;
 		struct ep_endpoint sk = {};
 		struct ep_service *svc;
-		void *slot = NULL;
-		__u32 hash;
+		struct ep_syn *rec = NULL;
+		__u32 hash, sig = 0;
+		int half = 0;
 
 		/* An ICMP error can only follow a flow that exists. */
 		if (pkt->icmp_error)
@@ -491,20 +499,20 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 			return XDP_PASS; /* VIP address, but another port or protocol */
 		hash = ep_flow_hash(&pkt->key);
 		if (pkt->key.proto == IPPROTO_TCP) {
-			half = ep_syn_find(&pkt->key, hash, &slot, family);
 			/* Only the same handshake counts: a retransmitted SYN
 			 * carries the same ISN, its ACK acknowledges ISN + 1. */
-			if (half && (half->isn != (syn ? pkt->tcp_seq
-						      : bpf_htonl(bpf_ntohl(pkt->tcp_seq) - 1)) ||
-				     cfg->now_s - half->last_seen_s > EP_SYN_MAX_AGE_S ||
-				     !ep_backend_still(half)))
-				half = NULL;
+			__u32 isn = syn ? pkt->tcp_seq : bpf_htonl(bpf_ntohl(pkt->tcp_seq) - 1);
+
+			sig = ep_syn_sig(&pkt->key, hash);
+			rec = ep_syn_slot(hash);
+			half = rec && rec->sig == sig && rec->isn == isn &&
+			       cfg->now_s - rec->last_seen_s <= EP_SYN_MAX_AGE_S &&
+			       ep_syn_entry(rec, &fresh) == 0;
 		}
 		if (half) {
 			/* A retransmitted SYN refreshes its record's age. */
-			if (syn && half->last_seen_s != cfg->now_s)
-				half->last_seen_s = cfg->now_s;
-			fresh = *half;
+			if (syn && rec->last_seen_s != cfg->now_s)
+				rec->last_seen_s = cfg->now_s;
 		} else {
 			if (ep_pick_backend(pkt, svc, hash, &fresh))
 				return ep_count_drop(ctx, EP_DROP_NO_BACKEND);
@@ -514,8 +522,12 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 		}
 		fresh.last_seen_s = cfg->now_s;
 		if (syn) {
-			if (!half)
-				ep_syn_store(slot, &pkt->key, &fresh, family);
+			if (!half && rec) {
+				rec->sig = sig;
+				rec->backend_id = fresh.backend_id;
+				rec->isn = fresh.isn;
+				rec->last_seen_s = cfg->now_s;
+			}
 		} else if (!(pkt->tcp_flags & EP_TCP_RST)) {
 			/* A RST ends a flow: there is nothing to pin. */
 			ep_ct_update(&pkt->key, &fresh, family);
