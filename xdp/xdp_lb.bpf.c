@@ -447,8 +447,9 @@ static __always_inline int ep_syn_entry(const struct ep_syn *rec, struct ep_ct_e
  * - a TCP SYN is balanced statelessly (Maglev) without looking at
  *   conntrack and leaves only a half-open record (ep_syn), never a
  *   conntrack entry: a spoofed SYN flood cannot evict established flows. A
- *   retransmitted SYN (same 4-tuple, same ISN) goes where its first copy
- *   went while its record lasts;
+ *   retransmitted SYN is balanced the same way and replaces the record, so
+ *   after a ring change the handshake moves to the new backend as a whole
+ *   (reverse NAT translates only the SYN-ACK the record names);
  * - the client's ACK completing the handshake (seq = ISN + 1) creates the
  *   entry with the record's backend, so a Maglev change between SYN and ACK
  *   does not move the handshake. Any other TCP packet without an entry (a
@@ -499,21 +500,17 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 			return XDP_PASS; /* VIP address, but another port or protocol */
 		hash = ep_flow_hash(&pkt->key);
 		if (pkt->key.proto == IPPROTO_TCP) {
-			/* Only the same handshake counts: a retransmitted SYN
-			 * carries the same ISN, its ACK acknowledges ISN + 1. */
-			__u32 isn = syn ? pkt->tcp_seq : bpf_htonl(bpf_ntohl(pkt->tcp_seq) - 1);
-
 			sig = ep_syn_sig(&pkt->key, hash);
 			rec = ep_syn_slot(hash);
-			half = rec && rec->sig == sig && rec->isn == isn &&
+			/* The SYN only writes its record: a load that misses
+			 * the cache stalls, a store does not. The ACK of the
+			 * same handshake acknowledges ISN + 1. */
+			half = !syn && rec && rec->sig == sig &&
+			       rec->isn == bpf_htonl(bpf_ntohl(pkt->tcp_seq) - 1) &&
 			       cfg->now_s - rec->last_seen_s <= EP_SYN_MAX_AGE_S &&
 			       ep_syn_entry(rec, &fresh) == 0;
 		}
-		if (half) {
-			/* A retransmitted SYN refreshes its record's age. */
-			if (syn && rec->last_seen_s != cfg->now_s)
-				rec->last_seen_s = cfg->now_s;
-		} else {
+		if (!half) {
 			if (ep_pick_backend(pkt, svc, hash, &fresh))
 				return ep_count_drop(ctx, EP_DROP_NO_BACKEND);
 			fresh.isn = pkt->tcp_seq;
@@ -522,7 +519,7 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 		}
 		fresh.last_seen_s = cfg->now_s;
 		if (syn) {
-			if (!half && rec) {
+			if (rec) {
 				rec->sig = sig;
 				rec->backend_id = fresh.backend_id;
 				rec->isn = fresh.isn;
