@@ -18,7 +18,7 @@ PKGS=(
   iputils-ping
   # tests and benchmarks
   valgrind knot-dnsutils ldnsutils dnsperf nsd haproxy socat curl
-  python3-scapy python3-pytest unzip tcpreplay
+  python3-scapy python3-pytest unzip tcpreplay git
   # the install tests render the man pages and check the unit's man: links
   man-db groff-base
   # image: make image builds deploy/Dockerfile with podman on base images from mmdebstrap
