@@ -451,6 +451,21 @@ static void test_tcp_state(void)
 			       ep_ct_get(&fds.ct, &kg, &ct2) != 0,
 		       "tcp state: half-open, the SYN-ACK answering the SYN is translated to the "
 		       "VIP, still no entry");
+		/* A retransmission (here with another ISN, as after a ring change
+		 * it could have gone elsewhere) replaces the record: only its
+		 * SYN-ACK is translated from then on. */
+		n = flow_pkt(in, &g, 0, false, 0);
+		tcp_set_seq(in, n, 0x0a0b0c0d);
+		prog_run(xdp_fd, in, n);
+		n = reply_pkt(in, &gb, bport, &g, 0);
+		expect_untouched("tcp state: half-open, the first SYN's late SYN-ACK after a "
+				 "retransmission replaced the record",
+				 rnat_eg_fd, in, n);
+		put32(in + 14 + 20 + 8, 0x0a0b0c0e);
+		l4_recsum_frame(in, n);
+		prog_run(rnat_eg_fd, in, n);
+		tap_ok(R.verdict == TC_ACT_OK && Rp.ok && Rp.sport == g.vport,
+		       "tcp state: half-open, the retransmission's SYN-ACK is translated");
 	}
 	tap_ok(open_flow(&f, &ct, &bip, &bport), "tcp state: flow opened through XDP");
 	tap_ok(ct.isn == htonl(0x01020304), "tcp state: conntrack recorded the client's ISN (0x%08x)",
