@@ -63,9 +63,13 @@ struct {
 	__type(value, struct ep_backend_rev);
 } ep_backend_rev SEC(".maps");
 
-/* Conntrack, one map per family (see ep_flow_key4). Size set by the agent
- * from datapath.conntrack_size before load. Per-CPU LRU lists: inserting a
- * new flow takes no global lock (lookups still see every CPU's entries). */
+/* Conntrack, one map per family (see ep_flow_key4) and per protocol: TCP
+ * in ep_ct4/ep_ct6, UDP in ep_ctu4/ep_ctu6. A UDP flow is pinned on its
+ * first datagram, so a spoofed UDP flood fills conntrack; in maps of its
+ * own it can only evict UDP flows, never established TCP connections.
+ * Sizes set by the agent from datapath.conntrack_size before load (each
+ * map). Per-CPU LRU lists: inserting a new flow takes no global lock
+ * (lookups still see every CPU's entries). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, EP_CT_DEFAULT_SIZE);
@@ -82,8 +86,25 @@ struct {
 	__type(value, struct ep_ct_entry);
 } ep_ct6 SEC(".maps");
 
-/* The conntrack map and key of a family. `family` must be a constant at the
- * call site (it is, after inlining), so each path touches one map. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, EP_CT_DEFAULT_SIZE);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, struct ep_flow_key4);
+	__type(value, struct ep_ct_entry);
+} ep_ctu4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, EP_CT_DEFAULT_SIZE);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, struct ep_flow_key);
+	__type(value, struct ep_ct_entry);
+} ep_ctu6 SEC(".maps");
+
+/* The conntrack map and key of a flow. `family` must be a constant at the
+ * call site (it is, after inlining), so each path touches one family's maps;
+ * the protocol picks TCP's or UDP's. */
 static __always_inline struct ep_ct_entry *ep_ct_lookup(const struct ep_flow_key *k,
 							 const __u8 family)
 {
@@ -93,8 +114,12 @@ static __always_inline struct ep_ct_entry *ep_ct_lookup(const struct ep_flow_key
 			.proto = k->proto,
 		};
 
+		if (k->proto == IPPROTO_UDP)
+			return bpf_map_lookup_elem(&ep_ctu4, &k4);
 		return bpf_map_lookup_elem(&ep_ct4, &k4);
 	}
+	if (k->proto == IPPROTO_UDP)
+		return bpf_map_lookup_elem(&ep_ctu6, k);
 	return bpf_map_lookup_elem(&ep_ct6, k);
 }
 
@@ -107,8 +132,12 @@ static __always_inline long ep_ct_update(const struct ep_flow_key *k,
 			.proto = k->proto,
 		};
 
+		if (k->proto == IPPROTO_UDP)
+			return bpf_map_update_elem(&ep_ctu4, &k4, v, BPF_ANY);
 		return bpf_map_update_elem(&ep_ct4, &k4, v, BPF_ANY);
 	}
+	if (k->proto == IPPROTO_UDP)
+		return bpf_map_update_elem(&ep_ctu6, k, v, BPF_ANY);
 	return bpf_map_update_elem(&ep_ct6, k, v, BPF_ANY);
 }
 
@@ -120,8 +149,12 @@ static __always_inline long ep_ct_delete(const struct ep_flow_key *k, const __u8
 			.proto = k->proto,
 		};
 
+		if (k->proto == IPPROTO_UDP)
+			return bpf_map_delete_elem(&ep_ctu4, &k4);
 		return bpf_map_delete_elem(&ep_ct4, &k4);
 	}
+	if (k->proto == IPPROTO_UDP)
+		return bpf_map_delete_elem(&ep_ctu6, k);
 	return bpf_map_delete_elem(&ep_ct6, k);
 }
 

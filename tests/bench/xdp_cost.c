@@ -182,8 +182,12 @@ static void set_ct_size(struct bpf_object *obj)
 
 	if (!sz)
 		return;
-	bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "ep_ct4"), (unsigned)atoi(sz));
-	bpf_map__set_max_entries(bpf_object__find_map_by_name(obj, "ep_ct6"), (unsigned)atoi(sz));
+	for (const char **n = (const char *[]){"ep_ct4", "ep_ct6", "ep_ctu4", "ep_ctu6", NULL}; *n; n++) {
+		struct bpf_map *m = bpf_object__find_map_by_name(obj, *n);
+
+		if (m)
+			bpf_map__set_max_entries(m, (unsigned)atoi(sz));
+	}
 }
 
 static int lb_open_current(struct lb *l)

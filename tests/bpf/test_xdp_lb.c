@@ -1490,6 +1490,32 @@ static void test_syn_rules(void)
 	}
 	drain("drain", "10.1.0.42:8080", false);
 	{
+		/* UDP pins on the first datagram, in conntrack maps of its own:
+		 * a spoofed UDP flood fills those, not the TCP ones. */
+		size_t tcp0 = ct4_count();
+		struct ep_flow_key ke = flow_key(&est);
+		uint32_t pinned = 0;
+
+		for (int i = 0; i < 2000; i++) {
+			char src[32];
+			struct flow f;
+			struct ep_flow_key k;
+			uint8_t in[FRAME_MAX];
+			size_t n;
+
+			snprintf(src, sizeof(src), "203.0.%d.%d", 121 + i / 250, 1 + i % 250);
+			f = mkflow(src, (uint16_t)(2048 + i), "10.0.0.100", 53, P_UDP);
+			k = flow_key(&f);
+			n = flow_pkt(in, &f, 0, false, 8);
+			if (xdp_run(in, n) == 0 && R.verdict == XDP_PASS && ct_get(&k, &ct))
+				pinned++;
+		}
+		tap_ok(pinned == 2000 && ct4_count() == tcp0 && ct_get(&ke, &ct_est),
+		       "syn rules: 2000 UDP flows pinned on their first datagram (%u), in the UDP "
+		       "maps: the TCP conntrack still holds %zu entries, the established flow's among them",
+		       pinned, ct4_count());
+	}
+	{
 		struct flow f = mkflow("198.51.100.122", 40001, "10.0.0.100", 84, P_TCP);
 		struct ep_flow_key k = flow_key(&f);
 		uint32_t r = send_tcp(&f, TCP_RST | TCP_ACK, 0x9000);
