@@ -102,60 +102,69 @@ struct {
 	__type(value, struct ep_ct_entry);
 } ep_ctu6 SEC(".maps");
 
-/* The conntrack map and key of a flow. `family` must be a constant at the
- * call site (it is, after inlining), so each path touches one family's maps;
- * the protocol picks TCP's or UDP's. */
+/* The conntrack map and key of a flow. `family` and `proto` must be
+ * constants at the call site (they are, after inlining), so each call site
+ * names one map and the verifier can inline the hash lookup; a map chosen
+ * at run time would turn every lookup into an indirect helper call. The
+ * _p variants take the protocol as that constant (the fast path); the
+ * others branch on k->proto first. */
+#define EP_CT_KEY4(k)                                                                              \
+	{                                                                                          \
+		.src = (k)->src[0], .dst = (k)->dst[0], .sport = (k)->sport, .dport = (k)->dport,  \
+		.proto = (k)->proto,                                                               \
+	}
+
+static __always_inline struct ep_ct_entry *ep_ct_lookup_p(const struct ep_flow_key *k,
+							   const __u8 family, const __u8 proto)
+{
+	if (family == EP_FAMILY_V4) {
+		struct ep_flow_key4 k4 = EP_CT_KEY4(k);
+
+		return bpf_map_lookup_elem(proto == IPPROTO_UDP ? (void *)&ep_ctu4 : (void *)&ep_ct4,
+					   &k4);
+	}
+	return bpf_map_lookup_elem(proto == IPPROTO_UDP ? (void *)&ep_ctu6 : (void *)&ep_ct6, k);
+}
+
+static __always_inline long ep_ct_update_p(const struct ep_flow_key *k,
+					   const struct ep_ct_entry *v, const __u8 family,
+					   const __u8 proto)
+{
+	if (family == EP_FAMILY_V4) {
+		struct ep_flow_key4 k4 = EP_CT_KEY4(k);
+
+		return bpf_map_update_elem(proto == IPPROTO_UDP ? (void *)&ep_ctu4 : (void *)&ep_ct4,
+					   &k4, v, BPF_ANY);
+	}
+	return bpf_map_update_elem(proto == IPPROTO_UDP ? (void *)&ep_ctu6 : (void *)&ep_ct6, k, v,
+				   BPF_ANY);
+}
+
+static __always_inline long ep_ct_delete_p(const struct ep_flow_key *k, const __u8 family,
+					   const __u8 proto)
+{
+	if (family == EP_FAMILY_V4) {
+		struct ep_flow_key4 k4 = EP_CT_KEY4(k);
+
+		return bpf_map_delete_elem(proto == IPPROTO_UDP ? (void *)&ep_ctu4 : (void *)&ep_ct4,
+					   &k4);
+	}
+	return bpf_map_delete_elem(proto == IPPROTO_UDP ? (void *)&ep_ctu6 : (void *)&ep_ct6, k);
+}
+
 static __always_inline struct ep_ct_entry *ep_ct_lookup(const struct ep_flow_key *k,
 							 const __u8 family)
 {
-	if (family == EP_FAMILY_V4) {
-		struct ep_flow_key4 k4 = {
-			.src = k->src[0], .dst = k->dst[0], .sport = k->sport, .dport = k->dport,
-			.proto = k->proto,
-		};
-
-		if (k->proto == IPPROTO_UDP)
-			return bpf_map_lookup_elem(&ep_ctu4, &k4);
-		return bpf_map_lookup_elem(&ep_ct4, &k4);
-	}
 	if (k->proto == IPPROTO_UDP)
-		return bpf_map_lookup_elem(&ep_ctu6, k);
-	return bpf_map_lookup_elem(&ep_ct6, k);
-}
-
-static __always_inline long ep_ct_update(const struct ep_flow_key *k,
-					 const struct ep_ct_entry *v, const __u8 family)
-{
-	if (family == EP_FAMILY_V4) {
-		struct ep_flow_key4 k4 = {
-			.src = k->src[0], .dst = k->dst[0], .sport = k->sport, .dport = k->dport,
-			.proto = k->proto,
-		};
-
-		if (k->proto == IPPROTO_UDP)
-			return bpf_map_update_elem(&ep_ctu4, &k4, v, BPF_ANY);
-		return bpf_map_update_elem(&ep_ct4, &k4, v, BPF_ANY);
-	}
-	if (k->proto == IPPROTO_UDP)
-		return bpf_map_update_elem(&ep_ctu6, k, v, BPF_ANY);
-	return bpf_map_update_elem(&ep_ct6, k, v, BPF_ANY);
+		return ep_ct_lookup_p(k, family, IPPROTO_UDP);
+	return ep_ct_lookup_p(k, family, IPPROTO_TCP);
 }
 
 static __always_inline long ep_ct_delete(const struct ep_flow_key *k, const __u8 family)
 {
-	if (family == EP_FAMILY_V4) {
-		struct ep_flow_key4 k4 = {
-			.src = k->src[0], .dst = k->dst[0], .sport = k->sport, .dport = k->dport,
-			.proto = k->proto,
-		};
-
-		if (k->proto == IPPROTO_UDP)
-			return bpf_map_delete_elem(&ep_ctu4, &k4);
-		return bpf_map_delete_elem(&ep_ct4, &k4);
-	}
 	if (k->proto == IPPROTO_UDP)
-		return bpf_map_delete_elem(&ep_ctu6, k);
-	return bpf_map_delete_elem(&ep_ct6, k);
+		return ep_ct_delete_p(k, family, IPPROTO_UDP);
+	return ep_ct_delete_p(k, family, IPPROTO_TCP);
 }
 
 /* Half-open handshakes (see struct ep_syn): shared by XDP (writes on a SYN,

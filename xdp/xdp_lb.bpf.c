@@ -458,7 +458,8 @@ static __always_inline int ep_syn_entry(const struct ep_syn *rec, struct ep_ct_e
  * - UDP: the first datagram creates the entry (a flow is pinned on its first
  *   packet).
  */
-static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, const __u8 family)
+static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, const __u8 family,
+				      const __u8 proto)
 {
 	struct ep_backend_stats *st;
 	struct ep_ct_entry fresh, *ct;
@@ -473,7 +474,7 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 	 * its 4-tuple belongs to an older connection; reverse NAT drops it
 	 * when the backend answers this SYN), and skipping the lookup keeps a
 	 * SYN flood away from conntrack altogether. */
-	ct = syn ? NULL : ep_ct_lookup(&pkt->key, family);
+	ct = syn ? NULL : ep_ct_lookup_p(&pkt->key, family, proto);
 	if (ct && (pkt->tcp_flags & (EP_TCP_FIN | EP_TCP_RST)) && !(ct->flags & EP_CT_F_CLOSING))
 		ct->flags |= EP_CT_F_CLOSING;
 	if (ct) {
@@ -527,7 +528,7 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 			}
 		} else if (!(pkt->tcp_flags & EP_TCP_RST)) {
 			/* A RST ends a flow: there is nothing to pin. */
-			ep_ct_update(&pkt->key, &fresh, family);
+			ep_ct_update_p(&pkt->key, &fresh, family, proto);
 			bid = fresh.backend_id;
 			st = bpf_map_lookup_elem(&ep_backend_stats, &bid);
 			if (st)
@@ -550,14 +551,18 @@ static __always_inline int ep_verdict(struct xdp_md *ctx, struct ep_pkt *pkt, in
 {
 	if (v == EP_V_PASS)
 		return XDP_PASS;
-	if (v == EP_V_BALANCE)
-		return ep_balance(ctx, pkt, family);
 	/* The pre-filter may say "maybe" for an address that is no VIP: only a
-	 * real VIP's packets are diverted or dropped. */
+	 * real VIP's packets are diverted (an ICMP error) or dropped. One copy
+	 * of the balancing code per conntrack protocol (see ep_ct_lookup_p). */
+	if (v == EP_V_BALANCE || v == EP_V_ICMP_ERROR) {
+		if (v == EP_V_ICMP_ERROR && !ep_is_vip(pkt->key.dst, family))
+			return XDP_PASS;
+		if (pkt->key.proto == IPPROTO_UDP)
+			return ep_balance(ctx, pkt, family, IPPROTO_UDP);
+		return ep_balance(ctx, pkt, family, IPPROTO_TCP);
+	}
 	if (!ep_is_vip(pkt->key.dst, family))
 		return XDP_PASS;
-	if (v == EP_V_ICMP_ERROR)
-		return ep_balance(ctx, pkt, family);
 	return ep_count_drop(ctx, v);
 }
 
