@@ -278,12 +278,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (base_obj && *base_obj) {
-		if (lb_open_file(&lbs[1], base_obj)) {
-			fprintf(stderr, "xdp_cost: cannot load the baseline object %s: %s\n", base_obj,
-				strerror(errno));
-			return 1;
-		}
-		nlb = 2;
+		/* A baseline from another ABI may not load or take this build's
+		 * service layout: then this build alone, said so. */
+		if (lb_open_file(&lbs[1], base_obj))
+			fprintf(stderr, "xdp_cost: cannot load the baseline object %s (%s): this build only\n",
+				base_obj, strerror(errno));
+		else
+			nlb = 2;
 	}
 	for (int i = 0; i < 3; i++) {
 		char a[32];
@@ -305,9 +306,13 @@ int main(int argc, char **argv)
 	cfg.ifaces = &ifc;
 	cfg.n_ifaces = 1;
 	cfg.datapath.maglev_table_size = EP_MAGLEV_DEFAULT_SIZE;
-	for (int l = 0; l < nlb; l++)
-		if (lb_program(&lbs[l], &cfg))
-			return 1;
+	if (lb_program(&lbs[0], &cfg))
+		return 1;
+	if (nlb == 2 && lb_program(&lbs[1], &cfg)) {
+		fprintf(stderr, "xdp_cost: the baseline object cannot be programmed: this build only\n");
+		bpf_object__close(lbs[1].obj);
+		nlb = 1;
+	}
 	triv = trivial_prog();
 	if (triv < 0) {
 		fprintf(stderr, "xdp_cost: cannot load the trivial program: %s\n", strerror(errno));
