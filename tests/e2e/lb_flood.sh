@@ -67,17 +67,19 @@ lab_agent_start || { not_ok "agent start"; tap_done; exit 1; }
 ok "lab up: conntrack_size 4096, web (TCP) and udp on be1..be3, be4 standing by"
 node_mac=$(ip -n "$LAB_NS_NODE" -br link show up0 | awk '{print $3}')
 
-# flood KIND: generate, hold CONNS connections, replay the flood while be3 is
-# removed and be4 added, then stop the hold. Sets HOLD (JSON), RATE, SENT,
-# FAILED, BE_DELTA, PK_DELTA, FLOWS_DELTA.
+# flood KIND [PACKETS SOURCES]: generate, hold CONNS connections, replay the
+# flood while be3 is removed and be4 added, then stop the hold. Sets HOLD
+# (JSON), RATE, SENT, FAILED, BE_DELTA, PK_DELTA, FLOWS_DELTA.
 flood() {
-  local kind=$1 pcap=$LAB_DIR/flood-$1.pcap ready=$LAB_DIR/hold-$1.ready out=$LAB_DIR/hold-$1.json
-  local rep=$LAB_DIR/tcpreplay-$1.log h rp be0 pk0 fl0
-  $PY3 tests/e2e/flood_pcap.py "$pcap" "$kind" "$FLOOD" "$SOURCES" "$node_mac" "$LAB_VIP4" 80 "$RANDOM" >/dev/null ||
+  local kind=$1 npk=${2:-$FLOOD} nsrc=${3:-$SOURCES}
+  local tag=$kind-$npk-$nsrc
+  local pcap=$LAB_DIR/flood-$tag.pcap ready=$LAB_DIR/hold-$tag.ready out=$LAB_DIR/hold-$tag.json
+  local rep=$LAB_DIR/tcpreplay-$tag.log h rp be0 pk0 fl0
+  $PY3 tests/e2e/flood_pcap.py "$pcap" "$kind" "$npk" "$nsrc" "$node_mac" "$LAB_VIP4" 80 "$RANDOM" >/dev/null ||
     return 1
   reconfigure 1 2 3 || return 1
   ip netns exec "$LAB_NS_CLIENT" "$LAB_TOOLS/ep_load" --target "$LAB_VIP4:80" --mode hold --conns "$CONNS" \
-    --duration 120 --interval-ms 100 --ready-file "$ready" >"$out" 2>"$LAB_DIR/hold-$kind.err" &
+    --duration 120 --interval-ms 100 --ready-file "$ready" >"$out" 2>"$LAB_DIR/hold-$tag.err" &
   h=$!; netns_track_pid $h
   wait_for 20 test -f "$ready" || return 1
   sleep 1
@@ -95,27 +97,31 @@ flood() {
   FAILED=$(sed -n 's/.*Failed packets: *\([0-9]*\).*/\1/p' "$rep" | head -1)
   BE_DELTA=$(( $(be_in) - be0 )); PK_DELTA=$(( $(metric_sum lb_packets_total) - pk0 ))
   FLOWS_DELTA=$(( $(metric_sum lb_flows_total) - fl0 ))
-  diag "$kind flood: $(grep -E 'Actual|Rated|Successful|Failed' "$rep" | tr -s ' \n' ' ')"
+  diag "$kind flood, $npk packets from $nsrc sources: $(grep -E 'Actual|Rated|Successful|Failed' "$rep" | tr -s ' \n' ' ')"
   diag "$kind flood: sent ${SENT:-?} at ${RATE:-?} pps, tcpreplay failures ${FAILED:-?}; balanced by XDP $PK_DELTA," \
     "received by the backends $BE_DELTA, new conntrack flows $FLOWS_DELTA, XDP drops $(metric_sum lb_drops_total)"
   diag "$kind flood: hold $HOLD"
 }
 
-# --- SYN flood ------------------------------------------------------------
-if flood syn; then
-  check "SYN flood: $CONNS long-lived connections established before it" \
-    [ "$(jget "$HOLD" 'j["established"]')" = "$CONNS" ]
-  check "SYN flood with be3 removed and be4 added mid-flood: 0 of $CONNS long-lived connections broken (broken=$(jget "$HOLD" 'j["broken"]'), backend_changed=$(jget "$HOLD" 'j["backend_changed"]'))" \
-    py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if j["alive"]==j["conns"] and j["broken"]==0 and j["backend_changed"]==0 and j["ping_failures"]==0 else 1)' "$HOLD"
-  # Every SYN is balanced and delivered; some may be lost on the veths at
-  # topspeed, so at least half of what was sent must arrive.
-  check "SYN flood: its SYNs reach the backends (${BE_DELTA} received for ${SENT:-0} sent)" \
-    [ "${SENT:-0}" -gt 0 -a "$BE_DELTA" -ge $(( ${SENT:-0} / 2 )) ]
-  check "SYN flood: created no conntrack flows (lb_flows_total +$FLOWS_DELTA, the pings' ACKs create none either)" \
-    [ "$FLOWS_DELTA" -lt 100 ]
-else
-  not_ok "SYN flood: could not be set up (see $LAB_DIR)"
-fi
+# --- SYN floods -----------------------------------------------------------
+# The issue's shape (many sources), then few sources with many ports each.
+for shape in "$FLOOD $SOURCES" "$((FLOOD / 3)) 64"; do
+  set -- $shape
+  if flood syn "$1" "$2"; then
+    check "SYN flood ($1 SYNs, $2 sources): $CONNS long-lived connections established before it" \
+      [ "$(jget "$HOLD" 'j["established"]')" = "$CONNS" ]
+    check "SYN flood ($1 SYNs, $2 sources) with be3 removed and be4 added mid-flood: 0 of $CONNS long-lived connections broken (broken=$(jget "$HOLD" 'j["broken"]'), backend_changed=$(jget "$HOLD" 'j["backend_changed"]'))" \
+      py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if j["alive"]==j["conns"] and j["broken"]==0 and j["backend_changed"]==0 and j["ping_failures"]==0 else 1)' "$HOLD"
+    # Every SYN is balanced and delivered; some may be lost on the veths at
+    # topspeed, so at least half of what was sent must arrive.
+    check "SYN flood ($1 SYNs, $2 sources): its SYNs reach the backends (${BE_DELTA} received for ${SENT:-0} sent)" \
+      [ "${SENT:-0}" -gt 0 -a "$BE_DELTA" -ge $(( ${SENT:-0} / 2 )) ]
+    check "SYN flood ($1 SYNs, $2 sources): created no conntrack flows (lb_flows_total +$FLOWS_DELTA, the pings' ACKs create none either)" \
+      [ "$FLOWS_DELTA" -lt 100 ]
+  else
+    not_ok "SYN flood: could not be set up (see $LAB_DIR)"
+  fi
+done
 
 # --- UDP flood ------------------------------------------------------------
 # UDP has no handshake: a flow is pinned on its first datagram, so every
