@@ -4,6 +4,9 @@
 # benchmark exits non-zero only when it could not run at all).
 #
 #   tests/bench/run.sh [NAME...]     NAME: xdp_cost lb_latency cache_build cache_serve dns_drills
+#
+# xdp_cost times the previous commit's XDP object next to this build's
+# (XDP_COST_BASE_REF=<commit> for another one).
 set -u
 cd "$(dirname "$0")/../.."
 B=${EP_BUILD:-build}
