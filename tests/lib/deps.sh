@@ -17,8 +17,8 @@ PKGS=(
   iproute2 ethtool nftables conntrack dnsmasq-base openssl procps psmisc kmod util-linux
   iputils-ping
   # tests and benchmarks
-  valgrind knot-dnsutils ldnsutils dnsperf nsd haproxy socat curl
-  python3-scapy python3-pytest unzip tcpreplay git
+  valgrind knot-dnsutils ldnsutils dnsperf nsd haproxy socat curl tcpreplay git
+  python3-scapy python3-pytest unzip
   # the install tests render the man pages and check the unit's man: links
   man-db groff-base
   # image: make image builds deploy/Dockerfile with podman on base images from mmdebstrap
