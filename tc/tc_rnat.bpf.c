@@ -199,6 +199,11 @@ static __always_inline int ep_find_vip(const struct ep_reply *r, struct ep_rev_v
 
 	int synack = r->backend.proto == IPPROTO_TCP && !r->icmp_error &&
 		     (r->tcp_flags & (EP_TCP_SYN | EP_TCP_ACK)) == (EP_TCP_SYN | EP_TCP_ACK);
+	/* A backend that refuses answers the SYN with RST+ACK of ISN+1: the
+	 * client must get it as from the VIP (ECONNREFUSED at once), or it
+	 * waits out its SYN retransmissions. */
+	int refusal = r->backend.proto == IPPROTO_TCP && !r->icmp_error &&
+		      (r->tcp_flags & (EP_TCP_SYN | EP_TCP_RST | EP_TCP_ACK)) == (EP_TCP_RST | EP_TCP_ACK);
 
 	rev = bpf_map_lookup_elem(&ep_backend_rev, &r->backend);
 	if (!rev || rev->count == 0)
@@ -216,11 +221,13 @@ static __always_inline int ep_find_vip(const struct ep_reply *r, struct ep_rev_v
 		k.dport = rev->vips[i].port;
 		ct = r->family == EP_FAMILY_V4 ? ep_ct_lookup(&k, EP_FAMILY_V4)
 						: ep_ct_lookup(&k, EP_FAMILY_V6);
-		if (synack) {
+		if (synack || (refusal && !(ct && ct->bport == r->backend.port &&
+					    ep_addr_eq(ct->baddr, r->backend.addr)))) {
 			/* A handshake in progress has no entry yet, only its
-			 * half-open record: translate the SYN-ACK if it answers
-			 * exactly that SYN, from the backend that got it. An
-			 * entry of an older connection on the same 4-tuple goes. */
+			 * half-open record: translate the SYN-ACK (or the
+			 * refusal) if it answers exactly that SYN, from the
+			 * backend that got it. An entry of an older connection
+			 * on the same 4-tuple goes. */
 			__u32 hash = ep_flow_hash(&k);
 			struct ep_syn *rec = ep_syn_slot(hash);
 			struct ep_backend *be = NULL;

@@ -466,6 +466,25 @@ static void test_tcp_state(void)
 		prog_run(rnat_eg_fd, in, n);
 		tap_ok(R.verdict == TC_ACT_OK && Rp.ok && Rp.sport == g.vport,
 		       "tcp state: half-open, the retransmission's SYN-ACK is translated");
+		/* A backend that refuses answers RST+ACK of ISN+1: translated
+		 * like the SYN-ACK (the client gets ECONNREFUSED at once); one
+		 * acknowledging anything else is not. */
+		n = reply_pkt(in, &gb, bport, &g, 0);
+		in[14 + 20 + 13] = TCP_RST | TCP_ACK;
+		put32(in + 14 + 20 + 8, 0x0a0b0c0e);
+		l4_recsum_frame(in, n);
+		prog_run(rnat_eg_fd, in, n);
+		tap_ok(R.verdict == TC_ACT_OK && Rp.ok && Rp.sport == g.vport &&
+			       ip_eq_raw(&g.vip, Rp.src.addr, Rp.family) &&
+			       ep_ct_get(&fds.ct, &kg, &ct2) != 0,
+		       "tcp state: half-open, the backend's refusal (RST+ACK of the ISN) is "
+		       "translated to the VIP, no entry");
+		put32(in + 14 + 20 + 8, 0x77777777);
+		n = reply_pkt(in, &gb, bport, &g, 0);
+		in[14 + 20 + 13] = TCP_RST | TCP_ACK;
+		put32(in + 14 + 20 + 8, 0x77777777);
+		l4_recsum_frame(in, n);
+		expect_untouched("tcp state: half-open, a RST acknowledging a foreign ISN", rnat_eg_fd, in, n);
 	}
 	tap_ok(open_flow(&f, &ct, &bip, &bport), "tcp state: flow opened through XDP");
 	tap_ok(ct.isn == htonl(0x01020304), "tcp state: conntrack recorded the client's ISN (0x%08x)",
