@@ -37,7 +37,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define EP_IP6_SADDR_OFF offsetof(struct ipv6hdr, saddr)
 #define EP_IP6_HOPLIMIT_OFF offsetof(struct ipv6hdr, hop_limit)
 /* Ethernet + IPv6 + ICMPv6 + quoted IPv6 + quoted ports. */
-#define EP_RNAT_PULL_LEN (14 + 40 + 8 + 40 + 4)
+#define EP_RNAT_PULL_LEN (14 + 40 + 8 + 40 + 8)
 
 /* Offsets (from the start of the frame) of everything the rewrite touches. */
 struct ep_reply {
@@ -56,6 +56,8 @@ struct ep_reply {
 	__u8 pseudo; /* does the L4 checksum cover the outer addresses? */
 	__u8 tcp_flags;
 	__u32 tcp_ack;
+	__u8 inner_seq_ok; /* ICMP error about TCP: the quoted sequence number is in */
+	__u32 inner_seq;
 };
 
 static __always_inline int ep_parse_reply_l4(void *data, void *end, __u32 l4_off, __u8 proto,
@@ -145,6 +147,12 @@ static __always_inline int ep_parse_reply_icmp(void *data, void *end, __u32 l4_o
 	r->cport = ports[0];
 	r->backend.port = ports[1];
 	r->icmp_error = 1;
+	/* About a SYN of a half-open flow, only its sequence number (the
+	 * client's ISN) tells which handshake it answers. */
+	if (r->backend.proto == IPPROTO_TCP && (void *)ports + 8 <= end) {
+		r->inner_seq = *(__u32 *)((void *)ports + 4);
+		r->inner_seq_ok = 1;
+	}
 	return 0;
 }
 
@@ -204,6 +212,8 @@ static __always_inline int ep_find_vip(const struct ep_reply *r, struct ep_rev_v
 	 * waits out its SYN retransmissions. */
 	int refusal = r->backend.proto == IPPROTO_TCP && !r->icmp_error &&
 		      (r->tcp_flags & (EP_TCP_SYN | EP_TCP_RST | EP_TCP_ACK)) == (EP_TCP_RST | EP_TCP_ACK);
+	/* ... or with an ICMP error about the SYN (a firewall's reject). */
+	int icmp_syn = r->backend.proto == IPPROTO_TCP && r->icmp_error && r->inner_seq_ok;
 
 	rev = bpf_map_lookup_elem(&ep_backend_rev, &r->backend);
 	if (!rev || rev->count == 0)
@@ -221,8 +231,8 @@ static __always_inline int ep_find_vip(const struct ep_reply *r, struct ep_rev_v
 		k.dport = rev->vips[i].port;
 		ct = r->family == EP_FAMILY_V4 ? ep_ct_lookup(&k, EP_FAMILY_V4)
 						: ep_ct_lookup(&k, EP_FAMILY_V6);
-		if (synack || (refusal && !(ct && ct->bport == r->backend.port &&
-					    ep_addr_eq(ct->baddr, r->backend.addr)))) {
+		if (synack || ((refusal || icmp_syn) && !(ct && ct->bport == r->backend.port &&
+							  ep_addr_eq(ct->baddr, r->backend.addr)))) {
 			/* A handshake in progress has no entry yet, only its
 			 * half-open record: translate the SYN-ACK (or the
 			 * refusal) if it answers exactly that SYN, from the
@@ -234,7 +244,8 @@ static __always_inline int ep_find_vip(const struct ep_reply *r, struct ep_rev_v
 			__u32 bid = 0;
 
 			if (rec && rec->sig == ep_syn_sig(&k, hash) &&
-			    r->tcp_ack == bpf_htonl(bpf_ntohl(rec->isn) + 1)) {
+			    (icmp_syn ? r->inner_seq == rec->isn
+				      : r->tcp_ack == bpf_htonl(bpf_ntohl(rec->isn) + 1))) {
 				bid = rec->backend_id;
 				be = bpf_map_lookup_elem(&ep_backends, &bid);
 			}
