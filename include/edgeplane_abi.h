@@ -125,6 +125,35 @@ struct ep_ct_entry {
 	__u32 isn;
 };
 
+/*
+ * Half-open TCP handshakes. A SYN is balanced statelessly by Maglev and
+ * leaves a record here instead of a conntrack entry: a direct-mapped table
+ * indexed by the flow hash, where a newer SYN simply overwrites an older one
+ * (no lock, no allocation, no eviction of anything that matters). The
+ * conntrack entry is created by the client's next packet, the ACK
+ * completing the handshake, so spoofed SYNs, whose sources never answer,
+ * never reach conntrack. The record is what lets reverse NAT translate the
+ * backend's SYN-ACK before any entry exists, and keeps a handshake on the
+ * backend that got its SYN when the Maglev ring changes before the ACK.
+ *
+ * 16 bytes, four to a cache line, both families in one table: the flow is
+ * named by a 32-bit signature of its key (ep_syn_sig) and must also match
+ * the ISN, so a wrong match needs 64 bits to agree. Sized so that a record
+ * outlives the SYN -> SYN-ACK time (the backend's answer, microseconds to
+ * milliseconds) even under a flood: at 1M SYN/s a slot is overwritten every
+ * 16 ms on average; 256 KiB, small enough to stay cached.
+ */
+#define EP_SYN_SLOTS 16384
+/* A record older than this is no handshake in progress any more. */
+#define EP_SYN_MAX_AGE_S 30
+
+struct ep_syn {
+	__u32 sig;	   /* ep_syn_sig() of the flow; 0 in an unused slot */
+	__u32 backend_id;  /* where the SYN went */
+	__u32 isn;	   /* the client's ISN (network order) */
+	__u32 last_seen_s; /* ep_dp_config.now_s of the (latest copy of the) SYN */
+};
+
 /* Reverse index: which VIP:ports a backend address:port serves. */
 struct ep_rev_vip {
 	__u32 addr[4];

@@ -22,6 +22,7 @@
 #define EP_JHASH_INITVAL 0xdeadbeef
 #define EP_HASH_SEED_FLOW 0x5eed0001u
 #define EP_HASH_SEED_CLIENT 0x5eed0002u
+#define EP_HASH_SEED_SYN 0x5eed0003u
 
 EP_INLINE __u32 ep_rol32(__u32 word, unsigned int shift)
 {
@@ -103,6 +104,14 @@ EP_INLINE __u32 ep_flow_hash(const struct ep_flow_key *k)
 		return ep_jhash_3words(k->src[0], ports, k->proto, EP_HASH_SEED_FLOW);
 	return ep_jhash_5words(k->src[0], k->src[1], k->src[2], k->src[3], ports ^ k->proto,
 			       EP_HASH_SEED_FLOW);
+}
+
+/* Signature of a flow in the half-open table (struct ep_syn), given its
+ * flow hash: adds what the flow hash leaves out (the VIP and its port). */
+EP_INLINE __u32 ep_syn_sig(const struct ep_flow_key *k, __u32 flow_hash)
+{
+	return ep_jhash_3words(flow_hash, k->dst[0] ^ k->dst[1] ^ k->dst[2] ^ k->dst[3],
+			       ((__u32)k->dport << 16) | k->family, EP_HASH_SEED_SYN);
 }
 
 /* Hash of the client address alone: keeps a client on one side of a canary split. */

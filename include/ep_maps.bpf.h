@@ -63,9 +63,13 @@ struct {
 	__type(value, struct ep_backend_rev);
 } ep_backend_rev SEC(".maps");
 
-/* Conntrack, one map per family (see ep_flow_key4). Size set by the agent
- * from datapath.conntrack_size before load. Per-CPU LRU lists: inserting a
- * new flow takes no global lock (lookups still see every CPU's entries). */
+/* Conntrack, one map per family (see ep_flow_key4) and per protocol: TCP
+ * in ep_ct4/ep_ct6, UDP in ep_ctu4/ep_ctu6. A UDP flow is pinned on its
+ * first datagram, so a spoofed UDP flood fills conntrack; in maps of its
+ * own it can only evict UDP flows, never established TCP connections.
+ * Sizes set by the agent from datapath.conntrack_size before load (each
+ * map). Per-CPU LRU lists: inserting a new flow takes no global lock
+ * (lookups still see every CPU's entries). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, EP_CT_DEFAULT_SIZE);
@@ -82,47 +86,101 @@ struct {
 	__type(value, struct ep_ct_entry);
 } ep_ct6 SEC(".maps");
 
-/* The conntrack map and key of a family. `family` must be a constant at the
- * call site (it is, after inlining), so each path touches one map. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, EP_CT_DEFAULT_SIZE);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, struct ep_flow_key4);
+	__type(value, struct ep_ct_entry);
+} ep_ctu4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, EP_CT_DEFAULT_SIZE);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, struct ep_flow_key);
+	__type(value, struct ep_ct_entry);
+} ep_ctu6 SEC(".maps");
+
+/* The conntrack map and key of a flow. `family` and `proto` must be
+ * constants at the call site (they are, after inlining), so each call site
+ * names one map and the verifier can inline the hash lookup; a map chosen
+ * at run time would turn every lookup into an indirect helper call. The
+ * _p variants take the protocol as that constant (the fast path); the
+ * others branch on k->proto first. */
+#define EP_CT_KEY4(k)                                                                              \
+	{                                                                                          \
+		.src = (k)->src[0], .dst = (k)->dst[0], .sport = (k)->sport, .dport = (k)->dport,  \
+		.proto = (k)->proto,                                                               \
+	}
+
+static __always_inline struct ep_ct_entry *ep_ct_lookup_p(const struct ep_flow_key *k,
+							   const __u8 family, const __u8 proto)
+{
+	if (family == EP_FAMILY_V4) {
+		struct ep_flow_key4 k4 = EP_CT_KEY4(k);
+
+		return bpf_map_lookup_elem(proto == IPPROTO_UDP ? (void *)&ep_ctu4 : (void *)&ep_ct4,
+					   &k4);
+	}
+	return bpf_map_lookup_elem(proto == IPPROTO_UDP ? (void *)&ep_ctu6 : (void *)&ep_ct6, k);
+}
+
+static __always_inline long ep_ct_update_p(const struct ep_flow_key *k,
+					   const struct ep_ct_entry *v, const __u8 family,
+					   const __u8 proto)
+{
+	if (family == EP_FAMILY_V4) {
+		struct ep_flow_key4 k4 = EP_CT_KEY4(k);
+
+		return bpf_map_update_elem(proto == IPPROTO_UDP ? (void *)&ep_ctu4 : (void *)&ep_ct4,
+					   &k4, v, BPF_ANY);
+	}
+	return bpf_map_update_elem(proto == IPPROTO_UDP ? (void *)&ep_ctu6 : (void *)&ep_ct6, k, v,
+				   BPF_ANY);
+}
+
+static __always_inline long ep_ct_delete_p(const struct ep_flow_key *k, const __u8 family,
+					   const __u8 proto)
+{
+	if (family == EP_FAMILY_V4) {
+		struct ep_flow_key4 k4 = EP_CT_KEY4(k);
+
+		return bpf_map_delete_elem(proto == IPPROTO_UDP ? (void *)&ep_ctu4 : (void *)&ep_ct4,
+					   &k4);
+	}
+	return bpf_map_delete_elem(proto == IPPROTO_UDP ? (void *)&ep_ctu6 : (void *)&ep_ct6, k);
+}
+
 static __always_inline struct ep_ct_entry *ep_ct_lookup(const struct ep_flow_key *k,
 							 const __u8 family)
 {
-	if (family == EP_FAMILY_V4) {
-		struct ep_flow_key4 k4 = {
-			.src = k->src[0], .dst = k->dst[0], .sport = k->sport, .dport = k->dport,
-			.proto = k->proto,
-		};
-
-		return bpf_map_lookup_elem(&ep_ct4, &k4);
-	}
-	return bpf_map_lookup_elem(&ep_ct6, k);
-}
-
-static __always_inline long ep_ct_update(const struct ep_flow_key *k,
-					 const struct ep_ct_entry *v, const __u8 family)
-{
-	if (family == EP_FAMILY_V4) {
-		struct ep_flow_key4 k4 = {
-			.src = k->src[0], .dst = k->dst[0], .sport = k->sport, .dport = k->dport,
-			.proto = k->proto,
-		};
-
-		return bpf_map_update_elem(&ep_ct4, &k4, v, BPF_ANY);
-	}
-	return bpf_map_update_elem(&ep_ct6, k, v, BPF_ANY);
+	if (k->proto == IPPROTO_UDP)
+		return ep_ct_lookup_p(k, family, IPPROTO_UDP);
+	return ep_ct_lookup_p(k, family, IPPROTO_TCP);
 }
 
 static __always_inline long ep_ct_delete(const struct ep_flow_key *k, const __u8 family)
 {
-	if (family == EP_FAMILY_V4) {
-		struct ep_flow_key4 k4 = {
-			.src = k->src[0], .dst = k->dst[0], .sport = k->sport, .dport = k->dport,
-			.proto = k->proto,
-		};
+	if (k->proto == IPPROTO_UDP)
+		return ep_ct_delete_p(k, family, IPPROTO_UDP);
+	return ep_ct_delete_p(k, family, IPPROTO_TCP);
+}
 
-		return bpf_map_delete_elem(&ep_ct4, &k4);
-	}
-	return bpf_map_delete_elem(&ep_ct6, k);
+/* Half-open handshakes (see struct ep_syn): shared by XDP (writes on a SYN,
+ * reads on the ACK) and TC (reads on the SYN-ACK), so not per-CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, EP_SYN_SLOTS);
+	__type(key, __u32);
+	__type(value, struct ep_syn);
+} ep_syn SEC(".maps");
+
+static __always_inline struct ep_syn *ep_syn_slot(__u32 flow_hash)
+{
+	__u32 idx = flow_hash & (EP_SYN_SLOTS - 1);
+
+	return bpf_map_lookup_elem(&ep_syn, &idx);
 }
 
 struct {

@@ -7,7 +7,9 @@
  * reverse index names the candidate VIP:ports; conntrack decides which one
  * this client used. Without a conntrack entry nothing is rewritten: the
  * packet may belong to a connection made to the backend directly, and
- * guessing a VIP would break it. (So conntrack must be sized for the flows:
+ * guessing a VIP would break it. The one exception is a SYN-ACK that
+ * acknowledges the ISN of a SYN XDP balanced (its half-open record,
+ * struct ep_syn): conntrack entries are only created by the client's ACK. (So conntrack must be sized for the flows:
  * docs/datapath.md.)
  *
  * Translated replies are forwarded here with bpf_fib_lookup + bpf_redirect
@@ -25,6 +27,7 @@
 
 #include "ep_bpf.h"
 #include "ep_maps.bpf.h"
+#include "ep_hash.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -34,7 +37,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define EP_IP6_SADDR_OFF offsetof(struct ipv6hdr, saddr)
 #define EP_IP6_HOPLIMIT_OFF offsetof(struct ipv6hdr, hop_limit)
 /* Ethernet + IPv6 + ICMPv6 + quoted IPv6 + quoted ports. */
-#define EP_RNAT_PULL_LEN (14 + 40 + 8 + 40 + 4)
+#define EP_RNAT_PULL_LEN (14 + 40 + 8 + 40 + 8)
 
 /* Offsets (from the start of the frame) of everything the rewrite touches. */
 struct ep_reply {
@@ -53,6 +56,8 @@ struct ep_reply {
 	__u8 pseudo; /* does the L4 checksum cover the outer addresses? */
 	__u8 tcp_flags;
 	__u32 tcp_ack;
+	__u8 inner_seq_ok; /* ICMP error about TCP: the quoted sequence number is in */
+	__u32 inner_seq;
 };
 
 static __always_inline int ep_parse_reply_l4(void *data, void *end, __u32 l4_off, __u8 proto,
@@ -142,6 +147,12 @@ static __always_inline int ep_parse_reply_icmp(void *data, void *end, __u32 l4_o
 	r->cport = ports[0];
 	r->backend.port = ports[1];
 	r->icmp_error = 1;
+	/* About a SYN of a half-open flow, only its sequence number (the
+	 * client's ISN) tells which handshake it answers. */
+	if (r->backend.proto == IPPROTO_TCP && (void *)ports + 8 <= end) {
+		r->inner_seq = *(__u32 *)((void *)ports + 4);
+		r->inner_seq_ok = 1;
+	}
 	return 0;
 }
 
@@ -194,6 +205,16 @@ static __always_inline int ep_find_vip(const struct ep_reply *r, struct ep_rev_v
 	struct ep_backend_rev *rev;
 	struct ep_flow_key k = {};
 
+	int synack = r->backend.proto == IPPROTO_TCP && !r->icmp_error &&
+		     (r->tcp_flags & (EP_TCP_SYN | EP_TCP_ACK)) == (EP_TCP_SYN | EP_TCP_ACK);
+	/* A backend that refuses answers the SYN with RST+ACK of ISN+1: the
+	 * client must get it as from the VIP (ECONNREFUSED at once), or it
+	 * waits out its SYN retransmissions. */
+	int refusal = r->backend.proto == IPPROTO_TCP && !r->icmp_error &&
+		      (r->tcp_flags & (EP_TCP_SYN | EP_TCP_RST | EP_TCP_ACK)) == (EP_TCP_RST | EP_TCP_ACK);
+	/* ... or with an ICMP error about the SYN (a firewall's reject). */
+	int icmp_syn = r->backend.proto == IPPROTO_TCP && r->icmp_error && r->inner_seq_ok;
+
 	rev = bpf_map_lookup_elem(&ep_backend_rev, &r->backend);
 	if (!rev || rev->count == 0)
 		return -1;
@@ -210,6 +231,38 @@ static __always_inline int ep_find_vip(const struct ep_reply *r, struct ep_rev_v
 		k.dport = rev->vips[i].port;
 		ct = r->family == EP_FAMILY_V4 ? ep_ct_lookup(&k, EP_FAMILY_V4)
 						: ep_ct_lookup(&k, EP_FAMILY_V6);
+		if (synack || ((refusal || icmp_syn) && !(ct && ct->bport == r->backend.port &&
+							  ep_addr_eq(ct->baddr, r->backend.addr)))) {
+			/* A handshake in progress has no entry yet, only its
+			 * half-open record: translate the SYN-ACK (or the
+			 * refusal) if it answers exactly that SYN, from the
+			 * backend that got it. An entry of an older connection
+			 * on the same 4-tuple goes. */
+			__u32 hash = ep_flow_hash(&k);
+			struct ep_syn *rec = ep_syn_slot(hash);
+			struct ep_backend *be = NULL;
+			__u32 bid = 0;
+
+			if (rec && rec->sig == ep_syn_sig(&k, hash) &&
+			    (icmp_syn ? r->inner_seq == rec->isn
+				      : r->tcp_ack == bpf_htonl(bpf_ntohl(rec->isn) + 1))) {
+				bid = rec->backend_id;
+				be = bpf_map_lookup_elem(&ep_backends, &bid);
+			}
+			if (be && (be->flags & EP_BE_F_VALID) && be->port == r->backend.port &&
+			    ep_addr_eq(be->addr, r->backend.addr)) {
+				if (ct && (ct->isn != rec->isn || ct->backend_id != bid ||
+					   (ct->flags & EP_CT_F_CLOSING))) {
+					if (r->family == EP_FAMILY_V4)
+						ep_ct_delete(&k, EP_FAMILY_V4);
+					else
+						ep_ct_delete(&k, EP_FAMILY_V6);
+				}
+				*vip = rev->vips[i];
+				*backend_id = bid;
+				return 0;
+			}
+		}
 		if (!ct || ct->bport != r->backend.port || !ep_addr_eq(ct->baddr, r->backend.addr))
 			continue;
 		if ((r->tcp_flags & (EP_TCP_SYN | EP_TCP_ACK)) == (EP_TCP_SYN | EP_TCP_ACK) &&

@@ -4,8 +4,9 @@
  *
  * A packet to a VIP:port/proto is looked up in conntrack; on a miss a backend
  * is picked from the service's Maglev ring (canary ring first when the
- * service has a canary share), the flow is recorded, and the destination is
- * rewritten with incremental checksums. The packet then goes on through the
+ * service has a canary share), and the destination is rewritten with
+ * incremental checksums. A flow is recorded in conntrack once it exists: a
+ * TCP handshake's ACK, a UDP flow's first datagram (rules at ep_balance). The packet then goes on through the
  * kernel stack (XDP_PASS) or, in redirect mode, straight to the backend's
  * interface via bpf_fib_lookup.
  *
@@ -321,9 +322,8 @@ static __always_inline void ep_dnat(struct ep_pkt *pkt, const struct ep_ct_entry
 }
 
 static __always_inline int ep_pick_backend(struct ep_pkt *pkt, const struct ep_service *svc,
-					   struct ep_ct_entry *out)
+					   __u32 hash, struct ep_ct_entry *out)
 {
-	__u32 hash = ep_flow_hash(&pkt->key);
 	__u32 idx = svc->id * EP_RINGS_PER_SVC + EP_RING_STABLE;
 	struct ep_backend *be;
 	__u32 *bid = NULL;
@@ -422,32 +422,61 @@ static __always_inline int ep_forward(struct xdp_md *ctx, struct ep_pkt *pkt,
 	return bpf_redirect_map(&ep_tx_ports, fib.ifindex, XDP_PASS);
 }
 
-static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, const __u8 family)
+/* The entry a half-open record stands for, if its backend is still in
+ * service. (An id is only reused once conntrack no longer names it, so a
+ * record outliving its backend's removal points nowhere, not elsewhere,
+ * except in the rare case the id was reused within EP_SYN_MAX_AGE_S.) */
+static __always_inline int ep_syn_entry(const struct ep_syn *rec, struct ep_ct_entry *out)
+{
+	__u32 bid = rec->backend_id;
+	struct ep_backend *be = bpf_map_lookup_elem(&ep_backends, &bid);
+
+	if (!be || !(be->flags & EP_BE_F_VALID))
+		return -1;
+	ep_addr_copy(out->baddr, be->addr, 4);
+	out->bport = be->port;
+	out->flags = 0;
+	out->backend_id = bid;
+	out->isn = rec->isn;
+	return 0;
+}
+
+/*
+ * Conntrack rules (docs/datapath.md, "Conntrack"):
+ * - a packet of a known flow follows its entry;
+ * - a TCP SYN is balanced statelessly (Maglev) without looking at
+ *   conntrack and leaves only a half-open record (ep_syn), never a
+ *   conntrack entry: a spoofed SYN flood cannot evict established flows. A
+ *   retransmitted SYN is balanced the same way and replaces the record, so
+ *   after a ring change the handshake moves to the new backend as a whole
+ *   (reverse NAT translates only the SYN-ACK the record names);
+ * - the client's ACK completing the handshake (seq = ISN + 1) creates the
+ *   entry with the record's backend, so a Maglev change between SYN and ACK
+ *   does not move the handshake. Any other TCP packet without an entry (a
+ *   flow whose entry was evicted, or whose record was overwritten) is
+ *   balanced by Maglev and re-creates its entry, except a RST;
+ * - UDP: the first datagram creates the entry (a flow is pinned on its first
+ *   packet).
+ */
+static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, const __u8 family,
+				      const __u8 proto)
 {
 	struct ep_backend_stats *st;
 	struct ep_ct_entry fresh, *ct;
 	struct ep_dp_config *cfg;
 	__u32 bid, zero = 0;
+	int syn = (pkt->tcp_flags & (EP_TCP_SYN | EP_TCP_ACK)) == EP_TCP_SYN;
 
 	cfg = bpf_map_lookup_elem(&ep_config, &zero);
 	if (!cfg)
 		return XDP_PASS;
-	ct = ep_ct_lookup(&pkt->key, family);
-	if (ct && pkt->tcp_flags) {
-		__u8 f = pkt->tcp_flags;
-
-		if ((f & (EP_TCP_SYN | EP_TCP_ACK)) == EP_TCP_SYN) {
-			/* A SYN on a finished flow's 4-tuple is a new connection:
-			 * balance it afresh (drain and weights apply). A SYN on a
-			 * live one is a retransmission: same backend. */
-			if (ct->flags & EP_CT_F_CLOSING)
-				ct = NULL;
-			else if (ct->isn != pkt->tcp_seq)
-				ct->isn = pkt->tcp_seq;
-		} else if ((f & (EP_TCP_FIN | EP_TCP_RST)) && !(ct->flags & EP_CT_F_CLOSING)) {
-			ct->flags |= EP_CT_F_CLOSING;
-		}
-	}
+	/* A SYN starts a connection: it never follows an entry (an entry on
+	 * its 4-tuple belongs to an older connection; reverse NAT drops it
+	 * when the backend answers this SYN), and skipping the lookup keeps a
+	 * SYN flood away from conntrack altogether. */
+	ct = syn ? NULL : ep_ct_lookup_p(&pkt->key, family, proto);
+	if (ct && (pkt->tcp_flags & (EP_TCP_FIN | EP_TCP_RST)) && !(ct->flags & EP_CT_F_CLOSING))
+		ct->flags |= EP_CT_F_CLOSING;
 	if (ct) {
 		/* Written once a second at most: the cache line stays shared. */
 		if (ct->last_seen_s != cfg->now_s)
@@ -455,6 +484,9 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 	} else {
 		struct ep_endpoint sk = {};
 		struct ep_service *svc;
+		struct ep_syn *rec = NULL;
+		__u32 hash, sig = 0;
+		int half = 0;
 
 		/* An ICMP error can only follow a flow that exists. */
 		if (pkt->icmp_error)
@@ -467,16 +499,42 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 		svc = bpf_map_lookup_elem(&ep_services, &sk);
 		if (!svc)
 			return XDP_PASS; /* VIP address, but another port or protocol */
-		if (ep_pick_backend(pkt, svc, &fresh))
-			return ep_count_drop(ctx, EP_DROP_NO_BACKEND);
+		hash = ep_flow_hash(&pkt->key);
+		if (pkt->key.proto == IPPROTO_TCP) {
+			sig = ep_syn_sig(&pkt->key, hash);
+			rec = ep_syn_slot(hash);
+			/* The SYN only writes its record: a load that misses
+			 * the cache stalls, a store does not. The ACK of the
+			 * same handshake acknowledges ISN + 1. */
+			half = !syn && rec && rec->sig == sig &&
+			       rec->isn == bpf_htonl(bpf_ntohl(pkt->tcp_seq) - 1) &&
+			       cfg->now_s - rec->last_seen_s <= EP_SYN_MAX_AGE_S &&
+			       ep_syn_entry(rec, &fresh) == 0;
+		}
+		if (!half) {
+			if (ep_pick_backend(pkt, svc, hash, &fresh))
+				return ep_count_drop(ctx, EP_DROP_NO_BACKEND);
+			fresh.isn = pkt->tcp_seq;
+			if (!syn && pkt->tcp_flags)
+				fresh.isn = bpf_htonl(bpf_ntohl(pkt->tcp_seq) - 1);
+		}
 		fresh.last_seen_s = cfg->now_s;
-		fresh.isn = pkt->tcp_seq;
-		ep_ct_update(&pkt->key, &fresh, family);
+		if (syn) {
+			if (rec) {
+				rec->sig = sig;
+				rec->backend_id = fresh.backend_id;
+				rec->isn = fresh.isn;
+				rec->last_seen_s = cfg->now_s;
+			}
+		} else if (!(pkt->tcp_flags & EP_TCP_RST)) {
+			/* A RST ends a flow: there is nothing to pin. */
+			ep_ct_update_p(&pkt->key, &fresh, family, proto);
+			bid = fresh.backend_id;
+			st = bpf_map_lookup_elem(&ep_backend_stats, &bid);
+			if (st)
+				st->flows++;
+		}
 		ct = &fresh;
-		bid = fresh.backend_id;
-		st = bpf_map_lookup_elem(&ep_backend_stats, &bid);
-		if (st)
-			st->flows++;
 	}
 	bid = ct->backend_id;
 	ep_dnat(pkt, ct, family);
@@ -493,14 +551,18 @@ static __always_inline int ep_verdict(struct xdp_md *ctx, struct ep_pkt *pkt, in
 {
 	if (v == EP_V_PASS)
 		return XDP_PASS;
-	if (v == EP_V_BALANCE)
-		return ep_balance(ctx, pkt, family);
 	/* The pre-filter may say "maybe" for an address that is no VIP: only a
-	 * real VIP's packets are diverted or dropped. */
+	 * real VIP's packets are diverted (an ICMP error) or dropped. One copy
+	 * of the balancing code per conntrack protocol (see ep_ct_lookup_p). */
+	if (v == EP_V_BALANCE || v == EP_V_ICMP_ERROR) {
+		if (v == EP_V_ICMP_ERROR && !ep_is_vip(pkt->key.dst, family))
+			return XDP_PASS;
+		if (pkt->key.proto == IPPROTO_UDP)
+			return ep_balance(ctx, pkt, family, IPPROTO_UDP);
+		return ep_balance(ctx, pkt, family, IPPROTO_TCP);
+	}
 	if (!ep_is_vip(pkt->key.dst, family))
 		return XDP_PASS;
-	if (v == EP_V_ICMP_ERROR)
-		return ep_balance(ctx, pkt, family);
 	return ep_count_drop(ctx, v);
 }
 

@@ -122,17 +122,13 @@ static void detach_iface(struct ep_dp_iface *ifc)
 	ep_dp_tc_health_detach(ifc);
 }
 
-static int attach_iface(struct ep_datapath *dp, struct ep_dp_iface *ifc, char *err,
-			size_t errlen)
+/* The TC programs of an interface (XDP is attached after every interface's
+ * TC, see ep_datapath_sync). */
+static int attach_iface_tc(struct ep_datapath *dp, struct ep_dp_iface *ifc, char *err,
+			   size_t errlen)
 {
-	int rc;
+	int rc = ep_dp_tc_rnat_attach(dp, ifc, err, errlen);
 
-	if (ifc->role == EP_ROLE_UPLINK) {
-		rc = ep_dp_xdp_sync(dp, ifc, err, errlen);
-		if (rc)
-			return rc;
-	}
-	rc = ep_dp_tc_rnat_attach(dp, ifc, err, errlen);
 	if (rc)
 		return rc;
 	if (dp->health_skel && (rc = ep_dp_tc_health_attach(dp, ifc, err, errlen)))
@@ -236,11 +232,15 @@ int ep_datapath_sync_ifaces(struct ep_datapath *dp, const struct ep_config *cfg,
 		if (!kept)
 			detach_iface(&dp->ifaces[i]);
 	}
-	for (size_t i = 0; i < cfg->n_ifaces; i++) {
-		rc = attach_iface(dp, &want[i], err, errlen);
-		if (rc)
-			break;
-	}
+	/* Reverse NAT everywhere before XDP on any uplink: on an upgrade, a new
+	 * XDP program may rely on what only the new TC program understands
+	 * (a SYN leaves a half-open record, not a conntrack entry), while an
+	 * old XDP program next to a new TC program is fine. */
+	for (size_t i = 0; i < cfg->n_ifaces && !rc; i++)
+		rc = attach_iface_tc(dp, &want[i], err, errlen);
+	for (size_t i = 0; i < cfg->n_ifaces && !rc; i++)
+		if (want[i].role == EP_ROLE_UPLINK)
+			rc = ep_dp_xdp_sync(dp, &want[i], err, errlen);
 	free(dp->ifaces);
 	dp->ifaces = want;
 	dp->n_ifaces = cfg->n_ifaces;

@@ -103,6 +103,14 @@ int ep_map_fds_from_obj(struct bpf_object *obj, struct ep_map_fds *out)
 		if (*m[i].fd < 0)
 			return -ENOENT;
 	}
+	/* UDP conntrack maps: an object built before they existed (make
+	 * bench's baseline) keeps UDP flows in the TCP maps. */
+	out->ct.u4 = bpf_object__find_map_fd_by_name(obj, "ep_ctu4");
+	out->ct.u6 = bpf_object__find_map_fd_by_name(obj, "ep_ctu6");
+	if (out->ct.u4 < 0 || out->ct.u6 < 0) {
+		out->ct.u4 = out->ct.v4;
+		out->ct.u6 = out->ct.v6;
+	}
 	return 0;
 }
 
@@ -137,7 +145,8 @@ int ep_dp_pin_maps(struct bpf_object *obj, const char *root, uint32_t ct_size, c
 			snprintf(err, errlen, "pin path of %s under %s is too long", name, root);
 			return -ENAMETOOLONG;
 		}
-		if (!strcmp(name, "ep_ct4") || !strcmp(name, "ep_ct6")) {
+		if (!strcmp(name, "ep_ct4") || !strcmp(name, "ep_ct6") || !strcmp(name, "ep_ctu4") ||
+		    !strcmp(name, "ep_ctu6")) {
 			struct bpf_map_info info = {};
 			__u32 len = sizeof(info);
 			int fd = bpf_obj_get(path);

@@ -101,17 +101,26 @@ static long ct_walk(int fd, int family, ct_visit_fn fn, void *arg, uint64_t *sca
 	return rc ? rc : deleted;
 }
 
+static int ct_fd(const struct ep_ct_fds *ct, int family, int proto)
+{
+	if (proto == IPPROTO_UDP)
+		return family == EP_FAMILY_V4 ? ct->u4 : ct->u6;
+	return family == EP_FAMILY_V4 ? ct->v4 : ct->v6;
+}
+
 int ep_ct_get(const struct ep_ct_fds *ct, const struct ep_flow_key *k, struct ep_ct_entry *out)
 {
+	int fd = ct_fd(ct, k->family, k->proto);
+
 	if (k->family == EP_FAMILY_V4) {
 		struct ep_flow_key4 k4 = {
 			.src = k->src[0], .dst = k->dst[0], .sport = k->sport, .dport = k->dport,
 			.proto = k->proto,
 		};
 
-		return bpf_map_lookup_elem(ct->v4, &k4, out) ? -errno : 0;
+		return bpf_map_lookup_elem(fd, &k4, out) ? -errno : 0;
 	}
-	return bpf_map_lookup_elem(ct->v6, k, out) ? -errno : 0;
+	return bpf_map_lookup_elem(fd, k, out) ? -errno : 0;
 }
 
 struct gc_arg {
@@ -146,17 +155,33 @@ int ep_ct_gc(const struct ep_ct_fds *ct, uint32_t now_s, uint32_t tcp_timeout_s,
 		.udp_s = udp_timeout_s,
 		.refs = refs,
 	};
-	long d4, d6;
+	const struct {
+		int fd, family;
+	} maps[] = {
+		{ct->v4, EP_FAMILY_V4},
+		{ct->u4, EP_FAMILY_V4},
+		{ct->v6, EP_FAMILY_V6},
+		{ct->u6, EP_FAMILY_V6},
+	};
 
 	memset(res, 0, sizeof(*res));
-	d4 = ct_walk(ct->v4, EP_FAMILY_V4, gc_visit, &a, &res->scanned);
-	res->entries4 = a.kept;
-	d6 = ct_walk(ct->v6, EP_FAMILY_V6, gc_visit, &a, &res->scanned);
-	if (d4 < 0 || d6 < 0)
-		return (int)(d4 < 0 ? d4 : d6);
-	res->expired = (uint64_t)(d4 + d6);
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+		uint64_t kept = a.kept;
+		long d;
+
+		/* An older object without UDP maps hands the TCP ones twice. */
+		if (i % 2 && maps[i].fd == maps[i - 1].fd)
+			continue;
+		d = ct_walk(maps[i].fd, maps[i].family, gc_visit, &a, &res->scanned);
+		if (d < 0)
+			return (int)d;
+		res->expired += (uint64_t)d;
+		if (maps[i].family == EP_FAMILY_V4)
+			res->entries4 += a.kept - kept;
+		else
+			res->entries6 += a.kept - kept;
+	}
 	res->entries = a.kept;
-	res->entries6 = a.kept - res->entries4;
 	return 0;
 }
 
@@ -171,8 +196,8 @@ static int purge_visit(const struct ep_flow_key *k, const struct ep_ct_entry *v,
 
 long ep_ct_purge_service(const struct ep_ct_fds *ct, const struct ep_endpoint *svc)
 {
-	return ct_walk(svc->family == EP_FAMILY_V4 ? ct->v4 : ct->v6, svc->family, purge_visit,
-		       (void *)svc, NULL);
+	return ct_walk(ct_fd(ct, svc->family, svc->proto), svc->family, purge_visit, (void *)svc,
+		       NULL);
 }
 
 static int purge_be_visit(const struct ep_flow_key *k, const struct ep_ct_entry *v, void *arg)

@@ -9,9 +9,11 @@
 
 #include "edgeplane_abi.h"
 
-/* The two conntrack maps (ep_ct4, ep_ct6). */
+/* The conntrack maps: TCP (and anything not UDP) in ep_ct4/ep_ct6, UDP in
+ * ep_ctu4/ep_ctu6 (include/ep_maps.bpf.h says why). */
 struct ep_ct_fds {
 	int v4, v6;
+	int u4, u6;
 };
 
 struct ep_ct_gc_result {
@@ -30,7 +32,7 @@ int ep_ncpus(void);
 int ep_ct_gc(const struct ep_ct_fds *ct, uint32_t now_s, uint32_t tcp_timeout_s,
 	     uint32_t udp_timeout_s, uint8_t *refs, struct ep_ct_gc_result *res);
 
-/* Looks a flow up in the map of its family (k->family). 0 or -errno. */
+/* Looks a flow up in the map of its family and protocol. 0 or -errno. */
 int ep_ct_get(const struct ep_ct_fds *ct, const struct ep_flow_key *k, struct ep_ct_entry *out);
 
 /* Deletes every flow of one service (VIP:port/proto). Returns how many. */

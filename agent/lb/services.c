@@ -46,6 +46,7 @@ int ep_services_init(struct ep_services *s, const struct ep_map_fds *maps)
 	/* A zero fd is stdin, never a map: catches a caller that forgot one. */
 	if (maps->vips <= 0 || maps->vip_filter <= 0 || maps->services <= 0 || maps->maglev <= 0 ||
 	    maps->backends <= 0 || maps->backend_rev <= 0 || maps->ct.v4 <= 0 || maps->ct.v6 <= 0 ||
+	    maps->ct.u4 <= 0 || maps->ct.u6 <= 0 ||
 	    maps->backend_stats <= 0)
 		return -EBADF;
 	s->maps = maps;

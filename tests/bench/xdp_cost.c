@@ -9,6 +9,15 @@
  * the first would see already-rewritten bytes), so every case is timed as many
  * single runs on a fresh copy of the packet, checking each verdict.
  *
+ * Cases: a conntrack hit (an ACK of an established flow), a new flow (a TCP
+ * SYN from a new source port), the ACK completing a new flow's handshake
+ * (where the conntrack entry is created; its SYN runs first, untimed) and a
+ * packet to an address that is no VIP.
+ *
+ * With XDP_COST_BASELINE=path/to/xdp_lb.bpf.o (tests/bench/run.sh builds the
+ * previous commit's object there), that object is timed in the same rounds,
+ * interleaved, and both are reported side by side.
+ *
  * Usage: xdp_cost [RUNS] [JSON_OUT]
  */
 #include <arpa/inet.h>
@@ -35,13 +44,17 @@ struct pkt {
 	size_t len;
 };
 
-/* Ethernet + IPv4 + TCP SYN with valid checksums. */
-static void build_tcp4(struct pkt *p, const char *src, const char *dst, uint16_t sport, uint16_t dport)
+/* Ethernet + IPv4 + TCP with valid checksums. An ACK is the client's
+ * handshake ACK (seq = ISN + 1); the checksum is recomputed. */
+static void build_tcp4(struct pkt *p, const char *src, const char *dst, uint16_t sport,
+		       uint16_t dport, uint8_t flags)
 {
 	struct ep_ip s = IP(src), d = IP(dst);
 
 	memset(p, 0, sizeof(*p));
-	p->len = pkt_between(p->b, &s, sport, &d, dport, P_TCP, TCP_SYN, 0, false, 0);
+	p->len = pkt_between(p->b, &s, sport, &d, dport, P_TCP, flags, 0, false, 0);
+	if (flags & TCP_ACK)
+		tcp_set_seq(p->b, p->len, FRAME_ISN + 1);
 }
 
 static int trivial_prog(void)
@@ -96,68 +109,182 @@ static struct result time_case(const char *name, int prog, struct pkt *tmpl, int
 	return r;
 }
 
-/* New flow every run: the next unused source port (unique across rounds).
- * The conntrack map has room for every one of them, so this measures a
- * new flow on a table that is not full (no eviction on insert). */
-static unsigned int next_port = 1024;
+/* A new flow every run: the next unused source address:port (unique across
+ * rounds and objects). The conntrack map has room for every one of them, so
+ * this measures a new flow on a table that is not full (no eviction). */
+static unsigned int next_flow;
 
-static void new_flow(int i, struct pkt *p, void *arg)
+static void fresh_flow(struct pkt *p, uint8_t flags)
 {
-	uint16_t sport = (uint16_t)next_port++;
-	unsigned char *tcp = p->b + 34;
+	unsigned int n = next_flow++;
+	char src[32];
 
+	snprintf(src, sizeof(src), "172.%u.%u.%u", 16 + n / 16000000 % 16, n / 64000 % 250,
+		 1 + n / 250 % 250);
+	build_tcp4(p, src, VIP, (uint16_t)(1024 + n % 250 * 200 + n / 62500 % 200), 80, flags);
+}
+
+/* new_flow: the SYN of a new connection. */
+static void new_syn(int i, struct pkt *p, void *arg)
+{
 	(void)i;
 	(void)arg;
-	/* Port change: adjust the TCP checksum incrementally (RFC 1624). */
-	unsigned int old = (unsigned int)(tcp[0] << 8 | tcp[1]);
-	unsigned int c = (unsigned int)(tcp[16] << 8 | tcp[17]);
-	unsigned int s = (~c & 0xffff) + (~old & 0xffff) + sport;
+	fresh_flow(p, TCP_SYN);
+}
 
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	c = ~s & 0xffff;
-	tcp[0] = (unsigned char)(sport >> 8);
-	tcp[1] = (unsigned char)sport;
-	tcp[16] = (unsigned char)(c >> 8);
-	tcp[17] = (unsigned char)c;
+/* handshake_ack: the ACK completing a new connection; its SYN runs first
+ * (untimed), as it would have on the wire. */
+static void new_ack(int i, struct pkt *p, void *arg)
+{
+	unsigned int n = next_flow;
+	unsigned char out[256];
+	struct pkt syn;
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_out = out, .data_size_out = sizeof(out), .repeat = 1);
+
+	(void)i;
+	fresh_flow(&syn, TCP_SYN);
+	next_flow = n;
+	fresh_flow(p, TCP_ACK);
+	o.data_in = syn.b;
+	o.data_size_in = (__u32)syn.len;
+	bpf_prog_test_run_opts(*(int *)arg, &o);
+}
+
+/* One load balancer object, programmed with the same service. */
+struct lb {
+	const char *label;
+	struct bpf_object *obj;
+	struct xdp_lb *skel;
+	struct ep_services svcs;
+	int prog;
+};
+
+static int lb_program(struct lb *l, struct ep_config *cfg)
+{
+	struct ep_map_fds fds;
+	char err[256] = "";
+
+	if (ep_map_fds_from_obj(l->obj, &fds)) {
+		fprintf(stderr, "xdp_cost: %s: a load balancer map is missing from the object\n",
+			l->label);
+		return -1;
+	}
+	if (ep_services_init(&l->svcs, &fds) || ep_services_apply(&l->svcs, cfg, err, sizeof(err))) {
+		fprintf(stderr, "xdp_cost: %s: cannot program the service: %s\n", l->label, err);
+		return -1;
+	}
+	return 0;
+}
+
+static void set_ct_size(struct bpf_object *obj)
+{
+	const char *sz = getenv("CTSIZE");
+
+	if (!sz)
+		return;
+	for (const char **n = (const char *[]){"ep_ct4", "ep_ct6", "ep_ctu4", "ep_ctu6", NULL}; *n; n++) {
+		struct bpf_map *m = bpf_object__find_map_by_name(obj, *n);
+
+		if (m)
+			bpf_map__set_max_entries(m, (unsigned)atoi(sz));
+	}
+}
+
+static int lb_open_current(struct lb *l)
+{
+	l->label = "this build";
+	l->skel = xdp_lb__open();
+	if (!l->skel)
+		return -1;
+	set_ct_size(l->skel->obj);
+	if (xdp_lb__load(l->skel)) {
+		xdp_lb__destroy(l->skel);
+		l->skel = NULL;
+		return -1;
+	}
+	l->obj = l->skel->obj;
+	l->prog = bpf_program__fd(l->skel->progs.ep_xdp_lb);
+	return 0;
+}
+
+static int lb_open_file(struct lb *l, const char *path)
+{
+	struct bpf_program *prog;
+
+	l->label = "baseline";
+	l->obj = bpf_object__open_file(path, NULL);
+	if (!l->obj)
+		return -1;
+	set_ct_size(l->obj);
+	if (bpf_object__load(l->obj)) {
+		bpf_object__close(l->obj);
+		l->obj = NULL;
+		return -1;
+	}
+	prog = bpf_object__find_program_by_name(l->obj, "ep_xdp_lb");
+	l->prog = prog ? bpf_program__fd(prog) : -1;
+	return l->prog < 0 ? -1 : 0;
+}
+
+#define NCASES 5
+
+static void accumulate(struct result *acc, const struct result *cur, int rounds)
+{
+	acc->name = cur->name;
+	acc->median += cur->median / rounds;
+	acc->mean += cur->mean / rounds;
+	acc->p90 += cur->p90 / rounds;
+	acc->bad_verdicts += cur->bad_verdicts;
+}
+
+static void print_table(const char *label, struct result *r, double base)
+{
+	printf("%s\n", label);
+	printf("%-14s %10s %10s %10s %12s %8s\n", "case", "median ns", "mean ns", "p90 ns",
+	       "x trivial", "bad");
+	for (int k = 0; k < NCASES; k++)
+		printf("%-14s %10.1f %10.1f %10.1f %11.2fx %8d\n", r[k].name, r[k].median, r[k].mean,
+		       r[k].p90, r[k].median / base, r[k].bad_verdicts);
+}
+
+static void json_cases(FILE *f, struct result *r, double base)
+{
+	for (int k = 0; k < NCASES; k++)
+		fprintf(f, "%s\"%s\":{\"median_ns\":%.1f,\"mean_ns\":%.1f,\"p90_ns\":%.1f,\"ratio_median\":%.3f,\"bad_verdicts\":%d}",
+			k ? "," : "", r[k].name, r[k].median, r[k].mean, r[k].p90, r[k].median / base,
+			r[k].bad_verdicts);
 }
 
 int main(int argc, char **argv)
 {
 	int runs = argc > 1 ? atoi(argv[1]) : 20000;
 
-	if (runs < 10 || runs > 60000) {
-		fprintf(stderr, "xdp_cost: RUNS must be 10..60000 (new flows need unique ports)\n");
+	if (runs < 10 || runs > 1000000) {
+		fprintf(stderr, "xdp_cost: RUNS must be 10..1000000\n");
 		return 2;
 	}
 	const char *json = argc > 2 ? argv[2] : NULL;
+	const char *base_obj = getenv("XDP_COST_BASELINE");
 	struct ep_cfg_backend bes[3] = {};
 	struct ep_cfg_service svc = {};
 	struct ep_cfg_iface ifc = {};
 	struct ep_config cfg = {};
-	struct ep_services svcs;
-	struct ep_map_fds fds;
-	struct xdp_lb *skel;
-	struct pkt hit, nonvip;
-	char err[256];
-	int lb, triv;
+	struct lb lbs[2] = {0};
+	int nlb = 1, triv, bad = 0;
+	struct pkt hit, hit_syn, nonvip;
 
-	skel = xdp_lb__open();
-	if (skel && getenv("CTSIZE")) {
-		bpf_map__set_max_entries(skel->maps.ep_ct4, (unsigned)atoi(getenv("CTSIZE")));
-		bpf_map__set_max_entries(skel->maps.ep_ct6, (unsigned)atoi(getenv("CTSIZE")));
-	}
-	if (skel && xdp_lb__load(skel)) {
-		xdp_lb__destroy(skel);
-		skel = NULL;
-	}
-	if (!skel) {
+	if (lb_open_current(&lbs[0])) {
 		fprintf(stderr, "xdp_cost: cannot load the XDP object: %s\n", strerror(errno));
 		return 1;
 	}
-	if (ep_map_fds_from_obj(skel->obj, &fds)) {
-		fprintf(stderr, "xdp_cost: a load balancer map is missing from the object\n");
-		return 1;
+	if (base_obj && *base_obj) {
+		/* A baseline from another ABI may not load or take this build's
+		 * service layout: then this build alone, said so. */
+		if (lb_open_file(&lbs[1], base_obj))
+			fprintf(stderr, "xdp_cost: cannot load the baseline object %s (%s): this build only\n",
+				base_obj, strerror(errno));
+		else
+			nlb = 2;
 	}
 	for (int i = 0; i < 3; i++) {
 		char a[32];
@@ -179,72 +306,100 @@ int main(int argc, char **argv)
 	cfg.ifaces = &ifc;
 	cfg.n_ifaces = 1;
 	cfg.datapath.maglev_table_size = EP_MAGLEV_DEFAULT_SIZE;
-	if (ep_services_init(&svcs, &fds) || ep_services_apply(&svcs, &cfg, err, sizeof(err))) {
-		fprintf(stderr, "xdp_cost: cannot program the service: %s\n", err);
+	if (lb_program(&lbs[0], &cfg))
 		return 1;
+	if (nlb == 2 && lb_program(&lbs[1], &cfg)) {
+		fprintf(stderr, "xdp_cost: the baseline object cannot be programmed: this build only\n");
+		bpf_object__close(lbs[1].obj);
+		nlb = 1;
 	}
-	lb = bpf_program__fd(skel->progs.ep_xdp_lb);
 	triv = trivial_prog();
 	if (triv < 0) {
 		fprintf(stderr, "xdp_cost: cannot load the trivial program: %s\n", strerror(errno));
 		return 1;
 	}
 
-	build_tcp4(&hit, "192.0.2.7", VIP, 40000, 80);
-	build_tcp4(&nonvip, "192.0.2.7", "10.0.0.200", 40000, 80);
-	{ /* create the flow once so "hit" is a conntrack hit */
-		unsigned char out[256];
-		struct pkt p = hit;
-		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = p.b, .data_size_in = (__u32)p.len,
-			    .data_out = out, .data_size_out = sizeof(out), .repeat = 1);
+	/* The known flow: its handshake (SYN, then ACK) ran once, so its
+	 * packets (ACKs) are conntrack hits, with either object's rules. */
+	build_tcp4(&hit_syn, "192.0.2.7", VIP, 40000, 80, TCP_SYN);
+	build_tcp4(&hit, "192.0.2.7", VIP, 40000, 80, TCP_ACK);
+	build_tcp4(&nonvip, "192.0.2.7", "10.0.0.200", 40000, 80, TCP_ACK);
+	for (int l = 0; l < nlb; l++) {
+		struct pkt *hs[2] = {&hit_syn, &hit};
 
-		bpf_prog_test_run_opts(lb, &o);
-	}
+		for (int k = 0; k < 2; k++) {
+			unsigned char out[256];
+			struct pkt p = *hs[k];
+			LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = p.b, .data_size_in = (__u32)p.len,
+				    .data_out = out, .data_size_out = sizeof(out), .repeat = 1);
 
-	/* Interleave rounds so drift on a shared machine hits every case alike. */
-	struct result base = {0}, rhit = {0}, rnew = {0}, rpass = {0};
-	const int rounds = 5;
-
-	for (int round = 0; round < rounds; round++) {
-		struct result b = time_case("trivial", triv, &hit, runs / rounds, XDP_PASS, NULL, NULL);
-		struct result h = time_case("ct_hit", lb, &hit, runs / rounds, XDP_PASS, NULL, NULL);
-		struct result n = time_case("new_flow", lb, &hit, runs / rounds, XDP_PASS, new_flow, NULL);
-		struct result p = time_case("non_vip_pass", lb, &nonvip, runs / rounds, XDP_PASS, NULL, NULL);
-		struct result *acc[] = {&base, &rhit, &rnew, &rpass}, *cur[] = {&b, &h, &n, &p};
-
-		for (int k = 0; k < 4; k++) {
-			acc[k]->name = cur[k]->name;
-			acc[k]->median += cur[k]->median / rounds;
-			acc[k]->mean += cur[k]->mean / rounds;
-			acc[k]->p90 += cur[k]->p90 / rounds;
-			acc[k]->bad_verdicts += cur[k]->bad_verdicts;
+			bpf_prog_test_run_opts(lbs[l].prog, &o);
 		}
 	}
 
-	struct result *all[] = {&base, &rhit, &rnew, &rpass};
+	/* Interleave rounds so drift on a shared machine hits every case and
+	 * object alike. */
+	struct result base = {0}, res[2][NCASES];
+	const int rounds = 5;
+
+	memset(res, 0, sizeof(res));
+	for (int round = 0; round < rounds; round++) {
+		struct result b = time_case("trivial", triv, &hit, runs / rounds, XDP_PASS, NULL, NULL);
+
+		accumulate(&base, &b, rounds);
+		for (int l = 0; l < nlb; l++) {
+			int fd = lbs[l].prog;
+			struct result cur[NCASES] = {
+				b,
+				time_case("ct_hit", fd, &hit, runs / rounds, XDP_PASS, NULL, NULL),
+				time_case("new_flow", fd, &hit, runs / rounds, XDP_PASS, new_syn, NULL),
+				time_case("handshake_ack", fd, &hit, runs / rounds, XDP_PASS, new_ack, &fd),
+				time_case("non_vip_pass", fd, &nonvip, runs / rounds, XDP_PASS, NULL, NULL),
+			};
+
+			for (int k = 1; k < NCASES; k++)
+				accumulate(&res[l][k], &cur[k], rounds);
+		}
+	}
+	for (int l = 0; l < nlb; l++) {
+		res[l][0] = base;
+		for (int k = 1; k < NCASES; k++)
+			bad += res[l][k].bad_verdicts;
+	}
 
 	printf("XDP per-packet cost, BPF_PROG_TEST_RUN, %d single runs per case (fresh packet copy each)\n",
 	       runs);
-	printf("%-14s %10s %10s %10s %12s %8s\n", "case", "median ns", "mean ns", "p90 ns",
-	       "x trivial", "bad");
-	for (int k = 0; k < 4; k++)
-		printf("%-14s %10.1f %10.1f %10.1f %11.2fx %8d\n", all[k]->name, all[k]->median,
-		       all[k]->mean, all[k]->p90, all[k]->median / base.median, all[k]->bad_verdicts);
+	print_table(nlb > 1 ? "== this build" : "", res[0], base.median);
+	if (nlb > 1) {
+		print_table("== baseline (XDP_COST_BASELINE)", res[1], base.median);
+		printf("\n%-14s %14s %14s\n", "x trivial", "this build", "baseline");
+		for (int k = 1; k < NCASES; k++)
+			printf("%-14s %13.2fx %13.2fx\n", res[0][k].name, res[0][k].median / base.median,
+			       res[1][k].median / base.median);
+	}
 	if (json) {
 		FILE *f = fopen(json, "w");
 
 		if (f) {
 			fprintf(f, "{\"benchmark\":\"xdp_cost\",\"runs\":%d,\"cases\":{", runs);
-			for (int k = 0; k < 4; k++)
-				fprintf(f, "%s\"%s\":{\"median_ns\":%.1f,\"mean_ns\":%.1f,\"p90_ns\":%.1f,\"ratio_median\":%.3f,\"bad_verdicts\":%d}",
-					k ? "," : "", all[k]->name, all[k]->median, all[k]->mean, all[k]->p90,
-					all[k]->median / base.median, all[k]->bad_verdicts);
-			fprintf(f, "}}\n");
+			json_cases(f, res[0], base.median);
+			fprintf(f, "}");
+			if (nlb > 1) {
+				fprintf(f, ",\"baseline\":{\"object\":\"%s\",\"cases\":{", base_obj);
+				json_cases(f, res[1], base.median);
+				fprintf(f, "}}");
+			}
+			fprintf(f, "}\n");
 			fclose(f);
 		}
 	}
-	ep_services_free(&svcs);
+	for (int l = 0; l < nlb; l++) {
+		ep_services_free(&lbs[l].svcs);
+		if (lbs[l].skel)
+			xdp_lb__destroy(lbs[l].skel);
+		else
+			bpf_object__close(lbs[l].obj);
+	}
 	close(triv);
-	xdp_lb__destroy(skel);
-	return rhit.bad_verdicts || rnew.bad_verdicts || rpass.bad_verdicts ? 1 : 0;
+	return bad ? 1 : 0;
 }

@@ -93,6 +93,14 @@ static bool open_flow(const struct flow *f, struct ep_ct_entry *ct, struct ep_ip
 	struct ep_flow_key k = flow_key(f);
 
 	prog_run(xdp_fd, in, n);
+	if (R.err || R.verdict != XDP_PASS)
+		return false;
+	if (f->proto == P_TCP) { /* the handshake's ACK creates the entry */
+		uint8_t ack[FRAME_MAX];
+		size_t an = flow_ack_pkt(ack, f);
+
+		prog_run(xdp_fd, ack, an);
+	}
 	if (R.err || R.verdict != XDP_PASS || ep_ct_get(&fds.ct, &k, ct))
 		return false;
 	memset(bip, 0, sizeof(*bip));
@@ -402,17 +410,6 @@ static void test_not_ours(void)
 	}
 }
 
-/* Recomputes the L4 checksum of an untagged frame after a test edited it. */
-static void l4_recsum_frame(uint8_t *frame, size_t n)
-{
-	uint8_t *ip = frame + 14;
-
-	if ((ip[0] >> 4) == 4)
-		l4_csum_fill(EP_FAMILY_V4, ip + 12, ip + 16, ip[9], ip + 20, n - 14 - 20);
-	else
-		l4_csum_fill(EP_FAMILY_V6, ip + 8, ip + 24, ip[6], ip + 40, n - 14 - 40);
-}
-
 /* TCP conntrack state: a SYN-ACK that does not acknowledge the client's ISN
  * reveals a stale entry (a direct connection reusing an old VIP flow's
  * 4-tuple); FIN/RST mark a flow closing; a new SYN on a closing flow is
@@ -427,6 +424,68 @@ static void test_tcp_state(void)
 	uint16_t bport;
 	size_t n;
 
+	/* Before the handshake's ACK there is no entry: the SYN-ACK that
+	 * answers the SYN's ISN is translated through the half-open record,
+	 * one with another acknowledgement is not, and neither creates one. */
+	{
+		struct flow g = mkflow("198.51.100.78", 43000, "10.0.0.100", 80, P_TCP);
+		struct ep_flow_key kg = flow_key(&g);
+		struct ep_ip gb;
+
+		n = flow_pkt(in, &g, 0, false, 0);
+		prog_run(xdp_fd, in, n);
+		memset(&gb, 0, sizeof(gb));
+		gb = Rp.dst;
+		bport = Rp.dport;
+		tap_ok(R.verdict == XDP_PASS && Rp.ok && ep_ct_get(&fds.ct, &kg, &ct2) != 0,
+		       "tcp state: a SYN through XDP creates no conntrack entry");
+		n = reply_pkt(in, &gb, bport, &g, 0);
+		put32(in + 14 + 20 + 8, 0x77777777);
+		l4_recsum_frame(in, n);
+		expect_untouched("tcp state: half-open, SYN-ACK with a foreign acknowledgement",
+				 rnat_eg_fd, in, n);
+		n = reply_pkt(in, &gb, bport, &g, 0);
+		prog_run(rnat_eg_fd, in, n);
+		tap_ok(R.verdict == TC_ACT_OK && Rp.ok && Rp.sport == g.vport &&
+			       ip_eq_raw(&g.vip, Rp.src.addr, Rp.family) &&
+			       ep_ct_get(&fds.ct, &kg, &ct2) != 0,
+		       "tcp state: half-open, the SYN-ACK answering the SYN is translated to the "
+		       "VIP, still no entry");
+		/* A retransmission (here with another ISN, as after a ring change
+		 * it could have gone elsewhere) replaces the record: only its
+		 * SYN-ACK is translated from then on. */
+		n = flow_pkt(in, &g, 0, false, 0);
+		tcp_set_seq(in, n, 0x0a0b0c0d);
+		prog_run(xdp_fd, in, n);
+		n = reply_pkt(in, &gb, bport, &g, 0);
+		expect_untouched("tcp state: half-open, the first SYN's late SYN-ACK after a "
+				 "retransmission replaced the record",
+				 rnat_eg_fd, in, n);
+		put32(in + 14 + 20 + 8, 0x0a0b0c0e);
+		l4_recsum_frame(in, n);
+		prog_run(rnat_eg_fd, in, n);
+		tap_ok(R.verdict == TC_ACT_OK && Rp.ok && Rp.sport == g.vport,
+		       "tcp state: half-open, the retransmission's SYN-ACK is translated");
+		/* A backend that refuses answers RST+ACK of ISN+1: translated
+		 * like the SYN-ACK (the client gets ECONNREFUSED at once); one
+		 * acknowledging anything else is not. */
+		n = reply_pkt(in, &gb, bport, &g, 0);
+		in[14 + 20 + 13] = TCP_RST | TCP_ACK;
+		put32(in + 14 + 20 + 8, 0x0a0b0c0e);
+		l4_recsum_frame(in, n);
+		prog_run(rnat_eg_fd, in, n);
+		tap_ok(R.verdict == TC_ACT_OK && Rp.ok && Rp.sport == g.vport &&
+			       ip_eq_raw(&g.vip, Rp.src.addr, Rp.family) &&
+			       ep_ct_get(&fds.ct, &kg, &ct2) != 0,
+		       "tcp state: half-open, the backend's refusal (RST+ACK of the ISN) is "
+		       "translated to the VIP, no entry");
+		put32(in + 14 + 20 + 8, 0x77777777);
+		n = reply_pkt(in, &gb, bport, &g, 0);
+		in[14 + 20 + 13] = TCP_RST | TCP_ACK;
+		put32(in + 14 + 20 + 8, 0x77777777);
+		l4_recsum_frame(in, n);
+		expect_untouched("tcp state: half-open, a RST acknowledging a foreign ISN", rnat_eg_fd, in, n);
+	}
 	tap_ok(open_flow(&f, &ct, &bip, &bport), "tcp state: flow opened through XDP");
 	tap_ok(ct.isn == htonl(0x01020304), "tcp state: conntrack recorded the client's ISN (0x%08x)",
 	       ntohl(ct.isn));
@@ -445,14 +504,25 @@ static void test_tcp_state(void)
 	tap_ok(R.verdict == XDP_PASS && ep_ct_get(&fds.ct, &k, &ct2) == 0 &&
 		       (ct2.flags & EP_CT_F_CLOSING),
 	       "tcp state: client FIN through XDP marks the flow closing");
-	/* A SYN retransmission on a live flow keeps the backend; on a closing
-	 * flow it is a new connection and is balanced again (the entry is
-	 * replaced, flags cleared). */
+	/* A SYN on a closing flow is a new connection: balanced afresh without
+	 * touching conntrack; the backend's SYN-ACK (translated through the
+	 * half-open record) drops the old entry, the client's ACK creates the
+	 * new one, flags cleared. */
 	n = flow_pkt(in, &f, 0, false, 0);
 	prog_run(xdp_fd, in, n);
 	tap_ok(R.verdict == XDP_PASS && ep_ct_get(&fds.ct, &k, &ct2) == 0 &&
-		       !(ct2.flags & EP_CT_F_CLOSING),
-	       "tcp state: a new SYN on a closing flow starts a fresh entry");
+		       (ct2.flags & EP_CT_F_CLOSING),
+	       "tcp state: a new SYN on a closing flow leaves conntrack alone");
+	n = reply_pkt(in, &bip, bport, &f, 0);
+	prog_run(rnat_eg_fd, in, n);
+	tap_ok(R.verdict == TC_ACT_OK && Rp.ok && Rp.sport == f.vport &&
+		       ep_ct_get(&fds.ct, &k, &ct2) != 0,
+	       "tcp state: its SYN-ACK is translated and the old closing entry dropped");
+	n = flow_ack_pkt(in, &f);
+	prog_run(xdp_fd, in, n);
+	tap_ok(R.verdict == XDP_PASS && ep_ct_get(&fds.ct, &k, &ct2) == 0 &&
+		       !(ct2.flags & EP_CT_F_CLOSING) && ct2.isn == htonl(FRAME_ISN),
+	       "tcp state: the client's ACK starts a fresh entry");
 	/* A RST from the backend marks it closing too (and is translated). */
 	n = pkt_between(in, &bip, bport, &f.client, f.cport, P_TCP, TCP_RST | TCP_ACK, 0, false, 0);
 	prog_run(rnat_eg_fd, in, n);

@@ -184,7 +184,10 @@ struct outcome {
 	bool src_ok;		/* source address and port untouched */
 	struct ep_ip went;	/* destination after the rewrite */
 	uint16_t went_port;
-	bool ct_found;
+	uint8_t out[FRAME_MAX]; /* the first packet as XDP left it */
+	size_t outlen;
+	bool ct_after_first; /* a conntrack entry right after the first packet */
+	bool ct_found;	     /* ... after the handshake's ACK too (TCP) */
 	struct ep_ct_entry ct;
 	uint8_t ttl;
 };
@@ -200,18 +203,32 @@ static bool ct_matches(const struct outcome *o)
 	       ntohs(o->ct.bport) == o->went_port;
 }
 
-static struct outcome send_flow(const struct flow *f, int nvlan, bool qinq, size_t payload)
+/* The next packet of f: a SYN (TCP) or the first datagram (UDP) when the
+ * flow does not exist yet and then, for TCP when handshake is set, the
+ * client's ACK completing the handshake, which creates the entry; an ACK
+ * (TCP) when it exists (a SYN would be a new connection). */
+static struct outcome send_flow_hs(const struct flow *f, int nvlan, bool qinq, size_t payload,
+				   bool handshake)
 {
 	uint8_t in[FRAME_MAX], exp[FRAME_MAX];
 	struct ep_flow_key k = flow_key(f);
+	struct ep_ct_entry ct0;
+	uint8_t flags = TCP_SYN;
 	struct outcome o;
 	size_t n, en;
 
 	memset(&o, 0, sizeof(o));
-	n = flow_pkt(in, f, nvlan, qinq, payload);
+	if (f->proto == P_TCP && ct_get(&k, &ct0)) {
+		flags = TCP_ACK;
+		handshake = false;
+	}
+	n = pkt_between(in, &f->client, f->cport, &f->vip, f->vport, f->proto, flags, nvlan, qinq,
+			payload);
 	o.pred = predict(&k);
 	o.err = xdp_run(in, n);
 	o.verdict = R.verdict;
+	o.outlen = R.outlen < sizeof(o.out) ? R.outlen : sizeof(o.out);
+	memcpy(o.out, R.out, o.outlen);
 	if (o.err || !Rp.ok)
 		return o;
 	o.went = Rp.dst;
@@ -219,11 +236,24 @@ static struct outcome send_flow(const struct flow *f, int nvlan, bool qinq, size
 	o.ttl = Rp.ttl;
 	o.csum_ok = Rp.ip_csum_ok && Rp.l4_csum_ok;
 	o.src_ok = ip_eq_raw(&f->client, Rp.src.addr, Rp.family) && Rp.sport == f->cport;
-	en = pkt_between(exp, &f->client, f->cport, &o.went, o.went_port, f->proto, TCP_SYN, nvlan,
+	en = pkt_between(exp, &f->client, f->cport, &o.went, o.went_port, f->proto, flags, nvlan,
 			 qinq, payload);
 	o.rewritten_ok = same_but_csums(R.out, R.outlen, exp, en);
+	o.ct_after_first = ct_get(&k, &o.ct);
+	if (f->proto == P_TCP && handshake) {
+		n = flow_ack_pkt(in, f);
+		xdp_run(in, n);
+		if (R.verdict != XDP_PASS || !Rp.ok || !ip_eq_raw(&o.went, Rp.dst.addr, Rp.family) ||
+		    Rp.dport != o.went_port)
+			tap_diag("  handshake ACK: verdict %d, not sent where the SYN went", R.verdict);
+	}
 	o.ct_found = ct_get(&k, &o.ct);
 	return o;
+}
+
+static struct outcome send_flow(const struct flow *f, int nvlan, bool qinq, size_t payload)
+{
+	return send_flow_hs(f, nvlan, qinq, payload, true);
 }
 
 static void diag_outcome(const struct flow *f, const struct outcome *o)
@@ -351,18 +381,35 @@ static void check_new_flow(const char *name, const struct flow *f, int nvlan, bo
 
 	if (p.ok)
 		before = backend_stats_read(fds.backend_stats, p.bid, ncpu);
-	o = send_flow(f, nvlan, qinq, payload);
+	o = send_flow_hs(f, nvlan, qinq, payload, false);
 	ok = o.err == 0 && o.verdict == XDP_PASS && p.ok && went_to(&o, &p.be) && o.rewritten_ok &&
 	     o.src_ok && o.csum_ok;
 	if (!tap_ok(ok, "%s: XDP_PASS, dst rewritten to the predicted backend %s:%u (slot %u of %u), "
 			"src untouched, IPv4 header (if any) + full L4 checksums valid",
 		    name, p.ok ? ipstr(&pb) : "?", ntohs(p.be.port), p.slot, p.table_size))
 		diag_outcome(f, &o);
-	ok = o.ct_found && o.ct.backend_id == p.bid && ct_matches(&o);
-	if (!tap_ok(ok, "%s: conntrack entry -> backend id %u (%s:%u)", name, p.bid,
-		    ipstr(&o.went), o.went_port))
-		diag_outcome(f, &o);
 	after = backend_stats_read(fds.backend_stats, p.bid, ncpu);
+	/* A SYN is balanced without a conntrack entry; the handshake's ACK
+	 * creates it. A UDP flow's first datagram creates it at once. */
+	if (f->proto == P_TCP) {
+		uint8_t ack[FRAME_MAX];
+		size_t an = flow_ack_pkt(ack, f);
+
+		tap_ok(o.ct_after_first == false && after.packets - before.packets == 1 &&
+			       after.bytes - before.bytes == n && after.flows == before.flows,
+		       "%s: the SYN leaves no conntrack entry; ep_backend_stats[%u] +1 packet, +%zu "
+		       "bytes, no flow yet",
+		       name, p.bid, n);
+		before = after;
+		xdp_run(ack, an);
+		o.ct_found = ct_get(&k, &o.ct);
+		n = an;
+		after = backend_stats_read(fds.backend_stats, p.bid, ncpu);
+	}
+	ok = o.ct_found && o.ct.backend_id == p.bid && ct_matches(&o);
+	if (!tap_ok(ok, "%s: conntrack entry -> backend id %u (%s:%u)%s", name, p.bid,
+		    ipstr(&o.went), o.went_port, f->proto == P_TCP ? ", created by the handshake's ACK" : ""))
+		diag_outcome(f, &o);
 	ok = after.packets - before.packets == 1 && after.bytes - before.bytes == n &&
 	     after.flows - before.flows == 1;
 	if (!tap_ok(ok, "%s: ep_backend_stats[%u] (sum over %d CPUs) +1 packet, +%zu bytes, +1 flow",
@@ -1004,7 +1051,7 @@ static void test_vlan(void)
 		uint8_t in[FRAME_MAX];
 		size_t n = flow_pkt(in, cases[i].f, cases[i].nvlan, cases[i].qinq, 20);
 		struct outcome o = send_flow(cases[i].f, cases[i].nvlan, cases[i].qinq, 20);
-		bool tags = R.outlen == n && !memcmp(R.out, in, 12 + 4 * (size_t)cases[i].nvlan + 2);
+		bool tags = o.outlen == n && !memcmp(o.out, in, 12 + 4 * (size_t)cases[i].nvlan + 2);
 
 		if (!tap_ok(o.verdict == XDP_PASS && tags && o.rewritten_ok && o.csum_ok && o.pred.ok &&
 				    went_to(&o, &o.pred.be) && o.ct_found,
@@ -1325,6 +1372,163 @@ static void test_drain(void)
 	       NF);
 }
 
+static size_t ct4_count(void)
+{
+	struct ep_flow_key4 k, next;
+	size_t n = 0;
+	void *prev = NULL;
+
+	while (bpf_map_get_next_key(fds.ct.v4, prev, &next) == 0 && n < 10000000) {
+		k = next;
+		prev = &k;
+		n++;
+	}
+	return n;
+}
+
+/* Sends a TCP packet of f with these flags and sequence number; returns the
+ * backend id it was rewritten to (0: not rewritten / not XDP_PASS). */
+static uint32_t send_tcp(const struct flow *f, uint8_t flags, uint32_t seq)
+{
+	uint8_t in[FRAME_MAX];
+	size_t n = pkt_between(in, &f->client, f->cport, &f->vip, f->vport, P_TCP, flags, 0, false, 0);
+
+	tcp_set_seq(in, n, seq);
+	if (xdp_run(in, n) || R.verdict != XDP_PASS || !Rp.ok)
+		return 0;
+	for (uint32_t id = 1; id < 64; id++) {
+		struct ep_backend be;
+
+		if (bpf_map_lookup_elem(fds.backends, &id, &be) == 0 && (be.flags & EP_BE_F_VALID) &&
+		    ip_eq_raw(&Rp.dst, be.addr, be.family) && Rp.dport == ntohs(be.port))
+			return id;
+	}
+	return 0;
+}
+
+/*
+ * The conntrack rules of a SYN: balanced by Maglev, no conntrack entry (a
+ * spoofed flood cannot evict anything); the handshake's ACK follows the
+ * SYN's backend even when the ring changed in between; a retransmitted SYN
+ * is balanced like a new one and replaces the record; a RST without an
+ * entry creates none.
+ */
+static void test_syn_rules(void)
+{
+	enum { NSYN = 5000 };
+	uint32_t x = be_id("drain", "10.1.0.42", 8080), wrong = 0, passed = 0;
+	struct flow est = mkflow("198.51.100.120", 31000, "10.0.0.100", 84, P_TCP);
+	struct flow h[2];
+	struct ep_ct_entry ct, ct_est;
+	struct outcome o = send_flow(&est, 0, false, 0);
+	size_t before;
+	int nh = 0;
+
+	tap_ok(o.ct_found, "syn rules: an established flow has its entry");
+	before = ct4_count();
+	for (int i = 0; i < NSYN; i++) {
+		char src[32];
+		struct flow f;
+		struct ep_flow_key k;
+		struct pred p;
+		uint32_t got;
+
+		snprintf(src, sizeof(src), "203.0.%d.%d", 113 + i / 250 % 8, 1 + i % 250);
+		f = mkflow(src, (uint16_t)(1024 + i), "10.0.0.100", 84, P_TCP);
+		k = flow_key(&f);
+		p = predict(&k);
+		got = send_tcp(&f, TCP_SYN, 0x1000 + (uint32_t)i);
+		if (got)
+			passed++;
+		if (!p.ok || got != p.bid)
+			wrong++;
+	}
+	tap_ok(passed == NSYN && wrong == 0 && ct4_count() == before &&
+		       ct_get(&(struct ep_flow_key){0}, &ct) == false,
+	       "syn rules: %d spoofed SYNs all balanced to their Maglev backend (%u), conntrack "
+	       "unchanged (%zu entries before, %zu after)",
+	       NSYN, passed, before, ct4_count());
+	{
+		struct ep_flow_key k = flow_key(&est);
+
+		tap_ok(ct_get(&k, &ct_est) && ct_est.backend_id == o.ct.backend_id,
+		       "syn rules: the established flow's entry survived the SYNs");
+	}
+
+	/* Two handshakes whose SYNs land on x, then x is drained (the ring moves). */
+	for (int port = 20000; port < 40000 && nh < 2; port++) {
+		struct flow f = mkflow("198.51.100.121", (uint16_t)port, "10.0.0.100", 84, P_TCP);
+		struct ep_flow_key k = flow_key(&f);
+
+		if (predict(&k).bid == x)
+			h[nh++] = f;
+	}
+	if (!tap_ok(nh == 2, "syn rules: two flows that Maglev sends to 10.1.0.42:8080"))
+		return;
+	tap_ok(send_tcp(&h[0], TCP_SYN, 0x5000) == x && send_tcp(&h[1], TCP_SYN, 0x6000) == x,
+	       "syn rules: both SYNs went to 10.1.0.42:8080");
+	if (!tap_ok(drain("drain", "10.1.0.42:8080", true) == 0, "syn rules: drained 10.1.0.42:8080"))
+		return;
+	{
+		struct ep_flow_key k0 = flow_key(&h[0]), k1 = flow_key(&h[1]);
+		uint32_t now0 = predict(&k0).bid, now1 = predict(&k1).bid;
+		uint32_t r = send_tcp(&h[0], TCP_ACK, 0x5001);
+
+		tap_ok(now0 != x && r == x && ct_get(&k0, &ct) && ct.backend_id == x &&
+			       ct.isn == htonl(0x5000),
+		       "syn rules: the handshake's ACK after a ring change creates the entry on the "
+		       "SYN's backend (%u; the ring now says %u)",
+		       r, now0);
+		r = send_tcp(&h[1], TCP_SYN, 0x6000);
+		tap_ok(r == now1 && r != x && !ct_get(&k1, &ct),
+		       "syn rules: a retransmitted SYN is balanced like a new one: current ring (%u), "
+		       "no entry",
+		       r);
+		r = send_tcp(&h[1], TCP_ACK, 0x6001);
+		tap_ok(r == now1 && ct_get(&k1, &ct) && ct.backend_id == now1,
+		       "syn rules: its ACK pins the handshake to the retransmission's backend");
+	}
+	drain("drain", "10.1.0.42:8080", false);
+	{
+		/* UDP pins on the first datagram, in conntrack maps of its own:
+		 * a spoofed UDP flood fills those, not the TCP ones. */
+		size_t tcp0 = ct4_count();
+		struct ep_flow_key ke = flow_key(&est);
+		uint32_t pinned = 0;
+
+		for (int i = 0; i < 2000; i++) {
+			char src[32];
+			struct flow f;
+			struct ep_flow_key k;
+			uint8_t in[FRAME_MAX];
+			size_t n;
+
+			snprintf(src, sizeof(src), "203.0.%d.%d", 121 + i / 250, 1 + i % 250);
+			f = mkflow(src, (uint16_t)(2048 + i), "10.0.0.100", 53, P_UDP);
+			k = flow_key(&f);
+			n = flow_pkt(in, &f, 0, false, 8);
+			if (xdp_run(in, n) == 0 && R.verdict == XDP_PASS && ct_get(&k, &ct))
+				pinned++;
+		}
+		tap_ok(pinned == 2000 && ct4_count() == tcp0 && ct_get(&ke, &ct_est),
+		       "syn rules: 2000 UDP flows pinned on their first datagram (%u), in the UDP "
+		       "maps: the TCP conntrack still holds %zu entries, the established flow's among them",
+		       pinned, ct4_count());
+	}
+	{
+		struct flow f = mkflow("198.51.100.122", 40001, "10.0.0.100", 84, P_TCP);
+		struct ep_flow_key k = flow_key(&f);
+		uint32_t r = send_tcp(&f, TCP_RST | TCP_ACK, 0x9000);
+
+		tap_ok(r != 0 && !ct_get(&k, &ct),
+		       "syn rules: a RST without an entry is forwarded, creates none");
+		r = send_tcp(&f, TCP_ACK, 0x9000);
+		tap_ok(r == predict(&k).bid && ct_get(&k, &ct) && ct.backend_id == r,
+		       "syn rules: an ACK without an entry or record (evicted flow) is re-adopted "
+		       "by Maglev");
+	}
+}
+
 static void test_spread(void)
 {
 	enum { NFLOWS = 10000 };
@@ -1491,6 +1695,7 @@ int main(void)
 	test_df_not_fragment();
 	test_vlan();
 	test_icmp_errors();
+	test_syn_rules();
 	test_weights();
 	test_drain();
 	test_spread();

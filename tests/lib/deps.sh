@@ -17,7 +17,7 @@ PKGS=(
   iproute2 ethtool nftables conntrack dnsmasq-base openssl procps psmisc kmod util-linux
   iputils-ping
   # tests and benchmarks
-  valgrind knot-dnsutils ldnsutils dnsperf nsd haproxy socat curl
+  valgrind knot-dnsutils ldnsutils dnsperf nsd haproxy socat curl tcpreplay git
   python3-scapy python3-pytest unzip
   # musl-gcc: a static musl client as in Alpine pods, tests/tools/musl
   musl-tools

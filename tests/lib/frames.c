@@ -410,3 +410,30 @@ bool same_but_csums(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen
 	mask_csums(y, blen);
 	return !memcmp(x, y, alen);
 }
+
+void l4_recsum_frame(uint8_t *frame, size_t n)
+{
+	uint8_t *ip = frame + 14;
+
+	if ((ip[0] >> 4) == 4)
+		l4_csum_fill(EP_FAMILY_V4, ip + 12, ip + 16, ip[9], ip + 20, n - 14 - 20);
+	else
+		l4_csum_fill(EP_FAMILY_V6, ip + 8, ip + 24, ip[6], ip + 40, n - 14 - 40);
+}
+
+void tcp_set_seq(uint8_t *frame, size_t n, uint32_t seq)
+{
+	uint8_t *ip = frame + 14;
+
+	put32(ip + ((ip[0] >> 4) == 4 ? 20 : 40) + 4, seq);
+	l4_recsum_frame(frame, n);
+}
+
+size_t flow_ack_pkt(uint8_t *frame, const struct flow *f)
+{
+	size_t n = pkt_between(frame, &f->client, f->cport, &f->vip, f->vport, f->proto, TCP_ACK, 0,
+			       false, 0);
+
+	tcp_set_seq(frame, n, FRAME_ISN + 1);
+	return n;
+}

@@ -93,6 +93,15 @@ struct flow mkflow(const char *client, uint16_t cport, const char *vip, uint16_t
 size_t pkt_between(uint8_t *frame, const struct ep_ip *src, uint16_t sport, const struct ep_ip *dst,
 		   uint16_t dport, uint8_t proto, uint8_t tcp_flags, int nvlan, bool qinq,
 		   size_t payload);
+/* Untagged frames only: recompute the L4 checksum after an edit; set a TCP
+ * packet's sequence number (e.g. ISN + 1 for a handshake's ACK). */
+void l4_recsum_frame(uint8_t *frame, size_t n);
+void tcp_set_seq(uint8_t *frame, size_t n, uint32_t seq);
+/* Client ISN of every TCP packet pkt_between builds. */
+#define FRAME_ISN 0x01020304u
+/* The client's ACK completing f's handshake (untagged, seq = ISN + 1): the
+ * packet that creates a TCP flow's conntrack entry. */
+size_t flow_ack_pkt(uint8_t *frame, const struct flow *f);
 size_t flow_pkt(uint8_t *frame, const struct flow *f, int nvlan, bool qinq, size_t payload);
 struct ep_flow_key flow_key(const struct flow *f);
 void parse_frame(const uint8_t *f, size_t len, struct parsed *p);

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# End to end: a spoofed flood against the load balancer's conntrack. 200
+# long-lived TCP connections through the VIP, conntrack_size 4096, then a
+# spoofed SYN flood (pcap from flood_pcap.py, tcpreplay --topspeed) during
+# which a backend is removed and another added: no long-lived connection may
+# break (SYNs never create conntrack entries), and the flood's SYNs still
+# reach backends (they are indistinguishable from real clients). The same
+# with a spoofed UDP flood, whose first datagrams do pin flows (UDP has no
+# handshake): it fills the UDP conntrack maps, which are not the TCP ones, so
+# the TCP connections must survive it too.
+set -u
+cd "$(dirname "$0")/../.."
+source tests/lib/tap.sh
+source tests/lib/netns.sh
+source tests/lab/lab.sh
+
+FLOOD=${FLOOD:-300000}   # packets per flood
+SOURCES=${SOURCES:-12288}
+CONNS=${CONNS:-200}
+PY3=/usr/bin/python3
+py() { $PY3 -c "$@"; }
+jget() { py 'import json,sys; j=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
+metric_sum() { lab_metrics | grep "^edgeplane_$1{" | grep -E "${2:-.}" | awk '{s+=$NF} END {print s+0}'; }
+be_in() { # IPv4 packets received by the backends
+  local s=0 i
+  for ((i = 1; i <= 4; i++)); do
+    s=$((s + $(ip netns exec "${LAB_NS_BE[$i]}" nstat -az IpInReceives | awk '/IpInReceives/ {print $2}')))
+  done
+  echo $s
+}
+
+command -v tcpreplay >/dev/null || { tap_skip "tcpreplay is not installed (tests/lib/deps.sh)"; tap_done; exit 0; }
+$PY3 -c 'import scapy' 2>/dev/null || { tap_skip "python3-scapy is not installed"; tap_done; exit 0; }
+
+# services_yaml BACKEND_INDEX...: the web (TCP) and udp services on these backends
+services_yaml() {
+  local name proto i
+  for name in web udp; do
+    proto=tcp; [ $name = udp ] && proto=udp
+    echo "  - name: $name"
+    echo "    vip: $LAB_VIP4"
+    echo "    port: 80"
+    echo "    protocol: $proto"
+    echo "    backends:"
+    for i in "$@"; do echo "      - {address: $(lab_be4 "$i"), port: 8080}"; done
+  done
+}
+reloads_ok() { lab_cli status -o json | py 'import json,sys; print(json.load(sys.stdin)["config"]["reloads_ok"])'; }
+reloaded_since() { [ "$(reloads_ok)" -gt "$1" ]; }
+reconfigure() { # reconfigure BACKEND_INDEX...
+  local r0
+  r0=$(reloads_ok)
+  LAB_SERVICES_YAML=$(services_yaml "$@") lab_config_write
+  lab_agent_signal HUP
+  wait_for 10 reloaded_since "$r0"
+}
+
+lab_up 4 || { not_ok "lab setup"; tap_done; exit 1; }
+lab_backends_start 8080 || { not_ok "backends start"; tap_done; exit 1; }
+for ((i = 1; i <= 4; i++)); do
+  # The backends answer floods with SYN cookies rather than dropping SYNs.
+  ip netns exec "${LAB_NS_BE[$i]}" sysctl -qw net.ipv4.tcp_syncookies=1
+done
+LAB_DATAPATH_YAML="  conntrack_size: 4096"
+LAB_SERVICES_YAML=$(services_yaml 1 2 3) lab_config_write
+lab_agent_start || { not_ok "agent start"; tap_done; exit 1; }
+ok "lab up: conntrack_size 4096, web (TCP) and udp on be1..be3, be4 standing by"
+node_mac=$(ip -n "$LAB_NS_NODE" -br link show up0 | awk '{print $3}')
+
+# flood KIND [PACKETS SOURCES]: generate, hold CONNS connections, replay the
+# flood while be3 is removed and be4 added, then stop the hold. Sets HOLD
+# (JSON), RATE, SENT, FAILED, BE_DELTA, PK_DELTA, FLOWS_DELTA.
+flood() {
+  local kind=$1 npk=${2:-$FLOOD} nsrc=${3:-$SOURCES}
+  local tag=$kind-$npk-$nsrc
+  local pcap=$LAB_DIR/flood-$tag.pcap ready=$LAB_DIR/hold-$tag.ready out=$LAB_DIR/hold-$tag.json
+  local rep=$LAB_DIR/tcpreplay-$tag.log h rp be0 pk0 fl0
+  $PY3 tests/e2e/flood_pcap.py "$pcap" "$kind" "$npk" "$nsrc" "$node_mac" "$LAB_VIP4" 80 "$RANDOM" >/dev/null ||
+    return 1
+  reconfigure 1 2 3 || return 1
+  ip netns exec "$LAB_NS_CLIENT" "$LAB_TOOLS/ep_load" --target "$LAB_VIP4:80" --mode hold --conns "$CONNS" \
+    --duration 120 --interval-ms 100 --ready-file "$ready" >"$out" 2>"$LAB_DIR/hold-$tag.err" &
+  h=$!; netns_track_pid $h
+  wait_for 20 test -f "$ready" || return 1
+  sleep 1
+  be0=$(be_in); pk0=$(metric_sum lb_packets_total); fl0=$(metric_sum lb_flows_total)
+  ip netns exec "$LAB_NS_CLIENT" tcpreplay --topspeed -i eth0 "$pcap" >"$rep" 2>&1 &
+  rp=$!; netns_track_pid $rp
+  sleep 0.3
+  reconfigure 1 2 4   # be3 removed, be4 added, mid-flood
+  wait $rp
+  sleep 2             # 20 more rounds of pings on every connection
+  kill -USR1 $h; wait $h
+  HOLD=$(cat "$out")
+  RATE=$(sed -n 's/.*Rated: [0-9.]* Bps, [0-9.]* Mbps, \([0-9.]*\) pps.*/\1/p' "$rep" | head -1)
+  SENT=$(sed -n 's/.*Successful packets: *\([0-9]*\).*/\1/p' "$rep" | head -1)
+  FAILED=$(sed -n 's/.*Failed packets: *\([0-9]*\).*/\1/p' "$rep" | head -1)
+  BE_DELTA=$(( $(be_in) - be0 )); PK_DELTA=$(( $(metric_sum lb_packets_total) - pk0 ))
+  FLOWS_DELTA=$(( $(metric_sum lb_flows_total) - fl0 ))
+  diag "$kind flood, $npk packets from $nsrc sources: $(grep -E 'Actual|Rated|Successful|Failed' "$rep" | tr -s ' \n' ' ')"
+  diag "$kind flood: sent ${SENT:-?} at ${RATE:-?} pps, tcpreplay failures ${FAILED:-?}; balanced by XDP $PK_DELTA," \
+    "received by the backends $BE_DELTA, new conntrack flows $FLOWS_DELTA, XDP drops $(metric_sum lb_drops_total)"
+  diag "$kind flood: hold $HOLD"
+}
+
+# --- SYN floods -----------------------------------------------------------
+# The issue's shape (many sources), then few sources with many ports each.
+for shape in "$FLOOD $SOURCES" "$((FLOOD / 3)) 64"; do
+  set -- $shape
+  if flood syn "$1" "$2"; then
+    check "SYN flood ($1 SYNs, $2 sources): $CONNS long-lived connections established before it" \
+      [ "$(jget "$HOLD" 'j["established"]')" = "$CONNS" ]
+    check "SYN flood ($1 SYNs, $2 sources) with be3 removed and be4 added mid-flood: 0 of $CONNS long-lived connections broken (broken=$(jget "$HOLD" 'j["broken"]'), backend_changed=$(jget "$HOLD" 'j["backend_changed"]'))" \
+      py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if j["alive"]==j["conns"] and j["broken"]==0 and j["backend_changed"]==0 and j["ping_failures"]==0 else 1)' "$HOLD"
+    # Every SYN is balanced and delivered; some may be lost on the veths at
+    # topspeed, so at least half of what was sent must arrive.
+    check "SYN flood ($1 SYNs, $2 sources): its SYNs reach the backends (${BE_DELTA} received for ${SENT:-0} sent)" \
+      [ "${SENT:-0}" -gt 0 -a "$BE_DELTA" -ge $(( ${SENT:-0} / 2 )) ]
+    check "SYN flood ($1 SYNs, $2 sources): created no conntrack flows (lb_flows_total +$FLOWS_DELTA, the pings' ACKs create none either)" \
+      [ "$FLOWS_DELTA" -lt 100 ]
+  else
+    not_ok "SYN flood: could not be set up (see $LAB_DIR)"
+  fi
+done
+
+# --- UDP flood ------------------------------------------------------------
+# UDP has no handshake: a flow is pinned on its first datagram, so every
+# spoofed datagram is a conntrack entry and the flood churns the UDP maps
+# (UDP flows evicted by it and moved by the backend change would change
+# backend). The TCP maps are apart: no TCP entry is evicted.
+if flood udp; then
+  check "UDP flood: its datagrams reach the backends (${BE_DELTA} received for ${SENT:-0} sent)" \
+    [ "${SENT:-0}" -gt 0 -a "$BE_DELTA" -ge $(( ${SENT:-0} / 2 )) ]
+  check "UDP flood: each spoofed datagram's flow is pinned (lb_flows_total +$FLOWS_DELTA)" \
+    [ "$FLOWS_DELTA" -ge $(( ${SENT:-0} / 2 )) ]
+  check "UDP flood with be3 removed and be4 added mid-flood: 0 of $CONNS long-lived TCP connections broken (broken=$(jget "$HOLD" 'j["broken"]'), backend_changed=$(jget "$HOLD" 'j["backend_changed"]'))" \
+    py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if j["alive"]==j["conns"] and j["broken"]==0 and j["backend_changed"]==0 and j["ping_failures"]==0 else 1)' "$HOLD"
+else
+  not_ok "UDP flood: could not be set up (see $LAB_DIR)"
+fi
+tap_done
