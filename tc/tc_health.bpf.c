@@ -8,7 +8,11 @@
  *
  * A packet belongs to a balanced flow when the backend's reverse index names
  * a VIP:port whose conntrack entry points at this backend, exactly the test
- * reverse NAT makes; everything else passes unobserved. Only services the
+ * reverse NAT makes; before the handshake's ACK a TCP flow has no entry,
+ * only its half-open record (struct ep_syn): the SYN and the backend's
+ * answer to it (SYN-ACK, or the RST of a refusal) are matched by that
+ * record, its ISN and backend, as reverse NAT matches them. Everything else
+ * passes unobserved. Only services the
  * agent marks in ep_health_svc are watched.
  *
  * Per-CPU counters per backend record what happened (ep_health_stats).
@@ -30,6 +34,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "ep_bpf.h"
+#include "ep_hash.h"
 #include "ep_maps.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -154,6 +159,35 @@ static __always_inline int ep_hparse(struct __sk_buff *skb, struct ep_hpkt *p, c
 	return -1;
 }
 
+/*
+ * The half-open record of k, when p is its SYN (the client's ISN) or the
+ * backend's answer to that SYN (acknowledging ISN + 1) and the record names
+ * this backend: its backend id and the ISN.
+ */
+static __always_inline int ep_hflow_half_open(const struct ep_hpkt *p, const struct ep_flow_key *k,
+					      const struct ep_endpoint *be, __u32 *bid, __u32 *isn)
+{
+	__u32 hash = ep_flow_hash(k), id;
+	struct ep_backend *b;
+	struct ep_syn *rec;
+
+	if (!(p->tcp_flags & (EP_TCP_SYN | EP_TCP_RST)))
+		return -1;
+	rec = ep_syn_slot(hash);
+	if (!rec || rec->sig != ep_syn_sig(k, hash))
+		return -1;
+	if ((p->tcp_flags & (EP_TCP_SYN | EP_TCP_ACK)) == EP_TCP_SYN ? p->seq != rec->isn
+								   : p->ack != bpf_htonl(bpf_ntohl(rec->isn) + 1))
+		return -1;
+	id = rec->backend_id;
+	b = bpf_map_lookup_elem(&ep_backends, &id);
+	if (!b || b->port != be->port || !ep_addr_eq(b->addr, be->addr))
+		return -1;
+	*bid = id;
+	*isn = rec->isn;
+	return 0;
+}
+
 /* The backend id of a balanced flow and whether its service is watched. */
 static __always_inline int ep_hflow(const struct ep_hpkt *p, __u32 *bid, __u32 *svc_flags,
 				    __u32 *isn)
@@ -185,9 +219,13 @@ static __always_inline int ep_hflow(const struct ep_hpkt *p, __u32 *bid, __u32 *
 		k.dport = rev->vips[i].port;
 		ct = p->key.family == EP_FAMILY_V4 ? ep_ct_lookup(&k, EP_FAMILY_V4)
 						    : ep_ct_lookup(&k, EP_FAMILY_V6);
-		if (!ct || ct->bport != be.port || !ep_addr_eq(ct->baddr, be.addr))
+		if (ct && ct->bport == be.port && ep_addr_eq(ct->baddr, be.addr)) {
+			*bid = ct->backend_id;
+			*isn = ct->isn;
+		} else if (p->key.proto != IPPROTO_TCP || ep_hflow_half_open(p, &k, &be, bid, isn)) {
 			continue;
-		id = ct->backend_id;
+		}
+		id = *bid;
 		b = bpf_map_lookup_elem(&ep_backends, &id);
 		if (!b)
 			return -1;
@@ -195,9 +233,7 @@ static __always_inline int ep_hflow(const struct ep_hpkt *p, __u32 *bid, __u32 *
 		hs = bpf_map_lookup_elem(&ep_health_svc, &id);
 		if (!hs || !(hs->flags & EP_HEALTH_F_ON))
 			return -1;
-		*bid = ct->backend_id;
 		*svc_flags = hs->flags;
-		*isn = ct->isn;
 		return 0;
 	}
 	return -1;

@@ -154,33 +154,39 @@ static bool be_canary(uint32_t bid)
 }
 
 /* n new connections to vip; the canary's answered per canary_ok, stable's
- * per stable_ok (true: SYN-ACK, false: RST). Returns canary flows made. */
+ * per stable_ok (true: SYN-ACK, then the client's ACK, which creates the
+ * conntrack entry; false: RST). Returns canary flows made. */
 static int traffic(const char *vip, int n, bool canary_ok, bool stable_ok)
 {
 	int made = 0;
 
 	for (int i = 0; i < n; i++) {
 		struct flow f = mkflow("192.0.2.1", next_port++, vip, 80, P_TCP);
-		struct ep_flow_key k = flow_key(&f);
-		struct ep_ct_entry ct;
-		struct ep_ip be = {.family = 4};
+		struct parsed out;
 		uint8_t p[FRAME_MAX];
 		struct bpf_run r;
 		size_t len = flow_pkt(p, &f, 0, false, 0);
+		uint32_t bid;
 		bool c, ok;
 
+		/* The SYN: balanced, no entry yet; the backend from XDP's output. */
 		bpf_run(xfd, p, len, &r);
-		if (ep_ct_get(&fds.ct, &k, &ct))
+		parse_frame(r.out, r.outlen, &out);
+		if (r.err || r.verdict != XDP_PASS || !out.ok ||
+		    !backend_id_of(fds.backends, &out.dst, out.dport, &bid))
 			continue;
-		memcpy(be.addr, ct.baddr, sizeof(be.addr));
-		c = be_canary(ct.backend_id);
+		c = be_canary(bid);
 		made += c;
 		ok = c ? canary_ok : stable_ok;
-		len = pkt_between(p, &f.client, f.cport, &be, ntohs(ct.bport), P_TCP, TCP_SYN, 0, false, 0);
+		len = pkt_between(p, &f.client, f.cport, &out.dst, out.dport, P_TCP, TCP_SYN, 0, false, 0);
 		bpf_run(ffd, p, len, &r);
-		len = pkt_between(p, &be, ntohs(ct.bport), &f.client, f.cport, P_TCP,
+		len = pkt_between(p, &out.dst, out.dport, &f.client, f.cport, P_TCP,
 				  ok ? (TCP_SYN | TCP_ACK) : (TCP_RST | TCP_ACK), 0, false, 0);
 		bpf_run(rfd, p, len, &r);
+		if (ok) {
+			len = flow_ack_pkt(p, &f);
+			bpf_run(xfd, p, len, &r);
+		}
 	}
 	return made;
 }

@@ -96,19 +96,35 @@ struct tflow {
 	uint32_t bid;
 };
 
+/*
+ * The client's first packet through XDP. A TCP SYN creates no conntrack
+ * entry, only its half-open record, which is all the tap has to go on until
+ * the handshake's ACK (establish()): the backend comes from XDP's output.
+ */
 static bool open_flow(struct tflow *t, const char *client, uint16_t cport, const char *vip,
 		      uint16_t vport, uint8_t proto)
 {
 	uint8_t in[FRAME_MAX];
 	struct ep_ct_entry ct;
 	struct ep_flow_key k;
+	struct parsed out;
 	size_t n;
 
 	t->f = mkflow(client, cport, vip, vport, proto);
 	n = flow_pkt(in, &t->f, 0, false, proto == P_UDP ? 20 : 0);
 	k = flow_key(&t->f);
 	bpf_run(xdp_fd, in, n, &R);
-	if (R.err || R.verdict != XDP_PASS || ep_ct_get(&fds.ct, &k, &ct))
+	if (R.err || R.verdict != XDP_PASS)
+		return false;
+	if (proto == P_TCP) {
+		parse_frame(R.out, R.outlen, &out);
+		if (!out.ok || !ep_ct_get(&fds.ct, &k, &ct))
+			return false; /* no DNAT, or an entry from a SYN */
+		t->be = out.dst;
+		t->bport = out.dport;
+		return backend_id_of(fds.backends, &t->be, t->bport, &t->bid);
+	}
+	if (ep_ct_get(&fds.ct, &k, &ct))
 		return false;
 	memset(&t->be, 0, sizeof(t->be));
 	t->be.family = t->f.client.family;
@@ -116,6 +132,19 @@ static bool open_flow(struct tflow *t, const char *client, uint16_t cport, const
 	t->bport = ntohs(ct.bport);
 	t->bid = ct.backend_id;
 	return true;
+}
+
+/* The handshake's ACK through XDP: the flow's conntrack entry. */
+static bool establish(const struct tflow *t)
+{
+	uint8_t in[FRAME_MAX];
+	struct ep_ct_entry ct;
+	struct ep_flow_key k = flow_key(&t->f);
+	size_t n = flow_ack_pkt(in, &t->f);
+
+	bpf_run(xdp_fd, in, n, &R);
+	return !R.err && R.verdict == XDP_PASS && !ep_ct_get(&fds.ct, &k, &ct) &&
+	       ct.backend_id == t->bid;
 }
 
 /* The client's packet as it leaves for the backend (after DNAT). */
@@ -230,6 +259,7 @@ static void test_handshakes(void)
 	tap_ok(!pend_state(&t, &st), "SYN/SYN-ACK: nothing left to wait for (non-HTTP service)");
 
 	/* RST from the backend on the established flow */
+	tap_ok(establish(&t), "the handshake's ACK through XDP: the flow's conntrack entry");
 	a = b;
 	rev(&t, TCP_RST | TCP_ACK, NULL, 0);
 	b = hs(t.bid);
@@ -321,6 +351,7 @@ static void test_http(void)
 	rev(&t, TCP_SYN | TCP_ACK, NULL, 0);
 	tap_ok(pend_state(&t, &st) && st == EP_HEALTH_S_ESTABLISHED,
 	       "HTTP service: the flow stays tracked after the handshake");
+	tap_ok(establish(&t), "HTTP service: the handshake's ACK through XDP creates the entry");
 	a = hs(t.bid);
 	http_exchange(&t, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", NULL);
 	b = hs(t.bid);

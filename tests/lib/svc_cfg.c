@@ -1,6 +1,7 @@
 /* See svc_cfg.h. */
 #include "svc_cfg.h"
 
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <stdio.h>
 #include <string.h>
@@ -87,4 +88,19 @@ struct ep_backend_stats backend_stats_read(int map_fd, uint32_t id, int ncpu)
 		}
 	}
 	return sum;
+}
+
+bool backend_id_of(int backends_fd, const struct ep_ip *addr, uint16_t port, uint32_t *bid)
+{
+	for (uint32_t id = 0; id < 1024; id++) {
+		struct ep_backend be;
+
+		if (!bpf_map_lookup_elem(backends_fd, &id, &be) && (be.flags & EP_BE_F_VALID) &&
+		    be.port == htons(port) && be.family == addr->family &&
+		    !memcmp(be.addr, addr->addr, sizeof(be.addr))) {
+			*bid = id;
+			return true;
+		}
+	}
+	return false;
 }

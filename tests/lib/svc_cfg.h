@@ -7,6 +7,7 @@
 #ifndef EP_TEST_SVC_CFG_H
 #define EP_TEST_SVC_CFG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -29,5 +30,11 @@ struct ep_cfg_service *svc_cfg_find(struct ep_config *cfg, const char *name);
 
 /* ep_backend_stats of backend id, summed over ncpu CPUs (zero if absent). */
 struct ep_backend_stats backend_stats_read(int map_fd, uint32_t id, int ncpu);
+
+/* The id of the valid backend addr:port (port in host order) in the
+ * ep_backends map: the ids the agent gives are among the first 1024. A TCP
+ * SYN leaves no conntrack entry to read it from, only XDP's output. */
+struct ep_ip;
+bool backend_id_of(int backends_fd, const struct ep_ip *addr, uint16_t port, uint32_t *bid);
 
 #endif
