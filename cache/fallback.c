@@ -94,6 +94,14 @@ static bool same_question(const uint8_t *a, const uint8_t *b, size_t end)
 	return true;
 }
 
+bool ep_fallback_reply_matches(const uint8_t *reply, size_t n, const uint8_t *sent, size_t sent_len)
+{
+	size_t qend = question_end(sent, sent_len);
+
+	return qend && n >= qend && n >= 12 && (reply[2] & 0x80) && reply[0] == sent[0] &&
+	       reply[1] == sent[1] && reply[4] == 0 && reply[5] == 1 && same_question(reply, sent, qend);
+}
+
 static int open_fd(int family)
 {
 	int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -259,8 +267,8 @@ void ep_fallback_read(struct ep_fallback *f, int fd)
 			if (!p->used || p->id != id || fl != f->slen[p->server] ||
 			    memcmp(&from, &f->servers[p->server], fl) != 0)
 				continue;
-			if ((size_t)n >= p->qend && buf[4] == 0 && buf[5] == 1 &&
-			    same_question(buf, p->q, p->qend))
+			/* p->q carries our id while it waits */
+			if (ep_fallback_reply_matches(buf, (size_t)n, p->q, p->qlen))
 				match = p;
 		}
 		if (!match) {

@@ -67,6 +67,11 @@ int ep_fallback_expire(struct ep_fallback *f, uint64_t now_ns);
 void ep_fallback_get_stats(const struct ep_fallback *f, struct ep_fallback_stats *st);
 void ep_fallback_free(struct ep_fallback *f);
 
+/* Pure, for the fuzzer: is reply (n bytes, from the resolver asked) the
+ * answer to sent, the query as it went out (our id)? A response with that
+ * id and exactly that one question (case aside). */
+bool ep_fallback_reply_matches(const uint8_t *reply, size_t n, const uint8_t *sent, size_t sent_len);
+
 /* "ADDR" or "ADDR#PORT" -> sockaddr (port 53 by default). 0 or -EINVAL. */
 int ep_fallback_parse_server(const char *s, struct sockaddr_storage *ss, socklen_t *len);
 
