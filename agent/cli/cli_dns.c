@@ -55,6 +55,21 @@ void ep_cli_print_dns(const struct ep_cli_command *cmd, char **argv, json_t *r)
 			       jint(v, "divergent_answers"), jint(v, "redirected_to_cache"),
 			       1000 * json_real_value(json_object_get(v, "latency_p50_seconds")),
 			       1000 * json_real_value(json_object_get(v, "latency_p99_seconds")));
+			{
+				json_t *rt = json_object_get(v, "rtt");
+
+				if (json_is_number(json_object_get(rt, "srtt_ms")))
+					printf("              rtt: srtt %.1f ms, rttvar %.1f ms -> timeout (rto) %.0f ms "
+					       "(floor %.0f, ceiling %.0f; %lld samples)\n",
+					       json_number_value(json_object_get(rt, "srtt_ms")),
+					       json_number_value(json_object_get(rt, "rttvar_ms")),
+					       json_number_value(json_object_get(rt, "rto_ms")),
+					       json_number_value(json_object_get(rt, "floor_ms")),
+					       json_number_value(json_object_get(rt, "ceiling_ms")), jint(rt, "samples"));
+				else
+					printf("              rtt: no answer yet -> timeout (rto) %.0f ms (the ceiling)\n",
+					       json_number_value(json_object_get(rt, "rto_ms")));
+			}
 			printf("              last probe: %s\n", jstr(v, "last_probe"));
 		}
 		printf("kubernetes  %s%s%s\n", jstr(ks, "state"),

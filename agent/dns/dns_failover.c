@@ -111,6 +111,10 @@ static void evaluate(struct ep_dns_failover *f, uint64_t now)
 			for (size_t k = 0; k < sizeof(w[i]) / sizeof(uint64_t); k++)
 				dst[k] += src[k];
 		}
+		ep_dns_silence_track(&u->silent_timeouts, &u->silent_slots, &u->slots[f->cur]);
+		ep_dns_window_recent(&w[i], u->slots, f->n_slots, f->cur);
+		w[i].silent_timeouts = u->silent_timeouts;
+		w[i].silent_slots = u->silent_slots;
 		names[i] = u->name;
 		u->verdict = ep_dns_judge(&f->mach.t, &w[i], u->why, sizeof(u->why));
 		if ((u->verdict & (EP_DNS_BAD_HIJACK | EP_DNS_BAD_SPOOFING)) &&
@@ -153,6 +157,7 @@ static int setup_upstreams(struct ep_dns_failover *f, const struct ep_config *cf
 		if (!ep_ip_eq(&u->addr, &cfg->dns.upstreams[i])) {
 			memset(u, 0, sizeof(*u));
 			u->addr = cfg->dns.upstreams[i];
+			ep_dns_rto_init(&u->rto, cfg->dns.health.timeout_ms);
 			/* The datapath counts by position: a new upstream in this
 			 * slot starts from zero, not from its predecessor's totals.
 			 * The same upstream in the same slot (an agent restart)
@@ -160,6 +165,9 @@ static int setup_upstreams(struct ep_dns_failover *f, const struct ep_config *cf
 			if (!ep_dnsf_pinned_slot_is(f, (uint32_t)i, &u->addr))
 				ep_dnsf_zero_datapath_stats(f, (uint32_t)i);
 		}
+		/* A reload keeps what was learnt about the same upstream. */
+		ep_dns_rto_set_ceiling(&u->rto, cfg->dns.health.timeout_ms);
+		u->silent_timeouts = u->silent_slots = 0;
 		ep_ip_str(&u->addr, u->name, sizeof(u->name));
 		u->slots = calloc(n_slots, sizeof(*u->slots));
 		if (!u->slots)
@@ -325,6 +333,14 @@ static void tick(struct ep_dns_failover *f, uint64_t now)
 		return;
 	f->slot_ends_ns = now + SLOT_NS;
 	ep_dnsf_read_datapath(f);
+	for (size_t i = 0; i < f->n; i++) {
+		uint64_t late[8];
+		size_t nl = ep_dns_prober_late_rtts(f->prober, i, late, 8);
+
+		for (size_t k = 0; k < nl; k++)
+			ep_dns_rto_sample(&f->up[i].rto, late[k]);
+		ep_dns_prober_set_timeout(f->prober, i, ep_dns_rto_ns(&f->up[i].rto));
+	}
 	ep_dnsf_scan_pending(f, now);
 	for (size_t i = 0; i < f->n; i++)
 		ep_dns_prober_take(f->prober, i, &f->up[i].slots[f->cur]);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "dns_failover.h"
+#include "dns_rto.h"
 
 #define RECENT_SAMPLES 8
 
@@ -36,6 +37,8 @@ struct upstream_state {
 	char why[256];
 	uint64_t timeouts_total, late_total, hijack_suspected_total;
 	uint32_t flags; /* EP_DNS_UP_F_* currently applied */
+	struct ep_dns_rto rto; /* what counts as a timeout for this upstream */
+	uint64_t silent_timeouts, silent_slots; /* since the last answer (dns_health.h) */
 };
 
 struct ep_dns_failover {

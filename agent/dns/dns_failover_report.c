@@ -80,6 +80,19 @@ json_t *ep_dns_failover_status(struct ep_dns_failover *f)
 		json_object_set_new(j, "rcodes", rc);
 		json_object_set_new(j, "latency_p50_seconds", json_real(lat_quantile(&u->last, 0.5)));
 		json_object_set_new(j, "latency_p99_seconds", json_real(lat_quantile(&u->last, 0.99)));
+		/* The timeout in force for this upstream and what it comes from
+		 * (dns_rto.h); null figures before the first answer. */
+		json_object_set_new(
+			j, "rtt",
+			json_pack("{s:o, s:o, s:f, s:f, s:f, s:I, s:I, s:I}", "srtt_ms",
+				  u->rto.samples ? json_real((double)u->rto.srtt_us / 1000.0) : json_null(),
+				  "rttvar_ms",
+				  u->rto.samples ? json_real((double)u->rto.rttvar_us / 1000.0) : json_null(),
+				  "rto_ms", (double)u->rto.rto_us / 1000.0, "floor_ms",
+				  (double)u->rto.floor_us / 1000.0, "ceiling_ms",
+				  (double)u->rto.ceil_us / 1000.0, "samples", (json_int_t)u->rto.samples,
+				  "silent_timeouts", (json_int_t)u->silent_timeouts, "silent_ms",
+				  (json_int_t)(u->silent_slots * 100)));
 		json_object_set_new(j, "last_probe", json_string(ep_dns_prober_last(f->prober, i)));
 		{
 			json_t *pr = json_object();
@@ -273,6 +286,11 @@ void ep_dns_failover_metrics(struct ep_dns_failover *f, struct ep_strbuf *b)
 			ep_sb_printf(b, "edgeplane_dns_probes_total{upstream=\"%s\",result=\"%s\"} %llu\n",
 				     f->up[i].name, ep_probe_result_names[r],
 				     (unsigned long long)ep_dns_prober_total(f->prober, i, r));
+	ep_sb_printf(b, "# HELP edgeplane_dns_rto_seconds Current timeout per upstream, from its observed latency (srtt + 4 rttvar, floor and ceiling).\n"
+			"# TYPE edgeplane_dns_rto_seconds gauge\n");
+	for (size_t i = 0; i < f->n; i++)
+		ep_sb_printf(b, "edgeplane_dns_rto_seconds{upstream=\"%s\"} %.6f\n", f->up[i].name,
+			     (double)f->up[i].rto.rto_us / 1e6);
 	ep_sb_printf(b, "# HELP edgeplane_dns_mode 0: queries go to the upstreams; 1: the local cache answers them.\n"
 			"# TYPE edgeplane_dns_mode gauge\nedgeplane_dns_mode %d\n",
 		     f->mach.cache_mode ? 1 : 0);
