@@ -45,6 +45,19 @@ void ep_cli_print_dns(const struct ep_cli_command *cmd, char **argv, json_t *r)
 		printf("state       %s for %s (override: %s, %lld automatic failovers)\n", jstr(fo, "state"),
 		       since, jstr(fo, "override"), jint(fo, "failovers"));
 		printf("reason      %s\n", jstr(fo, "reason"));
+		{
+			json_t *g = json_object_get(fo, "cache_gate");
+			json_t *age = json_object_get(g, "last_answer_age_seconds");
+			char a2[48] = "never";
+
+			if (json_is_number(age))
+				snprintf(a2, sizeof(a2), "%.1f s ago", json_number_value(age));
+			if (json_is_object(g))
+				printf("cache gate  %s: answering %s (last answer %s), snapshot %lld records; %s\n",
+				       json_is_true(json_object_get(g, "cache_usable")) ? "usable" : "NOT usable",
+				       json_is_true(json_object_get(g, "cache_answering")) ? "yes" : "no", a2,
+				       jint(g, "snapshot_records"), jstr(g, "gate"));
+		}
 		json_array_foreach(json_object_get(fo, "upstream_health"), i, v)
 		{
 			printf("upstream    %s: %s\n", jstr(v, "address"), jstr(v, "verdict"));

@@ -92,7 +92,7 @@ int ep_dnsf_write_config(struct ep_dns_failover *f, bool keep_mode)
 
 	if (keep_mode)
 		bpf_map_lookup_elem(f->m.config, &zero, &c);
-	c.mode = f->mach.cache_mode ? EP_DNS_MODE_CACHE : EP_DNS_MODE_UPSTREAM;
+	c.mode = f->gate.applied ? EP_DNS_MODE_CACHE : EP_DNS_MODE_UPSTREAM;
 	c.cache_family4 = c.cache_family6 = 0;
 	for (int k = 0; f->cfg.cache.enabled && k < 2; k++) {
 		const struct ep_ip *l = k ? &f->cfg.cache.listen6 : &f->cfg.cache.listen;

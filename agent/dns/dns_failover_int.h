@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dns_cache.h"
 #include "dns_failover.h"
 #include "dns_rto.h"
 
@@ -49,6 +50,11 @@ struct ep_dns_failover {
 	size_t n_slots, cur;
 	uint64_t slot_ends_ns;
 	struct ep_dns_machine mach;
+	/* Whether the datapath may follow the machine to the cache (dns_health.h),
+	 * and the cache's state it last judged by. */
+	struct ep_dns_gate gate;
+	struct ep_dns_cache_health cache_health;
+	bool k8s_reported; /* the machine's cache_mode last told to Kubernetes */
 	struct ep_dns_prober *prober;
 	struct ep_dns_exempt_map *exempt; /* the probes' sockets, never redirected */
 	struct ep_dns_cache *cache;

@@ -35,7 +35,19 @@ json_t *ep_dns_failover_status(struct ep_dns_failover *f)
 	json_t *o = json_object(), *ups = json_array(), *rec = json_array();
 
 	json_object_set_new(o, "state", json_string(ep_dns_state_name(f->mach.state)));
-	json_object_set_new(o, "mode", json_string(f->mach.cache_mode ? "cache" : "upstream"));
+	/* What the datapath does; the machine's wish goes through the cache gate. */
+	json_object_set_new(o, "mode", json_string(f->gate.applied ? "cache" : "upstream"));
+	json_object_set_new(
+		o, "cache_gate",
+		json_pack("{s:b, s:b, s:o, s:I, s:b, s:s, s:I, s:I, s:I}", "cache_usable",
+			  f->cache_health.usable, "cache_answering", f->cache_health.answering,
+			  "last_answer_age_seconds",
+			  f->cache_health.last_answer_age_s < 0 ? json_null()
+								 : json_real(f->cache_health.last_answer_age_s),
+			  "snapshot_records", (json_int_t)f->cache_health.records, "redirect_wanted",
+			  f->mach.cache_mode, "gate", ep_dns_gate_why_name(f->gate.why), "lift_after_ms",
+			  (json_int_t)(EP_DNS_CACHE_DOWN_LIFT_NS / 1000000ULL), "refusals",
+			  (json_int_t)f->gate.refusals, "lifts", (json_int_t)f->gate.lifts));
 	json_object_set_new(o, "override", json_string(ep_dns_override_name(f->mach.override)));
 	json_object_set_new(o, "reason", json_string(f->mach.reason));
 	json_object_set_new(o, "state_since_seconds",
@@ -293,7 +305,7 @@ void ep_dns_failover_metrics(struct ep_dns_failover *f, struct ep_strbuf *b)
 			     (double)f->up[i].rto.rto_us / 1e6);
 	ep_sb_printf(b, "# HELP edgeplane_dns_mode 0: queries go to the upstreams; 1: the local cache answers them.\n"
 			"# TYPE edgeplane_dns_mode gauge\nedgeplane_dns_mode %d\n",
-		     f->mach.cache_mode ? 1 : 0);
+		     f->gate.applied ? 1 : 0);
 	ep_sb_printf(b, "# HELP edgeplane_dns_failovers_total Automatic failovers to the local cache.\n"
 			"# TYPE edgeplane_dns_failovers_total counter\nedgeplane_dns_failovers_total %llu\n",
 		     (unsigned long long)f->mach.failovers);

@@ -273,3 +273,47 @@ bool ep_dns_machine_override(struct ep_dns_machine *m, enum ep_dns_override o, u
 	return apply_mode(m);
 }
 
+const char *ep_dns_gate_why_name(enum ep_dns_gate_why w)
+{
+	switch (w) {
+	case EP_GATE_REFUSED:
+		return "failover refused: the cache is not usable";
+	case EP_GATE_GRACE:
+		return "the cache stopped answering; waiting for it to come back";
+	case EP_GATE_LIFTED:
+		return "redirect lifted: the cache is down, queries go to the upstream";
+	default:
+		return "open";
+	}
+}
+
+bool ep_dns_gate_step(struct ep_dns_gate *g, bool want, bool forced, bool usable, uint64_t now)
+{
+	bool before = g->applied;
+	enum ep_dns_gate_why was = g->why;
+
+	if (usable)
+		g->down_since_ns = 0;
+	else if (!g->down_since_ns)
+		g->down_since_ns = now ? now : 1;
+	if (!want) {
+		g->applied = false;
+		g->why = EP_GATE_OPEN;
+	} else if (forced || usable) {
+		g->applied = true;
+		g->why = EP_GATE_OPEN;
+	} else if (!g->applied) {
+		/* Not redirected yet (a new failover, or lifted before): stay. */
+		g->why = g->why == EP_GATE_LIFTED ? EP_GATE_LIFTED : EP_GATE_REFUSED;
+	} else if (now - g->down_since_ns >= EP_DNS_CACHE_DOWN_LIFT_NS) {
+		g->applied = false;
+		g->why = EP_GATE_LIFTED;
+	} else {
+		g->why = EP_GATE_GRACE;
+	}
+	if (g->why != was && g->why == EP_GATE_REFUSED)
+		g->refusals++;
+	if (g->why != was && g->why == EP_GATE_LIFTED)
+		g->lifts++;
+	return g->applied != before;
+}

@@ -129,4 +129,37 @@ bool ep_dns_machine_step(struct ep_dns_machine *m, const struct ep_dns_window *w
 /* Manual override (drills); returns true when cache_mode flipped. */
 bool ep_dns_machine_override(struct ep_dns_machine *m, enum ep_dns_override o, uint64_t now);
 
+/*
+ * The cache gate: the machine says when the node should answer from the
+ * cache; the gate says whether the datapath may send traffic there. Never
+ * to a dead or empty cache: a failover needs a cache that answers its
+ * health checks and a snapshot with records; a cache that stops answering
+ * while the node is failed over gets EP_DNS_CACHE_DOWN_LIFT_NS to come back
+ * (a restart with a small preload takes a fraction of it), then the
+ * redirect is lifted and traffic goes to the upstream again (the datapath
+ * still drops answers that contradict the snapshot); it is applied again
+ * once the cache answers. A forced failover (edgeplane dns failover) is the
+ * operator's word and is not gated.
+ */
+#define EP_DNS_CACHE_DOWN_LIFT_NS (2000ULL * 1000000ULL)
+
+enum ep_dns_gate_why {
+	EP_GATE_OPEN = 0,	/* the cache is usable (or not wanted) */
+	EP_GATE_REFUSED,	/* a failover was refused: the cache is not usable */
+	EP_GATE_GRACE,		/* failed over, the cache stopped answering: waiting */
+	EP_GATE_LIFTED,		/* ...for too long: traffic back to the upstream */
+};
+
+struct ep_dns_gate {
+	bool applied;		 /* what the datapath does: true = the cache */
+	enum ep_dns_gate_why why;
+	uint64_t down_since_ns;	 /* the cache was first seen unusable; 0: usable */
+	uint64_t refusals, lifts; /* counted once per episode */
+};
+
+/* One step: want is the machine's cache_mode, forced an override to the
+ * cache, usable the cache's state now. Returns true when applied changed. */
+bool ep_dns_gate_step(struct ep_dns_gate *g, bool want, bool forced, bool usable, uint64_t now);
+const char *ep_dns_gate_why_name(enum ep_dns_gate_why w);
+
 #endif

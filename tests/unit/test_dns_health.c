@@ -231,6 +231,43 @@ static void test_recent_divergence(void)
 	       "10 of 200 recent answers (a stale snapshot name): no verdict");
 }
 
+/* The cache gate: never to a dead or empty cache; a cache that dies while
+ * failed over gets EP_DNS_CACHE_DOWN_LIFT_NS, then traffic goes back. */
+static void test_cache_gate(void)
+{
+	struct ep_dns_gate g = {};
+	uint64_t t = 10 * S;
+
+	tap_ok(!ep_dns_gate_step(&g, false, false, false, t) && !g.applied,
+	       "no failover wanted: nothing to gate");
+	tap_ok(!ep_dns_gate_step(&g, true, false, false, t += 100 * MS) && !g.applied &&
+		       g.why == EP_GATE_REFUSED && g.refusals == 1,
+	       "failover wanted, cache not usable: refused (%s)", ep_dns_gate_why_name(g.why));
+	ep_dns_gate_step(&g, true, false, false, t += 100 * MS);
+	tap_ok(g.refusals == 1, "one refusal per episode");
+	tap_ok(ep_dns_gate_step(&g, true, false, true, t += 100 * MS) && g.applied && g.why == EP_GATE_OPEN,
+	       "the cache answers again: the failover is applied");
+	tap_ok(!ep_dns_gate_step(&g, true, false, false, t += 100 * MS) && g.applied && g.why == EP_GATE_GRACE,
+	       "the cache dies while failed over: still redirected for now");
+	ep_dns_gate_step(&g, true, false, false, t += EP_DNS_CACHE_DOWN_LIFT_NS - 200 * MS);
+	tap_ok(g.applied, "still within the bound: redirected");
+	tap_ok(ep_dns_gate_step(&g, true, false, false, t += 200 * MS) && !g.applied && g.why == EP_GATE_LIFTED &&
+		       g.lifts == 1,
+	       "down for %llu ms: redirect lifted, back to the upstream",
+	       (unsigned long long)(EP_DNS_CACHE_DOWN_LIFT_NS / MS));
+	ep_dns_gate_step(&g, true, false, false, t += S);
+	tap_ok(!g.applied && g.why == EP_GATE_LIFTED && g.refusals == 1, "stays lifted, not counted as a refusal");
+	tap_ok(ep_dns_gate_step(&g, true, false, true, t += 100 * MS) && g.applied,
+	       "the cache is back while still failed over: redirected again");
+	ep_dns_gate_step(&g, true, false, false, t += 100 * MS);
+	tap_ok(!ep_dns_gate_step(&g, true, false, true, t += 100 * MS) && g.applied && g.why == EP_GATE_OPEN,
+	       "a blip shorter than the bound changes nothing");
+	tap_ok(ep_dns_gate_step(&g, false, false, false, t += 100 * MS) && !g.applied,
+	       "failback: upstream whatever the cache does");
+	tap_ok(ep_dns_gate_step(&g, true, true, false, t += 100 * MS) && g.applied,
+	       "edgeplane dns failover is the operator's word: not gated");
+}
+
 /* Spoofed answers are the datapath's business (it drops them); on their own
  * they never move the node: a failover would hand an off-path sender the
  * node's DNS (names outside the snapshot fail from the cache). */
@@ -324,6 +361,7 @@ int main(void)
 	test_hijack_is_immediate();
 	test_silence();
 	test_recent_divergence();
+	test_cache_gate();
 	test_spoofing_alone_does_not_fail_over();
 	test_flap_suppressed();
 	test_override();
