@@ -3,14 +3,14 @@
 # writing build/bench/NAME.json. Not tests: numbers, not pass/fail (a
 # benchmark exits non-zero only when it could not run at all).
 #
-#   tests/bench/run.sh [NAME...]     NAME: xdp_cost lb_latency cache_build cache_serve dns_drills dns_soak
+#   tests/bench/run.sh [NAME...]     NAME: xdp_cost lb_latency cache_build cache_serve dns_drills dns_onset dns_soak
 #
 # dns_soak runs SOAK_S (default 600) seconds of healthy traffic in real time.
 set -u
 cd "$(dirname "$0")/../.."
 B=${EP_BUILD:-build}
 mkdir -p "$B/bench"
-all=(xdp_cost lb_latency cache_build cache_serve dns_drills dns_soak)
+all=(xdp_cost lb_latency cache_build cache_serve dns_drills dns_onset dns_soak)
 [ $# -gt 0 ] && all=("$@")
 rc=0
 for b in "${all[@]}"; do
@@ -22,6 +22,7 @@ for b in "${all[@]}"; do
     cache_build) bash tests/bench/cache_build.sh || rc=1 ;;
     cache_serve) bash tests/bench/cache_serve.sh || rc=1 ;;
     dns_drills) bash tests/bench/dns_drills.sh || rc=1 ;;
+    dns_onset) bash tests/bench/dns_onset.sh || rc=1 ;;
     dns_soak) bash tests/bench/dns_soak.sh || rc=1 ;;
     *) echo "unknown benchmark $b"; rc=2 ;;
   esac
