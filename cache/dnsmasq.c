@@ -301,6 +301,7 @@ void ep_dnsmasq_tick(struct ep_dnsmasq *d, uint64_t now)
 			d->hfails = 0;
 			d->st.health_ok++;
 			d->st.up = true;
+			d->st.last_ok_ns = now;
 			if (d->loading_since_ns) {
 				double ms = (double)(now - d->loading_since_ns) / 1e6;
 

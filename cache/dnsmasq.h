@@ -44,6 +44,7 @@ struct ep_dnsmasq_status {
 	double started_at;	/* Unix time */
 	double last_reload_at;	/* last SIGHUP (preload re-read) */
 	double last_load_ms;	/* start or SIGHUP to the first answer, last time */
+	uint64_t last_ok_ns;	/* monotonic time of the last answered health check; 0: never */
 	char last_problem[256]; /* why it was last restarted, or "" */
 };
 

@@ -50,7 +50,8 @@ int ep_sup_spawn(struct ep_sup *s, const char *file, char *const argv[], char *e
 void ep_sup_kill(struct ep_sup *s, bool graceful);
 /* True when the process has exited (reaped if ours); why says how. */
 bool ep_sup_exited(struct ep_sup *s, char *why, size_t len);
-/* Backoff 0.2 s doubling to 10 s, back to 0.2 s after 60 s of running. */
+/* At once the first time; then 0.2 s doubling to 10 s while it keeps dying;
+ * back to "at once" after 60 s of running. */
 void ep_sup_schedule_restart(struct ep_sup *s, uint64_t now, const char *why);
 typedef int (*ep_sup_start_fn)(void *arg, char *err, size_t errlen);
 /*

@@ -45,6 +45,19 @@ void ep_cli_print_dns(const struct ep_cli_command *cmd, char **argv, json_t *r)
 		printf("state       %s for %s (override: %s, %lld automatic failovers)\n", jstr(fo, "state"),
 		       since, jstr(fo, "override"), jint(fo, "failovers"));
 		printf("reason      %s\n", jstr(fo, "reason"));
+		{
+			json_t *g = json_object_get(fo, "cache_gate");
+			json_t *age = json_object_get(g, "last_answer_age_seconds");
+			char a2[48] = "never";
+
+			if (json_is_number(age))
+				snprintf(a2, sizeof(a2), "%.1f s ago", json_number_value(age));
+			if (json_is_object(g))
+				printf("cache gate  %s: answering %s (last answer %s), snapshot %lld records; %s\n",
+				       json_is_true(json_object_get(g, "cache_usable")) ? "usable" : "NOT usable",
+				       json_is_true(json_object_get(g, "cache_answering")) ? "yes" : "no", a2,
+				       jint(g, "snapshot_records"), jstr(g, "gate"));
+		}
 		json_array_foreach(json_object_get(fo, "upstream_health"), i, v)
 		{
 			printf("upstream    %s: %s\n", jstr(v, "address"), jstr(v, "verdict"));
@@ -55,6 +68,21 @@ void ep_cli_print_dns(const struct ep_cli_command *cmd, char **argv, json_t *r)
 			       jint(v, "divergent_answers"), jint(v, "redirected_to_cache"),
 			       1000 * json_real_value(json_object_get(v, "latency_p50_seconds")),
 			       1000 * json_real_value(json_object_get(v, "latency_p99_seconds")));
+			{
+				json_t *rt = json_object_get(v, "rtt");
+
+				if (json_is_number(json_object_get(rt, "srtt_ms")))
+					printf("              rtt: srtt %.1f ms, rttvar %.1f ms -> timeout (rto) %.0f ms "
+					       "(floor %.0f, ceiling %.0f; %lld samples)\n",
+					       json_number_value(json_object_get(rt, "srtt_ms")),
+					       json_number_value(json_object_get(rt, "rttvar_ms")),
+					       json_number_value(json_object_get(rt, "rto_ms")),
+					       json_number_value(json_object_get(rt, "floor_ms")),
+					       json_number_value(json_object_get(rt, "ceiling_ms")), jint(rt, "samples"));
+				else
+					printf("              rtt: no answer yet -> timeout (rto) %.0f ms (the ceiling)\n",
+					       json_number_value(json_object_get(rt, "rto_ms")));
+			}
 			printf("              last probe: %s\n", jstr(v, "last_probe"));
 		}
 		printf("kubernetes  %s%s%s\n", jstr(ks, "state"),

@@ -663,6 +663,20 @@ bool ep_dns_cache_pick(void *cache, char *name, size_t namelen, struct ep_dns_ad
 	return found;
 }
 
+void ep_dns_cache_health(struct ep_dns_cache *c, uint64_t now, struct ep_dns_cache_health *h)
+{
+	struct ep_dnsmasq_status ds;
+
+	memset(h, 0, sizeof(*h));
+	ep_dnsmasq_get_status(c->dm, &ds);
+	h->last_answer_age_s = ds.last_ok_ns ? (double)(now - ds.last_ok_ns) / 1e9 : -1;
+	h->answering = ds.up && ds.pid && ds.last_ok_ns && now - ds.last_ok_ns <= EP_DNS_CACHE_FRESH_NS;
+	pthread_mutex_lock(&c->lock);
+	h->records = c->have_snapshot ? c->snap.records : 0;
+	pthread_mutex_unlock(&c->lock);
+	h->usable = h->answering && h->records > 0;
+}
+
 json_t *ep_dns_cache_status(struct ep_dns_cache *c)
 {
 	struct ep_dnsmasq_status ds;

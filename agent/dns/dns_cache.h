@@ -64,6 +64,16 @@ void ep_dns_cache_with_snapshot(struct ep_dns_cache *c,
 /* A random name of the snapshot and its addresses of one family, for probes. */
 bool ep_dns_cache_pick(void *cache, char *name, size_t namelen, struct ep_dns_addr *addrs,
 		       size_t *n, size_t max);
+/* Is the cache fit to take the node's DNS? dnsmasq runs and answered a
+ * health check (one a second) within EP_DNS_CACHE_FRESH_NS, and the snapshot
+ * has records. */
+#define EP_DNS_CACHE_FRESH_NS (2500ULL * 1000000ULL)
+struct ep_dns_cache_health {
+	bool usable, answering;
+	double last_answer_age_s; /* < 0: never answered */
+	uint64_t records;
+};
+void ep_dns_cache_health(struct ep_dns_cache *c, uint64_t now, struct ep_dns_cache_health *h);
 void ep_dns_cache_stop(struct ep_dns_cache *c, bool stop_dnsmasq);
 
 #endif

@@ -27,26 +27,59 @@
 
 /* ---- the state machine ------------------------------------------------- */
 
-/* The one switch between upstream and cache, for pods and host processes. */
+/* The one switch between upstream and cache, for pods and host processes:
+ * the machine's decision through the cache gate. The node's label and
+ * events follow the machine (the upstream's health), not the gate: a node
+ * whose upstream failed and whose cache is down is unhealthy all the more. */
 static void apply_mode(struct ep_dns_failover *f)
 {
 	struct ep_dns_config c = {};
+	enum ep_dns_gate_why was = f->gate.why;
+	uint64_t now = ep_now_ns();
 	__u32 zero = 0;
+	bool on;
 
-	bpf_map_lookup_elem(f->m.config, &zero, &c);
-	c.mode = f->mach.cache_mode ? EP_DNS_MODE_CACHE : EP_DNS_MODE_UPSTREAM;
-	if (bpf_map_update_elem(f->m.config, &zero, &c, BPF_ANY))
-		log_error("DNS: cannot switch the datapath to %s: %s",
-			  f->mach.cache_mode ? "the local cache" : "upstream", strerror(errno));
-	f->mode_changed_at = ep_wall_seconds();
-	f->mode_changes++;
-	log_warn("DNS: %s (%s)",
-		 f->mach.cache_mode ? "queries to the upstreams now answered by the local cache"
+	if (f->cache)
+		ep_dns_cache_health(f->cache, now, &f->cache_health);
+	else
+		f->cache_health = (struct ep_dns_cache_health){.usable = true, .answering = true,
+							       .last_answer_age_s = -1};
+	if (ep_dns_gate_step(&f->gate, f->mach.cache_mode, f->mach.override == EP_DNS_FORCE_CACHE,
+			     f->cache_health.usable, now)) {
+		on = f->gate.applied;
+		bpf_map_lookup_elem(f->m.config, &zero, &c);
+		c.mode = on ? EP_DNS_MODE_CACHE : EP_DNS_MODE_UPSTREAM;
+		if (bpf_map_update_elem(f->m.config, &zero, &c, BPF_ANY))
+			log_error("DNS: cannot switch the datapath to %s: %s",
+				  on ? "the local cache" : "upstream", strerror(errno));
+		f->mode_changed_at = ep_wall_seconds();
+		f->mode_changes++;
+		if (f->gate.why == EP_GATE_LIFTED)
+			log_warn("DNS: the cache has not answered for %.1f s: redirect lifted, the upstreams "
+				 "get their queries (%s)",
+				 (double)(now - f->gate.down_since_ns) / 1e9, f->mach.reason);
+		else
+			log_warn("DNS: %s (%s)",
+				 on ? "queries to the upstreams now answered by the local cache"
 				    : "queries go to the upstreams again",
-		 f->mach.reason);
-	if (f->k8s)
+				 f->mach.reason);
+	} else if (f->gate.why != was && f->gate.why == EP_GATE_REFUSED) {
+		log_warn("DNS: failover refused: the cache is %s (snapshot records %llu, last answer %s); "
+			 "queries stay with the upstreams (%s)",
+			 f->cache_health.answering ? "answering but empty" : "not answering",
+			 (unsigned long long)f->cache_health.records,
+			 f->cache_health.last_answer_age_s < 0 ? "never" : "too long ago", f->mach.reason);
+	} else if (f->gate.why != was && f->gate.why == EP_GATE_GRACE &&
+		   f->cache_health.last_answer_age_s >= 0) {
+		/* (An agent that just started has not checked the cache yet.) */
+		log_warn("DNS: the cache stopped answering while failed over; the redirect is lifted "
+			 "unless it is back within %llu ms",
+			 (unsigned long long)(EP_DNS_CACHE_DOWN_LIFT_NS / 1000000ULL));
+	}
+	if (f->k8s && f->k8s_reported != f->mach.cache_mode)
 		ep_k8s_set_dns_state(f->k8s, f->mach.cache_mode,
 				     f->mach.cache_mode ? "DNSFailover" : "DNSHealthy", f->mach.reason);
+	f->k8s_reported = f->mach.cache_mode;
 }
 
 static void thresholds_from(const struct ep_cfg_dns *d, struct ep_dns_thresholds *t)
@@ -111,6 +144,10 @@ static void evaluate(struct ep_dns_failover *f, uint64_t now)
 			for (size_t k = 0; k < sizeof(w[i]) / sizeof(uint64_t); k++)
 				dst[k] += src[k];
 		}
+		ep_dns_silence_track(&u->silent_timeouts, &u->silent_slots, &u->slots[f->cur]);
+		ep_dns_window_recent(&w[i], u->slots, f->n_slots, f->cur);
+		w[i].silent_timeouts = u->silent_timeouts;
+		w[i].silent_slots = u->silent_slots;
 		names[i] = u->name;
 		u->verdict = ep_dns_judge(&f->mach.t, &w[i], u->why, sizeof(u->why));
 		if ((u->verdict & (EP_DNS_BAD_HIJACK | EP_DNS_BAD_SPOOFING)) &&
@@ -121,8 +158,7 @@ static void evaluate(struct ep_dns_failover *f, uint64_t now)
 		log_warn("DNS state: %s -> %s: %s", ep_dns_state_name(before),
 			 ep_dns_state_name(f->mach.state), f->mach.reason);
 	apply_defenses(f);
-	if (mode_changed)
-		apply_mode(f);
+	(void)mode_changed; /* the tick applies the mode through the gate every time */
 }
 
 static void rotate(struct ep_dns_failover *f)
@@ -153,6 +189,7 @@ static int setup_upstreams(struct ep_dns_failover *f, const struct ep_config *cf
 		if (!ep_ip_eq(&u->addr, &cfg->dns.upstreams[i])) {
 			memset(u, 0, sizeof(*u));
 			u->addr = cfg->dns.upstreams[i];
+			ep_dns_rto_init(&u->rto, cfg->dns.health.timeout_ms);
 			/* The datapath counts by position: a new upstream in this
 			 * slot starts from zero, not from its predecessor's totals.
 			 * The same upstream in the same slot (an agent restart)
@@ -160,6 +197,9 @@ static int setup_upstreams(struct ep_dns_failover *f, const struct ep_config *cf
 			if (!ep_dnsf_pinned_slot_is(f, (uint32_t)i, &u->addr))
 				ep_dnsf_zero_datapath_stats(f, (uint32_t)i);
 		}
+		/* A reload keeps what was learnt about the same upstream. */
+		ep_dns_rto_set_ceiling(&u->rto, cfg->dns.health.timeout_ms);
+		u->silent_timeouts = u->silent_slots = 0;
 		ep_ip_str(&u->addr, u->name, sizeof(u->name));
 		u->slots = calloc(n_slots, sizeof(*u->slots));
 		if (!u->slots)
@@ -196,6 +236,7 @@ static void start_k8s(struct ep_dns_failover *f, const struct ep_config *cfg)
 	 * the node failed over). */
 	ep_k8s_set_dns_state(f->k8s, f->mach.cache_mode, f->mach.cache_mode ? "DNSFailover" : "DNSHealthy",
 			     f->mach.reason);
+	f->k8s_reported = f->mach.cache_mode;
 }
 
 static void on_tick(void *userdata, uint64_t now);
@@ -229,6 +270,7 @@ int ep_dns_failover_start(struct ep_dns_failover **out, const struct ep_config *
 	if (ep_dnsf_datapath_in_cache_mode(f)) {
 		f->mach.state = EP_DNS_FAILED_OVER;
 		f->mach.cache_mode = true;
+		f->gate.applied = true;
 		snprintf(f->mach.reason, sizeof(f->mach.reason),
 			 "the datapath was already answering from the cache when the agent started");
 		log_warn("DNS: %s", f->mach.reason);
@@ -321,14 +363,25 @@ static void tick(struct ep_dns_failover *f, uint64_t now)
 			ep_dnsf_sync_snapshot(f);
 		}
 	}
-	if (now < f->slot_ends_ns)
+	if (now < f->slot_ends_ns) {
+		apply_mode(f);
 		return;
+	}
 	f->slot_ends_ns = now + SLOT_NS;
 	ep_dnsf_read_datapath(f);
+	for (size_t i = 0; i < f->n; i++) {
+		uint64_t late[8];
+		size_t nl = ep_dns_prober_late_rtts(f->prober, i, late, 8);
+
+		for (size_t k = 0; k < nl; k++)
+			ep_dns_rto_sample(&f->up[i].rto, late[k]);
+		ep_dns_prober_set_timeout(f->prober, i, ep_dns_rto_ns(&f->up[i].rto));
+	}
 	ep_dnsf_scan_pending(f, now);
 	for (size_t i = 0; i < f->n; i++)
 		ep_dns_prober_take(f->prober, i, &f->up[i].slots[f->cur]);
 	evaluate(f, now);
+	apply_mode(f);
 	rotate(f);
 }
 
@@ -343,11 +396,10 @@ static void on_tick(void *userdata, uint64_t now)
 
 int ep_dns_failover_override(struct ep_dns_failover *f, enum ep_dns_override o)
 {
-	if (ep_dns_machine_override(&f->mach, o, ep_now_ns())) {
+	if (ep_dns_machine_override(&f->mach, o, ep_now_ns()))
 		snprintf(f->mach.reason, sizeof(f->mach.reason), "manual override: edgeplane dns %s",
 			 ep_dns_override_name(o));
-		apply_mode(f);
-	}
+	apply_mode(f);
 	log_info("DNS: override set to %s", ep_dns_override_name(o));
 	return 0;
 }

@@ -92,7 +92,7 @@ int ep_dnsf_write_config(struct ep_dns_failover *f, bool keep_mode)
 
 	if (keep_mode)
 		bpf_map_lookup_elem(f->m.config, &zero, &c);
-	c.mode = f->mach.cache_mode ? EP_DNS_MODE_CACHE : EP_DNS_MODE_UPSTREAM;
+	c.mode = f->gate.applied ? EP_DNS_MODE_CACHE : EP_DNS_MODE_UPSTREAM;
 	c.cache_family4 = c.cache_family6 = 0;
 	for (int k = 0; f->cfg.cache.enabled && k < 2; k++) {
 		const struct ep_ip *l = k ? &f->cfg.cache.listen6 : &f->cfg.cache.listen;
@@ -198,6 +198,13 @@ void ep_dnsf_read_datapath(struct ep_dns_failover *f)
 			w->servfail += s.rcode[2] - u->last.rcode[2];
 			w->refused += s.rcode[5] - u->last.rcode[5];
 			w->late += s.late - u->last.late;
+			{
+				uint64_t lat[EP_DNS_LAT_BUCKETS];
+
+				for (int b = 0; b < EP_DNS_LAT_BUCKETS; b++)
+					lat[b] = s.lat[b] - u->last.lat[b];
+				ep_dns_rto_from_histogram(&u->rto, lat, s.lat_sum_us - u->last.lat_sum_us);
+			}
 		}
 		u->last = s;
 		u->have_last = true;
@@ -206,7 +213,8 @@ void ep_dnsf_read_datapath(struct ep_dns_failover *f)
 }
 
 /* Queries the datapath saw leave the node (recorded at TC egress only, so a
- * query that died on the node never gets here) but no answer matched within timeout_ms:
+ * query that died on the node never gets here) but no answer matched within
+ * their upstream's RTO (dns_rto.h; at most timeout_ms):
  * counted once (flagged, so a late answer reads as late, not spoofed) and
  * forgotten after a while. */
 void ep_dnsf_scan_pending(struct ep_dns_failover *f, uint64_t now)
@@ -214,7 +222,7 @@ void ep_dnsf_scan_pending(struct ep_dns_failover *f, uint64_t now)
 	enum { BATCH = 4096 };
 	struct ep_dns_pending_key *keys = calloc(BATCH, sizeof(*keys));
 	struct ep_dns_pending *vals = calloc(BATCH, sizeof(*vals));
-	uint64_t timeout_ns = (uint64_t)f->cfg.health.timeout_ms * 1000000ULL;
+	uint64_t ceiling_ns = (uint64_t)f->cfg.health.timeout_ms * 1000000ULL;
 	struct ep_dns_pending_key cursor;
 	void *in = NULL;
 
@@ -229,8 +237,10 @@ void ep_dnsf_scan_pending(struct ep_dns_failover *f, uint64_t now)
 		for (__u32 i = 0; i < count; i++) {
 			struct ep_dns_pending *v = &vals[i];
 			uint64_t age = now > v->sent_ns ? now - v->sent_ns : 0;
+			uint64_t timeout_ns = v->upstream_idx < f->n ? ep_dns_rto_ns(&f->up[v->upstream_idx].rto)
+								     : ceiling_ns;
 
-			if (age > timeout_ns + PENDING_LATE_NS) {
+			if (age > ceiling_ns + PENDING_LATE_NS) {
 				bpf_map_delete_elem(f->m.pending, &keys[i]);
 				continue;
 			}

@@ -13,7 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dns_cache.h"
 #include "dns_failover.h"
+#include "dns_rto.h"
 
 #define RECENT_SAMPLES 8
 
@@ -36,6 +38,8 @@ struct upstream_state {
 	char why[256];
 	uint64_t timeouts_total, late_total, hijack_suspected_total;
 	uint32_t flags; /* EP_DNS_UP_F_* currently applied */
+	struct ep_dns_rto rto; /* what counts as a timeout for this upstream */
+	uint64_t silent_timeouts, silent_slots; /* since the last answer (dns_health.h) */
 };
 
 struct ep_dns_failover {
@@ -46,6 +50,11 @@ struct ep_dns_failover {
 	size_t n_slots, cur;
 	uint64_t slot_ends_ns;
 	struct ep_dns_machine mach;
+	/* Whether the datapath may follow the machine to the cache (dns_health.h),
+	 * and the cache's state it last judged by. */
+	struct ep_dns_gate gate;
+	struct ep_dns_cache_health cache_health;
+	bool k8s_reported; /* the machine's cache_mode last told to Kubernetes */
 	struct ep_dns_prober *prober;
 	struct ep_dns_exempt_map *exempt; /* the probes' sockets, never redirected */
 	struct ep_dns_cache *cache;

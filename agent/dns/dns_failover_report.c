@@ -35,7 +35,19 @@ json_t *ep_dns_failover_status(struct ep_dns_failover *f)
 	json_t *o = json_object(), *ups = json_array(), *rec = json_array();
 
 	json_object_set_new(o, "state", json_string(ep_dns_state_name(f->mach.state)));
-	json_object_set_new(o, "mode", json_string(f->mach.cache_mode ? "cache" : "upstream"));
+	/* What the datapath does; the machine's wish goes through the cache gate. */
+	json_object_set_new(o, "mode", json_string(f->gate.applied ? "cache" : "upstream"));
+	json_object_set_new(
+		o, "cache_gate",
+		json_pack("{s:b, s:b, s:o, s:I, s:b, s:s, s:I, s:I, s:I}", "cache_usable",
+			  f->cache_health.usable, "cache_answering", f->cache_health.answering,
+			  "last_answer_age_seconds",
+			  f->cache_health.last_answer_age_s < 0 ? json_null()
+								 : json_real(f->cache_health.last_answer_age_s),
+			  "snapshot_records", (json_int_t)f->cache_health.records, "redirect_wanted",
+			  f->mach.cache_mode, "gate", ep_dns_gate_why_name(f->gate.why), "lift_after_ms",
+			  (json_int_t)(EP_DNS_CACHE_DOWN_LIFT_NS / 1000000ULL), "refusals",
+			  (json_int_t)f->gate.refusals, "lifts", (json_int_t)f->gate.lifts));
 	json_object_set_new(o, "override", json_string(ep_dns_override_name(f->mach.override)));
 	json_object_set_new(o, "reason", json_string(f->mach.reason));
 	json_object_set_new(o, "state_since_seconds",
@@ -80,6 +92,19 @@ json_t *ep_dns_failover_status(struct ep_dns_failover *f)
 		json_object_set_new(j, "rcodes", rc);
 		json_object_set_new(j, "latency_p50_seconds", json_real(lat_quantile(&u->last, 0.5)));
 		json_object_set_new(j, "latency_p99_seconds", json_real(lat_quantile(&u->last, 0.99)));
+		/* The timeout in force for this upstream and what it comes from
+		 * (dns_rto.h); null figures before the first answer. */
+		json_object_set_new(
+			j, "rtt",
+			json_pack("{s:o, s:o, s:f, s:f, s:f, s:I, s:I, s:I}", "srtt_ms",
+				  u->rto.samples ? json_real((double)u->rto.srtt_us / 1000.0) : json_null(),
+				  "rttvar_ms",
+				  u->rto.samples ? json_real((double)u->rto.rttvar_us / 1000.0) : json_null(),
+				  "rto_ms", (double)u->rto.rto_us / 1000.0, "floor_ms",
+				  (double)u->rto.floor_us / 1000.0, "ceiling_ms",
+				  (double)u->rto.ceil_us / 1000.0, "samples", (json_int_t)u->rto.samples,
+				  "silent_timeouts", (json_int_t)u->silent_timeouts, "silent_ms",
+				  (json_int_t)(u->silent_slots * 100)));
 		json_object_set_new(j, "last_probe", json_string(ep_dns_prober_last(f->prober, i)));
 		{
 			json_t *pr = json_object();
@@ -273,9 +298,14 @@ void ep_dns_failover_metrics(struct ep_dns_failover *f, struct ep_strbuf *b)
 			ep_sb_printf(b, "edgeplane_dns_probes_total{upstream=\"%s\",result=\"%s\"} %llu\n",
 				     f->up[i].name, ep_probe_result_names[r],
 				     (unsigned long long)ep_dns_prober_total(f->prober, i, r));
+	ep_sb_printf(b, "# HELP edgeplane_dns_rto_seconds Current timeout per upstream, from its observed latency (srtt + 4 rttvar, floor and ceiling).\n"
+			"# TYPE edgeplane_dns_rto_seconds gauge\n");
+	for (size_t i = 0; i < f->n; i++)
+		ep_sb_printf(b, "edgeplane_dns_rto_seconds{upstream=\"%s\"} %.6f\n", f->up[i].name,
+			     (double)f->up[i].rto.rto_us / 1e6);
 	ep_sb_printf(b, "# HELP edgeplane_dns_mode 0: queries go to the upstreams; 1: the local cache answers them.\n"
 			"# TYPE edgeplane_dns_mode gauge\nedgeplane_dns_mode %d\n",
-		     f->mach.cache_mode ? 1 : 0);
+		     f->gate.applied ? 1 : 0);
 	ep_sb_printf(b, "# HELP edgeplane_dns_failovers_total Automatic failovers to the local cache.\n"
 			"# TYPE edgeplane_dns_failovers_total counter\nedgeplane_dns_failovers_total %llu\n",
 		     (unsigned long long)f->mach.failovers);

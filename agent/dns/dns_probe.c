@@ -16,6 +16,8 @@
 #include "util.h"
 
 #define MAX_INFLIGHT 4
+/* Timed-out probes still listening for their late reply, per upstream. */
+#define MAX_LATE 4
 #define MAX_EXPECT 8
 /* A bogus answer is logged at most this often per upstream, and so is a
  * probe socket that could not be exempted. */
@@ -34,9 +36,17 @@ struct probe {
 	uint16_t id, qtype;
 	enum probe_kind kind;
 	char qname[256];
-	uint64_t deadline_ns;
+	uint64_t sent_ns, deadline_ns;
 	struct ep_dns_addr expect[MAX_EXPECT];
 	size_t n_expect;
+};
+
+/* A timed-out probe's socket, kept until the ceiling for its late reply. */
+struct late_probe {
+	int fd;
+	uint16_t id, qtype;
+	char qname[256];
+	uint64_t sent_ns, until_ns;
 };
 
 struct upstream {
@@ -44,6 +54,10 @@ struct upstream {
 	uint64_t next_ns;
 	size_t rotate;
 	struct probe inflight[MAX_INFLIGHT];
+	uint64_t timeout_ns; /* the upstream's RTO, set by the failover module */
+	struct late_probe late[MAX_LATE];
+	uint64_t late_rtt_us[MAX_LATE];
+	size_t n_late_rtt;
 	uint64_t counts[EP_PROBE_RESULTS]; /* since the last take */
 	uint64_t totals[EP_PROBE_RESULTS];
 	char last[400];
@@ -128,6 +142,9 @@ struct ep_dns_prober *ep_dns_prober_new(const struct ep_cfg_dns *cfg, ep_probe_p
 		p->up[i].addr = cfg->upstreams[i];
 		for (size_t k = 0; k < MAX_INFLIGHT; k++)
 			p->up[i].inflight[k].fd = -1;
+		for (size_t k = 0; k < MAX_LATE; k++)
+			p->up[i].late[k].fd = -1;
+		p->up[i].timeout_ns = p->timeout_ns;
 		snprintf(p->up[i].last, sizeof(p->up[i].last), "no probe yet");
 		snprintf(p->up[i].keys_note, sizeof(p->up[i].keys_note), "not fetched yet");
 	}
@@ -336,7 +353,8 @@ static void start_probe(struct ep_dns_prober *p, struct upstream *u, uint64_t no
 	}
 	free(wire);
 	pr->busy = true;
-	pr->deadline_ns = now + p->timeout_ns;
+	pr->sent_ns = now;
+	pr->deadline_ns = now + u->timeout_ns;
 }
 
 static bool overlaps(const struct ep_dns_addr *a, size_t na, const struct ep_dns_addr *b, size_t nb)
@@ -483,6 +501,35 @@ static void judge_reply(struct ep_dns_prober *p, struct upstream *u, struct prob
 	ep_dnsq_answer_free(&ans);
 }
 
+/* Moves a timed-out probe's socket to the late list (the oldest there gives
+ * way), so finish() does not close it. */
+static void keep_listening(struct ep_dns_prober *p, struct upstream *u, struct probe *pr,
+			   uint64_t now)
+{
+	struct late_probe *l = &u->late[0];
+	uint64_t until = pr->sent_ns + p->timeout_ns;
+
+	if (pr->fd < 0 || pr->kind == PK_DNSKEY || until <= now)
+		return;
+	for (size_t k = 0; k < MAX_LATE; k++) {
+		if (u->late[k].fd < 0) {
+			l = &u->late[k];
+			break;
+		}
+		if (u->late[k].sent_ns < l->sent_ns)
+			l = &u->late[k];
+	}
+	if (l->fd >= 0)
+		close(l->fd);
+	l->fd = pr->fd;
+	l->id = pr->id;
+	l->qtype = pr->qtype;
+	snprintf(l->qname, sizeof(l->qname), "%s", pr->qname);
+	l->sent_ns = pr->sent_ns;
+	l->until_ns = until;
+	pr->fd = -1;
+}
+
 static void poll_probe(struct ep_dns_prober *p, struct upstream *u, struct probe *pr, uint64_t now)
 {
 	uint8_t buf[4096];
@@ -503,8 +550,34 @@ static void poll_probe(struct ep_dns_prober *p, struct upstream *u, struct probe
 		finish(u, pr, EP_PROBE_TIMEOUT, "port unreachable");
 		return;
 	}
-	if (now >= pr->deadline_ns)
-		finish(u, pr, EP_PROBE_TIMEOUT, "no answer in time");
+	if (now >= pr->deadline_ns) {
+		keep_listening(p, u, pr, now);
+		finish(u, pr, EP_PROBE_TIMEOUT, "no answer within the RTO");
+	}
+}
+
+/* A late reply: the timeout was counted, the round trip still tells the
+ * estimator how slow the upstream has become. */
+static void poll_late(struct upstream *u, struct late_probe *l, uint64_t now)
+{
+	uint8_t buf[4096];
+	ssize_t n;
+
+	while ((n = recv(l->fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+		ldns_pkt *pkt = NULL;
+
+		if (ep_dnsq_parse_reply(buf, (size_t)n, l->qname, l->qtype, l->id, &pkt) != EP_DNSQ_OK)
+			continue;
+		ldns_pkt_free(pkt);
+		if (u->n_late_rtt < MAX_LATE)
+			u->late_rtt_us[u->n_late_rtt++] = (now - l->sent_ns) / 1000;
+		now = l->until_ns; /* done: close below */
+		break;
+	}
+	if (now >= l->until_ns || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+		close(l->fd);
+		l->fd = -1;
+	}
 }
 
 void ep_dns_prober_tick(struct ep_dns_prober *p, uint64_t now)
@@ -517,6 +590,9 @@ void ep_dns_prober_tick(struct ep_dns_prober *p, uint64_t now)
 		for (size_t k = 0; k < MAX_INFLIGHT; k++)
 			if (u->inflight[k].busy)
 				poll_probe(p, u, &u->inflight[k], now);
+		for (size_t k = 0; k < MAX_LATE; k++)
+			if (u->late[k].fd >= 0)
+				poll_late(u, &u->late[k], now);
 		if (now >= u->next_ns) {
 			/* Catch up without bursts after a stall. */
 			u->next_ns = u->next_ns + p->interval_ns > now ? u->next_ns + p->interval_ns
@@ -524,6 +600,27 @@ void ep_dns_prober_tick(struct ep_dns_prober *p, uint64_t now)
 			start_probe(p, u, now);
 		}
 	}
+}
+
+void ep_dns_prober_set_timeout(struct ep_dns_prober *p, size_t i, uint64_t timeout_ns)
+{
+	if (!p || i >= p->n)
+		return;
+	p->up[i].timeout_ns = timeout_ns && timeout_ns < p->timeout_ns ? timeout_ns : p->timeout_ns;
+}
+
+size_t ep_dns_prober_late_rtts(struct ep_dns_prober *p, size_t i, uint64_t *us, size_t max)
+{
+	struct upstream *u;
+	size_t n;
+
+	if (!p || i >= p->n)
+		return 0;
+	u = &p->up[i];
+	n = u->n_late_rtt < max ? u->n_late_rtt : max;
+	memcpy(us, u->late_rtt_us, n * sizeof(*us));
+	u->n_late_rtt = 0;
+	return n;
 }
 
 void ep_dns_prober_take(struct ep_dns_prober *p, size_t i, struct ep_dns_window *w)
@@ -588,6 +685,9 @@ void ep_dns_prober_free(struct ep_dns_prober *p)
 		for (size_t k = 0; k < MAX_INFLIGHT; k++)
 			if (p->up[i].inflight[k].fd >= 0)
 				close(p->up[i].inflight[k].fd);
+		for (size_t k = 0; k < MAX_LATE; k++)
+			if (p->up[i].late[k].fd >= 0)
+				close(p->up[i].late[k].fd);
 		ep_dnssec_keys_free(&p->up[i].keys);
 	}
 	ep_dnssec_anchor_free(p->anchor);

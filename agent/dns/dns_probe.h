@@ -47,6 +47,14 @@ struct ep_dns_prober *ep_dns_prober_new(const struct ep_cfg_dns *cfg, ep_probe_p
 /* Sends due probes, reads replies, expires unanswered ones. Never blocks.
  * All functions below accept a NULL prober (nothing to do, nothing to say). */
 void ep_dns_prober_tick(struct ep_dns_prober *p, uint64_t now_ns);
+/* The timeout of upstream i's next probes (its RTO, dns_rto.h); until set,
+ * dns.health.timeout_ms. A probe unanswered by then is a timeout, but its
+ * socket stays open up to timeout_ms: a late reply's round trip is handed
+ * out by ep_dns_prober_late_rtts(). */
+void ep_dns_prober_set_timeout(struct ep_dns_prober *p, size_t i, uint64_t timeout_ns);
+/* Round trips (us) of probe replies that came after their timeout, since
+ * the last call; returns how many were written to us[] (at most max). */
+size_t ep_dns_prober_late_rtts(struct ep_dns_prober *p, size_t i, uint64_t *us, size_t max);
 /* Adds the results gathered for upstream i since the last call to *w. */
 void ep_dns_prober_take(struct ep_dns_prober *p, size_t i, struct ep_dns_window *w);
 /* Last probe outcome of upstream i, for status ("ok", "timeout", "wrong answer ..."). */

@@ -10,7 +10,7 @@ export DRILL_FAULT_S=${DRILL_FAULT_S:-30} DRILL_RATE=${DRILL_RATE:-200}
 export DRILL_OUT=$B/bench/drills
 mkdir -p "$DRILL_OUT"
 rc=0
-for d in blackhole slow servfail hijack recovery spoofing ttl1 fragments; do
+for d in blackhole slow servfail hijack hijack_partial recovery spoofing ttl1 fragments; do
   echo "--- drill $d (${DRILL_FAULT_S}s of fault, ${DRILL_RATE} queries/s)"
   if ! bash "tests/drills/dns_$d.sh" >"$DRILL_OUT/$d.log" 2>&1; then
     echo "    drill $d had failures: $DRILL_OUT/$d.log"
@@ -23,7 +23,7 @@ import json, os, sys
 out, dest = sys.argv[1], sys.argv[2]
 rows = []
 steady = []  # faults the node must ride out on the upstream (drill_run_steady)
-for d in ("blackhole", "slow", "servfail", "hijack", "recovery", "spoofing", "ttl1", "fragments"):
+for d in ("blackhole", "slow", "servfail", "hijack", "hijack_partial", "recovery", "spoofing", "ttl1", "fragments"):
     p = os.path.join(out, d + ".json")
     if os.path.exists(p):
         r = json.load(open(p))

@@ -4,15 +4,16 @@
 # benchmark exits non-zero only when it could not run at all).
 #
 #   tests/bench/run.sh [NAME...]     NAME: xdp_cost lb_latency mirror_cost cache_build cache_serve dns_drills
-#                                          health_cost canary_tap canary_rollback
+#                                          dns_onset dns_soak health_cost canary_tap canary_rollback
 #
 # xdp_cost times the previous commit's XDP object next to this build's
 # (XDP_COST_BASE_REF=<commit> for another one).
+# dns_soak runs SOAK_S (default 600) seconds of healthy traffic in real time.
 set -u
 cd "$(dirname "$0")/../.."
 B=${EP_BUILD:-build}
 mkdir -p "$B/bench"
-all=(xdp_cost lb_latency mirror_cost cache_build cache_serve dns_drills health_cost canary_tap canary_rollback)
+all=(xdp_cost lb_latency mirror_cost cache_build cache_serve dns_drills dns_onset dns_soak health_cost canary_tap canary_rollback)
 [ $# -gt 0 ] && all=("$@")
 rc=0
 for b in "${all[@]}"; do
@@ -44,6 +45,8 @@ for b in "${all[@]}"; do
     health_cost) "$B/tests/bench/health_cost" "${HEALTH_COST_REPEAT:-200000}" "$B/bench/health_cost.json" || rc=1 ;;
     canary_tap) bash tests/bench/canary_tap.sh "${BENCH_SECONDS:-3}" "${BENCH_ROUNDS:-3}" || rc=1 ;;
     canary_rollback) bash tests/bench/canary_rollback.sh "${CANARY_ROUNDS:-10}" || rc=1 ;;
+    dns_onset) bash tests/bench/dns_onset.sh || rc=1 ;;
+    dns_soak) bash tests/bench/dns_soak.sh || rc=1 ;;
     *) echo "unknown benchmark $b"; rc=2 ;;
   esac
 done

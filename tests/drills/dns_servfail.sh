@@ -6,7 +6,8 @@ set -u
 cd "$(dirname "$0")/../.." || exit 1
 source tests/lib/drills.sh
 
-inject() { drill_divert servfail; }
+prepare_fault() { drill_divert_prepare servfail; }
+inject() { drill_divert_apply; }
 heal() { drill_divert_heal; }
 
 drill_setup

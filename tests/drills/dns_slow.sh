@@ -7,7 +7,8 @@ set -u
 cd "$(dirname "$0")/../.." || exit 1
 source tests/lib/drills.sh
 
-inject() { drill_divert delay 1000; }
+prepare_fault() { drill_divert_prepare delay 1000; }
+inject() { drill_divert_apply; }
 heal() { drill_divert_heal; }
 
 drill_setup

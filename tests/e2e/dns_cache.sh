@@ -130,6 +130,8 @@ if wait_for 10 answers_health; then
 else
   not_ok "killed dnsmasq is restarted and answers again"
 fi
+check "the first death restarts it at once, no backoff (log: restarting now)" \
+  grep -q "dnsmasq died (signal 9): restarting now" "$LAB_LOG"
 check "the restart is a new process and counted" \
   sh -c "[ \$(ip netns exec $LAB_NS_NODE $LAB_CLI_BIN --socket $LAB_SOCK dns status -o json | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin)[\"cache\"][\"dnsmasq\"]; print(d[\"restarts\"] >= 1 and d[\"pid\"] != $pid)') = True ]"
 pid=$(dnsmasq_pid)

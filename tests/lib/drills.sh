@@ -167,7 +167,9 @@ except (ValueError, KeyError):
 
 # drill_run NAME INJECT_FN HEAL_FN [EVIDENCE]
 # EVIDENCE: an upstream counter (see drill_counters) that the fault must have
-# moved, so a fault that silently did nothing fails the drill.
+# moved, so a fault that silently did nothing fails the drill. A function
+# prepare_fault, when the drill defines one, runs before the fault's clock
+# starts (e.g. drill_divert_prepare).
 drill_run() {
   local name=$1 inject=$2 heal=$3 evidence=${4:-} t_fault t_heal t_detect t_redirect t_failback label_during label_after
   local c_before c_after reason
@@ -179,6 +181,7 @@ drill_run() {
   local stub_pid=$!
   netns_track_pid $stub_pid
   sleep $pre
+  if declare -F prepare_fault >/dev/null; then prepare_fault || diag "$name: prepare_fault failed"; fi
   c_before=$(drill_counters)
   t_fault=$(date +%s.%N)
   $inject
@@ -247,11 +250,19 @@ drill_ct_flush() { ip netns exec "$1" conntrack -F >/dev/null 2>&1 || true; }
 
 # drill_divert MODE [ARG]: the upstream's DNS (UDP and TCP) goes to
 # ep_dns_responder on $LAB_DNS4:5353 in the DNS namespace, which relays to
-# nsd as MODE says (delay MS, servfail, ...).
-drill_divert() {
+# nsd as MODE says (delay MS, servfail, ...). In two steps for drill_run:
+# drill_divert_prepare MODE... starts the relay (before the fault's clock
+# starts: a process start is no part of the time to detect), and
+# drill_divert_apply diverts the traffic to it (the fault's onset).
+drill_divert() { drill_divert_prepare "$@" && drill_divert_apply; }
+
+drill_divert_prepare() {
   DNS_RESPONDER_LOG=$LAB_DIR/responder.log dns_responder_start "$LAB_NS_DNS" "$LAB_DNS4:5353" \
     --upstream "$LAB_DNS4:53" --mode "$@" >/dev/null || return 1
   DRILL_RESPONDER_PID=$DNS_RESPONDER_PID
+}
+
+drill_divert_apply() {
   ip netns exec "$LAB_NS_DNS" nft -f - <<EOT || return 1
 table ip ep_drill {
   chain pre {

@@ -13,6 +13,7 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <math.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -53,6 +54,8 @@ struct rule {
 	char suffix[256]; /* "" matches every name */
 	int rcode;
 	unsigned ms, count;
+	unsigned share; /* percent of matching queries the rule takes (0: all) */
+	double sigma;	/* delay: > 0 draws each delay from a lognormal around ms */
 	struct sockaddr_storage up; /* forward / no-chase target (else --upstream) */
 	socklen_t uplen;
 	char addr[64];		    /* wrong-answer / spoof address */
@@ -159,6 +162,8 @@ static void usage(FILE *f)
 		"Answers DNS over UDP and TCP on ADDR:PORT by rules, tried in order; the first\n"
 		"whose --match SUFFIX covers the query name (the name itself or below it) wins.\n"
 		"A --mode without --match covers every name. No rule: REFUSED.\n"
+		"--share PERCENT after a --mode: the rule takes only that share of the\n"
+		"queries it matches (chosen at random); the rest go on to the next rule.\n"
 		"\n"
 		"modes:\n"
 		"  forward [UPSTREAM]     relay to UPSTREAM (default --upstream)\n"
@@ -167,7 +172,8 @@ static void usage(FILE *f)
 		"  servfail | refused | nxdomain | formerr   that rcode, no records\n"
 		"  wrong-answer ADDR      A (or AAAA, for an IPv6 ADDR) answer ADDR, TTL 30;\n"
 		"                         the other type gets NODATA (a rogue resolver)\n"
-		"  delay MS               relay to --upstream, answer MS milliseconds later\n"
+		"  delay MS [SIGMA]       relay to --upstream, answer MS milliseconds later; with\n"
+		"                         SIGMA, each delay is lognormal with median MS\n"
 		"  drop                   never answer\n"
 		"  truncate               over UDP: TC set, no records; over TCP: relay\n"
 		"  spoof N                N replies with random wrong ids answering 192.0.2.66,\n"
@@ -220,10 +226,15 @@ static int add_rule(int argc, char **argv, int *i)
 	} else if (!strcmp(m, "delay")) {
 		const char *a = NEXTARG();
 
+		const char *sg;
+
 		r->mode = M_DELAY;
 		if (!a || atoi(a) < 0)
 			return -1;
 		r->ms = (unsigned)atoi(a);
+		sg = NEXTARG();
+		if (sg && (r->sigma = atof(sg)) <= 0)
+			return -1;
 	} else if (!strcmp(m, "drop")) {
 		r->mode = M_DROP;
 	} else if (!strcmp(m, "truncate")) {
@@ -281,8 +292,13 @@ static const struct rule *match(const char *name)
 		size_t sl = strlen(sfx);
 
 		if (!sl || !strcmp(name, sfx) ||
-		    (nl > sl && name[nl - sl - 1] == '.' && !strcmp(name + nl - sl, sfx)))
+		    (nl > sl && name[nl - sl - 1] == '.' && !strcmp(name + nl - sl, sfx))) {
+			/* A partial fault: the rule takes its share of the
+			 * queries, the others fall through to the next rule. */
+			if (rules[i].share && rnd16() % 100 >= rules[i].share)
+				continue;
 			return &rules[i];
+		}
 	}
 	return NULL;
 }
@@ -401,6 +417,19 @@ static void tamper(const struct rule *r, uint8_t **m, size_t *len)
 	ldns_pkt_free(p);
 }
 
+/* A rule's delay; with a sigma, lognormal around ms (Box-Muller). */
+static uint64_t delay_ms(const struct rule *r)
+{
+	double u1, u2, z;
+
+	if (r->sigma <= 0)
+		return r->ms;
+	u1 = ((double)rnd16() + 0.5) / 65536.0;
+	u2 = ((double)rnd16() + 0.5) / 65536.0;
+	z = sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+	return (uint64_t)((double)r->ms * exp(r->sigma * z) + 0.5);
+}
+
 static void deliver(const struct rule *r, uint8_t *m, size_t len, const struct sockaddr_storage *to,
 		    socklen_t tolen)
 {
@@ -411,7 +440,7 @@ static void deliver(const struct rule *r, uint8_t *m, size_t len, const struct s
 			free(m);
 			return;
 		}
-		d->due = now_ms() + r->ms;
+		d->due = now_ms() + delay_ms(r);
 		d->msg = m;
 		d->len = len;
 		d->to = *to;
@@ -730,6 +759,14 @@ int main(int argc, char **argv)
 				for (; *s; s++)
 					*s = (char)tolower((unsigned char)*s);
 			}
+		} else if (!strcmp(argv[i], "--share") && i + 1 < argc) {
+			int pc = atoi(argv[++i]);
+
+			if (!n_rules || pc < 1 || pc > 100) {
+				fprintf(stderr, "ep_dns_responder: --share PERCENT (1..100) must follow a --mode\n");
+				return 2;
+			}
+			rules[n_rules - 1].share = (unsigned)pc;
 		} else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
 			verbose = true;
 		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {

@@ -145,6 +145,129 @@ static void test_hijack_is_immediate(void)
 	       "the reason names the upstream and the signal: %s", m.reason);
 }
 
+/* A run of timeouts with nothing answered is confirmed by itself (the RTO
+ * made it a few round trips); the same run while answers still arrive, or
+ * one silent slot, waits for confirm_ns like any ratio. */
+static void test_silence(void)
+{
+	struct ep_dns_machine m;
+	struct ep_dns_window w, ring[10] = {};
+	uint64_t st = 0, ss = 0;
+	bool mode = false;
+	uint64_t t = 7 * S;
+	char why[256];
+
+	w = healthy();
+	w.silent_timeouts = 5;
+	w.silent_slots = 1;
+	tap_ok(!(ep_dns_judge(&T, &w, why, sizeof(why)) & EP_DNS_BAD_SILENT),
+	       "one slot without answers is not silence yet");
+	w.silent_slots = 2;
+	tap_ok(ep_dns_judge(&T, &w, why, sizeof(why)) == (EP_DNS_BAD_TIMEOUTS | EP_DNS_BAD_SILENT),
+	       "two slots, min_samples timeouts in a row: silent (%s)", why);
+	w.silent_timeouts = 4;
+	tap_ok(ep_dns_judge(&T, &w, why, sizeof(why)) == 0, "fewer timeouts than min_samples: not silent");
+
+	ep_dns_machine_init(&m, &T, t);
+	w = healthy();
+	w.silent_timeouts = 6;
+	w.silent_slots = 2;
+	ep_dns_machine_step(&m, &w, NAMES, 1, t, &mode);
+	tap_ok(m.state == EP_DNS_FAILED_OVER && mode, "a silent upstream fails the node over at once: %s",
+	       m.reason);
+	ep_dns_machine_init(&m, &T, t);
+	{
+		struct ep_dns_window two[2] = {w, healthy()};
+
+		ep_dns_machine_step(&m, two, NAMES, 2, t, &mode);
+		tap_ok(m.state == EP_DNS_HEALTHY, "one silent upstream of two: the stub moves on, no failover");
+	}
+
+	/* The run itself: answers end it, a slot with none adds its timeouts. */
+	ring[0] = (struct ep_dns_window){.answers = 3, .timeouts = 2};
+	ep_dns_silence_track(&st, &ss, &ring[0]);
+	tap_ok(st == 0 && ss == 0, "a slot with answers and timeouts counts as answered");
+	ring[1] = (struct ep_dns_window){.timeouts = 3, .probes = 1, .probe_timeout = 1};
+	ep_dns_silence_track(&st, &ss, &ring[1]);
+	ep_dns_silence_track(&st, &ss, &ring[1]);
+	tap_ok(st == 8 && ss == 2, "two silent slots: their query and probe timeouts add up (%llu, %llu)",
+	       (unsigned long long)st, (unsigned long long)ss);
+	ring[2] = (struct ep_dns_window){.divergent = 1};
+	ep_dns_silence_track(&st, &ss, &ring[2]);
+	tap_ok(st == 0 && ss == 0, "a divergent (dropped) answer to a real query is an answer too");
+}
+
+/* Divergent answers over the short horizon (the last 300 ms): a 30% hijack
+ * shows before the 1 s window's ratio moves; a stale snapshot name asked now
+ * and then does not. */
+static void test_recent_divergence(void)
+{
+	struct ep_dns_window ring[10] = {}, w = {};
+	char why[256];
+
+	for (int k = 0; k < 10; k++)
+		ring[k] = (struct ep_dns_window){.answers = 6, .probes = 1, .probe_ok = 1};
+	ring[8].divergent = 3;
+	ring[9].divergent = 3;
+	w = healthy();
+	ep_dns_window_recent(&w, ring, 10, 9);
+	tap_ok(w.recent_divergent == 6 && w.recent_answered == 27,
+	       "the short horizon sums the last 3 slots (%llu of %llu)",
+	       (unsigned long long)w.recent_divergent, (unsigned long long)w.recent_answered);
+	tap_ok(ep_dns_judge(&T, &w, why, sizeof(why)) == EP_DNS_BAD_HIJACK,
+	       "6 of 27 recent answers divergent (>= 20%%): hijack although the window's ratio is low (%s)",
+	       why);
+	ep_dns_window_recent(&w, ring, 10, 1); /* slots 1, 0, 9 */
+	tap_ok(w.recent_divergent == 3,
+	       "the horizon wraps around the ring (%llu divergent)", (unsigned long long)w.recent_divergent);
+	ring[9].divergent = 2;
+	ep_dns_window_recent(&w, ring, 10, 1);
+	tap_ok(w.recent_divergent == 2 && ep_dns_judge(&T, &w, why, sizeof(why)) == 0,
+	       "two divergent answers: under the minimum of %d, no verdict", EP_DNS_HIJACK_FAST_MIN);
+	w = healthy();
+	w.recent_answered = 200;
+	w.recent_divergent = 10;
+	tap_ok(ep_dns_judge(&T, &w, why, sizeof(why)) == 0,
+	       "10 of 200 recent answers (a stale snapshot name): no verdict");
+}
+
+/* The cache gate: never to a dead or empty cache; a cache that dies while
+ * failed over gets EP_DNS_CACHE_DOWN_LIFT_NS, then traffic goes back. */
+static void test_cache_gate(void)
+{
+	struct ep_dns_gate g = {};
+	uint64_t t = 10 * S;
+
+	tap_ok(!ep_dns_gate_step(&g, false, false, false, t) && !g.applied,
+	       "no failover wanted: nothing to gate");
+	tap_ok(!ep_dns_gate_step(&g, true, false, false, t += 100 * MS) && !g.applied &&
+		       g.why == EP_GATE_REFUSED && g.refusals == 1,
+	       "failover wanted, cache not usable: refused (%s)", ep_dns_gate_why_name(g.why));
+	ep_dns_gate_step(&g, true, false, false, t += 100 * MS);
+	tap_ok(g.refusals == 1, "one refusal per episode");
+	tap_ok(ep_dns_gate_step(&g, true, false, true, t += 100 * MS) && g.applied && g.why == EP_GATE_OPEN,
+	       "the cache answers again: the failover is applied");
+	tap_ok(!ep_dns_gate_step(&g, true, false, false, t += 100 * MS) && g.applied && g.why == EP_GATE_GRACE,
+	       "the cache dies while failed over: still redirected for now");
+	ep_dns_gate_step(&g, true, false, false, t += EP_DNS_CACHE_DOWN_LIFT_NS - 200 * MS);
+	tap_ok(g.applied, "still within the bound: redirected");
+	tap_ok(ep_dns_gate_step(&g, true, false, false, t += 200 * MS) && !g.applied && g.why == EP_GATE_LIFTED &&
+		       g.lifts == 1,
+	       "down for %llu ms: redirect lifted, back to the upstream",
+	       (unsigned long long)(EP_DNS_CACHE_DOWN_LIFT_NS / MS));
+	ep_dns_gate_step(&g, true, false, false, t += S);
+	tap_ok(!g.applied && g.why == EP_GATE_LIFTED && g.refusals == 1, "stays lifted, not counted as a refusal");
+	tap_ok(ep_dns_gate_step(&g, true, false, true, t += 100 * MS) && g.applied,
+	       "the cache is back while still failed over: redirected again");
+	ep_dns_gate_step(&g, true, false, false, t += 100 * MS);
+	tap_ok(!ep_dns_gate_step(&g, true, false, true, t += 100 * MS) && g.applied && g.why == EP_GATE_OPEN,
+	       "a blip shorter than the bound changes nothing");
+	tap_ok(ep_dns_gate_step(&g, false, false, false, t += 100 * MS) && !g.applied,
+	       "failback: upstream whatever the cache does");
+	tap_ok(ep_dns_gate_step(&g, true, true, false, t += 100 * MS) && g.applied,
+	       "edgeplane dns failover is the operator's word: not gated");
+}
+
 /* Spoofed answers are the datapath's business (it drops them); on their own
  * they never move the node: a failover would hand an off-path sender the
  * node's DNS (names outside the snapshot fail from the cache). */
@@ -236,6 +359,9 @@ int main(void)
 	test_judge();
 	test_failover_and_back();
 	test_hijack_is_immediate();
+	test_silence();
+	test_recent_divergence();
+	test_cache_gate();
 	test_spoofing_alone_does_not_fail_over();
 	test_flap_suppressed();
 	test_override();
