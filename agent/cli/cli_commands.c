@@ -42,6 +42,10 @@ const struct ep_cli_command ep_cli_commands[] = {
 	 .control = "dns_failback", .print = ep_cli_print_dns_override},
 	{.words = "dns auto", .help = "back to automatic failover",
 	 .control = "dns_auto", .print = ep_cli_print_dns_override},
+	{.words = "certs",
+	 .help = "certificate sets: source, serial, NotAfter, installed or\n"
+		 "refused (and why), last result, reload",
+	 .control = "certs", .print = ep_cli_print_certs},
 	{.words = "cache build",
 	 .args = "--domains FILE --resolver ADDR[:PORT] [--resolver ...] --out FILE",
 	 .help = "resolve a domain list into a dnsmasq preload file\n"

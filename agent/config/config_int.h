@@ -95,5 +95,8 @@ void ep_cfg_set_hostport(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, con
 /* IP_LIST: takes the struct at BASE (the array and its count). */
 void ep_cfg_set_ip_list(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, yaml_node_t *n,
 			void *base, const char *path);
+/* STR_LIST: the same shape with strings. */
+void ep_cfg_set_str_list(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, yaml_node_t *n,
+			 void *base, const char *path);
 
 #endif

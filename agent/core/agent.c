@@ -16,6 +16,7 @@
 #include "control.h"
 #include "dns_cache.h"
 #include "dns_failover.h"
+#include "certs.h"
 #include "evloop.h"
 #include "log.h"
 #include "metrics.h"
@@ -176,6 +177,22 @@ static int apply_dns_cache(struct ep_agent *a, const struct ep_config *cfg, char
 				  upstream_healthy, a, err, errlen);
 }
 
+/* Certificate sets: started with the first entry, stopped with the last. */
+static int apply_certs(struct ep_agent *a, const struct ep_config *cfg, char *err, size_t errlen)
+{
+	if (!cfg->n_certs) {
+		if (a->certs)
+			log_info("certs section emptied: no longer syncing certificates "
+				 "(installed sets stay in place)");
+		ep_certs_stop(a->certs);
+		a->certs = NULL;
+		return 0;
+	}
+	if (a->certs)
+		return ep_certs_reconfigure(a->certs, cfg, err, errlen);
+	return ep_certs_start(&a->certs, cfg, a->ev, &a->lock, err, errlen);
+}
+
 static int apply_config(struct ep_agent *a, const struct ep_config *cfg, char *err, size_t errlen)
 {
 	int rc;
@@ -188,6 +205,8 @@ static int apply_config(struct ep_agent *a, const struct ep_config *cfg, char *e
 		rc = ep_datapath_set_forwarding(&a->dp, cfg->datapath.forwarding);
 	if (!rc)
 		rc = apply_dns(a, cfg, err, errlen);
+	if (!rc)
+		rc = apply_certs(a, cfg, err, errlen);
 	return rc;
 }
 
@@ -468,6 +487,9 @@ static void stop(struct ep_agent *a)
 	/* dnsmasq outlives the agent like the datapath does, unless told. */
 	ep_dns_cache_stop(a->cache, a->opts.detach_on_exit);
 	a->cache = NULL;
+	/* Installed certificates stay for their consumers. */
+	ep_certs_stop(a->certs);
+	a->certs = NULL;
 	ep_services_free(&a->svcs);
 	ep_datapath_close(&a->dp);
 	ep_config_free(&a->cfg);

@@ -37,6 +37,7 @@ struct ep_metrics;
 struct ep_control;
 struct ep_dns_cache;
 struct ep_dns_failover;
+struct ep_certs;
 
 struct ep_agent {
 	struct ep_agent_opts opts;
@@ -47,6 +48,7 @@ struct ep_agent {
 	struct ep_services svcs;
 	struct ep_dns_cache *cache; /* dns.cache, NULL when not configured */
 	struct ep_dns_failover *failover; /* dns section, NULL when not configured */
+	struct ep_certs *certs; /* certs section, NULL when it has no entries */
 	char runtime_dir[PATH_MAX]; /* dirname of the control socket */
 	struct ep_metrics *metrics; /* the metrics server, NULL when off */
 	char metrics_listen[128];

@@ -309,7 +309,7 @@ if render future -f tests/install/values/future-sections.yaml; then
   check "future: dns, kubernetes and certs rendered into the config as docs/config.md has them" \
     mq future '"\ndns:\n" in cfg and "\nkubernetes:\n" in cfg and "\ncerts:\n" in cfg and "listen: 169.254.20.10" in cfg and "enabled: auto" in cfg'
   check "future: certs: secretName stays in the chart, source is where the Secret is mounted" \
-    mq future '"secretName" not in cfg and "source: /etc/edgeplane/cert-source/payments" in cfg and mounts["/etc/edgeplane/cert-source/payments"]["readOnly"] and volumes[mounts["/etc/edgeplane/cert-source/payments"]["name"]]["secret"]["secretName"] == "payments-tls"'
+    mq future '"secretName" not in cfg and "dir: /etc/edgeplane/cert-source/payments" in cfg and mounts["/etc/edgeplane/cert-source/payments"]["readOnly"] and volumes[mounts["/etc/edgeplane/cert-source/payments"]["name"]]["secret"]["secretName"] == "payments-tls"'
   check "future: cert targets on the host (/etc/edgeplane/certs), DNS state in /var/lib/edgeplane" \
     mq future 'volumes[mounts["/etc/edgeplane/certs"]["name"]]["hostPath"]["path"] == "/etc/edgeplane/certs" and volumes[mounts["/var/lib/edgeplane"]["name"]]["hostPath"]["path"] == "/var/lib/edgeplane"'
   check "future: the host's cgroup v2 root mounted read-only and named as datapath.cgroup_root (socket hooks for node processes)" \

@@ -18,6 +18,8 @@ PKGS=(
   iputils-ping
   # tests and benchmarks
   valgrind knot-dnsutils ldnsutils dnsperf nsd haproxy socat curl
+  # the certificate sync tests reload a real mTLS server
+  nginx-light
   python3-scapy python3-pytest unzip
   # the install tests render the man pages and check the unit's man: links
   man-db groff-base

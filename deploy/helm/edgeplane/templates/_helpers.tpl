@@ -91,9 +91,14 @@ true
 {{- end -}}
 
 {{/* The certificate sets as the agent sees them: the chart-only secretName
-     dropped, source defaulted to where the Secret is mounted. */}}
+     dropped, source (or bundle) {dir: ...} defaulted to where the Secret is
+     mounted; a plain path as source is taken as that dir. */}}
 {{- define "edgeplane.certSource" -}}
-{{- default (printf "/etc/edgeplane/cert-source/%s" .name) .source -}}
+{{- $src := .source | default .bundle -}}
+{{- if kindIs "map" $src -}}
+{{- $src = $src.dir -}}
+{{- end -}}
+{{- default (printf "/etc/edgeplane/cert-source/%s" .name) $src -}}
 {{- end -}}
 
 {{/* The agent's config file. Sections in the order of docs/config.md; an
@@ -112,7 +117,8 @@ true
 {{- $certs := list -}}
 {{- range $v -}}
 {{- $e := omit . "secretName" -}}
-{{- $_ := set $e "source" (include "edgeplane.certSource" .) -}}
+{{- /* agent/certs/certs_config.c: source or bundle, each {dir: PATH} */ -}}
+{{- $_ := set $e (ternary "bundle" "source" (hasKey . "bundle")) (dict "dir" (include "edgeplane.certSource" .)) -}}
 {{- $certs = append $certs $e -}}
 {{- end -}}
 {{- $v = $certs -}}
