@@ -34,7 +34,10 @@
 #include "util.h"
 
 #define POLL_NS (2000ULL * 1000000)
-#define RETRY_NS (250ULL * 1000000)     /* a failing set is read again after this */
+/* A failing set is read again after this; only bytes that stayed the same
+ * for that long are refused. Long enough for a writer copying files one by
+ * one (certbot, a script), short enough that a refusal is said promptly. */
+#define RETRY_NS (1000ULL * 1000000)
 #define AGAIN_NS (20ULL * 1000000)      /* the set changed under the read */
 #define VERIFY_EVERY_NS (20ULL * 1000000)
 #define MAX_AGAIN 500                    /* ~10 s of a source that never holds still */
@@ -421,9 +424,9 @@ static void refuse(struct cert_set *s, uint64_t hash, const struct ep_cert_info 
 	set_result(s, "refused", "refused%s%s: %s; %s", info->serial[0] ? " serial " : "",
 		   info->serial, why,
 		   s->have_installed ? "the installed set stays" : "nothing is installed");
-	log_warn("certs %s: new set from %s refused%s%s: %s; %s", s->cfg.name, src_dir(s),
-		 info->serial[0] ? " (serial " : "", info->serial[0] ? info->serial : "",
-		 why, s->have_installed ? "the installed set stays" : "nothing installed");
+	log_warn("certs %s: new set from %s refused%s%s%s: %s; %s", s->cfg.name, src_dir(s),
+		 info->serial[0] ? " (serial " : "", info->serial, info->serial[0] ? ")" : "", why,
+		 s->have_installed ? "the installed set stays" : "nothing installed");
 }
 
 static void attempt(struct cert_set *s)
@@ -462,6 +465,13 @@ static void attempt(struct cert_set *s)
 		return;
 	}
 	s->read_error[0] = '\0';
+	if (!set.data[EP_CERT_CRT] && !set.data[EP_CERT_KEY] && !set.data[EP_CERT_CA]) {
+		/* Nothing there (yet): a source being created or emptied is not a
+		 * set to refuse. */
+		set_result(s, s->have_installed ? NULL : "waiting", "the source holds no file yet");
+		s->change_ns = 0;
+		return;
+	}
 	hash = ep_cert_set_hash(&set);
 	if (hash == s->installed_hash || hash == s->refused_hash) {
 		ep_cert_set_free(&set);
@@ -491,7 +501,7 @@ static void attempt(struct cert_set *s)
 		set_result(s, NULL, "install of serial %s failed: %s", info.serial, err);
 		log_error("certs %s: install of serial %s into %s failed: %s; retrying", s->cfg.name,
 			  info.serial, s->cfg.target, err);
-		ep_timer_arm(s->settle, RETRY_NS * 4);
+		ep_timer_arm(s->settle, RETRY_NS);
 		return;
 	}
 	s->installed_hash = hash;

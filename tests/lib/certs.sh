@@ -75,7 +75,7 @@ certs_k8s_write() {
   mv -T "$src/..data_tmp" "$src/..data"
   for f in "$from"/*; do
     f=$(basename "$f")
-    [ -L "$src/$f" ] || ln -s "..data/$f" "$src/$f"
+    [ "$(readlink "$src/$f")" = "..data/$f" ] || ln -sfn "..data/$f" "$src/$f"
   done
   # the kubelet removes the previous directory at once
   for d in "$src"/..[0-9]*; do [ "$(basename "$d")" = "$ts" ] || rm -rf "$d"; done
