@@ -358,6 +358,8 @@ static void start_reload(struct cert_set *s)
 	}
 }
 
+static void check_expiry(struct cert_set *s);
+
 /* ---- one attempt -------------------------------------------------------- */
 
 static int read_trust(const struct cert_set *s, char **buf, size_t *len, char *err, size_t errlen)
@@ -511,6 +513,7 @@ static void attempt(struct cert_set *s)
 	s->expiring = false;
 	s->rot[ROT_OK]++;
 	snprintf(s->state, sizeof(s->state), "installed");
+	check_expiry(s);
 	start_reload(s);
 }
 
@@ -576,19 +579,11 @@ static uint64_t source_id(const struct cert_set *s)
 	return h;
 }
 
-static void on_poll(void *userdata, uint64_t now)
+/* Warns once per installed set when its NotAfter comes within warn_before_s. */
+static void check_expiry(struct cert_set *s)
 {
-	struct cert_set *s = userdata;
-	uint64_t id;
 	time_t t = time(NULL);
 
-	lock(s);
-	if (!s->watch && !add_watch(s))
-		changed(s, 0);
-	id = source_id(s);
-	if (id != s->src_id && !ep_timer_armed(s->settle))
-		changed(s, 0);
-	s->src_id = id;
 	if (s->have_installed && s->cfg.warn_before_s &&
 	    s->inst.not_after - t < (time_t)s->cfg.warn_before_s && !s->expiring) {
 		s->expiring = true;
@@ -597,6 +592,21 @@ static void on_poll(void *userdata, uint64_t now)
 			 s->cfg.name, s->inst.serial, (long)(s->inst.not_after - t),
 			 (long)s->inst.not_after, s->cfg.warn_before_s);
 	}
+}
+
+static void on_poll(void *userdata, uint64_t now)
+{
+	struct cert_set *s = userdata;
+	uint64_t id;
+
+	lock(s);
+	if (!s->watch && !add_watch(s))
+		changed(s, 0);
+	id = source_id(s);
+	if (id != s->src_id && !ep_timer_armed(s->settle))
+		changed(s, 0);
+	s->src_id = id;
+	check_expiry(s);
 	unlock(s);
 }
 
@@ -644,6 +654,7 @@ static int set_start(struct ep_certs *c, struct cert_set *s, const struct ep_cfg
 			s->have_installed = true;
 			snprintf(s->state, sizeof(s->state), "installed");
 			set_result(s, NULL, "serial %s found installed at start", info.serial);
+			check_expiry(s);
 		}
 		ep_cert_set_free(&cur);
 	}

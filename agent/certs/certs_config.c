@@ -144,7 +144,7 @@ static void cert_defaults(void *item)
 	c->skew_s = 60;
 	c->warn_before_s = 7 * 86400;
 	c->max_bytes = 256 << 10;
-	c->settle_ms = 20;
+	c->settle_ms = 5;
 }
 
 static const struct ep_cfg_schema cert_schema = {

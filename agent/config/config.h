@@ -184,7 +184,7 @@ struct ep_cfg_cert {
 	uint32_t skew_s;	/* NotBefore tolerance, default 60 */
 	uint32_t warn_before_s; /* expiry warning threshold, default 7 days */
 	uint32_t max_bytes;	/* per file, default 256 KiB */
-	uint32_t settle_ms;	/* quiet time after a change before reading, default 20 */
+	uint32_t settle_ms;	/* quiet time after a change before reading, default 5 */
 	int line;
 };
 

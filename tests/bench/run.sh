@@ -3,12 +3,12 @@
 # writing build/bench/NAME.json. Not tests: numbers, not pass/fail (a
 # benchmark exits non-zero only when it could not run at all).
 #
-#   tests/bench/run.sh [NAME...]     NAME: xdp_cost lb_latency cache_build cache_serve dns_drills
+#   tests/bench/run.sh [NAME...]     NAME: xdp_cost lb_latency cache_build cache_serve dns_drills certs_sync
 set -u
 cd "$(dirname "$0")/../.."
 B=${EP_BUILD:-build}
 mkdir -p "$B/bench"
-all=(xdp_cost lb_latency cache_build cache_serve dns_drills)
+all=(xdp_cost lb_latency cache_build cache_serve dns_drills certs_sync)
 [ $# -gt 0 ] && all=("$@")
 rc=0
 for b in "${all[@]}"; do
@@ -20,6 +20,7 @@ for b in "${all[@]}"; do
     cache_build) bash tests/bench/cache_build.sh || rc=1 ;;
     cache_serve) bash tests/bench/cache_serve.sh || rc=1 ;;
     dns_drills) bash tests/bench/dns_drills.sh || rc=1 ;;
+    certs_sync) bash tests/bench/certs_sync.sh "${CERTS_ROTATIONS:-100}" || rc=1 ;;
     *) echo "unknown benchmark $b"; rc=2 ;;
   esac
 done

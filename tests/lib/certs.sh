@@ -13,7 +13,8 @@
 #   certs_k8s_write SRC FROM    writes the files of directory FROM into SRC the way
 #                               the kubelet's AtomicWriter does: a timestamped
 #                               directory, ..data swapped with one rename,
-#                               tls.crt -> ..data/tls.crt links
+#                               tls.crt -> ..data/tls.crt links; sets
+#                               CERTS_SWAP_NS to the wall time of the swap
 CERTS_DIR=
 
 certs_init() {
@@ -72,6 +73,7 @@ certs_k8s_write() {
   mkdir -p "$src/$ts"
   cp "$from"/* "$src/$ts/"
   ln -sfn "$ts" "$src/..data_tmp"
+  CERTS_SWAP_NS=$(date +%s%N)
   mv -T "$src/..data_tmp" "$src/..data"
   for f in "$from"/*; do
     f=$(basename "$f")
