@@ -774,8 +774,8 @@ int ep_certs_reconfigure(struct ep_certs *c, const struct ep_config *cfg, char *
 	free(c->sets);
 	c->sets = sets;
 	c->n = cfg->n_certs;
-	if (rc)
-		snprintf(err + strlen(err), errlen - strlen(err), "%s", "");
+	if (rc && !err[0])
+		snprintf(err, errlen, "certs: event loop: %s", strerror(-rc));
 	return rc;
 }
 
