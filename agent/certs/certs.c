@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 #include "cert_check.h"
+#include "cert_secret.h"
 #include "cert_store.h"
 #include "evloop.h"
 #include "hash.h"
@@ -57,7 +59,13 @@ struct cert_set {
 	struct ep_cfg_cert cfg;
 	struct ep_certs *owner;
 	bool is_bundle;
+	bool is_secret;
 	unsigned want;
+	/* secret source: the watch thread and the eventfd it wakes the loop with */
+	struct ep_secret_watch *sw;
+	int efd;
+	sd_event_source *efd_src;
+	char k8s_error[300];
 	sd_event_source *watch, *settle, *poll, *reload_io, *reload_timer;
 	/* the change being worked on */
 	uint64_t change_ns;	/* first event of it, 0 when idle */
@@ -97,6 +105,9 @@ struct cert_set {
 struct ep_certs {
 	sd_event *ev;
 	pthread_mutex_t *lock;
+	struct ep_k8s_settings k8s; /* for secret sources */
+	int k8s_mode;		    /* ep_k8s_resolve: 1 usable */
+	char k8s_err[300];
 	struct cert_set *sets;
 	size_t n;
 };
@@ -113,9 +124,15 @@ static void unlock(struct cert_set *s)
 		pthread_mutex_unlock(s->owner->lock);
 }
 
+static const struct ep_cfg_cert_source *src_cfg(const struct cert_set *s)
+{
+	return s->is_bundle ? &s->cfg.bundle : &s->cfg.source;
+}
+
+/* The source as a name for messages: the directory or ns/name. */
 static const char *src_dir(const struct cert_set *s)
 {
-	return s->is_bundle ? s->cfg.bundle.dir : s->cfg.source.dir;
+	return s->is_secret ? src_cfg(s)->secret : src_cfg(s)->dir;
 }
 
 static void set_result(struct cert_set *s, const char *state, const char *fmt, ...)
@@ -444,7 +461,36 @@ static void attempt(struct cert_set *s)
 		ep_timer_arm(s->settle, AGAIN_NS);
 		return;
 	}
-	rc = ep_cert_set_read(src_dir(s), s->want, s->cfg.max_bytes, &set, err, sizeof(err));
+	if (s->is_secret) {
+		uint64_t at = 0;
+
+		if (!s->sw) {
+			set_result(s, s->have_installed ? NULL : "error", "%s", s->k8s_error);
+			s->change_ns = 0;
+			return;
+		}
+		rc = ep_secret_watch_take(s->sw, &set, &at, err, sizeof(err));
+		if (rc == 0) {
+			set_result(s, s->have_installed ? NULL : "waiting", "%s", err);
+			s->change_ns = 0;
+			return;
+		}
+		if (rc < 0) {
+			snprintf(err, sizeof(err), "out of memory");
+			rc = -ENOMEM;
+		} else {
+			rc = 0;
+			for (int i = 0; i < EP_CERT_NFILES; i++)
+				if (!(s->want & (1u << i))) {
+					free(set.data[i]);
+					set.data[i] = NULL;
+					set.len[i] = 0;
+				}
+		}
+	} else {
+		rc = ep_cert_set_read(src_dir(s), s->want, s->cfg.max_bytes, &set, err,
+				      sizeof(err));
+	}
 	if (rc == -EAGAIN && ++s->again < MAX_AGAIN) {
 		ep_timer_arm(s->settle, AGAIN_NS);
 		return;
@@ -551,13 +597,32 @@ static int on_inotify(sd_event_source *src, const struct inotify_event *ev, void
 	return 0;
 }
 
+static int on_secret(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+{
+	struct cert_set *s = userdata;
+	uint64_t n;
+
+	if (read(fd, &n, sizeof(n)) < 0)
+		return 0;
+	lock(s);
+	changed(s, 0);
+	unlock(s);
+	return 0;
+}
+
 static int add_watch(struct cert_set *s)
 {
+	if (s->is_secret)
+		return s->efd >= 0 ? sd_event_add_io(s->owner->ev, &s->efd_src, s->efd, EPOLLIN,
+						      on_secret, s)
+				   : 0;
+	{
 	int rc = sd_event_add_inotify(s->owner->ev, &s->watch, src_dir(s), WATCH_MASK, on_inotify, s);
 
 	if (rc < 0)
 		s->watch = NULL;
 	return rc;
+	}
 }
 
 /* Identity of what the source's names point at, to catch what inotify missed. */
@@ -567,7 +632,7 @@ static uint64_t source_id(const struct cert_set *s)
 	char p[PATH_MAX];
 	struct stat st;
 
-	for (int i = 0; i < EP_CERT_NFILES; i++) {
+	for (int i = 0; i < EP_CERT_NFILES && !s->is_secret; i++) {
 		if (!(s->want & (1u << i)))
 			continue;
 		snprintf(p, sizeof(p), "%.4000s/%s", src_dir(s), ep_cert_file_names[i]);
@@ -600,25 +665,39 @@ static void on_poll(void *userdata, uint64_t now)
 	uint64_t id;
 
 	lock(s);
-	if (!s->watch && !add_watch(s))
-		changed(s, 0);
-	id = source_id(s);
-	if (id != s->src_id && !ep_timer_armed(s->settle))
-		changed(s, 0);
-	s->src_id = id;
+	if (!s->is_secret) {
+		if (!s->watch && !add_watch(s))
+			changed(s, 0);
+		id = source_id(s);
+		if (id != s->src_id && !ep_timer_armed(s->settle))
+			changed(s, 0);
+		s->src_id = id;
+	}
 	check_expiry(s);
 	unlock(s);
 }
 
 /* ---- life --------------------------------------------------------------- */
 
-static void set_stop(struct cert_set *s)
+/* The loop's sources of a set (whose userdata is the set's address). */
+static void set_unhook(struct cert_set *s)
 {
 	ep_source_free(&s->watch);
+	ep_source_free(&s->efd_src);
 	ep_source_free(&s->settle);
 	ep_source_free(&s->poll);
 	ep_source_free(&s->reload_io);
 	ep_source_free(&s->reload_timer);
+}
+
+static void set_stop(struct cert_set *s)
+{
+	set_unhook(s);
+	ep_secret_watch_stop(s->sw);
+	s->sw = NULL;
+	if (s->efd >= 0)
+		close(s->efd);
+	s->efd = -1;
 	if (s->cmd_pid > 0) {
 		/* Leave a running reload command to finish; reap it if it did. */
 		ep_spawn_reap(s->cmd_pid, false, NULL);
@@ -638,7 +717,9 @@ static int set_start(struct ep_certs *c, struct cert_set *s, const struct ep_cfg
 	s->cfg = *cfg;
 	s->owner = c;
 	s->cmd_pidfd = -1;
+	s->efd = -1;
 	s->is_bundle = cfg->bundle.present;
+	s->is_secret = src_cfg(s)->secret[0] != '\0';
 	s->want = s->is_bundle ? 1u << EP_CERT_CA
 			       : (1u << EP_CERT_CRT) | (1u << EP_CERT_KEY) | (1u << EP_CERT_CA);
 	snprintf(s->state, sizeof(s->state), "none");
@@ -668,6 +749,25 @@ static int set_start(struct ep_certs *c, struct cert_set *s, const struct ep_cfg
 		set_stop(s);
 		return rc;
 	}
+	if (s->is_secret) {
+		char ns[64];
+		const char *ref = src_cfg(s)->secret, *slash = strchr(ref, '/');
+
+		snprintf(ns, sizeof(ns), "%.*s", (int)(slash - ref), ref);
+		if (c->k8s_mode != 1) {
+			snprintf(s->k8s_error, sizeof(s->k8s_error),
+				 "secret source without a usable Kubernetes API: %.240s",
+				 c->k8s_err[0] ? c->k8s_err : "not in a cluster");
+			log_error("certs %s: %s", cfg->name, s->k8s_error);
+		} else {
+			s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+			if (s->efd >= 0)
+				s->sw = ep_secret_watch_start(&c->k8s, ns, slash + 1, s->efd);
+			if (!s->sw)
+				snprintf(s->k8s_error, sizeof(s->k8s_error),
+					 "cannot start the watch of Secret %.250s", ref);
+		}
+	}
 	rc = add_watch(s);
 	if (rc < 0)
 		log_warn("certs %s: cannot watch %s yet (%s); checking every 2 s", cfg->name,
@@ -675,6 +775,20 @@ static int set_start(struct ep_certs *c, struct cert_set *s, const struct ep_cfg
 	s->src_id = source_id(s);
 	changed(s, 0);
 	return 0;
+}
+
+/* Secret sources talk to the API server the kubernetes section names. */
+static void resolve_k8s(struct ep_certs *c, const struct ep_config *cfg)
+{
+	bool any = false;
+
+	for (size_t i = 0; i < cfg->n_certs; i++)
+		any |= cfg->certs[i].source.secret[0] || cfg->certs[i].bundle.secret[0];
+	c->k8s_mode = 0;
+	c->k8s_err[0] = '\0';
+	if (any)
+		c->k8s_mode = ep_k8s_resolve(&cfg->kubernetes, cfg->node_name, &c->k8s, c->k8s_err,
+					     sizeof(c->k8s_err));
 }
 
 int ep_certs_start(struct ep_certs **out, const struct ep_config *cfg, sd_event *ev,
@@ -696,6 +810,7 @@ int ep_certs_start(struct ep_certs **out, const struct ep_config *cfg, sd_event 
 	}
 	c->ev = ev;
 	c->lock = lk;
+	resolve_k8s(c, cfg);
 	for (size_t i = 0; i < cfg->n_certs; i++) {
 		rc = set_start(c, &c->sets[i], &cfg->certs[i], err, errlen);
 		if (rc) {
@@ -739,6 +854,7 @@ int ep_certs_reconfigure(struct ep_certs *c, const struct ep_config *cfg, char *
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	resolve_k8s(c, cfg);
 	/* Unchanged entries move over with their sources, whose userdata is
 	 * the set itself: those are torn down and made again on the new
 	 * address, keeping every counter and the installed state. */
@@ -752,7 +868,8 @@ int ep_certs_reconfigure(struct ep_certs *c, const struct ep_config *cfg, char *
 			rc = set_start(c, &sets[i], &cfg->certs[i], err, errlen);
 			continue;
 		}
-		set_stop(old);
+		/* The watch thread and eventfd move with the set. */
+		set_unhook(old);
 		sets[i] = *old;
 		sets[i].cfg = cfg->certs[i];
 		old->cfg.name[0] = '\0';
@@ -796,7 +913,7 @@ json_t *ep_certs_status(struct ep_certs *c)
 		json_t *o = json_object(), *rot = json_object(), *rel;
 		char src[PATH_MAX + 8];
 
-		snprintf(src, sizeof(src), "dir:%.4000s", src_dir(s));
+		snprintf(src, sizeof(src), "%s:%.4000s", s->is_secret ? "secret" : "dir", src_dir(s));
 		json_object_set_new(o, "name", json_string(s->cfg.name));
 		json_object_set_new(o, "kind", json_string(s->is_bundle ? "bundle" : "source"));
 		json_object_set_new(o, "source", json_string(src));
@@ -842,6 +959,9 @@ json_t *ep_certs_status(struct ep_certs *c)
 		if (s->cfg.reload.verify[0])
 			json_object_set_new(rel, "verify", json_string(s->cfg.reload.verify));
 		json_object_set_new(o, "reload", rel);
+		if (s->is_secret)
+			json_object_set_new(o, "watch", s->sw ? ep_secret_watch_status(s->sw)
+							      : json_pack("{s:s}", "state", s->k8s_error));
 		json_array_append_new(arr, o);
 	}
 	return json_pack("{s:o}", "sets", arr);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "config_schema.h"
+#include "dns_name.h"
 
 static bool valid_cert_name(const char *s)
 {
@@ -43,6 +44,19 @@ static bool valid_hostport(const char *s)
 	       strspn(colon + 1, "0123456789") == strlen(colon + 1) && strlen(colon + 1) <= 5;
 }
 
+/* namespace (a DNS label) / name (a DNS subdomain), as the API server takes them. */
+static bool valid_secret_ref(const char *s)
+{
+	const char *slash = strchr(s, '/');
+	size_t nl;
+
+	if (!slash || strchr(slash + 1, '/'))
+		return false;
+	nl = (size_t)(slash - s);
+	return nl && nl <= 63 && ep_dns_label_ok(s, nl) && slash[1] &&
+	       ep_dns_subdomain_ok(slash + 1, strlen(slash + 1));
+}
+
 static const struct ep_cfg_enum signals[] = {
 	{ "HUP", SIGHUP }, { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 },
 	{ "QUIT", SIGQUIT }, { "TERM", SIGTERM }, { NULL, 0 },
@@ -52,14 +66,15 @@ static const struct ep_cfg_field source_fields[] = {
 	{ .key = "dir", .kind = EP_CFG_STR, EP_CFG_MEMBER(struct ep_cfg_cert_source, dir),
 	  .min = 1, .max = PATH_MAX - 1, .expect = "an absolute path",
 	  .valid_str = ep_cfg_valid_abspath },
-	{ .key = "secret", .kind = EP_CFG_UNSUPPORTED,
-	  .why = "the Kubernetes Secret source is not in this build; mount the Secret and use dir" },
+	{ .key = "secret", .kind = EP_CFG_STR, EP_CFG_MEMBER(struct ep_cfg_cert_source, secret),
+	  .min = 3, .max = 317, .expect = "NAMESPACE/NAME of a Secret",
+	  .valid_str = valid_secret_ref },
 	{ .key = "csr", .kind = EP_CFG_UNSUPPORTED,
 	  .why = "the CertificateSigningRequest source is not in this build" },
 };
 
 static const struct ep_cfg_schema source_schema = {
-	.what = "a mapping with one source (dir)",
+	.what = "a mapping with one source (dir or secret)",
 	.fields = source_fields,
 	.n_fields = EP_CFG_ARRAY_LEN(source_fields),
 };
@@ -183,10 +198,10 @@ static void certs_check(struct ep_cfg_ctx *c, struct ep_config *cfg)
 		}
 		snprintf(key, sizeof(key), "certs[%zu].%s", i,
 			 e->source.present ? "source" : "bundle");
-		if (!src->dir[0]) {
+		if (!src->dir[0] == !src->secret[0]) {
 			if (!ep_cfg_has_error(c, key))
 				ep_cfg_err(c, ep_cfg_line(c, key, e->line), key,
-					   "a source is required (dir)");
+					   "exactly one of dir and secret is required");
 			continue;
 		}
 		if (e->bundle.present && e->expect.n_san) {
@@ -194,7 +209,7 @@ static void certs_check(struct ep_cfg_ctx *c, struct ep_config *cfg)
 			ep_cfg_err(c, ep_cfg_line(c, key, e->line), key,
 				   "a bundle holds CA certificates only; expect applies to a source");
 		}
-		if (path_under(src->dir, e->target) || path_under(e->target, src->dir)) {
+		if (src->dir[0] && (path_under(src->dir, e->target) || path_under(e->target, src->dir))) {
 			snprintf(key, sizeof(key), "certs[%zu].target", i);
 			ep_cfg_err(c, ep_cfg_line(c, key, e->line), key,
 				   "the target and the source directory must not contain each other");

@@ -159,6 +159,7 @@ struct ep_cfg_kubernetes {
 struct ep_cfg_cert_source {
 	bool present;
 	char dir[PATH_MAX]; /* a directory with tls.crt, tls.key, ca.crt (bundle: ca.crt) */
+	char secret[320];   /* or a Kubernetes Secret "namespace/name", watched through the API */
 };
 
 struct ep_cfg_cert_reload {

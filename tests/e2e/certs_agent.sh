@@ -60,8 +60,25 @@ certs_yaml() {
   echo "    source: {dir: $W/src3}"
   echo "    target: $W/target3"
   echo "    reload: {command: 'true', verify: '127.0.0.1:$VPORT', timeout_ms: 1000}"
-  [ "${1:-}" = more ] && printf '  - name: roots\n    bundle: {dir: %s}\n    target: %s\n' "$W/src2" "$W/roots"
+  if [ "${1:-}" = more ]; then
+    printf '  - name: roots\n    bundle: {dir: %s}\n    target: %s\n' "$W/src2" "$W/roots"
+    printf '  - name: watched\n    source: {secret: edge/api-tls}\n    target: %s\n' "$W/target4"
+    printf 'kubernetes:\n  enabled: true\n  api_server: https://127.0.0.1:%s\n  token_file: %s\n  ca_file: %s\n' \
+      "$KPORT" "$W/k8s-token" "$KCA"
+  fi
 }
+# The fake API server in the node's namespace, for a secret source added by a reload.
+echo tok-C >"$W/k8s-token"
+netns_bg_log "$W/apiserver.out" "$LAB_NS_NODE" /usr/bin/python3 tests/k8s/fake_apiserver.py --token tok-C \
+  --allow "list secrets,watch secrets" --workdir "$W/k8s-pki" >/dev/null
+wait_for 15 grep -q '^ready ' "$W/apiserver.out"
+read -r _ KPORT KCPORT KCA < <(grep '^ready ' "$W/apiserver.out")
+put_secret() {
+  ip netns exec "$LAB_NS_NODE" curl -s -XPOST "http://127.0.0.1:$KCPORT/_control/secrets" -d "{\"namespace\": \"edge\", \"name\": \"api-tls\",
+    \"data\": {\"tls.crt\": \"$(base64 -w0 "$W/sets/$1/tls.crt")\", \"tls.key\": \"$(base64 -w0 "$W/sets/$1/tls.key")\",
+    \"ca.crt\": \"$(base64 -w0 "$W/sets/$1/ca.crt")\"}}" >/dev/null
+}
+put_secret v3
 # A TLS server that never reloads: the verify step must say so.
 VPORT=8443
 mkdir -p "$W/src3"; certs_k8s_write "$W/src3" "$W/sets/v1"
@@ -128,6 +145,11 @@ check "config reload: the bundle set added and installed" \
   wait_for 10 bash -c "ip netns exec $LAB_NS_NODE $LAB_CLI_BIN --socket $LAB_SOCK certs -o json | /usr/bin/python3 -c 'import json,sys; s=[x for x in json.load(sys.stdin)[\"sets\"] if x[\"name\"] == \"roots\"][0]; assert s[\"state\"] == \"installed\" and s[\"kind\"] == \"bundle\"'"
 check "... and the sets that did not change kept their state (payments: serial $(serial v2))" \
   bash -c "ip netns exec $LAB_NS_NODE $LAB_CLI_BIN --socket $LAB_SOCK certs -o json | /usr/bin/python3 -c 'import json,sys; s=json.load(sys.stdin)[\"sets\"][0]; assert s[\"serial\"] == \"$(serial v2)\" and s[\"state\"] == \"installed\"'"
+check "config reload: a secret source added under seccomp lists and installs $(serial v3)" \
+  wait_for 10 bash -c "[ \"\$(openssl x509 -in '$W/target4/tls.crt' -noout -serial 2>/dev/null)\" = 'serial=$(serial v3)' ]"
+put_secret v5
+check "... and its watch delivers the next version: $(serial v5)" \
+  wait_for 10 bash -c "[ \"\$(openssl x509 -in '$W/target4/tls.crt' -noout -serial 2>/dev/null)\" = 'serial=$(serial v5)' ]"
 certs_k8s_write "$W/src" "$W/sets/v4"
 check "after the reload, rotation still follows: $(serial v4)" \
   wait_for 10 bash -c "[ \"\$(openssl x509 -in '$W/target/tls.crt' -noout -serial)\" = 'serial=$(serial v4)' ]"

@@ -101,6 +101,12 @@ true
 {{- default (printf "/etc/edgeplane/cert-source/%s" .name) $src -}}
 {{- end -}}
 
+{{/* NS/NAME of a cert entry's secret source (watched through the API), or "". */}}
+{{- define "edgeplane.certSecretRef" -}}
+{{- $src := .source | default .bundle -}}
+{{- if and (kindIs "map" $src) $src.secret -}}{{ $src.secret }}{{- end -}}
+{{- end -}}
+
 {{/* The agent's config file. Sections in the order of docs/config.md; an
      empty section is left out so the agent's defaults apply. */}}
 {{- define "edgeplane.agentConfig" -}}
@@ -117,8 +123,10 @@ true
 {{- $certs := list -}}
 {{- range $v -}}
 {{- $e := omit . "secretName" -}}
-{{- /* agent/certs/certs_config.c: source or bundle, each {dir: PATH} */ -}}
+{{- /* agent/certs/certs_config.c: source or bundle, each {dir: PATH} or {secret: NS/NAME} */ -}}
+{{- if not (include "edgeplane.certSecretRef" .) -}}
 {{- $_ := set $e (ternary "bundle" "source" (hasKey . "bundle")) (dict "dir" (include "edgeplane.certSource" .)) -}}
+{{- end -}}
 {{- $certs = append $certs $e -}}
 {{- end -}}
 {{- $v = $certs -}}
@@ -136,6 +144,8 @@ true
 {{- if kindIs "bool" .Values.serviceAccount.automountToken -}}
 {{- .Values.serviceAccount.automountToken -}}
 {{- else if and $k (ne (toString (get $k "enabled")) "false") -}}
+true
+{{- else if and (not (and $k (eq (toString (get $k "enabled")) "false"))) (include "edgeplane.certSecretNamespaces" .) -}}
 true
 {{- else -}}
 false
@@ -220,3 +230,16 @@ false
 {{- define "edgeplane.hostCgroupMount" -}}
 /host/cgroup
 {{- end }}
+
+{{/* Secrets the certs section watches through the API, as JSON {namespace: [names]}; "" when none. */}}
+{{- define "edgeplane.certSecretNamespaces" -}}
+{{- $by := dict -}}
+{{- range .Values.config.certs -}}
+{{- $ref := include "edgeplane.certSecretRef" . -}}
+{{- if $ref -}}
+{{- $p := splitList "/" $ref -}}
+{{- $_ := set $by (index $p 0) (append (get $by (index $p 0) | default list) (index $p 1)) -}}
+{{- end -}}
+{{- end -}}
+{{- if $by -}}{{ toJson $by }}{{- end -}}
+{{- end -}}
