@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cert_annotate.h"
 #include "cert_check.h"
 #include "cert_secret.h"
 #include "cert_store.h"
@@ -108,6 +109,7 @@ struct ep_certs {
 	struct ep_k8s_settings k8s; /* for secret sources */
 	int k8s_mode;		    /* ep_k8s_resolve: 1 usable */
 	char k8s_err[300];
+	struct ep_cert_annotator *ann; /* the node annotation, in a cluster */
 	struct cert_set *sets;
 	size_t n;
 };
@@ -377,6 +379,22 @@ static void start_reload(struct cert_set *s)
 
 static void check_expiry(struct cert_set *s);
 
+/* The installed serials onto the Node, "name=SERIAL,..." in config order. */
+static void publish_serials(struct ep_certs *c)
+{
+	char v[4096];
+	size_t o = 0;
+
+	if (!c->ann)
+		return;
+	v[0] = '\0';
+	for (size_t i = 0; i < c->n && o < sizeof(v); i++)
+		if (c->sets[i].have_installed && c->sets[i].cfg.name[0])
+			o += (size_t)snprintf(v + o, sizeof(v) - o, "%s%s=%s", o ? "," : "",
+					      c->sets[i].cfg.name, c->sets[i].inst.serial);
+	ep_cert_annotator_set(c->ann, v);
+}
+
 /* ---- one attempt -------------------------------------------------------- */
 
 static int read_trust(const struct cert_set *s, char **buf, size_t *len, char *err, size_t errlen)
@@ -560,6 +578,7 @@ static void attempt(struct cert_set *s)
 	s->rot[ROT_OK]++;
 	snprintf(s->state, sizeof(s->state), "installed");
 	check_expiry(s);
+	publish_serials(s->owner);
 	start_reload(s);
 }
 
@@ -780,15 +799,18 @@ static int set_start(struct ep_certs *c, struct cert_set *s, const struct ep_cfg
 /* Secret sources talk to the API server the kubernetes section names. */
 static void resolve_k8s(struct ep_certs *c, const struct ep_config *cfg)
 {
-	bool any = false;
-
-	for (size_t i = 0; i < cfg->n_certs; i++)
-		any |= cfg->certs[i].source.secret[0] || cfg->certs[i].bundle.secret[0];
+	/* In a cluster (or told so): secret sources and the node annotation. */
 	c->k8s_mode = 0;
 	c->k8s_err[0] = '\0';
-	if (any)
+	if (cfg->n_certs)
 		c->k8s_mode = ep_k8s_resolve(&cfg->kubernetes, cfg->node_name, &c->k8s, c->k8s_err,
 					     sizeof(c->k8s_err));
+	if (c->k8s_mode == 1 && !c->ann)
+		c->ann = ep_cert_annotator_start(&c->k8s);
+	else if (c->k8s_mode != 1 && c->ann) {
+		ep_cert_annotator_stop(c->ann);
+		c->ann = NULL;
+	}
 }
 
 int ep_certs_start(struct ep_certs **out, const struct ep_config *cfg, sd_event *ev,
@@ -820,7 +842,9 @@ int ep_certs_start(struct ep_certs **out, const struct ep_config *cfg, sd_event 
 		}
 		c->n = i + 1;
 	}
-	log_info("certs: syncing %zu set%s", c->n, c->n == 1 ? "" : "s");
+	log_info("certs: syncing %zu set%s%s", c->n, c->n == 1 ? "" : "s",
+		 c->ann ? "; installed serials go to the node annotation " EP_CERT_ANNOTATION : "");
+	publish_serials(c);
 	*out = c;
 	return 0;
 }
@@ -831,6 +855,7 @@ void ep_certs_stop(struct ep_certs *c)
 		return;
 	for (size_t i = 0; i < c->n; i++)
 		set_stop(&c->sets[i]);
+	ep_cert_annotator_stop(c->ann);
 	free(c->sets);
 	free(c);
 }
@@ -893,6 +918,7 @@ int ep_certs_reconfigure(struct ep_certs *c, const struct ep_config *cfg, char *
 	c->n = cfg->n_certs;
 	if (rc && !err[0])
 		snprintf(err, errlen, "certs: event loop: %s", strerror(-rc));
+	publish_serials(c);
 	return rc;
 }
 
@@ -964,7 +990,8 @@ json_t *ep_certs_status(struct ep_certs *c)
 							      : json_pack("{s:s}", "state", s->k8s_error));
 		json_array_append_new(arr, o);
 	}
-	return json_pack("{s:o}", "sets", arr);
+	return json_pack("{s:o, s:o}", "sets", arr, "node_annotation",
+			 c && c->ann ? ep_cert_annotator_status(c->ann) : json_null());
 }
 
 json_t *ep_certs_summary(struct ep_certs *c)

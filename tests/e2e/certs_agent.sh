@@ -70,7 +70,7 @@ certs_yaml() {
 # The fake API server in the node's namespace, for a secret source added by a reload.
 echo tok-C >"$W/k8s-token"
 netns_bg_log "$W/apiserver.out" "$LAB_NS_NODE" /usr/bin/python3 tests/k8s/fake_apiserver.py --token tok-C \
-  --allow "list secrets,watch secrets" --workdir "$W/k8s-pki" >/dev/null
+  --allow "list secrets,watch secrets,patch nodes" --node lab-node --workdir "$W/k8s-pki" >/dev/null
 wait_for 15 grep -q '^ready ' "$W/apiserver.out"
 read -r _ KPORT KCPORT KCA < <(grep '^ready ' "$W/apiserver.out")
 put_secret() {
@@ -150,6 +150,12 @@ check "config reload: a secret source added under seccomp lists and installs $(s
 put_secret v5
 check "... and its watch delivers the next version: $(serial v5)" \
   wait_for 10 bash -c "[ \"\$(openssl x509 -in '$W/target4/tls.crt' -noout -serial 2>/dev/null)\" = 'serial=$(serial v5)' ]"
+ann_has() {
+  ip netns exec "$LAB_NS_NODE" curl -s "http://127.0.0.1:$KCPORT/_control/state" |
+    /usr/bin/python3 -c 'import json,sys; a=json.load(sys.stdin)["nodes"]["lab-node"]["metadata"].get("annotations", {}).get("edgeplane.io/cert-serials", ""); sys.exit(0 if sys.argv[1] in a.split(",") else 1)' "$1"
+}
+check "the node annotation lists every installed serial (watched=$(serial v5))" wait_for 10 ann_has "watched=$(serial v5)"
+check "... payments=$(serial v2) too" ann_has "payments=$(serial v2)"
 certs_k8s_write "$W/src" "$W/sets/v4"
 check "after the reload, rotation still follows: $(serial v4)" \
   wait_for 10 bash -c "[ \"\$(openssl x509 -in '$W/target/tls.crt' -noout -serial)\" = 'serial=$(serial v4)' ]"

@@ -43,7 +43,7 @@ certs_leaf ca "$d/leaf" payments.edge.example "" "$(certs_stamp -864000)" "$(cer
 serial() { openssl x509 -in "$T/sets/$1/tls.crt" -noout -serial | sed 's/serial=//'; }
 
 echo tok-S >"$T/token"
-"$PY3" tests/k8s/fake_apiserver.py --token tok-S --allow "list secrets,watch secrets" --workdir "$T/pki" \
+"$PY3" tests/k8s/fake_apiserver.py --token tok-S --allow "list secrets,watch secrets,patch nodes" --workdir "$T/pki" \
   >"$T/server.out" 2>"$T/server.err" & SRV_PID=$!
 for _ in $(seq 100); do grep -q '^ready ' "$T/server.out" 2>/dev/null && break; sleep 0.1; done
 read -r _ PORT CPORT CA <"$T/server.out" || { not_ok "fake apiserver starts"; tap_done; exit 1; }
@@ -89,6 +89,9 @@ check "listed and installed: $(serial v1)" wait_st "s['serial'] == '$(serial v1)
 check "then watching (state says so)" wait_st "s['watch']['state'].startswith('watching from resourceVersion')"
 put_secret v2
 check "a change of the Secret installed: $(serial v2)" wait_st "s['serial'] == '$(serial v2)'"
+annotation() { curl -s "$CTL/state" | "$PY3" -c 'import json,sys; print(json.load(sys.stdin)["nodes"]["edge-01"]["metadata"].get("annotations", {}).get("edgeplane.io/cert-serials", ""))'; }
+check "the node annotation edgeplane.io/cert-serials says api=$(serial v2)" \
+  bash -c "for i in \$(seq 50); do [ \"\$($(declare -f annotation); CTL=$CTL PY3=$PY3 annotation)\" = 'api=$(serial v2)' ] && exit 0; sleep 0.1; done; exit 1"
 check "bookmarks arrive and are counted" wait_st "s['watch']['bookmarks'] >= 1" 5
 watches=$(st "s['watch']['watches']")
 curl -s -XPOST "$CTL/close_watches" >/dev/null
@@ -158,8 +161,9 @@ check "every rotation installed ($n of $ROT, max $max ms)" bash -c "[ '$n' = '$R
     "$n" "$med" "$p95" "$max" "$omed" "$op95" >"$EP_CERTS_BENCH_SECRET_JSON"
 
 reqs=$(curl -s "$CTL/requests")
-check "every API request was a list or watch of secrets naming the one Secret (RBAC can name it)" \
-  "$PY3" -c 'import json,sys; r=[x for x in json.loads(sys.argv[1]) if x["path"].startswith("/api/")]; bad=[x for x in r if x["path"] != "/api/v1/namespaces/edge/secrets" or "fieldSelector=metadata.name%3Dpayments-tls" not in x["query"]]; print(len(r), "requests,", len(bad), "other"); sys.exit(1 if bad or not r else 0)' "$reqs"
+check "every API request was a list or watch of secrets naming the one Secret (RBAC can name it), or the annotation patch of its own Node" \
+  "$PY3" -c 'import json,sys; r=[x for x in json.loads(sys.argv[1]) if x["path"].startswith("/api/")]; bad=[x for x in r if not (x["method"] == "GET" and x["path"] == "/api/v1/namespaces/edge/secrets" and "fieldSelector=metadata.name%3Dpayments-tls" in x["query"]) and not (x["method"] == "PATCH" and x["path"] == "/api/v1/nodes/edge-01" and list(x["body"]["metadata"]["annotations"]) == ["edgeplane.io/cert-serials"])]; print(len(r), "requests,", len(bad), "other"); sys.exit(1 if bad or not r else 0)' "$reqs"
+check "the annotation follows the installed set to the end" bash -c "[ \"\$($(declare -f annotation); CTL=$CTL PY3=$PY3 annotation)\" = \"api=\$(openssl x509 -in '$T/target/tls.crt' -noout -serial | sed s/serial=//)\" ]"
 check "watches ask for bookmarks and resume from a resourceVersion" \
   "$PY3" -c 'import json,sys; r=[x for x in json.loads(sys.argv[1]) if "watch=1" in x["query"]]; sys.exit(0 if r and all("allowWatchBookmarks=true" in x["query"] and "resourceVersion=" in x["query"] for x in r) else 1)' "$reqs"
 stop_drive

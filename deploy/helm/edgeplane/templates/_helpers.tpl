@@ -243,3 +243,14 @@ false
 {{- end -}}
 {{- if $by -}}{{ toJson $by }}{{- end -}}
 {{- end -}}
+
+{{/* The Node annotations the agent writes, as a JSON list (a CEL literal):
+     rbac.admissionPolicy.ownedAnnotations, plus certificate sync's
+     edgeplane.io/cert-serials (agent/certs/cert_annotate.h) when certs are set. */}}
+{{- define "edgeplane.ownedAnnotations" -}}
+{{- $a := .Values.rbac.admissionPolicy.ownedAnnotations | default list -}}
+{{- if .Values.config.certs -}}
+{{- $a = append $a "edgeplane.io/cert-serials" | uniq -}}
+{{- end -}}
+{{- toJson $a -}}
+{{- end -}}
