@@ -12,6 +12,7 @@
 #include "log.h"
 
 #define VALUE_MAX 4096
+#define EVENTS_MAX 16
 
 struct ep_cert_annotator {
 	pthread_t th;
@@ -23,7 +24,52 @@ struct ep_cert_annotator {
 	char want[VALUE_MAX], sent[VALUE_MAX];
 	bool have_want, have_sent;
 	char last_error[300];
+	char *events[EVENTS_MAX]; /* messages waiting to be posted, oldest first */
+	size_t n_events;
+	uint64_t events_posted;
 };
+
+static int post_event(struct ep_cert_annotator *a, const char *message, char *err, size_t errlen)
+{
+	struct ep_http_resp r = {};
+	struct timespec ts;
+	struct tm tm;
+	char url[600], when[32], name[300];
+	char *body;
+	enum ep_http_result res;
+	int rc = -1;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(name, sizeof(name), "%.200s.certs.%lx%09lx", a->k.node_name, (long)ts.tv_sec,
+		 ts.tv_nsec);
+	snprintf(url, sizeof(url), "%s/api/v1/namespaces/%s/events", a->k.api_server,
+		 a->k.event_namespace);
+	body = ep_http_json_body(json_pack(
+		"{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s}, s:s, s:s, s:s, s:{s:s, s:s},"
+		" s:s, s:s, s:i, s:s, s:s%}",
+		"apiVersion", "v1", "kind", "Event", "metadata", "name", name, "namespace",
+		a->k.event_namespace, "involvedObject", "apiVersion", "v1", "kind", "Node", "name",
+		a->k.node_name, "reason", "CertificateRefused", "message", message, "type", "Warning",
+		"source", "component", "edgeplane-agent", "host", a->k.node_name, "firstTimestamp",
+		when, "lastTimestamp", when, "count", 1, "reportingComponent", "edgeplane-agent",
+		"reportingInstance", a->k.node_name, strnlen(a->k.node_name, 128)));
+	if (!body) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	res = ep_http_request(a->http, "POST", url, "application/json", body, &r);
+	if (res != EP_HTTP_ANSWERED)
+		snprintf(err, errlen, "POST Event: %.200s", r.msg);
+	else if (r.code / 100 != 2)
+		snprintf(err, errlen, "POST Event: HTTP %ld", r.code);
+	else
+		rc = 0;
+	ep_http_resp_free(&r);
+	free(body);
+	return rc;
+}
 
 static int patch(struct ep_cert_annotator *a, const char *value, char *err, size_t errlen)
 {
@@ -61,6 +107,24 @@ static void *run(void *arg)
 	ep_backoff_init(&bo, 500, 30000);
 	pthread_mutex_lock(&a->mu);
 	while (!a->stop) {
+		if (a->n_events) {
+			char *msg = a->events[0];
+
+			pthread_mutex_unlock(&a->mu);
+			err[0] = '\0';
+			if (!post_event(a, msg, err, sizeof(err))) {
+				pthread_mutex_lock(&a->mu);
+				/* Still first: only this thread removes, callers append. */
+				memmove(a->events, a->events + 1, (a->n_events - 1) * sizeof(char *));
+				a->n_events--;
+				a->events_posted++;
+				free(msg);
+				continue;
+			}
+			pthread_mutex_lock(&a->mu);
+			snprintf(a->last_error, sizeof(a->last_error), "%s", err);
+			goto wait;
+		}
 		if (!a->have_want || (a->have_sent && !strcmp(a->want, a->sent))) {
 			pthread_cond_wait(&a->cv, &a->mu);
 			continue;
@@ -80,6 +144,7 @@ static void *run(void *arg)
 		if (strcmp(a->last_error, err))
 			log_warn("certs: node annotation %s: %s; retrying", EP_CERT_ANNOTATION, err);
 		snprintf(a->last_error, sizeof(a->last_error), "%s", err);
+wait:
 		{
 			struct timespec ts;
 			unsigned ms = ep_backoff_next(&bo);
@@ -140,6 +205,23 @@ void ep_cert_annotator_set(struct ep_cert_annotator *a, const char *value)
 	pthread_mutex_unlock(&a->mu);
 }
 
+void ep_cert_annotator_event(struct ep_cert_annotator *a, const char *message)
+{
+	char *m;
+
+	if (!a || !(m = strdup(message)))
+		return;
+	pthread_mutex_lock(&a->mu);
+	/* A full queue means the API has been away a while: keep the newest. */
+	if (a->n_events == EVENTS_MAX) {
+		free(a->events[EVENTS_MAX - 1]);
+		a->n_events--;
+	}
+	a->events[a->n_events++] = m;
+	pthread_cond_signal(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+}
+
 void ep_cert_annotator_stop(struct ep_cert_annotator *a)
 {
 	if (!a)
@@ -151,6 +233,8 @@ void ep_cert_annotator_stop(struct ep_cert_annotator *a)
 	ep_http_interrupt(a->http);
 	pthread_join(a->th, NULL);
 	ep_http_free(a->http);
+	for (size_t i = 0; i < a->n_events; i++)
+		free(a->events[i]);
 	pthread_cond_destroy(&a->cv);
 	pthread_mutex_destroy(&a->mu);
 	free(a);
@@ -161,9 +245,10 @@ json_t *ep_cert_annotator_status(struct ep_cert_annotator *a)
 	json_t *o;
 
 	pthread_mutex_lock(&a->mu);
-	o = json_pack("{s:s, s:s, s:b, s:o}", "key", EP_CERT_ANNOTATION, "value", a->want,
+	o = json_pack("{s:s, s:s, s:b, s:o, s:I}", "key", EP_CERT_ANNOTATION, "value", a->want,
 		      "in_sync", a->have_sent && !strcmp(a->want, a->sent), "last_error",
-		      a->last_error[0] ? json_string(a->last_error) : json_null());
+		      a->last_error[0] ? json_string(a->last_error) : json_null(), "events_posted",
+		      (json_int_t)a->events_posted);
 	pthread_mutex_unlock(&a->mu);
 	return o;
 }

@@ -461,6 +461,14 @@ static void refuse(struct cert_set *s, uint64_t hash, const struct ep_cert_info 
 	set_result(s, "refused", "refused%s%s: %s; %s", info->serial[0] ? " serial " : "",
 		   info->serial, why,
 		   s->have_installed ? "the installed set stays" : "nothing is installed");
+	if (s->owner->ann) {
+		char msg[1024];
+
+		snprintf(msg, sizeof(msg), "certs %s: new set from %.300s refused%s%s%s: %.300s",
+			 s->cfg.name, src_dir(s), info->serial[0] ? " (serial " : "", info->serial,
+			 info->serial[0] ? ")" : "", why);
+		ep_cert_annotator_event(s->owner->ann, msg);
+	}
 	log_warn("certs %s: new set from %s refused%s%s%s: %s; %s", s->cfg.name, src_dir(s),
 		 info->serial[0] ? " (serial " : "", info->serial, info->serial[0] ? ")" : "", why,
 		 s->have_installed ? "the installed set stays" : "nothing installed");

@@ -43,7 +43,7 @@ certs_leaf ca "$d/leaf" payments.edge.example "" "$(certs_stamp -864000)" "$(cer
 serial() { openssl x509 -in "$T/sets/$1/tls.crt" -noout -serial | sed 's/serial=//'; }
 
 echo tok-S >"$T/token"
-"$PY3" tests/k8s/fake_apiserver.py --token tok-S --allow "list secrets,watch secrets,patch nodes" --workdir "$T/pki" \
+"$PY3" tests/k8s/fake_apiserver.py --token tok-S --allow "list secrets,watch secrets,patch nodes,create events" --workdir "$T/pki" \
   >"$T/server.out" 2>"$T/server.err" & SRV_PID=$!
 for _ in $(seq 100); do grep -q '^ready ' "$T/server.out" 2>/dev/null && break; sleep 0.1; done
 read -r _ PORT CPORT CA <"$T/server.out" || { not_ok "fake apiserver starts"; tap_done; exit 1; }
@@ -121,6 +121,9 @@ put_secret v3
 put_secret expired
 check "an expired certificate in the Secret is refused" wait_st "s['state'] == 'refused' and 'has expired' in s['refused']['reason']"
 check "... the installed set stays ($(serial v3))" [ "$(tgt_serial)" = "$(serial v3)" ]
+events_refused() { curl -s "$CTL/state" | "$PY3" -c 'import json,sys; e=[x for x in json.load(sys.stdin)["events"] if x["reason"] == "CertificateRefused"]; print(len(e), e[-1]["type"] if e else "", e[-1]["involvedObject"]["name"] if e else "", e[-1]["message"] if e else "")'; }
+check "... and a Warning Event CertificateRefused about the Node says why" \
+  bash -c "for i in \$(seq 50); do $(declare -f events_refused); CTL=$CTL PY3=$PY3 events_refused | grep -q '^1 Warning edge-01 certs api: new set from edge/payments-tls refused .*has expired' && exit 0; sleep 0.1; done; exit 1"
 put_secret -delete
 sleep 1
 check "the Secret deleted: the installed set stays" bash -c "[ '$(tgt_serial)' = '$(serial v3)' ]"
@@ -162,7 +165,8 @@ check "every rotation installed ($n of $ROT, max $max ms)" bash -c "[ '$n' = '$R
 
 reqs=$(curl -s "$CTL/requests")
 check "every API request was a list or watch of secrets naming the one Secret (RBAC can name it), or the annotation patch of its own Node" \
-  "$PY3" -c 'import json,sys; r=[x for x in json.loads(sys.argv[1]) if x["path"].startswith("/api/")]; bad=[x for x in r if not (x["method"] == "GET" and x["path"] == "/api/v1/namespaces/edge/secrets" and "fieldSelector=metadata.name%3Dpayments-tls" in x["query"]) and not (x["method"] == "PATCH" and x["path"] == "/api/v1/nodes/edge-01" and list(x["body"]["metadata"]["annotations"]) == ["edgeplane.io/cert-serials"])]; print(len(r), "requests,", len(bad), "other"); sys.exit(1 if bad or not r else 0)' "$reqs"
+  "$PY3" -c 'import json,sys; r=[x for x in json.loads(sys.argv[1]) if x["path"].startswith("/api/")]; bad=[x for x in r if not (x["method"] == "GET" and x["path"] == "/api/v1/namespaces/edge/secrets" and "fieldSelector=metadata.name%3Dpayments-tls" in x["query"]) and not (x["method"] == "PATCH" and x["path"] == "/api/v1/nodes/edge-01" and list(x["body"]["metadata"]["annotations"]) == ["edgeplane.io/cert-serials"]) and not (x["method"] == "POST" and x["path"] == "/api/v1/namespaces/default/events" and x["body"]["reason"] == "CertificateRefused")]; print(len(r), "requests,", len(bad), "other"); sys.exit(1 if bad or not r else 0)' "$reqs"
+check "one Event per refusal (the refused Secret was said once)" bash -c "$(declare -f events_refused); CTL=$CTL PY3=$PY3 events_refused | grep -q '^1 '"
 check "the annotation follows the installed set to the end" bash -c "[ \"\$($(declare -f annotation); CTL=$CTL PY3=$PY3 annotation)\" = \"api=\$(openssl x509 -in '$T/target/tls.crt' -noout -serial | sed s/serial=//)\" ]"
 check "watches ask for bookmarks and resume from a resourceVersion" \
   "$PY3" -c 'import json,sys; r=[x for x in json.loads(sys.argv[1]) if "watch=1" in x["query"]]; sys.exit(0 if r and all("allowWatchBookmarks=true" in x["query"] and "resourceVersion=" in x["query"] for x in r) else 1)' "$reqs"
