@@ -80,6 +80,7 @@ void ep_cli_print_dns(const struct ep_cli_command *cmd, char **argv, json_t *r);
 void ep_cli_print_dns_override(const struct ep_cli_command *cmd, char **argv, json_t *r);
 void ep_cli_print_dns_refresh(const struct ep_cli_command *cmd, char **argv, json_t *r);
 void ep_cli_print_canary(const struct ep_cli_command *cmd, char **argv, json_t *r);
+void ep_cli_print_certs(const struct ep_cli_command *cmd, char **argv, json_t *r);
 
 /* Helpers the printers share (the CLI is their only user). */
 static inline const char *jstr(json_t *o, const char *k)

@@ -51,6 +51,10 @@ const struct ep_cli_command ep_cli_commands[] = {
 	 .help = "set the canary share (0 = roll back), or pause,\n"
 		 "resume or finish (promote) its ramp",
 	 .control = "canary_set", .params = {"service", "value"}, .print = ep_cli_print_canary},
+	{.words = "certs",
+	 .help = "certificate sets: source, serial, NotAfter, installed or\n"
+		 "refused (and why), last result, reload",
+	 .control = "certs", .print = ep_cli_print_certs},
 	{.words = "cache build",
 	 .args = "--domains FILE --resolver ADDR[:PORT] [--resolver ...] --out FILE",
 	 .help = "resolve a domain list into a dnsmasq preload file\n"

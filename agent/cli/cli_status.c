@@ -1,5 +1,6 @@
 /* Text output of the core commands: status, reload. */
 #include <stdio.h>
+#include <string.h>
 
 #include "cli.h"
 
@@ -50,7 +51,21 @@ void ep_cli_print_status(const struct ep_cli_command *cmd, char **argv, json_t *
 		else
 			printf("dns         %s\n", jstr(dns, "mode"));
 	}
-	printf("certs       %s\n", json_array_size(json_object_get(r, "certs")) ? "see edgeplane certs" : "none");
+	{
+		json_t *certs = json_object_get(r, "certs"), *cs;
+		size_t ci, n = json_array_size(certs), inst = 0, bad = 0;
+
+		json_array_foreach(certs, ci, cs)
+		{
+			inst += !json_is_null(json_object_get(cs, "serial"));
+			bad += !strcmp(jstr(cs, "state"), "refused") || !strcmp(jstr(cs, "state"), "error");
+		}
+		if (n)
+			printf("certs       %zu sets, %zu installed, %zu refused or failing (edgeplane certs)\n",
+			       n, inst, bad);
+		else
+			printf("certs       none\n");
+	}
 }
 
 void ep_cli_print_reload(const struct ep_cli_command *cmd, char **argv, json_t *r)

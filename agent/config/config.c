@@ -261,6 +261,9 @@ static void set_field(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, yaml_n
 	case EP_CFG_IP_LIST:
 		ep_cfg_set_ip_list(c, f, v, base, path);
 		break;
+	case EP_CFG_STR_LIST:
+		ep_cfg_set_str_list(c, f, v, base, path);
+		break;
 	case EP_CFG_RATIO:
 		ep_cfg_set_ratio(c, f, v, dst, path);
 		break;

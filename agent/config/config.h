@@ -196,6 +196,44 @@ struct ep_cfg_kubernetes {
 	char event_namespace[64];    /* default "default" */
 };
 
+/* certs: certificate sets the agent keeps in step with their source
+ * (agent/certs/, docs/certs.md). */
+#define EP_CFG_MAX_CERTS 32
+#define EP_CFG_MAX_CERT_SAN 8
+
+struct ep_cfg_cert_source {
+	bool present;
+	char dir[PATH_MAX]; /* a directory with tls.crt, tls.key, ca.crt (bundle: ca.crt) */
+	char secret[320];   /* or a Kubernetes Secret "namespace/name", watched through the API */
+};
+
+struct ep_cfg_cert_reload {
+	bool present;
+	int signal;		/* with pidfile; default SIGHUP */
+	char pidfile[PATH_MAX];
+	char command[1024];	/* run through /bin/sh -c by the spawner */
+	uint32_t timeout_ms;	/* default 5000 */
+	char verify[128];	/* host:port: TLS handshake must show the new serial */
+};
+
+struct ep_cfg_cert {
+	char name[EP_NAME_MAX];
+	struct ep_cfg_cert_source source; /* a leaf certificate with its key */
+	struct ep_cfg_cert_source bundle; /* or: CA certificates only */
+	char target[PATH_MAX];
+	char trust[PATH_MAX]; /* CA bundle the chain must verify to; "" = ca.crt of the source */
+	struct {
+		char san[EP_CFG_MAX_CERT_SAN][256];
+		size_t n_san;
+	} expect;
+	struct ep_cfg_cert_reload reload;
+	uint32_t skew_s;	/* NotBefore tolerance, default 60 */
+	uint32_t warn_before_s; /* expiry warning threshold, default 7 days */
+	uint32_t max_bytes;	/* per file, default 256 KiB */
+	uint32_t settle_ms;	/* quiet time after a change before reading, default 5 */
+	int line;
+};
+
 struct ep_config {
 	char node_name[256]; /* default: $NODE_NAME, then the hostname */
 	struct ep_cfg_datapath datapath;
@@ -207,6 +245,8 @@ struct ep_config {
 	char control_socket[PATH_MAX]; /* default /run/edgeplane/agent.sock */
 	struct ep_cfg_dns dns;
 	struct ep_cfg_kubernetes kubernetes;
+	struct ep_cfg_cert *certs;
+	size_t n_certs;
 };
 
 /* One validation problem. */

@@ -99,5 +99,8 @@ void ep_cfg_set_ip_list(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, yaml
  * f->max is the array's capacity. Each value above the one before it. */
 void ep_cfg_set_percent_list(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, yaml_node_t *n,
 			     void *base, const char *path);
+/* STR_LIST: the same shape with strings. */
+void ep_cfg_set_str_list(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, yaml_node_t *n,
+			 void *base, const char *path);
 
 #endif

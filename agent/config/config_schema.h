@@ -29,6 +29,8 @@ enum ep_cfg_kind {
 	EP_CFG_RATIO,	    /* 0..1 with at most 4 decimals -> basis points (uint32_t) */
 	EP_CFG_PERCENT_LIST, /* list of rising percents -> uint32_t basis points + size_t count */
 	EP_CFG_UNSUPPORTED, /* a documented key (docs/config.md) this build does not implement */
+	EP_CFG_STR_LIST,    /* list of strings into a fixed char[N][size] array + size_t count;
+			     * max: most items; each item 1..size-1 long, valid_str applies */
 };
 
 struct ep_cfg_enum {

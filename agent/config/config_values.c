@@ -211,6 +211,8 @@ static const char *expect_text(const struct ep_cfg_field *f, char *buf, size_t l
 		return "a list of IPv4 or IPv6 addresses";
 	case EP_CFG_PERCENT_LIST:
 		return "a list of rising percents above 0, e.g. [1, 5, 25, 50, 100]";
+	case EP_CFG_STR_LIST:
+		return "a list of strings";
 	case EP_CFG_IP:
 		return "an IPv4 or IPv6 address";
 	case EP_CFG_SEQ:
@@ -481,6 +483,41 @@ void ep_cfg_set_percent_list(struct ep_cfg_ctx *c, const struct ep_cfg_field *f,
 				   "expected a percent above 0 and above the step before it");
 			return;
 		}
+	}
+	memcpy((char *)base + f->count_off, &cnt, sizeof(cnt));
+}
+
+void ep_cfg_set_str_list(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, yaml_node_t *n,
+			 void *base, const char *path)
+{
+	char *arr = (char *)base + f->off;
+	char ipath[sizeof(((struct ep_cfg_error *)0)->key)];
+	struct ep_cfg_field item = *f;
+	size_t i, cnt;
+
+	if (is_null(n))
+		return;
+	if (n->type != YAML_SEQUENCE_NODE) {
+		ep_cfg_bad_value(c, f, n, path, NULL);
+		return;
+	}
+	cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	if (cnt > (size_t)f->max) {
+		ep_cfg_err(c, line_of(n), path, "at most %lld entries are allowed, got %zu", f->max,
+			   cnt);
+		return;
+	}
+	item.kind = EP_CFG_STR;
+	item.min = 1;
+	item.max = (long long)f->size - 1;
+	for (i = 0; i < cnt; i++) {
+		yaml_node_t *in = node_get(c, n->data.sequence.items.start[i]);
+
+		if (!ep_cfg_visit(c, in))
+			return;
+		if (snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i) >= (int)sizeof(ipath))
+			ipath[sizeof(ipath) - 1] = '\0';
+		ep_cfg_set_str(c, &item, in, arr + i * f->size, ipath);
 	}
 	memcpy((char *)base + f->count_off, &cnt, sizeof(cnt));
 }

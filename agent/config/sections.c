@@ -16,20 +16,15 @@
 	X(metrics)    /* agent/core/core_config.c */         \
 	X(control)    /* agent/core/core_config.c */         \
 	X(dns)	      /* agent/dns/dns_config.c */           \
-	X(kubernetes) /* agent/k8s/k8s_config.c */
+	X(kubernetes) /* agent/k8s/k8s_config.c */         \
+	X(certs)      /* agent/certs/certs_config.c */
 
 #define DECLARE(name) extern const struct ep_cfg_section ep_cfg_##name##_section;
 #define ENTRY(name) &ep_cfg_##name##_section,
 
 SECTIONS(DECLARE)
 
-/* A documented section (docs/config.md) this build refuses by name rather than as unknown. */
-static const struct ep_cfg_section certs_section = {
-	.field = { .key = "certs", .kind = EP_CFG_UNSUPPORTED,
-		   .why = "certificate sync is not in this build" },
-};
-
-const struct ep_cfg_section *const ep_cfg_sections[] = { SECTIONS(ENTRY) &certs_section };
+const struct ep_cfg_section *const ep_cfg_sections[] = { SECTIONS(ENTRY) };
 
 const size_t ep_cfg_n_sections = EP_CFG_ARRAY_LEN(ep_cfg_sections);
 

@@ -18,6 +18,7 @@
 #include "canary.h"
 #include "dns_failover.h"
 #include "k8s.h"
+#include "certs.h"
 #include "evloop.h"
 #include "log.h"
 #include "metrics.h"
@@ -203,6 +204,22 @@ static void canary_event(void *arg, const char *service, const char *message)
 	ep_k8s_post_event(a->k8s_canary, "Warning", "CanaryRollback", text);
 }
 
+/* Certificate sets: started with the first entry, stopped with the last. */
+static int apply_certs(struct ep_agent *a, const struct ep_config *cfg, char *err, size_t errlen)
+{
+	if (!cfg->n_certs) {
+		if (a->certs)
+			log_info("certs section emptied: no longer syncing certificates "
+				 "(installed sets stay in place)");
+		ep_certs_stop(a->certs);
+		a->certs = NULL;
+		return 0;
+	}
+	if (a->certs)
+		return ep_certs_reconfigure(a->certs, cfg, err, errlen);
+	return ep_certs_start(&a->certs, cfg, a->ev, &a->lock, err, errlen);
+}
+
 static int apply_config(struct ep_agent *a, const struct ep_config *cfg, char *err, size_t errlen)
 {
 	int rc;
@@ -222,6 +239,8 @@ static int apply_config(struct ep_agent *a, const struct ep_config *cfg, char *e
 		rc = ep_datapath_set_forwarding(&a->dp, cfg->datapath.forwarding);
 	if (!rc)
 		rc = apply_dns(a, cfg, err, errlen);
+	if (!rc)
+		rc = apply_certs(a, cfg, err, errlen);
 	return rc;
 }
 
@@ -529,6 +548,9 @@ static void stop(struct ep_agent *a)
 	a->canary = NULL;
 	ep_k8s_stop(a->k8s_canary);
 	a->k8s_canary = NULL;
+	/* Installed certificates stay for their consumers. */
+	ep_certs_stop(a->certs);
+	a->certs = NULL;
 	ep_services_free(&a->svcs);
 	ep_datapath_close(&a->dp);
 	ep_config_free(&a->cfg);

@@ -40,6 +40,7 @@ struct ep_dns_cache;
 struct ep_dns_failover;
 struct ep_canary;
 struct ep_k8s;
+struct ep_certs;
 
 struct ep_agent {
 	struct ep_agent_opts opts;
@@ -55,6 +56,7 @@ struct ep_agent {
 	struct ep_dns_cache *cache; /* dns.cache, NULL when not configured */
 	struct ep_dns_failover *failover; /* dns section, NULL when not configured */
 	struct ep_mirror *mirror;	  /* traffic mirroring, NULL until first applied */
+	struct ep_certs *certs; /* certs section, NULL when it has no entries */
 	char runtime_dir[PATH_MAX]; /* dirname of the control socket */
 	struct ep_metrics *metrics; /* the metrics server, NULL when off */
 	char metrics_listen[128];

@@ -18,6 +18,7 @@ static const struct ep_control_command *const tables[] = {
 	ep_lb_commands,
 	ep_dns_commands,
 	ep_canary_commands,
+	ep_certs_commands,
 };
 
 static int cmd_status(struct ep_agent *a, const struct ep_control_command *cmd, json_t *req,

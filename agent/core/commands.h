@@ -8,6 +8,7 @@
  *   commands_lb.c   services, backend_drain, backend_undrain
  *   commands_dns.c  dns_status, dns_failover, dns_failback, dns_auto, dns_refresh
  *   commands_canary.c canary_status, canary_set
+ *   commands_certs.c certs
  *
  * A new command is one row in its concern's table plus its handler; a new
  * concern (canary, certs) adds a file with its table and one line to the list
@@ -42,6 +43,7 @@ extern const struct ep_control_command ep_core_commands[];
 extern const struct ep_control_command ep_lb_commands[];
 extern const struct ep_control_command ep_dns_commands[];
 extern const struct ep_control_command ep_canary_commands[];
+extern const struct ep_control_command ep_certs_commands[];
 
 /* The row named name in any table, or NULL. */
 const struct ep_control_command *ep_control_command_find(const char *name);

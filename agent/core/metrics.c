@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "certs.h"
 #include "dns_cache.h"
 #include "dns_failover.h"
 #include "log.h"
@@ -423,6 +424,7 @@ char *ep_metrics_render(struct ep_agent *a)
 		ep_dns_cache_metrics(a->cache, &b);
 	if (a->failover)
 		ep_dns_failover_metrics(a->failover, &b);
+	ep_certs_metrics(a->certs, &b);
 	/* The server thread may answer before start() has published it. */
 	m = __atomic_load_n(&a->metrics, __ATOMIC_ACQUIRE);
 	if (m)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "certs.h"
 #include "dns_cache.h"
 #include "dns_failover.h"
 #include "stats.h"
@@ -151,6 +152,12 @@ json_t *ep_status_summary(const struct ep_agent *a)
 	json_object_set_new(o, "datapath", datapath_json(a));
 	json_object_set_new(o, "services", svc);
 	json_object_set_new(o, "dns", ep_status_dns(a));
-	json_object_set_new(o, "certs", json_array());
+	/* The same per-set objects as `edgeplane certs`. */
+	{
+		json_t *c = ep_certs_status(a->certs);
+
+		json_object_set(o, "certs", json_object_get(c, "sets"));
+		json_decref(c);
+	}
 	return o;
 }

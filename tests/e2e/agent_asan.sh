@@ -27,7 +27,20 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23:log_path=$LAB_DI
 printf '198.18.0.1 n1.edge.test\n198.18.0.2 n2.edge.test\n' >"$LAB_DIR/preload.hosts"
 : >"$LAB_DIR/domains.txt"
 LAB_DOMAINS=$LAB_DIR/domains.txt
-LAB_EXTRA_YAML=$(lab_cache_yaml 0)
+# Certificate sync too: one set from a directory, rotated and refused below.
+source tests/lib/certs.sh
+certs_init "$LAB_DIR/certs-ca"; certs_ca ca
+for v in v1 v2; do
+  mkdir -p "$LAB_DIR/certs-sets/$v"
+  certs_leaf ca "$LAB_DIR/certs-sets/$v/leaf" asan.edge.example &&
+    mv "$LAB_DIR/certs-sets/$v/leaf.crt" "$LAB_DIR/certs-sets/$v/tls.crt" &&
+    mv "$LAB_DIR/certs-sets/$v/leaf.key" "$LAB_DIR/certs-sets/$v/tls.key" &&
+    cp "$CERTS_DIR/ca.crt" "$LAB_DIR/certs-sets/$v/" && rm -f "$LAB_DIR/certs-sets/$v"/leaf.*
+done
+mkdir -p "$LAB_DIR/certs-src"; certs_k8s_write "$LAB_DIR/certs-src" "$LAB_DIR/certs-sets/v1"
+LAB_EXTRA_YAML="$(lab_cache_yaml 0)
+certs:
+  - {name: asan, source: {dir: $LAB_DIR/certs-src}, target: $LAB_DIR/certs-target, reload: {command: 'true'}}"
 lab_config_write
 lab_agent_start || { not_ok "ASan agent start"; tap_done; exit 1; }
 ok "ASan agent started and ready"
@@ -39,7 +52,15 @@ nodata() {
     grep -q '"rcode": "NOERROR", "ttl": null, "addrs": \[\], "soa": true'
 }
 check "the cache answers NODATA through the ASan policy responder" wait_for 10 nodata
-for c in status services dns; do lab_cli $c >/dev/null; lab_cli $c -o json >/dev/null; done
+for c in status services dns certs; do lab_cli $c >/dev/null; lab_cli $c -o json >/dev/null; done
+certs_k8s_write "$LAB_DIR/certs-src" "$LAB_DIR/certs-sets/v2"
+check "certificate sync in the ASan agent: rotation installed" \
+  wait_for 10 bash -c "[ \"\$(openssl x509 -in '$LAB_DIR/certs-target/tls.crt' -noout -serial)\" = \"\$(openssl x509 -in '$LAB_DIR/certs-sets/v2/tls.crt' -noout -serial)\" ]"
+mkdir -p "$LAB_DIR/certs-bad"; cp "$LAB_DIR/certs-sets/v1/tls.crt" "$LAB_DIR/certs-sets/v1/ca.crt" "$LAB_DIR/certs-bad/"
+cp "$LAB_DIR/certs-sets/v2/tls.key" "$LAB_DIR/certs-bad/"
+certs_k8s_write "$LAB_DIR/certs-src" "$LAB_DIR/certs-bad"
+check "certificate sync in the ASan agent: a mismatched set refused" \
+  wait_for 10 bash -c "ip netns exec $LAB_NS_NODE $LAB_CLI_BIN --socket $LAB_SOCK certs | grep -q 'does not match'"
 lab_cli backend drain web "$(lab_be4 1):8080" >/dev/null
 lab_cli backend undrain web "$(lab_be4 1):8080" >/dev/null
 lab_cli backend drain nosuch 1.2.3.4:5 >/dev/null 2>&1

@@ -309,7 +309,11 @@ if render future -f tests/install/values/future-sections.yaml; then
   check "future: dns, kubernetes and certs rendered into the config as docs/config.md has them" \
     mq future '"\ndns:\n" in cfg and "\nkubernetes:\n" in cfg and "\ncerts:\n" in cfg and "listen: 169.254.20.10" in cfg and "enabled: auto" in cfg'
   check "future: certs: secretName stays in the chart, source is where the Secret is mounted" \
-    mq future '"secretName" not in cfg and "source: /etc/edgeplane/cert-source/payments" in cfg and mounts["/etc/edgeplane/cert-source/payments"]["readOnly"] and volumes[mounts["/etc/edgeplane/cert-source/payments"]["name"]]["secret"]["secretName"] == "payments-tls"'
+    mq future '"secretName" not in cfg and "dir: /etc/edgeplane/cert-source/payments" in cfg and mounts["/etc/edgeplane/cert-source/payments"]["readOnly"] and volumes[mounts["/etc/edgeplane/cert-source/payments"]["name"]]["secret"]["secretName"] == "payments-tls"'
+  check "future: a secret source is passed through and gets a Role in its namespace: list/watch of that Secret only" \
+    mq future '"secret: edge/api-tls" in cfg and [(r["metadata"]["namespace"], r["rules"]) for r in docs if r["kind"] == "Role"] == [("edge", [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["api-tls"], "verbs": ["list", "watch"]}])] and [b["roleRef"]["name"] for b in docs if b["kind"] == "RoleBinding"] == [r["metadata"]["name"] for r in docs if r["kind"] == "Role"]'
+  check "future: certs set: the admission policy lets the agent own edgeplane.io/cert-serials (its installed serials)" \
+    bash -c "'$HELM' template x '$CHART' -f tests/install/values/future-sections.yaml --kube-version 1.31.0 | grep -A1 'name: ownedAnnotations' | grep -qF '[\\\"edgeplane.io/cert-serials\\\"]'"
   check "future: cert targets on the host (/etc/edgeplane/certs), DNS state in /var/lib/edgeplane" \
     mq future 'volumes[mounts["/etc/edgeplane/certs"]["name"]]["hostPath"]["path"] == "/etc/edgeplane/certs" and volumes[mounts["/var/lib/edgeplane"]["name"]]["hostPath"]["path"] == "/var/lib/edgeplane"'
   check "future: the host's cgroup v2 root mounted read-only and named as datapath.cgroup_root (socket hooks for node processes)" \

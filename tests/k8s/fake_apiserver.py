@@ -29,6 +29,13 @@ kube-apiserver does, including the ways a client can get it wrong:
     Malformed timestamps or wrongly typed fields: 400 BadRequest.
   * RBAC: a set of allowed "verb resource" pairs; others get the apiserver's
     403 Forbidden Status ("... cannot patch resource \"nodes/status\" ...").
+  * Secrets (certificate sync's secret source): GET /api/v1/namespaces/NS/secrets
+    [?fieldSelector=metadata.name=NAME] lists with the list's resourceVersion;
+    with watch=1 it streams watch events as JSON lines (ADDED, MODIFIED,
+    DELETED) from resourceVersion on, BOOKMARK events (allowWatchBookmarks)
+    every second, closes after timeoutSeconds, and answers a resourceVersion
+    older than the compaction point with an ERROR event carrying a 410 Expired
+    Status, as etcd compaction makes the real one do.
 
 Control (plain HTTP on 127.0.0.1, a separate port):
   GET  /_control/state                 nodes, events, token, rbac
@@ -40,6 +47,13 @@ Control (plain HTTP on 127.0.0.1, a separate port):
   POST /_control/kubelet               {"node": NAME}: a kubelet heartbeat (a concurrent writer)
   POST /_control/nodes                 a Node object to add or replace (seeded with a uid/rv)
   POST /_control/reset                 back to the initial state
+  POST /_control/secrets               {"namespace", "name", "type", "data": {k: base64}}:
+                                       create or replace a Secret (a watch event);
+                                       with "delete": true, delete it
+  POST /_control/compact               forget history: watches from an older
+                                       resourceVersion get 410 Gone
+  POST /_control/close_watches         end every open watch stream (as an apiserver
+                                       restart or a load balancer timeout does)
 
 A fault matches a request by "method" and "path_regex" (both optional) and
 applies to the next "count" matching requests (default 1, -1 = forever):
@@ -448,6 +462,31 @@ class State:
         self.faults = []
         self.requests = []
         self.heartbeats = 0
+        self.secrets = {}         # (namespace, name) -> Secret
+        self.secret_log = []      # (rv int, type, Secret) for watches
+        self.compacted = 0
+        self.watch_gen = 0
+        self.cond = threading.Condition(self.lock)
+
+    def put_secret(self, body):
+        ns, name = body["namespace"], body["name"]
+        old = self.secrets.get((ns, name))
+        if body.get("delete"):
+            if old:
+                del self.secrets[(ns, name)]
+                gone = copy.deepcopy(old)
+                gone["metadata"]["resourceVersion"] = self.next_rv()
+                self.secret_log.append((self.rv, "DELETED", gone))
+        else:
+            sec = {"kind": "Secret", "apiVersion": "v1",
+                   "metadata": {"name": name, "namespace": ns,
+                                "uid": old["metadata"]["uid"] if old else str(uuid.uuid4()),
+                                "resourceVersion": self.next_rv()},
+                   "type": body.get("type", "kubernetes.io/tls"), "data": body.get("data", {})}
+            self.secrets[(ns, name)] = sec
+            self.secret_log.append((self.rv, "MODIFIED" if old else "ADDED", copy.deepcopy(sec)))
+        self.cond.notify_all()
+        return self.secrets.get((ns, name))
 
     def next_rv(self):
         self.rv += 1
@@ -511,6 +550,13 @@ class State:
 
 
 # ------------------------------------------------------------------ the API
+
+class WatchStream(Exception):
+    """Raised by dispatch: answer with a watch stream instead of one object."""
+    def __init__(self, ns, only, query):
+        super().__init__()
+        self.ns, self.only, self.query = ns, only, query
+
 
 class ApiHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -594,6 +640,11 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
                 if fault.get("status"):
                     raise self.fault_error(fault)
             code, obj, headers = self.dispatch(method, path, url.query, raw)
+        except WatchStream as w:
+            entry["status"] = "watch"
+            self.stream_watch(w)
+            entry["t_done"] = time.time()
+            return
         except ApiError as e:
             code, obj, headers = e.code, e.status, e.headers
         except Exception as e:  # a bug here must show, not hang the client
@@ -646,6 +697,15 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
         ns = None
         if len(rest) >= 2 and rest[0] == "namespaces":
             ns, rest = rest[1], rest[2:]
+        if rest[:1] == ["secrets"] and ns is not None and len(rest) == 1 and method == "GET":
+            q = urllib.parse.parse_qs(query)
+            watch = q.get("watch", ["0"])[0] in ("1", "true")
+            self.authorize("watch" if watch else "list", "secrets", "secrets", None, ns)
+            fs = q.get("fieldSelector", [""])[0]
+            only = fs[len("metadata.name="):] if fs.startswith("metadata.name=") else None
+            if watch:
+                raise WatchStream(ns, only, q)
+            return self.list_secrets(ns, only)
         if not rest or rest[0] not in ("nodes", "events") or len(rest) > 3:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         resource = rest[0]
@@ -690,6 +750,68 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
             subject, st.args.user, verb, rres, scope)
         details = {"name": name, "kind": resource} if name else {"kind": resource}
         raise ApiError(403, "Forbidden", msg, details)
+
+    # -- secrets
+
+    def list_secrets(self, ns, only):
+        st = self.server.state
+        with st.lock:
+            items = [copy.deepcopy(v) for (n, name), v in sorted(st.secrets.items())
+                     if n == ns and (only is None or name == only)]
+            rv = str(st.rv)
+        return 200, {"kind": "SecretList", "apiVersion": "v1",
+                     "metadata": {"resourceVersion": rv}, "items": items}, {}
+
+    def stream_watch(self, w):
+        """Watch events as JSON lines until timeoutSeconds, the client goes, or 410."""
+        st = self.server.state
+        q = w.query
+        since = int(q.get("resourceVersion", ["0"])[0] or 0)
+        bookmarks = q.get("allowWatchBookmarks", ["false"])[0] in ("1", "true")
+        end = time.time() + min(int(q.get("timeoutSeconds", ["1800"])[0]), 1800)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Cache-Control", "no-cache, private")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+
+        def send(ev):
+            self.wfile.write((json.dumps(ev) + "\n").encode())
+            self.wfile.flush()
+
+        with st.lock:
+            compacted = st.compacted
+            gen = st.watch_gen
+        if since and since < compacted:
+            try:
+                send({"type": "ERROR", "object": status_obj(
+                    410, "Expired", "too old resource version: %d (%d)" % (since, compacted))})
+            except OSError:
+                pass
+            return
+        last_bm = time.time()
+        try:
+            while time.time() < end:
+                with st.lock:
+                    if st.watch_gen != gen:
+                        break
+                    evs = [(rv, t, copy.deepcopy(o)) for rv, t, o in st.secret_log
+                           if rv > since and o["metadata"]["namespace"] == w.ns
+                           and (w.only is None or o["metadata"]["name"] == w.only)]
+                    cur = st.rv  # before waiting: a bookmark must not skip what comes during it
+                    if not evs:
+                        st.cond.wait(timeout=0.2)
+                for rv, t, o in evs:
+                    send({"type": t, "object": o})
+                    since = rv
+                if bookmarks and time.time() - last_bm >= 1.0:
+                    since = max(since, cur)
+                    send({"type": "BOOKMARK", "object": {"kind": "Secret", "apiVersion": "v1",
+                          "metadata": {"resourceVersion": str(since)}}})
+                    last_bm = time.time()
+        except OSError:
+            pass
 
     # -- nodes
 
@@ -1003,6 +1125,16 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
             if self.path == "/_control/nodes":
                 st.put_node(copy.deepcopy(body))
                 return self.reply(200, st.nodes[body["metadata"]["name"]])
+            if self.path == "/_control/secrets":
+                return self.reply(200, st.put_secret(body) or {})
+            if self.path == "/_control/close_watches":
+                st.watch_gen += 1
+                st.cond.notify_all()
+                return self.reply(200, {})
+            if self.path == "/_control/compact":
+                st.compacted = st.rv + 1
+                st.next_rv()
+                return self.reply(200, {"compacted": st.compacted})
             if self.path == "/_control/reset":
                 st.reset()
                 return self.reply(200, {})

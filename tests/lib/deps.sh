@@ -18,6 +18,8 @@ PKGS=(
   iputils-ping
   # tests and benchmarks
   valgrind knot-dnsutils ldnsutils dnsperf nsd haproxy socat curl tcpreplay git
+  # the certificate sync tests reload a real mTLS server
+  nginx-light
   python3-scapy python3-pytest unzip
   # musl-gcc: a static musl client as in Alpine pods, tests/tools/musl
   musl-tools

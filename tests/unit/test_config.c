@@ -743,7 +743,7 @@ static const struct bad_case bad_cases[] = {
 	/* top level */
 	{ "unknown top key", "node: {name: a}\nfoo: 1\n", "foo", 2,
 	  "unknown key 'foo' (allowed: node, datapath, interfaces, services, metrics, control, dns, "
-	  "kubernetes)" },
+	  "kubernetes, certs)" },
 	{ "unknown datapath key", "datapath:\n  mtu: 1500\n", "datapath.mtu", 2,
 	  "unknown key 'mtu' (allowed: bpffs, xdp_mode, forwarding, conntrack_size, "
 	  "maglev_table_size, conntrack_timeout_tcp_s, conntrack_timeout_udp_s, cgroup_root)" },
@@ -860,8 +860,46 @@ static const struct bad_case bad_cases[] = {
 	  "kubernetes.dns_unhealthy_label", 2, "expected a Kubernetes label key" },
 	{ "kubernetes namespace", "kubernetes:\n  event_namespace: Kube.System\n",
 	  "kubernetes.event_namespace", 2, "expected a namespace name" },
-	{ "certs", "certs: []\n", "certs", 1,
-	  "not supported by this version of edgeplane (certificate sync" },
+	/* certs */
+	{ "certs type", "certs: {name: a}\n", "certs", 1, "expected a list" },
+	{ "certs no source", "certs:\n  - {name: a, target: /t}\n", "certs[0]", 2,
+	  "exactly one of source and bundle is required" },
+	{ "certs both sources", "certs:\n  - {name: a, target: /t, source: {dir: /s}, bundle: {dir: /b}}\n",
+	  "certs[0]", 2, "exactly one of source and bundle is required" },
+	{ "certs csr", "certs:\n  - {name: a, target: /t, source: {csr: {signer_name: x}}}\n",
+	  "certs[0].source.csr", 2, "not supported by this version of edgeplane" },
+	{ "certs secret ref", "certs:\n  - {name: a, target: /t, source: {secret: nons}}\n",
+	  "certs[0].source.secret", 2, "expected NAMESPACE/NAME of a Secret" },
+	{ "certs secret ref upper", "certs:\n  - {name: a, target: /t, source: {secret: Edge/x}}\n",
+	  "certs[0].source.secret", 2, "expected NAMESPACE/NAME of a Secret" },
+	{ "certs dir and secret", "certs:\n  - {name: a, target: /t, source: {secret: ns/x, dir: /s}}\n",
+	  "certs[0].source", 2, "exactly one of dir and secret is required" },
+	{ "certs relative dir", "certs:\n  - {name: a, target: /t, source: {dir: s}}\n",
+	  "certs[0].source.dir", 2, "expected an absolute path" },
+	{ "certs name", "certs:\n  - {name: Pay, target: /t, source: {dir: /s}}\n",
+	  "certs[0].name", 2, "expected a name" },
+	{ "certs target in source", "certs:\n  - {name: a, target: /s/t, source: {dir: /s}}\n",
+	  "certs[0].target", 2, "must not contain each other" },
+	{ "certs duplicate", "certs:\n  - {name: a, target: /t, source: {dir: /s}}\n"
+	  "  - {name: a, target: /u, source: {dir: /s}}\n", "certs[1].name", 3, "duplicate name 'a'" },
+	{ "certs same target", "certs:\n  - {name: a, target: /t, source: {dir: /s}}\n"
+	  "  - {name: b, target: /t/x, source: {dir: /s}}\n", "certs[1].target", 3,
+	  "overlaps the target of certs[0]" },
+	{ "certs reload both", "certs:\n  - {name: a, target: /t, source: {dir: /s}, "
+	  "reload: {pidfile: /p, command: x}}\n", "certs[0].reload", 2, "not both" },
+	{ "certs reload empty", "certs:\n  - {name: a, target: /t, source: {dir: /s}, "
+	  "reload: {timeout_ms: 100}}\n", "certs[0].reload", 2, "is required" },
+	{ "certs signal", "certs:\n  - {name: a, target: /t, source: {dir: /s}, "
+	  "reload: {pidfile: /p, signal: KILL}}\n", "certs[0].reload.signal", 2,
+	  "expected one of HUP, USR1" },
+	{ "certs san type", "certs:\n  - {name: a, target: /t, source: {dir: /s}, expect: {san: x}}\n",
+	  "certs[0].expect.san", 2, "expected a list of DNS names" },
+	{ "certs san empty item", "certs:\n  - {name: a, target: /t, source: {dir: /s}, expect: {san: [\"\"]}}\n",
+	  "certs[0].expect.san[0]", 2, "expected" },
+	{ "certs verify", "certs:\n  - {name: a, target: /t, source: {dir: /s}, "
+	  "reload: {command: x, verify: nope}}\n", "certs[0].reload.verify", 2, "expected HOST:PORT" },
+	{ "certs bundle expect", "certs:\n  - {name: a, target: /t, bundle: {dir: /s}, expect: {san: [a]}}\n",
+	  "certs[0].expect", 2, "a bundle holds CA certificates only" },
 	{ "merge key", "datapath:\n  <<: {xdp_mode: skb}\n", "datapath.<<", 2,
 	  "merge keys ('<<') are not supported" },
 	{ "list as key", "? [a, b]\n: 1\n", "", 1, "keys must be plain strings, got a list" },
@@ -881,7 +919,7 @@ static const struct bad_case bad_cases[] = {
 	{ "null document", "~\n", "", 0, "configuration is empty" },
 	{ "list root", "- node\n- datapath\n", "", 1,
 	  "expected a mapping of sections (node, datapath, interfaces, services, metrics, control, "
-	  "dns, kubernetes) at the top, got a list" },
+	  "dns, kubernetes, certs) at the top, got a list" },
 	{ "scalar root", "\n\nhello\n", "", 3, "at the top, got \"hello\"" },
 	{ "two documents", "node: {name: a}\n---\nnode: {name: b}\n", "", 2,
 	  "more than one YAML document" },
@@ -1062,7 +1100,7 @@ static void test_print_and_load(void)
 	}
 	if (!tap_ok(buf && !strcmp(buf, "edge.yaml:2: foo: unknown key 'foo' (allowed: node, "
 					"datapath, interfaces, services, metrics, control, dns, "
-					"kubernetes)\n"),
+					"kubernetes, certs)\n"),
 		    "print: PATH:LINE: KEY: MESSAGE") && buf)
 		tap_diag("%s", buf);
 	free(buf);

@@ -91,9 +91,20 @@ true
 {{- end -}}
 
 {{/* The certificate sets as the agent sees them: the chart-only secretName
-     dropped, source defaulted to where the Secret is mounted. */}}
+     dropped, source (or bundle) {dir: ...} defaulted to where the Secret is
+     mounted; a plain path as source is taken as that dir. */}}
 {{- define "edgeplane.certSource" -}}
-{{- default (printf "/etc/edgeplane/cert-source/%s" .name) .source -}}
+{{- $src := .source | default .bundle -}}
+{{- if kindIs "map" $src -}}
+{{- $src = $src.dir -}}
+{{- end -}}
+{{- default (printf "/etc/edgeplane/cert-source/%s" .name) $src -}}
+{{- end -}}
+
+{{/* NS/NAME of a cert entry's secret source (watched through the API), or "". */}}
+{{- define "edgeplane.certSecretRef" -}}
+{{- $src := .source | default .bundle -}}
+{{- if and (kindIs "map" $src) $src.secret -}}{{ $src.secret }}{{- end -}}
 {{- end -}}
 
 {{/* The agent's config file. Sections in the order of docs/config.md; an
@@ -112,7 +123,10 @@ true
 {{- $certs := list -}}
 {{- range $v -}}
 {{- $e := omit . "secretName" -}}
-{{- $_ := set $e "source" (include "edgeplane.certSource" .) -}}
+{{- /* agent/certs/certs_config.c: source or bundle, each {dir: PATH} or {secret: NS/NAME} */ -}}
+{{- if not (include "edgeplane.certSecretRef" .) -}}
+{{- $_ := set $e (ternary "bundle" "source" (hasKey . "bundle")) (dict "dir" (include "edgeplane.certSource" .)) -}}
+{{- end -}}
 {{- $certs = append $certs $e -}}
 {{- end -}}
 {{- $v = $certs -}}
@@ -130,6 +144,8 @@ true
 {{- if kindIs "bool" .Values.serviceAccount.automountToken -}}
 {{- .Values.serviceAccount.automountToken -}}
 {{- else if and $k (ne (toString (get $k "enabled")) "false") -}}
+true
+{{- else if and (not (and $k (eq (toString (get $k "enabled")) "false"))) (include "edgeplane.certSecretNamespaces" .) -}}
 true
 {{- else -}}
 false
@@ -214,3 +230,27 @@ false
 {{- define "edgeplane.hostCgroupMount" -}}
 /host/cgroup
 {{- end }}
+
+{{/* Secrets the certs section watches through the API, as JSON {namespace: [names]}; "" when none. */}}
+{{- define "edgeplane.certSecretNamespaces" -}}
+{{- $by := dict -}}
+{{- range .Values.config.certs -}}
+{{- $ref := include "edgeplane.certSecretRef" . -}}
+{{- if $ref -}}
+{{- $p := splitList "/" $ref -}}
+{{- $_ := set $by (index $p 0) (append (get $by (index $p 0) | default list) (index $p 1)) -}}
+{{- end -}}
+{{- end -}}
+{{- if $by -}}{{ toJson $by }}{{- end -}}
+{{- end -}}
+
+{{/* The Node annotations the agent writes, as a JSON list (a CEL literal):
+     rbac.admissionPolicy.ownedAnnotations, plus certificate sync's
+     edgeplane.io/cert-serials (agent/certs/cert_annotate.h) when certs are set. */}}
+{{- define "edgeplane.ownedAnnotations" -}}
+{{- $a := .Values.rbac.admissionPolicy.ownedAnnotations | default list -}}
+{{- if .Values.config.certs -}}
+{{- $a = append $a "edgeplane.io/cert-serials" | uniq -}}
+{{- end -}}
+{{- toJson $a -}}
+{{- end -}}
