@@ -347,6 +347,9 @@ if render csr --set-json 'config.certs=[{"name": "node-id", "target": "/etc/edge
     mq csr 'sorted((tuple(r["apiGroups"]), tuple(r["resources"]), tuple(sorted(r["verbs"]))) for r in one("ClusterRole")["rules"]) == [(("",), ("events",), ("create",)), (("",), ("nodes",), ("get", "patch")), (("",), ("nodes/status",), ("patch",)), (("certificates.k8s.io",), ("certificatesigningrequests",), ("create", "get"))]'
   check "csr: the source passes into the config as is (no Secret volume), the API token is mounted" \
     mq csr '"csr:" in cfg and "signer_name: example.com/edge-mtls" in cfg and "renew_at: 0.6" in cfg and "dir:" not in cfg and pod["automountServiceAccountToken"] is True'
+  config_of csr "$RENDER_DIR/csr.config.yaml"
+  check "csr: the agent accepts the certs section as rendered" \
+    "$AGENT" --check-config --config "$RENDER_DIR/csr.config.yaml"
   for s in default future; do
     check "$s: no certificatesigningrequests rule without a csr source" \
       mq "$s" 'not any("certificatesigningrequests" in r["resources"] for r in one("ClusterRole")["rules"])'
