@@ -715,15 +715,24 @@ static uint64_t source_id(const struct cert_set *s)
 /* Warns once per installed set when its NotAfter comes within warn_before_s. */
 static void check_expiry(struct cert_set *s)
 {
-	time_t t = time(NULL);
+	time_t t = time(NULL), thr = (time_t)s->cfg.warn_before_s;
 
-	if (s->have_installed && s->cfg.warn_before_s &&
-	    s->inst.not_after - t < (time_t)s->cfg.warn_before_s && !s->expiring) {
+	if (s->is_csr) {
+		/* Short-lived by design: warn when the renewal is overdue (past
+		 * renew_at + renew_jitter), not for every certificate it issues. */
+		const struct ep_cfg_cert_csr *q = &s->cfg.source.csr;
+		time_t tail = (s->inst.not_after - s->inst.not_before) *
+			      (time_t)(10000 - q->renew_at_bp - q->renew_jitter_bp) / 10000;
+
+		if (tail < thr)
+			thr = tail;
+	}
+	if (s->have_installed && thr > 0 && s->inst.not_after - t < thr && !s->expiring) {
 		s->expiring = true;
 		log_warn("certs %s: installed serial %s expires in %ld s (at %ld), within the "
-			 "warning threshold of %u s",
+			 "warning threshold of %ld s",
 			 s->cfg.name, s->inst.serial, (long)(s->inst.not_after - t),
-			 (long)s->inst.not_after, s->cfg.warn_before_s);
+			 (long)s->inst.not_after, (long)thr);
 	}
 }
 
