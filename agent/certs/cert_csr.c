@@ -411,16 +411,58 @@ static int create(struct ep_csr *w, const char *req_pem, char *err, size_t errle
 	return code == 201 || code == 200 || code == 409 ? 0 : -1;
 }
 
-/* 1: issued (set filled with the certificate), 0: still pending, -1: denied
- * or failed or gone (err says), -2: the request failed (err). */
+int ep_csr_parse(const char *json, size_t len, const char *name, const char *signer, char **crt,
+		 size_t *crt_len, int *outcome, char *err, size_t errlen)
+{
+	json_t *o = json_loadb(json, len, 0, NULL), *cond, *status;
+	const char *cert;
+	size_t i;
+	int rc = 0;
+
+	*crt = NULL;
+	*crt_len = 0;
+	*outcome = 0;
+	if (!json_is_object(o)) {
+		snprintf(err, errlen, "CSR %.200s: the answer is not a JSON object", name);
+		json_decref(o);
+		return -2;
+	}
+	status = json_object_get(o, "status");
+	json_array_foreach(json_object_get(status, "conditions"), i, cond) {
+		const char *t = json_string_value(json_object_get(cond, "type"));
+		const char *reason = json_string_value(json_object_get(cond, "reason"));
+		const char *msg = json_string_value(json_object_get(cond, "message"));
+
+		if (!t || (strcmp(t, "Denied") && strcmp(t, "Failed")))
+			continue;
+		snprintf(err, errlen, "CSR %.200s for %.200s %s: %.100s: %.300s", name, signer,
+			 !strcmp(t, "Denied") ? "denied" : "failed", reason ? reason : "no reason",
+			 msg ? msg : "");
+		*outcome = !strcmp(t, "Denied") ? 1 : 2;
+		rc = -1;
+		break;
+	}
+	cert = json_string_value(json_object_get(status, "certificate"));
+	if (!rc && cert && cert[0]) {
+		*crt = b64dec(cert, crt_len);
+		if (*crt) {
+			rc = 1;
+		} else {
+			snprintf(err, errlen, "CSR %.200s: status.certificate is not base64", name);
+			rc = -1;
+		}
+	}
+	json_decref(o);
+	return rc;
+}
+
+/* 1: issued (*crt), 0: still pending, -1: denied or failed or gone (err
+ * says), -2: the request failed (err). */
 static int poll_once(struct ep_csr *w, char *err, size_t errlen, char **crt, size_t *crt_len)
 {
 	char path[400];
-	json_t *o, *cond;
-	const char *cert;
-	size_t i;
 	long code;
-	int rc = 0;
+	int rc, outcome;
 
 	snprintf(path, sizeof(path), "/apis/certificates.k8s.io/v1/certificatesigningrequests/%s",
 		 w->name);
@@ -431,40 +473,16 @@ static int poll_once(struct ep_csr *w, char *err, size_t errlen, char **crt, siz
 	}
 	if (code != 200)
 		return -2;
-	o = json_loads(w->body, 0, NULL);
-	if (!o) {
-		snprintf(err, errlen, "CSR %s: answer is not JSON", w->name);
-		return -2;
+	rc = ep_csr_parse(w->body ? w->body : "", w->body_len, w->name,
+			  w->cfg.source.csr.signer_name, crt, crt_len, &outcome, err, errlen);
+	if (outcome) {
+		pthread_mutex_lock(&w->mu);
+		if (outcome == 1)
+			w->denied++;
+		else
+			w->failed++;
+		pthread_mutex_unlock(&w->mu);
 	}
-	json_array_foreach(json_object_get(json_object_get(o, "status"), "conditions"), i, cond) {
-		const char *t = json_string_value(json_object_get(cond, "type"));
-
-		if (t && (!strcmp(t, "Denied") || !strcmp(t, "Failed"))) {
-			snprintf(err, errlen, "CSR %.200s for %.200s %s: %.100s: %.300s", w->name,
-				 w->cfg.source.csr.signer_name,
-				 !strcmp(t, "Denied") ? "denied" : "failed",
-				 json_string_value(json_object_get(cond, "reason")) ?: "no reason",
-				 json_string_value(json_object_get(cond, "message")) ?: "");
-			pthread_mutex_lock(&w->mu);
-			if (!strcmp(t, "Denied"))
-				w->denied++;
-			else
-				w->failed++;
-			pthread_mutex_unlock(&w->mu);
-			rc = -1;
-		}
-	}
-	cert = json_string_value(json_object_get(json_object_get(o, "status"), "certificate"));
-	if (!rc && cert && cert[0]) {
-		*crt = b64dec(cert, crt_len);
-		if (*crt)
-			rc = 1;
-		else {
-			snprintf(err, errlen, "CSR %s: status.certificate is not base64", w->name);
-			rc = -1;
-		}
-	}
-	json_decref(o);
 	return rc;
 }
 

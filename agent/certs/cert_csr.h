@@ -51,6 +51,14 @@ int ep_csr_take(struct ep_csr *w, struct ep_cert_set *set, uint64_t *at_ns, char
  * refused (why). */
 void ep_csr_verdict(struct ep_csr *w, bool installed, time_t nb, time_t na, const char *why);
 
+/* What a CertificateSigningRequest object (JSON, as the API returns it)
+ * says; pure, for the thread and the fuzzer (tests/fuzz/fuzz_csr_status.c).
+ * 1: issued, *crt (malloc'd, NUL-terminated) the decoded status.certificate;
+ * 0: pending; -1: Denied (*outcome 1) or Failed (*outcome 2), or a
+ * certificate that is not base64, err says which; -2: not a JSON object. */
+int ep_csr_parse(const char *json, size_t len, const char *name, const char *signer, char **crt,
+		 size_t *crt_len, int *outcome, char *err, size_t errlen);
+
 /* Wall time of the next renewal (0: now, nothing valid installed). */
 double ep_csr_next_renewal(struct ep_csr *w);
 /* {"name", "state", "requests", "issued", "denied", "failed", "next_renewal"}. */
