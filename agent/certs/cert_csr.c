@@ -46,6 +46,7 @@ struct ep_csr {
 	char name[254];
 	char state[600];
 	uint64_t requests, issued_n, denied, failed;
+	uint64_t said, said_taken; /* denials and failures, and how many the loop reported */
 	/* the thread's own */
 	CURL *curl;
 	char *body;
@@ -559,6 +560,9 @@ static int issue(struct ep_csr *w)
 		return -1;
 	}
 	if (rc < 0) {
+		pthread_mutex_lock(&w->mu);
+		w->said++;
+		pthread_mutex_unlock(&w->mu);
 		set_state(w, true, "%s", err);
 		log_warn("certs %s: %s; the installed set stays", w->cfg.name, err);
 		EVP_PKEY_free(pk);
@@ -695,7 +699,8 @@ int ep_csr_take(struct ep_csr *w, struct ep_cert_set *set, uint64_t *at_ns, char
 	pthread_mutex_lock(&w->mu);
 	if (!w->issued_ready) {
 		snprintf(err, errlen, "%s", w->state);
-		rc = 0;
+		rc = w->said != w->said_taken ? 2 : 0;
+		w->said_taken = w->said;
 	}
 	for (int i = 0; rc == 1 && i < EP_CERT_NFILES; i++) {
 		if (!w->issued.data[i])

@@ -44,7 +44,8 @@ struct ep_csr *ep_csr_start(const struct ep_k8s_settings *k, const struct ep_cfg
 void ep_csr_stop(struct ep_csr *w);
 
 /* 1: an issued set (tls.crt, tls.key) waits for its verdict, copied into
- * *set; 0: none, err says what the source is doing; -ENOMEM. */
+ * *set; 0: none, err says what the source is doing; 2: the same, and it is
+ * a denial or failure of a CSR not reported before (an Event); -ENOMEM. */
 int ep_csr_take(struct ep_csr *w, struct ep_cert_set *set, uint64_t *at_ns, char *err,
 		size_t errlen);
 /* The loop's verdict on the set last taken: installed (its validity) or

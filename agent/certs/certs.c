@@ -502,7 +502,14 @@ static void attempt(struct cert_set *s)
 			return;
 		}
 		rc = ep_csr_take(s->csr, &set, &at, err, sizeof(err));
-		if (rc == 0) {
+		if (rc == 2 && s->owner->ann) {
+			char msg[1024];
+
+			/* A denied CSR is a refusal too: the fleet sees it the same way. */
+			snprintf(msg, sizeof(msg), "certs %s: %.900s", s->cfg.name, err);
+			ep_cert_annotator_event(s->owner->ann, msg);
+		}
+		if (rc == 0 || rc == 2) {
 			set_result(s, s->have_installed ? NULL : "waiting", "%s", err);
 			s->change_ns = 0;
 			return;

@@ -9,7 +9,8 @@
 #     reported at renew_at..renew_at+renew_jitter of the lifetime;
 #   - short-lived certificates (the signer issues 60 s ones) are renewed
 #     automatically with a new serial and the consumer reloaded;
-#   - a Denied CSR is reported with its reason; the installed set stays;
+#   - a Denied CSR is reported with its reason (status, log, a Warning Event
+#     about the Node); the installed set stays;
 #   - restarted while a CSR waits for approval: the same CSR is resumed (no
 #     lost issuance, no second CSR, one key in the target).
 set -u
@@ -112,6 +113,9 @@ SD=$(st "s['serial']")
 check "... the installed set stays (state installed, the target holds $SD)" \
   bash -c "[ '$(tgt_serial)' = '$SD' ] && $(declare -f st); T=$T PY3=$PY3 st \"s['state'] == 'installed'\""
 diag "$(st "s['last_result']")"
+events_denied() { curl -s "$CTL/state" | "$PY3" -c 'import json,sys; e=[x for x in json.load(sys.stdin)["events"] if x["reason"] == "CertificateRefused" and "denied: NodeNotRecognized" in x["message"]]; print(len(e), e[0]["type"] if e else "", e[0]["involvedObject"]["name"] if e else "", e[0]["message"] if e else "")'; }
+check "... and a Warning Event about the Node says so" \
+  bash -c "for i in \$(seq 50); do $(declare -f events_denied); CTL=$CTL PY3=$PY3 events_denied | grep -q '^[1-9][0-9]* Warning edge-01 certs node-id: CSR edgeplane-edge-01-node-id-[0-9a-f]* for example.com/edge-mtls denied: NodeNotRecognized' && exit 0; sleep 0.1; done; exit 1"
 
 policy '{"mode": "hold"}'
 check "held by the approver: a CSR waits" wait_st "s['csr']['state'].startswith('CSR ') and 'waiting for example.com/edge-mtls' in s['csr']['state']" 20
