@@ -35,6 +35,7 @@ struct ep_csr {
 	int efd;
 	int stop; /* atomic */
 	pthread_mutex_t mu;
+	pthread_cond_t cv; /* the verdict came */
 	/* guarded by mu */
 	bool have;		/* a valid certificate is installed */
 	time_t nb, na;
@@ -89,8 +90,11 @@ static void set_state(struct ep_csr *w, bool news, const char *fmt, ...)
 }
 
 /* The kubelet's rule: renew somewhere in [renew_at, renew_at + jitter] of
- * the lifetime, drawn once per certificate. */
-static void plan(struct ep_csr *w)
+ * the lifetime, drawn once per certificate. fresh: just issued; the
+ * lifetime then counts from now, not from a NotBefore the signer backdated
+ * (Kubernetes' signer: 5 minutes), or a small renew_at on a short
+ * certificate would make it due at once, and again, in a loop. */
+static void plan(struct ep_csr *w, bool fresh)
 {
 	uint32_t r = 0;
 	double share;
@@ -99,7 +103,12 @@ static void plan(struct ep_csr *w)
 		r = (uint32_t)ep_now_ns();
 	share = (w->cfg.source.csr.renew_at_bp +
 		 w->cfg.source.csr.renew_jitter_bp * ((double)r / 4294967296.0)) / 10000.0;
-	w->renew_at = w->have ? (double)w->nb + (double)(w->na - w->nb) * share : 0;
+	time_t from = w->nb;
+
+	if (fresh && time(NULL) > from)
+		from = time(NULL);
+	w->renew_at = w->have && w->na > from ? (double)from + (double)(w->na - from) * share
+		      : w->have ? (double)w->na : 0;
 }
 
 static size_t on_body(char *p, size_t sz, size_t n, void *ud)
@@ -490,18 +499,25 @@ static int poll_once(struct ep_csr *w, char *err, size_t errlen, char **crt, siz
 /* Waits for the loop's verdict on an issued set. */
 static bool await_verdict(struct ep_csr *w, char *why, size_t whylen)
 {
-	bool ok = false, got = false;
+	bool ok;
 
-	while (!stopping(w) && !got) {
-		pthread_mutex_lock(&w->mu);
-		got = w->verdict;
-		ok = w->verdict_ok;
-		snprintf(why, whylen, "%s", w->verdict_why);
-		pthread_mutex_unlock(&w->mu);
-		if (!got)
-			usleep(20 * 1000);
+	pthread_mutex_lock(&w->mu);
+	while (!w->verdict && !stopping(w)) {
+		struct timespec ts;
+
+		/* Woken by the verdict; the timeout only to notice a stop. */
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 50 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&w->cv, &w->mu, &ts);
 	}
-	return got && ok;
+	ok = w->verdict && w->verdict_ok;
+	snprintf(why, whylen, "%s", w->verdict_why);
+	pthread_mutex_unlock(&w->mu);
+	return ok;
 }
 
 /* One issuance: 0 installed, -1 failed (state says why). */
@@ -662,14 +678,23 @@ struct ep_csr *ep_csr_start(const struct ep_k8s_settings *k, const struct ep_cfg
 	w->have = have;
 	w->nb = nb;
 	w->na = na;
-	plan(w);
+	plan(w, false);
 	pthread_mutex_init(&w->mu, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&w->cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	snprintf(w->state, sizeof(w->state), "starting");
 	w->curl = curl_easy_init();
 	if (!w->curl || pthread_create(&w->th, NULL, run, w)) {
 		log_error("certs %s: cannot start the CSR thread", cfg->name);
 		if (w->curl)
 			curl_easy_cleanup(w->curl);
+		pthread_cond_destroy(&w->cv);
 		pthread_mutex_destroy(&w->mu);
 		free(w);
 		return NULL;
@@ -686,6 +711,7 @@ void ep_csr_stop(struct ep_csr *w)
 	curl_easy_cleanup(w->curl);
 	ep_cert_set_free(&w->issued);
 	free(w->body);
+	pthread_cond_destroy(&w->cv);
 	pthread_mutex_destroy(&w->mu);
 	free(w);
 }
@@ -729,12 +755,13 @@ void ep_csr_verdict(struct ep_csr *w, bool installed, time_t nb, time_t na, cons
 		w->verdict = true;
 		w->verdict_ok = installed;
 		snprintf(w->verdict_why, sizeof(w->verdict_why), "%s", why ? why : "");
+		pthread_cond_signal(&w->cv);
 	}
 	if (installed) {
 		w->have = true;
 		w->nb = nb;
 		w->na = na;
-		plan(w);
+		plan(w, true);
 	}
 	pthread_mutex_unlock(&w->mu);
 }

@@ -45,7 +45,8 @@ kube-apiserver does, including the ways a client can get it wrong:
     signer (python3-cryptography) acts on each new CSR per the CSR policy: "auto"
     approves it and signs it with a test CA (WORKDIR/csr-signer-ca.crt) for
     expirationSeconds, or "cert_seconds" when set (shorter than the API allows, so
-    tests see renewals); "deny" adds a Denied condition with the policy's reason and
+    tests see renewals), NotBefore backdated by "backdate_seconds" (default 1; Kubernetes'
+    own signer backdates 5 minutes); "deny" adds a Denied condition with the policy's reason and
     message; "hold" leaves it pending until the policy changes.
 
 Control (plain HTTP on 127.0.0.1, a separate port):
@@ -62,7 +63,8 @@ Control (plain HTTP on 127.0.0.1, a separate port):
                                        create or replace a Secret (a watch event);
                                        with "delete": true, delete it
   POST /_control/csr_policy            {"mode": "auto"|"deny"|"hold", "reason", "message",
-                                       "cert_seconds"}: pending CSRs are acted on at once
+                                       "cert_seconds", "backdate_seconds"}: pending CSRs are
+                                       acted on at once
   GET  /_control/csrs                  the CSRs
   POST /_control/compact               forget history: watches from an older
                                        resourceVersion get 410 Gone
@@ -483,7 +485,8 @@ class State:
         self.watch_gen = 0
         self.csrs = {}            # name -> CertificateSigningRequest
         self.csr_policy = {"mode": "auto", "reason": "PolicyDenied",
-                           "message": "denied by the test approver", "cert_seconds": None}
+                           "message": "denied by the test approver", "cert_seconds": None,
+                           "backdate_seconds": 1}
         self.cond = threading.Condition(self.lock)
 
     def put_secret(self, body):
@@ -524,8 +527,9 @@ class State:
                                             "message": "approved by the test approver",
                                             "lastUpdateTime": now, "lastTransitionTime": now}]
             secs = pol.get("cert_seconds") or csr["spec"].get("expirationSeconds") or 3600
-            csr["status"]["certificate"] = self.signer.sign(csr["spec"]["request"],
-                                                            csr["spec"]["usages"], int(secs))
+            csr["status"]["certificate"] = self.signer.sign(
+                csr["spec"]["request"], csr["spec"]["usages"], int(secs),
+                int(pol.get("backdate_seconds") or 1))
         csr["metadata"]["resourceVersion"] = self.next_rv()
 
     def next_rv(self):
@@ -1350,7 +1354,7 @@ class Signer:
             raise ValueError("the request's signature does not verify")
         return csr
 
-    def sign(self, req_b64, usages, seconds):
+    def sign(self, req_b64, usages, seconds, backdate=1):
         import base64
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
@@ -1363,7 +1367,7 @@ class Signer:
                                   ("server auth", ExtendedKeyUsageOID.SERVER_AUTH)) if u in usages]
         b = (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(ca_cert.subject)
              .public_key(csr.public_key()).serial_number(x509.random_serial_number())
-             .not_valid_before(now - datetime.timedelta(seconds=1))
+             .not_valid_before(now - datetime.timedelta(seconds=backdate))
              .not_valid_after(now + datetime.timedelta(seconds=seconds - 1))
              .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
              .add_extension(x509.KeyUsage("digital signature" in usages, False,
