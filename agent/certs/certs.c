@@ -28,6 +28,7 @@
 
 #include "cert_annotate.h"
 #include "cert_check.h"
+#include "cert_csr.h"
 #include "cert_secret.h"
 #include "cert_store.h"
 #include "evloop.h"
@@ -61,7 +62,9 @@ struct cert_set {
 	struct ep_certs *owner;
 	bool is_bundle;
 	bool is_secret;
+	bool is_csr;
 	unsigned want;
+	struct ep_csr *csr; /* csr source: the issuing thread (wakes the loop through efd) */
 	/* secret source: the watch thread and the eventfd it wakes the loop with */
 	struct ep_secret_watch *sw;
 	int efd;
@@ -134,7 +137,8 @@ static const struct ep_cfg_cert_source *src_cfg(const struct cert_set *s)
 /* The source as a name for messages: the directory or ns/name. */
 static const char *src_dir(const struct cert_set *s)
 {
-	return s->is_secret ? src_cfg(s)->secret : src_cfg(s)->dir;
+	return s->is_csr ? src_cfg(s)->csr.signer_name
+	       : s->is_secret ? src_cfg(s)->secret : src_cfg(s)->dir;
 }
 
 static void set_result(struct cert_set *s, const char *state, const char *fmt, ...)
@@ -457,6 +461,8 @@ static void refuse(struct cert_set *s, uint64_t hash, const struct ep_cert_info 
 	snprintf(s->refused_reason, sizeof(s->refused_reason), "%s", why);
 	s->refused_at = ep_wall_seconds();
 	s->rot[ROT_REFUSED]++;
+	if (s->csr)
+		ep_csr_verdict(s->csr, false, 0, 0, why);
 	s->change_ns = 0;
 	set_result(s, "refused", "refused%s%s: %s; %s", info->serial[0] ? " serial " : "",
 		   info->serial, why,
@@ -487,7 +493,44 @@ static void attempt(struct cert_set *s)
 		ep_timer_arm(s->settle, AGAIN_NS);
 		return;
 	}
-	if (s->is_secret) {
+	if (s->is_csr) {
+		uint64_t at = 0;
+
+		if (!s->csr) {
+			set_result(s, s->have_installed ? NULL : "error", "%s", s->k8s_error);
+			s->change_ns = 0;
+			return;
+		}
+		rc = ep_csr_take(s->csr, &set, &at, err, sizeof(err));
+		if (rc == 2 && s->owner->ann) {
+			char msg[1024];
+
+			/* A denied CSR is a refusal too: the fleet sees it the same way. */
+			snprintf(msg, sizeof(msg), "certs %s: %.900s", s->cfg.name, err);
+			ep_cert_annotator_event(s->owner->ann, msg);
+		}
+		if (rc == 0 || rc == 2) {
+			set_result(s, s->have_installed ? NULL : "waiting", "%s", err);
+			s->change_ns = 0;
+			return;
+		}
+		if (rc < 0) {
+			snprintf(err, sizeof(err), "out of memory");
+			rc = -ENOMEM;
+		} else {
+			char *trust = NULL;
+			size_t tlen = 0;
+
+			/* The signer's CA goes with the set: the consumer needs it to
+			 * verify its peers, and the API does not return it. */
+			rc = 0;
+			if (!read_trust(s, &trust, &tlen, err, sizeof(err))) {
+				set.data[EP_CERT_CA] = trust;
+				set.len[EP_CERT_CA] = tlen;
+				trust[tlen] = '\0';
+			}
+		}
+	} else if (s->is_secret) {
 		uint64_t at = 0;
 
 		if (!s->sw) {
@@ -548,6 +591,9 @@ static void attempt(struct cert_set *s)
 	}
 	hash = ep_cert_set_hash(&set);
 	if (hash == s->installed_hash || hash == s->refused_hash) {
+		if (s->csr)
+			ep_csr_verdict(s->csr, hash == s->installed_hash, s->inst.not_before,
+				       s->inst.not_after, s->refused_reason);
 		ep_cert_set_free(&set);
 		s->change_ns = 0;
 		s->failed_hash = 0;
@@ -584,6 +630,8 @@ static void attempt(struct cert_set *s)
 	s->installed_at = ep_wall_seconds();
 	s->expiring = false;
 	s->rot[ROT_OK]++;
+	if (s->csr)
+		ep_csr_verdict(s->csr, true, info.not_before, info.not_after, NULL);
 	snprintf(s->state, sizeof(s->state), "installed");
 	check_expiry(s);
 	publish_serials(s->owner);
@@ -639,7 +687,7 @@ static int on_secret(sd_event_source *src, int fd, uint32_t revents, void *userd
 
 static int add_watch(struct cert_set *s)
 {
-	if (s->is_secret)
+	if (s->is_secret || s->is_csr)
 		return s->efd >= 0 ? sd_event_add_io(s->owner->ev, &s->efd_src, s->efd, EPOLLIN,
 						      on_secret, s)
 				   : 0;
@@ -659,7 +707,7 @@ static uint64_t source_id(const struct cert_set *s)
 	char p[PATH_MAX];
 	struct stat st;
 
-	for (int i = 0; i < EP_CERT_NFILES && !s->is_secret; i++) {
+	for (int i = 0; i < EP_CERT_NFILES && !s->is_secret && !s->is_csr; i++) {
 		if (!(s->want & (1u << i)))
 			continue;
 		snprintf(p, sizeof(p), "%.4000s/%s", src_dir(s), ep_cert_file_names[i]);
@@ -674,15 +722,24 @@ static uint64_t source_id(const struct cert_set *s)
 /* Warns once per installed set when its NotAfter comes within warn_before_s. */
 static void check_expiry(struct cert_set *s)
 {
-	time_t t = time(NULL);
+	time_t t = time(NULL), thr = (time_t)s->cfg.warn_before_s;
 
-	if (s->have_installed && s->cfg.warn_before_s &&
-	    s->inst.not_after - t < (time_t)s->cfg.warn_before_s && !s->expiring) {
+	if (s->is_csr) {
+		/* Short-lived by design: warn when the renewal is overdue (past
+		 * renew_at + renew_jitter), not for every certificate it issues. */
+		const struct ep_cfg_cert_csr *q = &s->cfg.source.csr;
+		time_t tail = (s->inst.not_after - s->inst.not_before) *
+			      (time_t)(10000 - q->renew_at_bp - q->renew_jitter_bp) / 10000;
+
+		if (tail < thr)
+			thr = tail;
+	}
+	if (s->have_installed && thr > 0 && s->inst.not_after - t < thr && !s->expiring) {
 		s->expiring = true;
 		log_warn("certs %s: installed serial %s expires in %ld s (at %ld), within the "
-			 "warning threshold of %u s",
+			 "warning threshold of %ld s",
 			 s->cfg.name, s->inst.serial, (long)(s->inst.not_after - t),
-			 (long)s->inst.not_after, s->cfg.warn_before_s);
+			 (long)s->inst.not_after, (long)thr);
 	}
 }
 
@@ -692,7 +749,7 @@ static void on_poll(void *userdata, uint64_t now)
 	uint64_t id;
 
 	lock(s);
-	if (!s->is_secret) {
+	if (!s->is_secret && !s->is_csr) {
 		if (!s->watch && !add_watch(s))
 			changed(s, 0);
 		id = source_id(s);
@@ -722,6 +779,8 @@ static void set_stop(struct cert_set *s)
 	set_unhook(s);
 	ep_secret_watch_stop(s->sw);
 	s->sw = NULL;
+	ep_csr_stop(s->csr);
+	s->csr = NULL;
 	if (s->efd >= 0)
 		close(s->efd);
 	s->efd = -1;
@@ -747,6 +806,7 @@ static int set_start(struct ep_certs *c, struct cert_set *s, const struct ep_cfg
 	s->efd = -1;
 	s->is_bundle = cfg->bundle.present;
 	s->is_secret = src_cfg(s)->secret[0] != '\0';
+	s->is_csr = src_cfg(s)->csr.present;
 	s->want = s->is_bundle ? 1u << EP_CERT_CA
 			       : (1u << EP_CERT_CRT) | (1u << EP_CERT_KEY) | (1u << EP_CERT_CA);
 	snprintf(s->state, sizeof(s->state), "none");
@@ -793,6 +853,23 @@ static int set_start(struct ep_certs *c, struct cert_set *s, const struct ep_cfg
 			if (!s->sw)
 				snprintf(s->k8s_error, sizeof(s->k8s_error),
 					 "cannot start the watch of Secret %.250s", ref);
+		}
+	}
+	if (s->is_csr) {
+		if (c->k8s_mode != 1) {
+			snprintf(s->k8s_error, sizeof(s->k8s_error),
+				 "csr source without a usable Kubernetes API: %.240s",
+				 c->k8s_err[0] ? c->k8s_err : "not in a cluster");
+			log_error("certs %s: %s", cfg->name, s->k8s_error);
+		} else {
+			s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+			if (s->efd >= 0)
+				s->csr = ep_csr_start(&c->k8s, cfg, c->k8s.node_name,
+						      s->have_installed, s->inst.not_before,
+						      s->inst.not_after, s->efd);
+			if (!s->csr)
+				snprintf(s->k8s_error, sizeof(s->k8s_error),
+					 "cannot start the CertificateSigningRequest thread");
 		}
 	}
 	rc = add_watch(s);
@@ -947,7 +1024,8 @@ json_t *ep_certs_status(struct ep_certs *c)
 		json_t *o = json_object(), *rot = json_object(), *rel;
 		char src[PATH_MAX + 8];
 
-		snprintf(src, sizeof(src), "%s:%.4000s", s->is_secret ? "secret" : "dir", src_dir(s));
+		snprintf(src, sizeof(src), "%s:%.4000s",
+			 s->is_csr ? "csr" : s->is_secret ? "secret" : "dir", src_dir(s));
 		json_object_set_new(o, "name", json_string(s->cfg.name));
 		json_object_set_new(o, "kind", json_string(s->is_bundle ? "bundle" : "source"));
 		json_object_set_new(o, "source", json_string(src));
@@ -970,8 +1048,15 @@ json_t *ep_certs_status(struct ep_certs *c)
 		json_object_set_new(o, "last_result_at", jtime(s->last_result_at));
 		json_object_set_new(o, "last_sync_seconds",
 				    s->hist_n ? json_real(s->last_sync_s) : json_null());
-		/* A dir source is renewed by whoever writes it. */
-		json_object_set_new(o, "next_renewal", json_null());
+		/* A dir or secret source is renewed by whoever writes it; a csr
+		 * source by the agent (0: now, nothing valid installed). */
+		if (s->csr) {
+			double t = ep_csr_next_renewal(s->csr);
+
+			json_object_set_new(o, "next_renewal", json_integer(t > 0 ? (json_int_t)t : (json_int_t)now));
+		} else {
+			json_object_set_new(o, "next_renewal", json_null());
+		}
 		json_object_set_new(o, "refused",
 				    s->refused_at > 0
 					    ? json_pack("{s:s, s:s, s:f}", "serial", s->refused_serial,
@@ -993,6 +1078,9 @@ json_t *ep_certs_status(struct ep_certs *c)
 		if (s->cfg.reload.verify[0])
 			json_object_set_new(rel, "verify", json_string(s->cfg.reload.verify));
 		json_object_set_new(o, "reload", rel);
+		if (s->is_csr)
+			json_object_set_new(o, "csr", s->csr ? ep_csr_status(s->csr)
+							  : json_pack("{s:s}", "state", s->k8s_error));
 		if (s->is_secret)
 			json_object_set_new(o, "watch", s->sw ? ep_secret_watch_status(s->sw)
 							      : json_pack("{s:s}", "state", s->k8s_error));

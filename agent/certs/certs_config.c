@@ -1,8 +1,7 @@
 /*
  * Config section of certificate sync: certs[], one entry per set (a leaf
  * with its key, or a trust bundle), its source, where it is installed, what
- * it must be, and how its consumer is told. Sources other than `dir` are
- * documented (docs/certs.md) and refused by name in this build. The cross-key
+ * it must be, and how its consumer is told. The cross-key
  * rules keep entries from stepping on each other: unique names (metric
  * labels), unique targets, and no target inside a source it would then
  * watch itself write.
@@ -62,6 +61,46 @@ static const struct ep_cfg_enum signals[] = {
 	{ "QUIT", SIGQUIT }, { "TERM", SIGTERM }, { NULL, 0 },
 };
 
+/* A signer name is a DNS subdomain, a slash, and a path segment. */
+static bool valid_signer(const char *s)
+{
+	const char *slash = strchr(s, '/');
+
+	return slash && slash != s && slash[1] && !strchr(s, ' ') && ep_cfg_valid_text(s) &&
+	       ep_dns_subdomain_ok(s, (size_t)(slash - s));
+}
+
+static bool valid_cn(const char *s)
+{
+	return ep_cfg_valid_text(s);
+}
+
+static const struct ep_cfg_field csr_fields[] = {
+	{ .key = "signer_name", .kind = EP_CFG_STR, .required = true,
+	  EP_CFG_MEMBER(struct ep_cfg_cert_csr, signer_name), .min = 3, .max = 253,
+	  .expect = "a signer name (DOMAIN/PATH, e.g. example.com/edge-mtls)",
+	  .valid_str = valid_signer },
+	{ .key = "common_name", .kind = EP_CFG_STR,
+	  EP_CFG_MEMBER(struct ep_cfg_cert_csr, common_name), .min = 1, .max = 63,
+	  .expect = "a subject common name (at most 63 characters)", .valid_str = valid_cn },
+	{ .key = "expiration_seconds", .kind = EP_CFG_INT,
+	  EP_CFG_MEMBER(struct ep_cfg_cert_csr, expiration_seconds), .min = 600,
+	  .max = 31536000 },
+	{ .key = "renew_at", .kind = EP_CFG_RATIO,
+	  EP_CFG_MEMBER(struct ep_cfg_cert_csr, renew_at_bp) },
+	{ .key = "renew_jitter", .kind = EP_CFG_RATIO,
+	  EP_CFG_MEMBER(struct ep_cfg_cert_csr, renew_jitter_bp) },
+	{ .key = "server_auth", .kind = EP_CFG_BOOL,
+	  EP_CFG_MEMBER(struct ep_cfg_cert_csr, server_auth) },
+};
+
+static const struct ep_cfg_schema csr_schema = {
+	.what = "a mapping (signer_name, common_name, expiration_seconds, renew_at, "
+		"renew_jitter, server_auth)",
+	.fields = csr_fields,
+	.n_fields = EP_CFG_ARRAY_LEN(csr_fields),
+};
+
 static const struct ep_cfg_field source_fields[] = {
 	{ .key = "dir", .kind = EP_CFG_STR, EP_CFG_MEMBER(struct ep_cfg_cert_source, dir),
 	  .min = 1, .max = PATH_MAX - 1, .expect = "an absolute path",
@@ -69,12 +108,13 @@ static const struct ep_cfg_field source_fields[] = {
 	{ .key = "secret", .kind = EP_CFG_STR, EP_CFG_MEMBER(struct ep_cfg_cert_source, secret),
 	  .min = 3, .max = 317, .expect = "NAMESPACE/NAME of a Secret",
 	  .valid_str = valid_secret_ref },
-	{ .key = "csr", .kind = EP_CFG_UNSUPPORTED,
-	  .why = "the CertificateSigningRequest source is not in this build" },
+	{ .key = "csr", .kind = EP_CFG_MAP, EP_CFG_MEMBER(struct ep_cfg_cert_source, csr),
+	  .sub = &csr_schema, .has_present = true,
+	  .present_off = offsetof(struct ep_cfg_cert_csr, present) },
 };
 
 static const struct ep_cfg_schema source_schema = {
-	.what = "a mapping with one source (dir or secret)",
+	.what = "a mapping with one source (dir, secret or csr)",
 	.fields = source_fields,
 	.n_fields = EP_CFG_ARRAY_LEN(source_fields),
 };
@@ -160,6 +200,8 @@ static void cert_defaults(void *item)
 	c->warn_before_s = 7 * 86400;
 	c->max_bytes = 256 << 10;
 	c->settle_ms = 5;
+	c->source.csr.renew_at_bp = 7000;
+	c->source.csr.renew_jitter_bp = 2000;
 }
 
 static const struct ep_cfg_schema cert_schema = {
@@ -198,11 +240,29 @@ static void certs_check(struct ep_cfg_ctx *c, struct ep_config *cfg)
 		}
 		snprintf(key, sizeof(key), "certs[%zu].%s", i,
 			 e->source.present ? "source" : "bundle");
-		if (!src->dir[0] == !src->secret[0]) {
+		if (!!src->dir[0] + !!src->secret[0] + src->csr.present != 1) {
 			if (!ep_cfg_has_error(c, key))
 				ep_cfg_err(c, ep_cfg_line(c, key, e->line), key,
-					   "exactly one of dir and secret is required");
+					   "exactly one of dir, secret and csr is required");
 			continue;
+		}
+		if (src->csr.present) {
+			const struct ep_cfg_cert_csr *q = &src->csr;
+
+			snprintf(key, sizeof(key), "certs[%zu].bundle.csr", i);
+			if (e->bundle.present)
+				ep_cfg_err(c, ep_cfg_line(c, key, e->line), key,
+					   "a CSR issues a leaf certificate; a bundle comes from dir or secret");
+			snprintf(key, sizeof(key), "certs[%zu].source.csr.renew_at", i);
+			if (q->renew_at_bp + q->renew_jitter_bp > 9500)
+				ep_cfg_err(c, ep_cfg_line(c, key, e->line), key,
+					   "renew_at + renew_jitter must be at most 0.95 (renewal "
+					   "before the certificate expires)");
+			snprintf(key, sizeof(key), "certs[%zu].trust", i);
+			if (!e->trust[0])
+				ep_cfg_err(c, ep_cfg_line(c, key, e->line), key,
+					   "a csr source needs trust: the signer's CA bundle the "
+					   "issued certificate must chain to");
 		}
 		if (e->bundle.present && e->expect.n_san) {
 			snprintf(key, sizeof(key), "certs[%zu].expect", i);

@@ -55,8 +55,20 @@ void ep_cli_print_certs(const struct ep_cli_command *cmd, char **argv, json_t *r
 		printf("  rotations    %lld ok, %lld refused, %lld install failed, %lld reload failed\n",
 		       jint(rot, "ok"), jint(rot, "refused"), jint(rot, "install_failed"),
 		       jint(rot, "reload_failed"));
-		printf("  next renewal %s\n", json_is_null(json_object_get(s, "next_renewal"))
-						      ? "when the source changes"
-						      : jstr(s, "next_renewal"));
+		if (json_is_integer(json_object_get(s, "next_renewal"))) {
+			json_t *csr = json_object_get(s, "csr");
+			char nr[40], in[32] = "";
+			double d = (double)(jint(s, "next_renewal") - (long long)time(NULL));
+
+			utc(json_object_get(s, "next_renewal"), nr, sizeof(nr));
+			if (d > 0)
+				human_duration(d, in, sizeof(in));
+			printf("  next renewal %s%s%s%s\n", nr, in[0] ? " (in " : " (now)", in,
+			       in[0] ? ")" : "");
+			if (json_is_object(csr))
+				printf("  csr          %s\n", jstr(csr, "state"));
+		} else {
+			printf("  next renewal when the source changes\n");
+		}
 	}
 }

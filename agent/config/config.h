@@ -205,6 +205,15 @@ struct ep_cfg_cert_source {
 	bool present;
 	char dir[PATH_MAX]; /* a directory with tls.crt, tls.key, ca.crt (bundle: ca.crt) */
 	char secret[320];   /* or a Kubernetes Secret "namespace/name", watched through the API */
+	struct ep_cfg_cert_csr {
+		bool present;	  /* or the node's own identity through a CertificateSigningRequest */
+		char signer_name[254]; /* spec.signerName, e.g. example.com/edge-mtls */
+		char common_name[64];  /* default: the node name */
+		uint32_t expiration_seconds; /* spec.expirationSeconds; 0: the signer's default */
+		uint32_t renew_at_bp;	  /* renew at this share of the lifetime, default 7000 */
+		uint32_t renew_jitter_bp; /* plus a random share up to this, default 2000 */
+		bool server_auth;	  /* ask for "server auth" besides "client auth" */
+	} csr;
 };
 
 struct ep_cfg_cert_reload {

@@ -10,7 +10,8 @@
 #   - a restarted agent finds the installed set, does not reinstall it and
 #     does not signal the consumer again; a change made while it was down
 #     is installed at start;
-#   - a config reload adding a set starts it; no seccomp violation throughout.
+#   - a config reload adding a set starts it (a bundle, a secret source and a
+#     csr source against the fake API server); no seccomp violation throughout.
 set -u
 cd "$(dirname "$0")/../.."
 source tests/lib/tap.sh
@@ -63,6 +64,8 @@ certs_yaml() {
   if [ "${1:-}" = more ]; then
     printf '  - name: roots\n    bundle: {dir: %s}\n    target: %s\n' "$W/src2" "$W/roots"
     printf '  - name: watched\n    source: {secret: edge/api-tls}\n    target: %s\n' "$W/target4"
+    printf '  - name: identity\n    source: {csr: {signer_name: example.com/edge-mtls}}\n    target: %s\n    trust: %s\n' \
+      "$W/target5" "$W/k8s-pki/csr-signer-ca.crt"
     printf 'kubernetes:\n  enabled: true\n  api_server: https://127.0.0.1:%s\n  token_file: %s\n  ca_file: %s\n' \
       "$KPORT" "$W/k8s-token" "$KCA"
   fi
@@ -70,7 +73,8 @@ certs_yaml() {
 # The fake API server in the node's namespace, for a secret source added by a reload.
 echo tok-C >"$W/k8s-token"
 netns_bg_log "$W/apiserver.out" "$LAB_NS_NODE" /usr/bin/python3 tests/k8s/fake_apiserver.py --token tok-C \
-  --allow "list secrets,watch secrets,patch nodes" --node lab-node --workdir "$W/k8s-pki" >/dev/null
+  --allow "list secrets,watch secrets,patch nodes,create certificatesigningrequests,get certificatesigningrequests" \
+  --csr-signer --node lab-node --workdir "$W/k8s-pki" >/dev/null
 wait_for 15 grep -q '^ready ' "$W/apiserver.out"
 read -r _ KPORT KCPORT KCA < <(grep '^ready ' "$W/apiserver.out")
 put_secret() {
@@ -150,6 +154,14 @@ check "config reload: a secret source added under seccomp lists and installs $(s
 put_secret v5
 check "... and its watch delivers the next version: $(serial v5)" \
   wait_for 10 bash -c "[ \"\$(openssl x509 -in '$W/target4/tls.crt' -noout -serial 2>/dev/null)\" = 'serial=$(serial v5)' ]"
+check "config reload: a csr source added under seccomp: key made, CSR issued, installed (key 0600, matching)" \
+  wait_for 15 bash -c "[ \"\$(stat -c %a \$(readlink -f '$W/target5/tls.key') 2>/dev/null)\" = 600 ] && [ \"\$(openssl pkey -in '$W/target5/tls.key' -pubout 2>/dev/null)\" = \"\$(openssl x509 -in '$W/target5/tls.crt' -noout -pubkey 2>/dev/null)\" ]"
+out=$(ip netns exec "$LAB_NS_NODE" "$LAB_CLI_BIN" --socket "$LAB_SOCK" certs 2>&1)
+check "edgeplane certs: the csr set shows its serial, source and next renewal (a time, 70-90 % into its lifetime)" \
+  bash -c "grep -A20 '^identity (source)' <<<'$out' | grep -q '^  source       csr:example.com/edge-mtls' && grep -A20 '^identity (source)' <<<'$out' | grep -qE '^  next renewal 20[0-9-]+ [0-9:]+Z \(in (3[6-9]|4[0-9]|5[0-4])m' && grep -A20 '^identity (source)' <<<'$out' | grep -qE '^  serial       [0-9A-F]+$'"
+check "... and no expiry warning for it: a csr set warns only when its renewal is overdue" \
+  bash -c "! grep -A5 '^identity (source)' <<<'$out' | grep -q 'EXPIRING SOON'"
+grep -A12 '^identity (source)' <<<"$out" | sed 's/^/# /'
 ann_has() {
   ip netns exec "$LAB_NS_NODE" curl -s "http://127.0.0.1:$KCPORT/_control/state" |
     /usr/bin/python3 -c 'import json,sys; a=json.load(sys.stdin)["nodes"]["lab-node"]["metadata"].get("annotations", {}).get("edgeplane.io/cert-serials", ""); sys.exit(0 if sys.argv[1] in a.split(",") else 1)' "$1"

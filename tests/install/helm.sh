@@ -341,6 +341,23 @@ else
   not_ok "helm template with dns, kubernetes and certs set"; sed 's/^/# /' "$RENDER_DIR/future.err"
 fi
 
+# --- a csr source: RBAC for CertificateSigningRequests only then ------------------
+if render csr --set-json 'config.certs=[{"name": "node-id", "target": "/etc/edgeplane/certs/node-id", "trust": "/etc/edgeplane/ca/signer.crt", "source": {"csr": {"signer_name": "example.com/edge-mtls", "renew_at": 0.6}}}]'; then
+  check "csr: the ClusterRole adds exactly create/get of certificatesigningrequests (certificates.k8s.io)" \
+    mq csr 'sorted((tuple(r["apiGroups"]), tuple(r["resources"]), tuple(sorted(r["verbs"]))) for r in one("ClusterRole")["rules"]) == [(("",), ("events",), ("create",)), (("",), ("nodes",), ("get", "patch")), (("",), ("nodes/status",), ("patch",)), (("certificates.k8s.io",), ("certificatesigningrequests",), ("create", "get"))]'
+  check "csr: the source passes into the config as is (no Secret volume), the API token is mounted" \
+    mq csr '"csr:" in cfg and "signer_name: example.com/edge-mtls" in cfg and "renew_at: 0.6" in cfg and "dir:" not in cfg and pod["automountServiceAccountToken"] is True'
+  config_of csr "$RENDER_DIR/csr.config.yaml"
+  check "csr: the agent accepts the certs section as rendered" \
+    "$AGENT" --check-config --config "$RENDER_DIR/csr.config.yaml"
+  for s in default future; do
+    check "$s: no certificatesigningrequests rule without a csr source" \
+      mq "$s" 'not any("certificatesigningrequests" in r["resources"] for r in one("ClusterRole")["rules"])'
+  done
+else
+  not_ok "helm template with a csr source"; sed 's/^/# /' "$RENDER_DIR/csr.err"
+fi
+
 # --- confinement.installProfiles: the agent's own seccomp and AppArmor profiles ----
 if render profiles --set confinement.installProfiles=true && render profiles-noaa \
     --set confinement.installProfiles=true --set confinement.appArmor=false &&
@@ -437,6 +454,8 @@ bad "validationActions empty" 'rbac.admissionPolicy.validationActions: Array mus
 bad "unknown validation action" 'rbac.admissionPolicy.validationActions.0 must be one of the following' --set 'rbac.admissionPolicy.validationActions={Reject}'
 bad "a label key that is not one (it is rendered into CEL)" 'config.kubernetes.dns_unhealthy_label: Does not match pattern' --set 'config.kubernetes.dns_unhealthy_label=x" || true || "'
 bad "an owned annotation that is not a key" 'rbac.admissionPolicy.ownedAnnotations.0: Does not match pattern' --set 'rbac.admissionPolicy.ownedAnnotations[0]=a b'
+bad "a csr source without signer_name" 'signer_name is required' \
+  --set-json 'config.certs=[{"name": "id", "target": "/etc/edgeplane/certs/id", "source": {"csr": {"renew_at": 0.5}}}]'
 bad "kubernetes.enabled not auto/true/false" 'config.kubernetes.enabled: Must validate one and only one schema' --set config.kubernetes.enabled=maybe
 bad "cert target outside hostPaths.certs" 'config.certs\[payments\].target "/etc/ssl/payments" must be under hostPaths.certs' \
   --set 'config.certs[0].name=payments,config.certs[0].secretName=p-tls,config.certs[0].target=/etc/ssl/payments'

@@ -37,6 +37,18 @@ kube-apiserver does, including the ways a client can get it wrong:
     older than the compaction point with an ERROR event carrying a 410 Expired
     Status, as etcd compaction makes the real one do.
 
+  * CertificateSigningRequests (certificate sync's csr source, certificates.k8s.io/v1):
+    POST /apis/certificates.k8s.io/v1/certificatesigningrequests (validated as the
+    apiserver does: name, spec.request a base64 PEM CERTIFICATE REQUEST with a valid
+    signature, signerName, usages, expirationSeconds >= 600; 409 AlreadyExists for a
+    name in use), GET .../certificatesigningrequests/NAME. A built-in approver and
+    signer (python3-cryptography) acts on each new CSR per the CSR policy: "auto"
+    approves it and signs it with a test CA (WORKDIR/csr-signer-ca.crt) for
+    expirationSeconds, or "cert_seconds" when set (shorter than the API allows, so
+    tests see renewals), NotBefore backdated by "backdate_seconds" (default 1; Kubernetes'
+    own signer backdates 5 minutes); "deny" adds a Denied condition with the policy's reason and
+    message; "hold" leaves it pending until the policy changes.
+
 Control (plain HTTP on 127.0.0.1, a separate port):
   GET  /_control/state                 nodes, events, token, rbac
   GET  /_control/requests[?since=N]    request log; DELETE clears it
@@ -50,6 +62,10 @@ Control (plain HTTP on 127.0.0.1, a separate port):
   POST /_control/secrets               {"namespace", "name", "type", "data": {k: base64}}:
                                        create or replace a Secret (a watch event);
                                        with "delete": true, delete it
+  POST /_control/csr_policy            {"mode": "auto"|"deny"|"hold", "reason", "message",
+                                       "cert_seconds", "backdate_seconds"}: pending CSRs are
+                                       acted on at once
+  GET  /_control/csrs                  the CSRs
   POST /_control/compact               forget history: watches from an older
                                        resourceVersion get 410 Gone
   POST /_control/close_watches         end every open watch stream (as an apiserver
@@ -68,7 +84,8 @@ Faults apply before authentication, like a proxy or the apiserver's own
 priority-and-fairness throttling would.
 
 Prints "ready PORT CONTROL_PORT CA_PATH" on stdout once listening; exits on
-SIGTERM/SIGINT. Standard library only (Debian's /usr/bin/python3).
+SIGTERM/SIGINT. Standard library only (Debian's /usr/bin/python3), but for the CSR signer:
+python3-cryptography, imported when a CSR is first signed.
 """
 
 import argparse
@@ -466,6 +483,10 @@ class State:
         self.secret_log = []      # (rv int, type, Secret) for watches
         self.compacted = 0
         self.watch_gen = 0
+        self.csrs = {}            # name -> CertificateSigningRequest
+        self.csr_policy = {"mode": "auto", "reason": "PolicyDenied",
+                           "message": "denied by the test approver", "cert_seconds": None,
+                           "backdate_seconds": 1}
         self.cond = threading.Condition(self.lock)
 
     def put_secret(self, body):
@@ -487,6 +508,29 @@ class State:
             self.secret_log.append((self.rv, "MODIFIED" if old else "ADDED", copy.deepcopy(sec)))
         self.cond.notify_all()
         return self.secrets.get((ns, name))
+
+    def act_on_csr(self, csr):
+        """The approver and signer: what a controller would do to a new CSR."""
+        if csr["status"].get("conditions") or csr["status"].get("certificate"):
+            return
+        pol = self.csr_policy
+        now = now_rfc3339()
+        if pol["mode"] == "hold":
+            return
+        if pol["mode"] == "deny":
+            csr["status"]["conditions"] = [{"type": "Denied", "status": "True",
+                                            "reason": pol["reason"], "message": pol["message"],
+                                            "lastUpdateTime": now, "lastTransitionTime": now}]
+        else:
+            csr["status"]["conditions"] = [{"type": "Approved", "status": "True",
+                                            "reason": "AutoApproved",
+                                            "message": "approved by the test approver",
+                                            "lastUpdateTime": now, "lastTransitionTime": now}]
+            secs = pol.get("cert_seconds") or csr["spec"].get("expirationSeconds") or 3600
+            csr["status"]["certificate"] = self.signer.sign(
+                csr["spec"]["request"], csr["spec"]["usages"], int(secs),
+                int(pol.get("backdate_seconds") or 1))
+        csr["metadata"]["resourceVersion"] = self.next_rv()
 
     def next_rv(self):
         self.rv += 1
@@ -691,6 +735,8 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
             raise ApiError(401, "Unauthorized", "Unauthorized")
 
         parts = [p for p in path.split("/") if p]
+        if parts[:4] == ["apis", "certificates.k8s.io", "v1", "certificatesigningrequests"]:
+            return self.csr_request(method, parts[4:], raw)
         if parts[:2] != ["api", "v1"]:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         rest = parts[2:]
@@ -750,6 +796,71 @@ class ApiHandler(http.server.BaseHTTPRequestHandler):
             subject, st.args.user, verb, rres, scope)
         details = {"name": name, "kind": resource} if name else {"kind": resource}
         raise ApiError(403, "Forbidden", msg, details)
+
+    # -- certificatesigningrequests
+
+    def csr_request(self, method, rest, raw):
+        st = self.server.state
+        if len(rest) > 1 or (method == "POST") != (not rest) or method not in ("GET", "POST"):
+            raise ApiError(405, "MethodNotAllowed",
+                           "the server does not allow this method on the requested resource")
+        name = rest[0] if rest else None
+        self.authorize("create" if method == "POST" else "get", "certificatesigningrequests",
+                       "certificatesigningrequests", name, None)
+        if method == "GET":
+            with st.lock:
+                csr = st.csrs.get(name)
+                if not csr:
+                    raise ApiError(404, "NotFound",
+                                   'certificatesigningrequests.certificates.k8s.io "%s" not found'
+                                   % name, {"name": name, "group": "certificates.k8s.io",
+                                            "kind": "certificatesigningrequests"})
+                return 200, copy.deepcopy(csr), {}
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            raise bad_request("the body is not JSON")
+        if not isinstance(obj, dict) or obj.get("apiVersion") != "certificates.k8s.io/v1" or \
+                obj.get("kind") != "CertificateSigningRequest":
+            raise bad_request("apiVersion/kind must be certificates.k8s.io/v1 "
+                              "CertificateSigningRequest")
+        meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+        name = meta.get("name")
+        causes = []
+        if not isinstance(name, str) or not re.fullmatch(
+                r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*", name) \
+                or len(name) > 253:
+            causes.append(cause("FieldValueInvalid", "metadata.name", "a DNS subdomain"))
+        try:
+            st.signer.check_request(spec.get("request"))
+        except Exception as e:  # noqa: any parse failure is the client's
+            causes.append(cause("FieldValueInvalid", "spec.request", "invalid: %s" % e))
+        if not isinstance(spec.get("signerName"), str) or "/" not in spec["signerName"]:
+            causes.append(cause("FieldValueRequired", "spec.signerName", "Required value"))
+        usages = spec.get("usages")
+        known = {"digital signature", "key encipherment", "client auth", "server auth"}
+        if not isinstance(usages, list) or not usages or not set(usages) <= known:
+            causes.append(cause("FieldValueNotSupported", "spec.usages", "unsupported usages"))
+        exp = spec.get("expirationSeconds")
+        if exp is not None and (not isinstance(exp, int) or exp < 600):
+            causes.append(cause("FieldValueInvalid", "spec.expirationSeconds",
+                                "may not specify a duration less than 600 seconds"))
+        if causes:
+            raise invalid("CertificateSigningRequest", name, causes)
+        with st.lock:
+            if name in st.csrs:
+                raise ApiError(409, "AlreadyExists",
+                               'certificatesigningrequests.certificates.k8s.io "%s" already '
+                               'exists' % name, {"name": name, "group": "certificates.k8s.io",
+                                                 "kind": "certificatesigningrequests"})
+            csr = {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+                   "metadata": dict(meta, uid=str(uuid.uuid4()), resourceVersion=st.next_rv(),
+                                    creationTimestamp=now_rfc3339()),
+                   "spec": dict(spec, username=st.args.user), "status": {}}
+            st.csrs[name] = csr
+            out = copy.deepcopy(csr)
+            st.act_on_csr(csr)
+        return 201, out, {}
 
     # -- secrets
 
@@ -1081,6 +1192,8 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
                 return self.reply(200, st.requests[since:])
             if url.path == "/_control/faults":
                 return self.reply(200, st.faults)
+            if url.path == "/_control/csrs":
+                return self.reply(200, list(st.csrs.values()))
         self.reply(404, {"error": "no such control endpoint"})
 
     def do_DELETE(self):
@@ -1131,6 +1244,11 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
                 st.watch_gen += 1
                 st.cond.notify_all()
                 return self.reply(200, {})
+            if self.path == "/_control/csr_policy":
+                st.csr_policy.update(body)
+                for c in st.csrs.values():
+                    st.act_on_csr(c)
+                return self.reply(200, st.csr_policy)
             if self.path == "/_control/compact":
                 st.compacted = st.rv + 1
                 st.next_rv()
@@ -1189,6 +1307,85 @@ def make_certs(workdir):
     return ca_crt, crt, key
 
 
+class Signer:
+    """A test CA for CSRs (python3-cryptography), imported only when used."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.ca = None
+
+    def _load(self):
+        if self.ca:
+            return
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-csr-signer-ca")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(hours=1))
+                .not_valid_after(now + datetime.timedelta(days=2))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .add_extension(x509.KeyUsage(False, False, False, False, False, True, True,
+                                             False, False), critical=True)
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                               critical=False)
+                .sign(key, hashes.SHA256()))
+        with open(self.path(), "wb") as f:
+            f.write(cert.public_bytes(serialization.Encoding.PEM))
+        self.ca = (key, cert)
+
+    def path(self):
+        return os.path.join(self.workdir, "csr-signer-ca.crt")
+
+    def check_request(self, req_b64):
+        import base64
+        from cryptography import x509
+        if not isinstance(req_b64, str):
+            raise ValueError("Required value")
+        pem = base64.b64decode(req_b64, validate=True)
+        if b"-----BEGIN CERTIFICATE REQUEST-----" not in pem:
+            raise ValueError("not a PEM CERTIFICATE REQUEST")
+        csr = x509.load_pem_x509_csr(pem)
+        if not csr.is_signature_valid:
+            raise ValueError("the request's signature does not verify")
+        return csr
+
+    def sign(self, req_b64, usages, seconds, backdate=1):
+        import base64
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.x509.oid import ExtendedKeyUsageOID
+        self._load()
+        ca_key, ca_cert = self.ca
+        csr = self.check_request(req_b64)
+        now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+        eku = [oid for u, oid in (("client auth", ExtendedKeyUsageOID.CLIENT_AUTH),
+                                  ("server auth", ExtendedKeyUsageOID.SERVER_AUTH)) if u in usages]
+        b = (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(ca_cert.subject)
+             .public_key(csr.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - datetime.timedelta(seconds=backdate))
+             .not_valid_after(now + datetime.timedelta(seconds=seconds - 1))
+             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+             .add_extension(x509.KeyUsage("digital signature" in usages, False,
+                                          "key encipherment" in usages, False, False, False,
+                                          False, False, False), critical=True)
+             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                 ca_key.public_key()), critical=False))
+        if eku:
+            b = b.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+        try:
+            san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+            b = b.add_extension(san.value, critical=False)
+        except x509.ExtensionNotFound:
+            pass
+        cert = b.sign(ca_key, hashes.SHA256())
+        return base64.b64encode(cert.public_bytes(serialization.Encoding.PEM)).decode()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--listen", default="127.0.0.1")
@@ -1206,6 +1403,8 @@ def main():
     ap.add_argument("--ca", help="CA certificate reported on the ready line")
     ap.add_argument("--workdir", help="where generated certificates go (default: a temp dir)")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--csr-signer", action="store_true",
+                    help="make the CSR signer's CA (WORKDIR/csr-signer-ca.crt) at start")
     args = ap.parse_args()
     args.node = args.node or ["edge-01"]
     if args.token_file:
@@ -1232,6 +1431,10 @@ def main():
     ctx.load_cert_chain(crt, key)
 
     state = State(args)
+    sdir = args.workdir or tmp or tempfile.mkdtemp(prefix="fake-apiserver-signer.")
+    state.signer = Signer(sdir)
+    if args.csr_signer:
+        state.signer._load()
     api = TLSThreadingServer((args.listen, args.port), ApiHandler)
     api.ssl_ctx = ctx
     api.state = state

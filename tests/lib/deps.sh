@@ -20,6 +20,8 @@ PKGS=(
   valgrind knot-dnsutils ldnsutils dnsperf nsd haproxy socat curl tcpreplay git
   # the certificate sync tests reload a real mTLS server
   nginx-light
+  # the CSR signer of the fake API server, tests/k8s/fake_apiserver.py
+  python3-cryptography
   python3-scapy python3-pytest unzip
   # musl-gcc: a static musl client as in Alpine pods, tests/tools/musl
   musl-tools

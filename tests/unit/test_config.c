@@ -866,14 +866,41 @@ static const struct bad_case bad_cases[] = {
 	  "exactly one of source and bundle is required" },
 	{ "certs both sources", "certs:\n  - {name: a, target: /t, source: {dir: /s}, bundle: {dir: /b}}\n",
 	  "certs[0]", 2, "exactly one of source and bundle is required" },
-	{ "certs csr", "certs:\n  - {name: a, target: /t, source: {csr: {signer_name: x}}}\n",
-	  "certs[0].source.csr", 2, "not supported by this version of edgeplane" },
+	{ "certs csr no signer", "certs:\n  - {name: a, target: /t, trust: /ca, source: {csr: {}}}\n",
+	  "certs[0].source.csr.signer_name", 2, "required" },
+	{ "certs csr bad signer", "certs:\n  - {name: a, target: /t, trust: /ca, "
+	  "source: {csr: {signer_name: x}}}\n", "certs[0].source.csr.signer_name", 2,
+	  "expected a signer name" },
+	{ "certs csr renew_at", "certs:\n  - name: a\n    target: /t\n    trust: /ca\n"
+	  "    source:\n      csr:\n        signer_name: example.com/x\n        renew_at: 1.5\n",
+	  "certs[0].source.csr.renew_at", 8, "expected a ratio above 0 and at most 1" },
+	{ "certs csr renew_at zero", "certs:\n  - name: a\n    target: /t\n    trust: /ca\n"
+	  "    source:\n      csr: {signer_name: example.com/x, renew_at: 0}\n",
+	  "certs[0].source.csr.renew_at", 6, "expected a ratio above 0" },
+	{ "certs csr renew too late", "certs:\n  - name: a\n    target: /t\n    trust: /ca\n"
+	  "    source:\n      csr: {signer_name: example.com/x, renew_at: 0.9}\n",
+	  "certs[0].source.csr.renew_at", 6, "renew_at + renew_jitter must be at most 0.95" },
+	{ "certs csr expiration", "certs:\n  - {name: a, target: /t, trust: /ca, "
+	  "source: {csr: {signer_name: example.com/x, expiration_seconds: 60}}}\n",
+	  "certs[0].source.csr.expiration_seconds", 2, "600" },
+	{ "certs csr no trust", "certs:\n  - {name: a, target: /t, "
+	  "source: {csr: {signer_name: example.com/x}}}\n", "certs[0].trust", 2,
+	  "a csr source needs trust" },
+	{ "certs csr bundle", "certs:\n  - {name: a, target: /t, trust: /ca, "
+	  "bundle: {csr: {signer_name: example.com/x}}}\n", "certs[0].bundle.csr", 2,
+	  "a bundle comes from dir or secret" },
+	{ "certs csr and dir", "certs:\n  - {name: a, target: /t, trust: /ca, "
+	  "source: {dir: /s, csr: {signer_name: example.com/x}}}\n", "certs[0].source", 2,
+	  "exactly one of dir, secret and csr is required" },
+	{ "certs csr unknown key", "certs:\n  - {name: a, target: /t, trust: /ca, "
+	  "source: {csr: {signer_name: example.com/x, renew: 0.5}}}\n",
+	  "certs[0].source.csr.renew", 2, "unknown key" },
 	{ "certs secret ref", "certs:\n  - {name: a, target: /t, source: {secret: nons}}\n",
 	  "certs[0].source.secret", 2, "expected NAMESPACE/NAME of a Secret" },
 	{ "certs secret ref upper", "certs:\n  - {name: a, target: /t, source: {secret: Edge/x}}\n",
 	  "certs[0].source.secret", 2, "expected NAMESPACE/NAME of a Secret" },
 	{ "certs dir and secret", "certs:\n  - {name: a, target: /t, source: {secret: ns/x, dir: /s}}\n",
-	  "certs[0].source", 2, "exactly one of dir and secret is required" },
+	  "certs[0].source", 2, "exactly one of dir, secret and csr is required" },
 	{ "certs relative dir", "certs:\n  - {name: a, target: /t, source: {dir: s}}\n",
 	  "certs[0].source.dir", 2, "expected an absolute path" },
 	{ "certs name", "certs:\n  - {name: Pay, target: /t, source: {dir: /s}}\n",
@@ -937,6 +964,31 @@ static const struct bad_case bad_cases[] = {
 	  "syntax error" },
 	{ "syntax: invalid UTF-8", "node: {name: \"\xff\xfe\"}\n", "", 1, "syntax error" },
 };
+
+/* The csr source: keys and defaults as the certs module gets them. */
+static void test_certs_csr(void)
+{
+	const struct ep_cfg_cert_csr *r;
+
+	expect_ok("certs csr source", "certs:\n  - name: node-id\n    target: /etc/ep/id\n"
+		  "    trust: /etc/ep/ca.crt\n    source:\n      csr:\n"
+		  "        signer_name: example.com/edge-mtls\n        common_name: edge-01\n"
+		  "        expiration_seconds: 86400\n        renew_at: 0.6\n"
+		  "        renew_jitter: 0.1\n        server_auth: true\n"
+		  "  - name: other\n    target: /etc/ep/other\n    trust: /etc/ep/ca.crt\n"
+		  "    source: {csr: {signer_name: example.com/edge-mtls}}\n");
+	r = &cfg.certs[0].source.csr;
+	tap_ok(cfg.n_certs == 2 && r->present && !strcmp(r->signer_name, "example.com/edge-mtls") &&
+		       !strcmp(r->common_name, "edge-01") && r->expiration_seconds == 86400 &&
+		       r->renew_at_bp == 6000 && r->renew_jitter_bp == 1000 && r->server_auth,
+	       "certs[].source.csr keys");
+	r = &cfg.certs[1].source.csr;
+	tap_ok(r->present && !r->common_name[0] && !r->expiration_seconds && r->renew_at_bp == 7000 &&
+		       r->renew_jitter_bp == 2000 && !r->server_auth &&
+		       !cfg.certs[1].source.dir[0] && !cfg.certs[1].source.secret[0],
+	       "certs[].source.csr defaults: renew at 70-90 %% of the lifetime, the signer's "
+	       "duration, client auth only");
+}
 
 static void test_bad(void)
 {
@@ -1195,6 +1247,7 @@ int main(void)
 	test_label_keys();
 	test_defaults();
 	test_values();
+	test_certs_csr();
 	test_bad();
 	test_dnsmasq_paths();
 	test_generated();

@@ -107,6 +107,16 @@ true
 {{- if and (kindIs "map" $src) $src.secret -}}{{ $src.secret }}{{- end -}}
 {{- end -}}
 
+{{/* "true" when the certs entry's source is {csr: ...}: the node's own identity through the CSR API. */}}
+{{- define "edgeplane.certCSR" -}}
+{{- if and (kindIs "map" .source) (hasKey .source "csr") -}}true{{- end -}}
+{{- end -}}
+
+{{/* "true" when any certs entry is a csr source. */}}
+{{- define "edgeplane.certsHaveCSR" -}}
+{{- range .Values.config.certs -}}{{- include "edgeplane.certCSR" . -}}{{- end -}}
+{{- end -}}
+
 {{/* The agent's config file. Sections in the order of docs/config.md; an
      empty section is left out so the agent's defaults apply. */}}
 {{- define "edgeplane.agentConfig" -}}
@@ -123,8 +133,8 @@ true
 {{- $certs := list -}}
 {{- range $v -}}
 {{- $e := omit . "secretName" -}}
-{{- /* agent/certs/certs_config.c: source or bundle, each {dir: PATH} or {secret: NS/NAME} */ -}}
-{{- if not (include "edgeplane.certSecretRef" .) -}}
+{{- /* agent/certs/certs_config.c: source or bundle, each {dir: PATH} or {secret: NS/NAME}; a source may be {csr: ...} */ -}}
+{{- if not (or (include "edgeplane.certSecretRef" .) (include "edgeplane.certCSR" .)) -}}
 {{- $_ := set $e (ternary "bundle" "source" (hasKey . "bundle")) (dict "dir" (include "edgeplane.certSource" .)) -}}
 {{- end -}}
 {{- $certs = append $certs $e -}}
@@ -145,7 +155,7 @@ true
 {{- .Values.serviceAccount.automountToken -}}
 {{- else if and $k (ne (toString (get $k "enabled")) "false") -}}
 true
-{{- else if and (not (and $k (eq (toString (get $k "enabled")) "false"))) (include "edgeplane.certSecretNamespaces" .) -}}
+{{- else if and (not (and $k (eq (toString (get $k "enabled")) "false"))) (or (include "edgeplane.certSecretNamespaces" .) (include "edgeplane.certsHaveCSR" .)) -}}
 true
 {{- else -}}
 false
