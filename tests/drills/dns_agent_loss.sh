@@ -43,7 +43,8 @@ musl_round() {
 }
 redirected() { lab_cli dns status -o json | pyj 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if d["failover"]["mode"] == "cache" else 1)'; }
 
-check "the musl client is static (no loader in the pod needed)" bash -c "file -L '$MUSL' | grep -q 'statically linked'"
+# Static: no program interpreter (dynamic loader) in its program headers.
+check "the musl client is static (no loader in the pod needed)" bash -c "readelf -lW '$MUSL' | grep -q LOAD && ! readelf -lW '$MUSL' | grep -q INTERP"
 musl_round "healthy upstream"
 
 dns_upstream_blackhole "$LAB_NS_DNS"

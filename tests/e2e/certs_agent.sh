@@ -34,13 +34,7 @@ certs_leaf ca "$d/leaf" payments.edge.example "" "$(certs_stamp -864000)" "$(cer
   mv "$d/leaf.crt" "$d/tls.crt" && mv "$d/leaf.key" "$d/tls.key" && cp "$C/ca.crt" "$d/ca.crt" && rm -f "$d"/leaf.*
 serial() { openssl x509 -in "$W/sets/$1/tls.crt" -noout -serial | sed 's/serial=//'; }
 
-cat >"$W/consumer.sh" <<'SH'
-#!/bin/bash
-n=0; trap 'n=$((n+1)); echo $n >"$1.tmp"; mv "$1.tmp" "$1"' HUP
-echo $$ >"$2"; while :; do sleep 0.05; done
-SH
-chmod +x "$W/consumer.sh"
-netns_bg_log "$W/consumer.log" "$LAB_NS_NODE" "$W/consumer.sh" "$W/hups" "$W/consumer.pid" >/dev/null
+netns_bg_log "$W/consumer.log" "$LAB_NS_NODE" "$PY3" tests/lib/hup_counter.py "$W/hups" "$W/consumer.pid" >/dev/null
 wait_for 5 test -s "$W/consumer.pid"
 mkdir -p "$W/src" "$W/src2"
 certs_k8s_write "$W/src" "$W/sets/v1"

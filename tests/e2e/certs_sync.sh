@@ -46,13 +46,7 @@ mkdir -p "$T/sets/wrongkey"; cp "$T/sets/v1/tls.crt" "$T/sets/v1/ca.crt" "$T/set
 serial() { certs_serial "$T/sets/$1/tls.crt"; }
 
 # The consumer: counts SIGHUPs.
-cat >"$T/consumer.sh" <<'SH'
-#!/bin/bash
-n=0; trap 'n=$((n+1)); echo $n >"$1.tmp"; mv "$1.tmp" "$1"' HUP
-echo $$ >"$2"; while :; do sleep 0.05; done
-SH
-chmod +x "$T/consumer.sh"
-"$T/consumer.sh" "$T/hups" "$T/consumer.pid" & PIDS+=($!)
+"$PY3" tests/lib/hup_counter.py "$T/hups" "$T/consumer.pid" & PIDS+=($!)
 for _ in $(seq 50); do [ -s "$T/consumer.pid" ] && break; sleep 0.1; done
 
 cat >"$T/config.yaml" <<YAML
