@@ -285,7 +285,12 @@ pod_container() {
   fi
   # The container's PID namespace, kept after PID 1 is gone so pod_procs can
   # tell that nothing of it is left.
-  [ -n "$POD_PID1" ] && POD_PIDNS=$(readlink "/proc/$POD_PID1/ns/pid" 2>/dev/null)
+  # (An if, not `[ ] && ...`: a short-lived container gone before its PID 1
+  # was seen is no failure, and the function's status must not say it is.)
+  if [ -n "$POD_PID1" ]; then
+    POD_PIDNS=$(readlink "/proc/$POD_PID1/ns/pid" 2>/dev/null)
+  fi
+  return 0
 }
 
 # pod_wait_exec COMM SECONDS: PID 1 has exec'd the container's command
