@@ -17,8 +17,8 @@ dnsq() { ip netns exec "$LAB_NS_NODE" "$PY3" tests/lib/dnsq.py "$LAB_CACHE_IP" "
 dns_json() { lab_cli dns status -o json; }
 dnsmasq_pid() { dns_json | py 'import json,sys; print(json.load(sys.stdin)["cache"]["dnsmasq"]["pid"])'; }
 responder_pid() { dns_json | py 'import json,sys; print(json.load(sys.stdin)["cache"]["responder"]["pid"])'; }
-# The responder's own address, from its command line (not hard-coded: the
-# port is the responder's to choose), as dnsq.py takes it: ADDR#PORT.
+# The responder's own address, read from its command line (the port is the
+# responder's to choose), as dnsq.py takes it: ADDR#PORT.
 responder_addr() { tr '\0' '\n' <"/proc/$1/cmdline" | sed -n 's/^--listen=\(.*\):\([0-9]*\)$/\1#\2/p'; }
 answers_health() { printf 'edgeplane-health.invalid A\n' | dnsq batch | grep -q '"addrs": \["127.0.0.2"\]'; }
 
