@@ -15,7 +15,8 @@
 #    it; the agent says its spawner is unreachable (log, dns status), lifts
 #    the redirect rather than send DNS to a dead cache (issue 10 item 2),
 #    and once the container is back reconnects, starts both helpers again
-#    and fails over again while the fault lasts.
+#    and fails over again while the fault lasts. The figures go to
+#    build/drills/pod_cache_restart.json.
 #
 # Relapses: the agent's own probes must reach the real upstream, never the
 # redirect to the cache, or they look healthy and the node fails back while
@@ -237,7 +238,14 @@ check "cache restart: failed back to the upstream after healing" wait_for $((DRI
 wait $STUB
 stub=$(py 'import json,sys; r=json.load(open(sys.argv[1])); print(json.dumps({k: r[k] for k in ("sent","correct","wrong","failed","correct_share")}))' "$LAB_DIR/cache.stub.json")
 diag "cache restart: stub resolver (1 s timeout, 2 retries): $stub"
-diag "cache restart: kill to redirect lifted $(py "print(round($t_lifted - $t_ckill, 2))") s; container start to helpers answering $(py "print(round($t_back - $t_cstart, 2))") s; to failed over again $(py "print(round($t_again - $t_cstart, 2))") s"
+CACHE_JSON=$(py '
+import json, sys
+s = json.loads(sys.argv[1]); tk, tl, ts, tb, ta = map(float, sys.argv[2:7])
+print(json.dumps({"kill_to_redirect_lifted_s": round(tl - tk, 3), "start_to_helpers_answering_s": round(tb - ts, 3),
+  "start_to_failed_over_again_s": round(ta - ts, 3), "stub_sent": s["sent"], "stub_failed": s["failed"],
+  "stub_wrong": s["wrong"]}))' "$stub" "$t_ckill" "$t_lifted" "$t_cstart" "$t_back" "$t_again")
+echo "$CACHE_JSON" >"$DRILL_OUT/pod_cache_restart.json"
+diag "cache restart figures (build/drills/pod_cache_restart.json): $CACHE_JSON"
 check "cache restart: no forged answer reached the app ($(py 'import json,sys; print(json.loads(sys.argv[1])["wrong"])' "$stub") wrong)" \
   py 'import json,sys; sys.exit(0 if json.loads(sys.argv[1])["wrong"] == 0 else 1)' "$stub"
 # What the container's limits refused (capabilities, read-only root), as logged.
