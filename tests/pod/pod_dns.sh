@@ -16,7 +16,9 @@
 #    the redirect rather than send DNS to a dead cache (issue 10 item 2),
 #    and once the container is back reconnects, starts both helpers again
 #    and fails over again while the fault lasts. The figures go to
-#    build/drills/pod_cache_restart.json.
+#    build/drills/pod_cache_restart.json;
+#  - a stop of the agent container (SIGTERM, the grace period) and a new
+#    one: every probe answered throughout.
 #
 # Relapses: the agent's own probes must reach the real upstream, never the
 # redirect to the cache, or they look healthy and the node fails back while
@@ -248,6 +250,24 @@ echo "$CACHE_JSON" >"$DRILL_OUT/pod_cache_restart.json"
 diag "cache restart figures (build/drills/pod_cache_restart.json): $CACHE_JSON"
 check "cache restart: no forged answer reached the app ($(py 'import json,sys; print(json.loads(sys.argv[1])["wrong"])' "$stub") wrong)" \
   py 'import json,sys; sys.exit(0 if json.loads(sys.argv[1])["wrong"] == 0 else 1)' "$stub"
+# --- agent container stopped (SIGTERM, as the kubelet does) while failed over ----------
+wait_for 20 drill_mode_is upstream
+drill_hijack
+check "stop: hijack injected, the node failed over" wait_for 10 drill_mode_is cache
+ip netns exec "$LAB_NS_APP" "$PY3" "$LAB_DIR/gapq.py" $LAB_DNS4 "$gname" "$gwant" 10 "$LAB_DIR/gap-stop.json" &
+GAP=$!; netns_track_pid $GAP
+sleep 2
+pod_stop
+check "stop: the agent container stopped on SIGTERM; the cache container's dnsmasq kept running" \
+  bash -c "[ -z '$(pod_pid)' ] && kill -0 '$dm_host'"
+pod_runner start || not_ok "stop: the agent container started again"
+wait $GAP
+drill_hijack_heal
+gap=$(cat "$LAB_DIR/gap-stop.json")
+diag "stop: direct probe (20 ms, one 300 ms try each): $gap"
+check "stop: DNS answered throughout the agent container's stop and start: every probe answered" \
+  py 'import json,sys; g=json.loads(sys.argv[1]); sys.exit(0 if g["unanswered"] == 0 and g["wrong"] == 0 and g["sent"] > 0 else 1)' "$gap"
+check "stop: failed back to the upstream after healing" wait_for $((DRILL_FAILBACK_S + 20)) drill_mode_is upstream
 # What the container's limits refused (capabilities, read-only root), as logged.
 grep -E 'Operation not permitted|Permission denied|Read-only file system' "$LAB_LOG" | sort -u -k3 | head -5 |
   sed 's/^/pod: refused in the container: /' | while read -r l; do diag "$l"; done
