@@ -322,8 +322,8 @@ if render future -f tests/install/values/future-sections.yaml; then
     mq future 'mounts["/host/cgroup"]["readOnly"] and volumes[mounts["/host/cgroup"]["name"]]["hostPath"]["path"] == "/sys/fs/cgroup" and "cgroup_root: /host/cgroup" in cfg'
   check "future: a cgroup_root set in the values wins" \
     bash -c "'$HELM' template x '$CHART' -f tests/install/values/future-sections.yaml --set config.datapath.cgroup_root=/custom | grep -q 'cgroup_root: /custom'"
-  check "future: the agent keeps the unit's capabilities only; API token mounted for kubernetes" \
-    mq future "caps_add == $(pyset "$UNIT_CAPS") and pod['automountServiceAccountToken'] is True"
+  check "future: the agent: the unit's capabilities and KILL (it signals dnsmasq, which runs as nobody in the cache container); API token mounted for kubernetes" \
+    mq future "caps_add == $(pyset "$UNIT_CAPS,KILL") and pod['automountServiceAccountToken'] is True"
   # dnsmasq and the policy responder live in the cache container, so a
   # restart of the agent's container leaves DNS answered (docs/install.md).
   check "future: a cache container runs the spawner server on the run hostPath's socket; the agent is given that socket" \

@@ -61,6 +61,14 @@ check "dnsmasq and the responder are children of the cache container's spawner s
 sp=$(cst 'c["spawner"]')
 check "dns status: the helpers are started by the cache container's spawner ($sp)" \
   py 'import sys; s=eval(sys.argv[1]); sys.exit(0 if s["kind"] == "remote" and s["socket"] == "/run/edgeplane/spawner.sock" and s["reachable"] else 1)' "$sp"
+# A new preload reaches dnsmasq: the agent's SIGHUP crosses into the cache
+# container to a process of another user (nobody), which needs CAP_KILL.
+pre=$(sed -n 's/^ *preload: *//p' "$POD_R/config/config.yaml" | head -1)
+reads() { grep -c "dnsmasq: read $pre" "$LAB_LOG"; }
+n_reads=$(reads)
+touch "$POD_HOST_STATE/$(basename "$pre")"
+check "a touched preload is read again by dnsmasq in the cache container (the agent's SIGHUP reached it; reads: $n_reads, then more)" \
+  wait_for 20 bash -c "[ \$(grep -c 'dnsmasq: read $pre' '$LAB_LOG') -gt $n_reads ]"
 check "the chart's config sends the socket hooks to the host's cgroup root mount (datapath.cgroup_root: /host/cgroup)" \
   grep -qx '  cgroup_root: /host/cgroup' "$POD_R/config/config.yaml"
 check "Kubernetes in-cluster: the agent found the test API server through KUBERNETES_SERVICE_* and the service account mount" \

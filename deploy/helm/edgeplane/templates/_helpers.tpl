@@ -166,6 +166,12 @@ false
 and the policy responder run in the cache container (edgeplane.cacheCapabilities). */}}
 {{- define "edgeplane.capabilities" -}}
 {{- $caps := list "BPF" "PERFMON" "NET_ADMIN" "SYS_ADMIN" -}}
+{{- if .Values.config.dns -}}
+{{- /* The agent signals dnsmasq (SIGHUP: a new preload; SIGTERM: a new
+config, a hung one), which runs as nobody in the cache container: root
+without CAP_KILL may not signal another user's process. */ -}}
+{{- $caps = append $caps "KILL" -}}
+{{- end -}}
 {{- range .Values.securityContext.extraCapabilities -}}
 {{- $caps = append $caps (trimPrefix "CAP_" .) -}}
 {{- end -}}
