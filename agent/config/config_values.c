@@ -75,6 +75,19 @@ bool ep_cfg_valid_abspath(const char *s)
 	return s[0] == '/' && ep_cfg_valid_text(s);
 }
 
+/* What the kernel's dev_valid_name() accepts, minus characters that need
+ * quoting in shells and tools. */
+bool ep_cfg_valid_ifname(const char *s)
+{
+	if (!strcmp(s, ".") || !strcmp(s, ".."))
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || strchr("_.@-", *s)))
+			return false;
+	return true;
+}
+
 /*
  * Decimal only: YAML 1.1 readers take 010 as octal and 0x10 as hex, which
  * would silently change a port number. Returns 0, or a negative reason.
