@@ -90,6 +90,22 @@ static void tc_detach(int ifindex, enum bpf_tc_attach_point where, const struct 
 			 where == BPF_TC_INGRESS ? "ingress" : "egress", ifname);
 }
 
+/* A program on both hooks of an interface, first a then b; the first error
+ * stops it. */
+static int tc_attach_both(const struct ep_dp_iface *ifc, const struct ep_tc_slot *slot,
+			  enum bpf_tc_attach_point a, int a_fd, enum bpf_tc_attach_point b,
+			  int b_fd, char *err, size_t errlen)
+{
+	int rc = ep_tc_slot_attach(ifc->ifindex, a, slot, a_fd);
+
+	if (!rc)
+		rc = ep_tc_slot_attach(ifc->ifindex, b, slot, b_fd);
+	if (rc)
+		snprintf(err, errlen, "cannot attach TC %s to %s: %s", slot->what, ifc->name,
+			 strerror(-rc));
+	return rc;
+}
+
 int ep_dp_tc_rnat_attach(struct ep_datapath *dp, struct ep_dp_iface *ifc, char *err,
 			 size_t errlen)
 {
@@ -120,14 +136,8 @@ void ep_dp_tc_rnat_detach(struct ep_dp_iface *ifc)
 int ep_dp_tc_dns_attach(struct ep_datapath *dp, struct ep_dp_iface *ifc, char *err,
 			size_t errlen)
 {
-	int rc = ep_tc_slot_attach(ifc->ifindex, BPF_TC_INGRESS, &TC_DNS, dp->dns_in_fd);
-
-	if (!rc)
-		rc = ep_tc_slot_attach(ifc->ifindex, BPF_TC_EGRESS, &TC_DNS, dp->dns_eg_fd);
-	if (rc)
-		snprintf(err, errlen, "cannot attach TC DNS observation to %s: %s", ifc->name,
-			 strerror(-rc));
-	return rc;
+	return tc_attach_both(ifc, &TC_DNS, BPF_TC_INGRESS, dp->dns_in_fd, BPF_TC_EGRESS,
+			      dp->dns_eg_fd, err, errlen);
 }
 
 void ep_dp_tc_dns_detach(struct ep_dp_iface *ifc)
@@ -141,14 +151,8 @@ void ep_dp_tc_dns_detach(struct ep_dp_iface *ifc)
 int ep_dp_tc_health_attach(struct ep_datapath *dp, struct ep_dp_iface *ifc, char *err,
 			   size_t errlen)
 {
-	int rc = ep_tc_slot_attach(ifc->ifindex, BPF_TC_EGRESS, &TC_HEALTH, dp->health_fwd_fd);
-
-	if (!rc)
-		rc = ep_tc_slot_attach(ifc->ifindex, BPF_TC_INGRESS, &TC_HEALTH, dp->health_rev_fd);
-	if (rc)
-		snprintf(err, errlen, "cannot attach TC flow health to %s: %s", ifc->name,
-			 strerror(-rc));
-	return rc;
+	return tc_attach_both(ifc, &TC_HEALTH, BPF_TC_EGRESS, dp->health_fwd_fd, BPF_TC_INGRESS,
+			      dp->health_rev_fd, err, errlen);
 }
 
 void ep_dp_tc_health_detach(struct ep_dp_iface *ifc)
