@@ -28,6 +28,7 @@
 #include "mirror_int.h"
 #include "pins.h"
 #include "services.h"
+#include "stats.h"
 #include "strbuf.h"
 #include "tc_mirror.skel.h"
 #include "tc_slot.h"
@@ -383,25 +384,7 @@ int ep_mirror_apply(struct ep_mirror **mp, struct ep_datapath *dp, const struct 
 
 int ep_mirror_stats_read(int fd, uint32_t svc_id, struct ep_mirror_stats *sum)
 {
-	int n = ep_ncpus();
-	struct ep_mirror_stats *v = calloc((size_t)n, sizeof(*v));
-
-	memset(sum, 0, sizeof(*sum));
-	if (!v)
-		return -ENOMEM;
-	if (bpf_map_lookup_elem(fd, &svc_id, v)) {
-		free(v);
-		return -errno;
-	}
-	for (int i = 0; i < n; i++) {
-		sum->packets += v[i].packets;
-		sum->bytes += v[i].bytes;
-		for (int r = 0; r < EP_MIRROR_DROP_MAX; r++)
-			sum->drops[r] += v[i].drops[r];
-		sum->drop_bytes += v[i].drop_bytes;
-	}
-	free(v);
-	return 0;
+	return ep_stats_percpu_sum(fd, &svc_id, sum, sizeof(*sum));
 }
 
 static void label(struct ep_strbuf *b, const char *metric, const char *svc)
