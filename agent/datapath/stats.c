@@ -39,6 +39,7 @@ int ep_stats_backend(int fd, uint32_t id, struct ep_backend_stats *sum)
 
 int ep_stats_drops(int fd, struct ep_drop_stats out[EP_DROP_MAX])
 {
+	memset(out, 0, sizeof(*out) * EP_DROP_MAX);
 	for (__u32 r = 0; r < EP_DROP_MAX; r++)
 		if (ep_stats_percpu_sum(fd, &r, &out[r], sizeof(out[r])) == -ENOMEM)
 			return -ENOMEM;
