@@ -36,6 +36,9 @@ struct ep_policy_proc_opts {
 	/* dns.cache.fallback: resolvers for names outside the snapshot */
 	char fallback[EP_FALLBACK_MAX_SERVERS][64];
 	int n_fallback;
+	/* dns.health.trust_anchor: the fallback's answers for the names of its
+	 * zone are DNSSEC-validated; "" = none */
+	char trust_anchor[PATH_MAX];
 };
 
 struct ep_policy_proc_status {
