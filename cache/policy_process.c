@@ -132,6 +132,7 @@ int ep_policy_process_main(int argc, char **argv)
 		{"log-format", required_argument, NULL, 'f'},
 		{"fallback", required_argument, NULL, 'F'},
 		{"trust-anchor", required_argument, NULL, 'A'},
+		{"trust-anchor-sum", required_argument, NULL, 'a'}, /* for the agent only */
 		{},
 	};
 	char listen[128] = "", err[256];
@@ -175,6 +176,8 @@ int ep_policy_process_main(int argc, char **argv)
 			break;
 		case 'A':
 			anchor_path = optarg;
+			break;
+		case 'a':
 			break;
 		default:
 			return 2;
@@ -293,8 +296,8 @@ struct ep_policy_proc {
 struct args {
 	char listen[96], ttl[32], names[PATH_MAX + 48], stats[PATH_MAX + 48], fmt[32];
 	char fallback[EP_FALLBACK_MAX_SERVERS][96];
-	char anchor[PATH_MAX + 32];
-	char *argv[9 + EP_FALLBACK_MAX_SERVERS];
+	char anchor[PATH_MAX + 32], anchor_sum[64];
+	char *argv[10 + EP_FALLBACK_MAX_SERVERS];
 };
 
 static void render_args(const struct ep_policy_proc *p, struct args *a)
@@ -323,6 +326,9 @@ static void render_args(const struct ep_policy_proc *p, struct args *a)
 	if (p->o.n_fallback && p->o.trust_anchor[0]) {
 		snprintf(a->anchor, sizeof(a->anchor), "--trust-anchor=%s", p->o.trust_anchor);
 		a->argv[k++] = a->anchor;
+		snprintf(a->anchor_sum, sizeof(a->anchor_sum), "--trust-anchor-sum=%016llx",
+			 (unsigned long long)p->o.trust_anchor_sum);
+		a->argv[k++] = a->anchor_sum;
 	}
 	a->argv[k] = NULL;
 }

@@ -122,6 +122,16 @@ static void fill_policy_opts(const struct ep_dns_cache *c, struct ep_policy_proc
 	/* The probes' anchor validates the fallback's answers too: one zone
 	 * the operator vouches for, wherever its answers come from. */
 	snprintf(o->trust_anchor, sizeof(o->trust_anchor), "%s", c->cfg.health.trust_anchor);
+	if (o->trust_anchor[0]) {
+		char *text = NULL;
+		size_t len = 0;
+
+		/* The config check read it moments ago; unreadable now, the
+		 * responder says so itself. */
+		if (ep_read_file(o->trust_anchor, 1 << 20, &text, &len) == 0)
+			o->trust_anchor_sum = ep_hash64(text, len);
+		free(text);
+	}
 }
 
 static uint64_t file_id(const char *path)

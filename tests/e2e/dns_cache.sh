@@ -400,7 +400,7 @@ FBZ=$LAB_DIR/fbzone
 FB2=127.0.0.54
 mkdir -p "$FBZ"
 cp "$LAB_ZONE_DIR/edge.test.zone" "$FBZ/"
-printf 'fb-good\tA\t198.18.77.1\nfb-bad\tA\t198.18.77.2\nfb-nodata\tTXT\t"text only"\n' >>"$FBZ/edge.test.zone"
+printf 'fb-good\tA\t198.18.77.1\nfb-good2\tA\t198.18.77.3\nfb-bad\tA\t198.18.77.2\nfb-nodata\tTXT\t"text only"\n' >>"$FBZ/edge.test.zone"
 printf '$ORIGIN plain.test.\n$TTL 300\n@\tSOA\tns.plain.test. h.plain.test. 1 3600 600 86400 30\n@\tNS\tns.plain.test.\nns\tA\t198.19.255.253\nwww\tA\t198.18.78.8\n' \
   >"$FBZ/plain.test.zone"
 printf 'edge.test.zone edge.test\nplain.test.zone plain.test\n' >"$FBZ/zones"
@@ -463,4 +463,15 @@ fb_bogus_shown() {
 check "dns status shows the anchor and the bogus count" wait_for 5 fb_bogus_shown
 j=$(rcode_addrs fb-good.edge.test A)
 check "the untampered names keep their validated answers: $j" [ "$j" = "NOERROR 198.18.77.1" ]
+
+# The anchor file rewritten in place (as in a KSK rollover), then a reload:
+# the responder is restarted with it and validates again.
+rpid0=$(responder_pid)
+printf '; rewritten in place\n' >>"$FBZ/trust-anchor"
+lab_cli reload >/dev/null 2>&1
+responder_replaced() { local p; p=$(responder_pid); [ -n "$p" ] && [ "$p" != 0 ] && [ "$p" != "$rpid0" ]; }
+check "the anchor file rewritten in place: a reload restarts the responder (pid $rpid0 -> $(responder_pid))" \
+  wait_for 10 responder_replaced
+check "... which validates with it: fb-good2.edge.test answered" \
+  wait_for 10 answers_as fb-good2.edge.test "NOERROR 198.18.77.3"
 tap_done
