@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "dnssec_check.h"
 #include "hosts_file.h"
 #include "log.h"
 #include "supervised.h"
@@ -24,7 +25,7 @@
  * file of its own (the responder is another process, and the agent may be a
  * newer or older build: magic and version say whether it can read it). */
 #define STATS_MAGIC 0x45505053u /* "EPPS" */
-#define STATS_VERSION 2
+#define STATS_VERSION 3
 struct stats_file {
 	uint32_t magic, version;
 	int32_t pid; /* the responder that writes it: a stale file names another */
@@ -33,9 +34,12 @@ struct stats_file {
 	uint64_t loads; /* names file reads */
 	/* version 2 */
 	uint64_t fallback_answered, fallback_failed;
+	/* version 3 */
+	uint64_t fallback_bogus;
 };
-/* What a version 1 responder (an older build, adopted) writes. */
+/* What a version 1 or 2 responder (an older build, adopted) writes. */
 #define STATS_V1_SIZE offsetof(struct stats_file, fallback_answered)
+#define STATS_V2_SIZE offsetof(struct stats_file, fallback_bogus)
 
 #define PUBLISH_NS (100ULL * 1000000ULL)
 #define HEALTH_INTERVAL_NS (1000ULL * 1000000ULL)
@@ -73,6 +77,7 @@ static void publish(struct stats_file *sf, struct ep_policy_responder *r)
 	__atomic_store_n(&sf->dropped, st.dropped, __ATOMIC_RELAXED);
 	__atomic_store_n(&sf->fallback_answered, st.fallback_answered, __ATOMIC_RELAXED);
 	__atomic_store_n(&sf->fallback_failed, st.fallback_failed, __ATOMIC_RELAXED);
+	__atomic_store_n(&sf->fallback_bogus, st.fallback_bogus, __ATOMIC_RELAXED);
 }
 
 static struct stats_file *map_stats(const char *path)
@@ -126,12 +131,15 @@ int ep_policy_process_main(int argc, char **argv)
 		{"stats", required_argument, NULL, 's'},
 		{"log-format", required_argument, NULL, 'f'},
 		{"fallback", required_argument, NULL, 'F'},
+		{"trust-anchor", required_argument, NULL, 'A'},
+		{"trust-anchor-sum", required_argument, NULL, 'a'}, /* for the agent only */
 		{},
 	};
 	char listen[128] = "", err[256];
 	const char *fallback[EP_FALLBACK_MAX_SERVERS];
 	int n_fallback = 0;
-	const char *names_path = NULL, *stats_path = NULL;
+	const char *names_path = NULL, *stats_path = NULL, *anchor_path = NULL;
+	struct ep_dnssec_anchor *anchor = NULL;
 	struct ep_policy_responder *r = NULL;
 	struct stats_file *sf = NULL;
 	unsigned long ttl = 30;
@@ -166,6 +174,11 @@ int ep_policy_process_main(int argc, char **argv)
 			}
 			fallback[n_fallback++] = optarg;
 			break;
+		case 'A':
+			anchor_path = optarg;
+			break;
+		case 'a':
+			break;
 		default:
 			return 2;
 		}
@@ -173,7 +186,7 @@ int ep_policy_process_main(int argc, char **argv)
 	if (!names_path || !stats_path || split_listen(listen, &port)) {
 		fprintf(stderr, "usage: edgeplane-agent " EP_POLICY_PROCESS_FLAG
 				" --listen ADDR:PORT --ttl N --names FILE --stats FILE"
-				" [--fallback ADDR[#PORT]]...\n");
+				" [--fallback ADDR[#PORT]]... [--trust-anchor FILE]\n");
 		return 2;
 	}
 	/* Signals through a signalfd, set up before the responder listens:
@@ -189,8 +202,19 @@ int ep_policy_process_main(int argc, char **argv)
 		log_error("cache responder: signalfd: %s", strerror(errno));
 		return 1;
 	}
-	if (ep_policy_start_fallback(&r, listen, port, (uint32_t)ttl, fallback, n_fallback, 0, err,
-				     sizeof(err))) {
+	/* The agent read the anchor when it took the config; should the file
+	 * have gone bad since, unvalidated answers for the zone are worse than
+	 * none: no fallback at all, SERVFAIL outside the snapshot. */
+	if (n_fallback && anchor_path &&
+	    ep_dnssec_anchor_load(anchor_path, &anchor, err, sizeof(err))) {
+		log_error("cache responder: trust anchor: %s; running without dns.cache.fallback", err);
+		n_fallback = 0;
+	}
+	if (anchor)
+		log_info("cache responder: fallback answers for %s are DNSSEC-validated (anchor %s)",
+			 ep_dnssec_anchor_zone(anchor), anchor_path);
+	if (ep_policy_start_fallback(&r, listen, port, (uint32_t)ttl, fallback, n_fallback, 0, anchor,
+				     err, sizeof(err))) {
 		log_error("cache responder: %s", err);
 		close(sfd);
 		return 2;
@@ -272,7 +296,8 @@ struct ep_policy_proc {
 struct args {
 	char listen[96], ttl[32], names[PATH_MAX + 48], stats[PATH_MAX + 48], fmt[32];
 	char fallback[EP_FALLBACK_MAX_SERVERS][96];
-	char *argv[8 + EP_FALLBACK_MAX_SERVERS];
+	char anchor[PATH_MAX + 32], anchor_sum[64];
+	char *argv[10 + EP_FALLBACK_MAX_SERVERS];
 };
 
 static void render_args(const struct ep_policy_proc *p, struct args *a)
@@ -290,11 +315,22 @@ static void render_args(const struct ep_policy_proc *p, struct args *a)
 	a->argv[4] = a->names;
 	a->argv[5] = a->stats;
 	a->argv[6] = a->fmt;
+	int k = 7;
+
 	for (int i = 0; i < p->o.n_fallback && i < EP_FALLBACK_MAX_SERVERS; i++) {
 		snprintf(a->fallback[i], sizeof(a->fallback[i]), "--fallback=%s", p->o.fallback[i]);
-		a->argv[7 + i] = a->fallback[i];
+		a->argv[k++] = a->fallback[i];
 	}
-	a->argv[7 + (p->o.n_fallback < EP_FALLBACK_MAX_SERVERS ? p->o.n_fallback : EP_FALLBACK_MAX_SERVERS)] = NULL;
+	/* Only with a fallback: the command line of a responder without one
+	 * stays what it was (adopted across an upgrade). */
+	if (p->o.n_fallback && p->o.trust_anchor[0]) {
+		snprintf(a->anchor, sizeof(a->anchor), "--trust-anchor=%s", p->o.trust_anchor);
+		a->argv[k++] = a->anchor;
+		snprintf(a->anchor_sum, sizeof(a->anchor_sum), "--trust-anchor-sum=%016llx",
+			 (unsigned long long)p->o.trust_anchor_sum);
+		a->argv[k++] = a->anchor_sum;
+	}
+	a->argv[k] = NULL;
 }
 
 static void set_paths(struct ep_policy_proc *p)
@@ -436,6 +472,7 @@ static void stats_add(struct ep_policy_stats *acc, const struct ep_policy_stats 
 	acc->dropped += a->dropped - b->dropped;
 	acc->fallback_answered += a->fallback_answered - b->fallback_answered;
 	acc->fallback_failed += a->fallback_failed - b->fallback_failed;
+	acc->fallback_bogus += a->fallback_bogus - b->fallback_bogus;
 }
 
 static void read_stats(struct ep_policy_proc *p)
@@ -453,20 +490,24 @@ static void read_stats(struct ep_policy_proc *p)
 	memset(&f, 0, sizeof(f));
 	n = pread(fd, &f, sizeof(f), 0);
 	if (n < (ssize_t)STATS_V1_SIZE || f.magic != STATS_MAGIC ||
-	    (f.version == 1 ? n < (ssize_t)STATS_V1_SIZE : n != (ssize_t)sizeof(f)) ||
-	    (f.version != 1 && f.version != STATS_VERSION) || f.pid != (int32_t)p->sup.pid) {
+	    (f.version == 1 ? n < (ssize_t)STATS_V1_SIZE
+	     : f.version == 2 ? n < (ssize_t)STATS_V2_SIZE : n != (ssize_t)sizeof(f)) ||
+	    f.version < 1 || f.version > STATS_VERSION || f.pid != (int32_t)p->sup.pid) {
 		close(fd);
 		return;
 	}
 	if (f.version == 1)
 		f.fallback_answered = f.fallback_failed = 0;
+	if (f.version <= 2)
+		f.fallback_bogus = 0;
 	close(fd);
 	/* The TCP slot counters stay in the responder process (tests read them
 	 * there); the file carries the answer counts. */
 	cur = (struct ep_policy_stats){.nodata = f.nodata, .servfail = f.servfail,
 				       .formerr = f.formerr, .dropped = f.dropped,
 				       .fallback_answered = f.fallback_answered,
-				       .fallback_failed = f.fallback_failed};
+				       .fallback_failed = f.fallback_failed,
+				       .fallback_bogus = f.fallback_bogus};
 	if (f.pid != (int32_t)p->stats_pid) {
 		/* Another responder: bank what the last one counted. */
 		stats_add(&p->acc, &p->last, &p->base);

@@ -36,6 +36,12 @@ struct ep_policy_proc_opts {
 	/* dns.cache.fallback: resolvers for names outside the snapshot */
 	char fallback[EP_FALLBACK_MAX_SERVERS][64];
 	int n_fallback;
+	/* dns.health.trust_anchor: the fallback's answers for the names of its
+	 * zone are DNSSEC-validated; "" = none */
+	char trust_anchor[PATH_MAX];
+	/* a hash of its content: on the command line, so a reload after the
+	 * file was rewritten in place (a KSK rollover) restarts the responder */
+	uint64_t trust_anchor_sum;
 };
 
 struct ep_policy_proc_status {

@@ -226,7 +226,7 @@ static void tcp_close(struct ep_policy_responder *r, int slot);
 
 /* A fallback resolver's answer (ans), or SERVFAIL when none came (ans NULL). */
 static void fallback_deliver(void *arg, const struct ep_fallback_client *c, const uint8_t *q,
-			     size_t qlen, const uint8_t *ans, size_t anslen)
+			     size_t qlen, const uint8_t *ans, size_t anslen, enum ep_fallback_result res)
 {
 	struct ep_policy_responder *r = arg;
 	uint8_t *servfail = NULL;
@@ -236,7 +236,10 @@ static void fallback_deliver(void *arg, const struct ep_fallback_client *c, cons
 	if (ans) {
 		r->stats.fallback_answered++;
 	} else {
-		r->stats.fallback_failed++;
+		if (res == EP_FALLBACK_BOGUS)
+			r->stats.fallback_bogus++;
+		else
+			r->stats.fallback_failed++;
 		count(r, ep_policy_answer(q, qlen, &r->names, r->ttl, &servfail, &sflen));
 		ans = servfail;
 		anslen = sflen;
@@ -476,12 +479,13 @@ static int open_sock(int type, const struct sockaddr_in *sa, char *err, size_t e
 int ep_policy_start(struct ep_policy_responder **out, const char *addr, uint16_t port,
 		    uint32_t ttl, char *err, size_t errlen)
 {
-	return ep_policy_start_fallback(out, addr, port, ttl, NULL, 0, 0, err, errlen);
+	return ep_policy_start_fallback(out, addr, port, ttl, NULL, 0, 0, NULL, err, errlen);
 }
 
 int ep_policy_start_fallback(struct ep_policy_responder **out, const char *addr, uint16_t port,
 			     uint32_t ttl, const char *const *fallback, int n_fallback,
-			     unsigned fallback_timeout_ms, char *err, size_t errlen)
+			     unsigned fallback_timeout_ms, struct ep_dnssec_anchor *anchor, char *err,
+			     size_t errlen)
 {
 	struct ep_policy_responder *r = calloc(1, sizeof(*r));
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
@@ -489,6 +493,7 @@ int ep_policy_start_fallback(struct ep_policy_responder **out, const char *addr,
 
 	*out = NULL;
 	if (!r) {
+		ep_dnssec_anchor_free(anchor);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
@@ -523,6 +528,8 @@ int ep_policy_start_fallback(struct ep_policy_responder **out, const char *addr,
 		if (ep_fallback_new(&r->fb, fallback, n_fallback, fallback_timeout_ms, fallback_deliver, r,
 				    err, errlen))
 			goto fail;
+		ep_fallback_set_anchor(r->fb, anchor);
+		anchor = NULL;
 		for (int fam = 0; fam < 2; fam++) {
 			int fd = ep_fallback_fd(r->fb, fam ? AF_INET6 : AF_INET);
 
@@ -540,6 +547,7 @@ int ep_policy_start_fallback(struct ep_policy_responder **out, const char *addr,
 	*out = r;
 	return 0;
 fail:
+	ep_dnssec_anchor_free(anchor);
 	ep_fallback_free(r->fb);
 	if (r->udp >= 0)
 		close(r->udp);

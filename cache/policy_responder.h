@@ -45,6 +45,7 @@ struct ep_policy_stats {
 	uint64_t tcp_evicted;	  /* closed to make room: all 64 slots were taken */
 	uint64_t fallback_answered; /* names outside the snapshot a fallback resolver answered */
 	uint64_t fallback_failed;   /* ... that none answered in time (SERVFAIL, counted there too) */
+	uint64_t fallback_bogus;    /* ... whose answers failed DNSSEC validation (SERVFAIL, counted there too) */
 };
 
 /* Listens on addr:port (UDP and TCP) from its own thread. Up to 64 TCP
@@ -52,12 +53,15 @@ struct ep_policy_stats {
  * 64 are taken a new one replaces the one quiet the longest. */
 int ep_policy_start(struct ep_policy_responder **out, const char *addr, uint16_t port,
 		    uint32_t ttl, char *err, size_t errlen);
+struct ep_dnssec_anchor;
 /* The same, with fallback resolvers ("ADDR" or "ADDR#PORT", tried in order,
  * each given fallback_timeout_ms; 0: the default) for the names outside the
- * snapshot. n_fallback 0: none. */
+ * snapshot. n_fallback 0: none. anchor (taken, also on failure; NULL: none):
+ * the names of its zone are DNSSEC-validated (fallback.h). */
 int ep_policy_start_fallback(struct ep_policy_responder **out, const char *addr, uint16_t port,
 			     uint32_t ttl, const char *const *fallback, int n_fallback,
-			     unsigned fallback_timeout_ms, char *err, size_t errlen);
+			     unsigned fallback_timeout_ms, struct ep_dnssec_anchor *anchor, char *err,
+			     size_t errlen);
 /* Replaces the name set (takes ownership of names, which is reset). */
 void ep_policy_set_names(struct ep_policy_responder *r, struct ep_nameset *names);
 void ep_policy_set_ttl(struct ep_policy_responder *r, uint32_t ttl);

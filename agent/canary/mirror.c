@@ -28,12 +28,12 @@
 #include "mirror_int.h"
 #include "pins.h"
 #include "services.h"
+#include "stats.h"
 #include "strbuf.h"
 #include "tc_mirror.skel.h"
+#include "tc_slot.h"
 
-#define MIRROR_TC_HANDLE 0xd0
-#define MIRROR_TC_PRIO 0xd0
-#define MIRROR_PROG_PREFIX "ep_tc_mirror"
+static const struct ep_tc_slot MIRROR_SLOT = {0xd0, 0xd0, "ep_tc_mirror", "mirroring"};
 
 const char *const ep_mirror_drop_names[EP_MIRROR_DROP_MAX] = EP_MIRROR_DROP_NAMES;
 
@@ -69,33 +69,13 @@ uint64_t ep_mirror_burst(uint64_t rate)
 
 /* ---- TC ------------------------------------------------------------------ */
 
-static bool slot_is_ours(int ifindex)
-{
-	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
-	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = MIRROR_TC_HANDLE, .priority = MIRROR_TC_PRIO);
-	struct bpf_prog_info info = {};
-	__u32 len = sizeof(info);
-	bool ours;
-	int fd;
-
-	if (bpf_tc_query(&hook, &opts) || !opts.prog_id)
-		return false;
-	fd = bpf_prog_get_fd_by_id(opts.prog_id);
-	if (fd < 0)
-		return false;
-	ours = !bpf_obj_get_info_by_fd(fd, &info, &len) &&
-	       !strncmp(info.name, MIRROR_PROG_PREFIX, strlen(MIRROR_PROG_PREFIX));
-	close(fd);
-	return ours;
-}
-
 static void tc_detach(int ifindex, const char *name)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
-	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = MIRROR_TC_HANDLE, .priority = MIRROR_TC_PRIO);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = MIRROR_SLOT.handle, .priority = MIRROR_SLOT.prio);
 
 	ep_log_lib_capture(true);
-	if (slot_is_ours(ifindex)) {
+	if (ep_tc_slot_is_ours(ifindex, BPF_TC_INGRESS, &MIRROR_SLOT)) {
 		if (bpf_tc_detach(&hook, &opts))
 			log_warn("cannot detach TC mirroring from %s", name);
 		else
@@ -103,23 +83,6 @@ static void tc_detach(int ifindex, const char *name)
 	}
 	ep_log_lib_capture(false);
 	ep_log_lib_flush(EP_LOG_DEBUG);
-}
-
-static int tc_attach(int ifindex, int prog_fd)
-{
-	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
-	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = MIRROR_TC_HANDLE, .priority = MIRROR_TC_PRIO,
-		    .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE);
-	int rc;
-
-	/* An existing clsact qdisc (the datapath's, or anybody's) is fine. */
-	ep_log_lib_capture(true);
-	rc = bpf_tc_hook_create(&hook);
-	ep_log_lib_capture(false);
-	ep_log_lib_flush(rc && rc != -EEXIST ? EP_LOG_WARN : EP_LOG_DEBUG);
-	if (rc && rc != -EEXIST)
-		return rc;
-	return bpf_tc_attach(&hook, &opts);
 }
 
 /* First apply: a predecessor may have left the filter on interfaces that
@@ -170,7 +133,7 @@ static int sync_attach(struct ep_mirror *m, const struct ep_datapath *dp, bool w
 	for (size_t k = 0; k < n; k++) {
 		idx[k] = dp->ifaces[k].ifindex;
 		snprintf(names[k], IFNAMSIZ, "%s", dp->ifaces[k].name);
-		rc = tc_attach(idx[k], m->prog_fd);
+		rc = ep_tc_slot_attach(idx[k], BPF_TC_INGRESS, &MIRROR_SLOT, m->prog_fd);
 		if (rc) {
 			snprintf(err, errlen, "cannot attach TC mirroring to %s: %s", names[k],
 				 strerror(-rc));
@@ -421,25 +384,7 @@ int ep_mirror_apply(struct ep_mirror **mp, struct ep_datapath *dp, const struct 
 
 int ep_mirror_stats_read(int fd, uint32_t svc_id, struct ep_mirror_stats *sum)
 {
-	int n = ep_ncpus();
-	struct ep_mirror_stats *v = calloc((size_t)n, sizeof(*v));
-
-	memset(sum, 0, sizeof(*sum));
-	if (!v)
-		return -ENOMEM;
-	if (bpf_map_lookup_elem(fd, &svc_id, v)) {
-		free(v);
-		return -errno;
-	}
-	for (int i = 0; i < n; i++) {
-		sum->packets += v[i].packets;
-		sum->bytes += v[i].bytes;
-		for (int r = 0; r < EP_MIRROR_DROP_MAX; r++)
-			sum->drops[r] += v[i].drops[r];
-		sum->drop_bytes += v[i].drop_bytes;
-	}
-	free(v);
-	return 0;
+	return ep_stats_percpu_sum(fd, &svc_id, sum, sizeof(*sum));
 }
 
 static void label(struct ep_strbuf *b, const char *metric, const char *svc)

@@ -14,19 +14,6 @@
 #define VXLAN_VNI_MAX 16777215
 #define DEFAULT_RATE 10000000u /* 10 MB/s: the docs' example; an analyzer rarely needs more */
 
-/* The interface name rules of interfaces[].name (the kernel's, minus
- * characters that need quoting). */
-static bool valid_ifname(const char *s)
-{
-	if (!strcmp(s, ".") || !strcmp(s, ".."))
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || strchr("_.@-", *s)))
-			return false;
-	return true;
-}
-
 static const struct ep_cfg_field vxlan_fields[] = {
 	{ .key = "remote", .kind = EP_CFG_IP, .required = true,
 	  EP_CFG_MEMBER(struct ep_cfg_mirror, to.vxlan.remote) },
@@ -49,7 +36,7 @@ static const struct ep_cfg_field to_fields[] = {
 	{ .key = "interface", .kind = EP_CFG_STR, EP_CFG_MEMBER(struct ep_cfg_mirror, to.interface),
 	  .min = 1, .max = IFNAMSIZ - 1,
 	  .expect = "an interface name (1-15 characters of A-Z a-z 0-9 _ . @ -)",
-	  .valid_str = valid_ifname },
+	  .valid_str = ep_cfg_valid_ifname },
 	{ .key = "vxlan", .kind = EP_CFG_MAP, .off = 0, .size = sizeof(struct ep_cfg_mirror),
 	  .sub = &vxlan_schema, .has_present = true,
 	  .present_off = offsetof(struct ep_cfg_mirror, to.vxlan.present) },

@@ -13,12 +13,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "k8s_curl.h"
 #include "log.h"
 #include "util.h"
 
@@ -138,61 +138,30 @@ static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_
 static long request(struct ep_csr *w, const char *method, const char *path, const char *body,
 		    char *err, size_t errlen)
 {
-	char tok[8192], hdr[8300], url[1024], ebuf[CURL_ERROR_SIZE] = "";
-	struct curl_slist *h = NULL;
+	char url[1024], ebuf[CURL_ERROR_SIZE] = "";
+	struct ep_k8s_curl_req req = {
+		.url = url, .user_agent = "edgeplane-agent/certs", .json_body = body != NULL,
+		.on_body = on_body, .on_progress = on_progress, .ud = w, .errbuf = ebuf,
+	};
+	struct curl_slist *h;
 	long code = 0;
-	FILE *f;
-	size_t n = 0;
 	CURLcode rc;
 
-	f = fopen(w->k.token_file, "re");
-	if (f) {
-		n = fread(tok, 1, sizeof(tok) - 1, f);
-		fclose(f);
-	}
-	while (n && (tok[n - 1] == '\n' || tok[n - 1] == '\r' || tok[n - 1] == ' '))
-		n--;
-	tok[n] = '\0';
-	if (!n) {
-		snprintf(err, errlen, "no token in %.400s", w->k.token_file);
-		return 0;
-	}
 	snprintf(url, sizeof(url), "%s%s", w->k.api_server, path);
-	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", tok);
-	h = curl_slist_append(h, hdr);
-	h = curl_slist_append(h, "Accept: application/json");
-	if (body)
-		h = curl_slist_append(h, "Content-Type: application/json");
+	h = ep_k8s_curl_prepare(w->curl, &w->k, &req, err, errlen);
+	if (!h)
+		return 0;
 	w->body_len = 0;
 	if (w->body)
 		w->body[0] = '\0';
 	pthread_mutex_lock(&w->mu);
 	w->requests++;
 	pthread_mutex_unlock(&w->mu);
-	curl_easy_reset(w->curl);
-	curl_easy_setopt(w->curl, CURLOPT_URL, url);
-	curl_easy_setopt(w->curl, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(w->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(w->curl, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(w->curl, CURLOPT_USERAGENT, "edgeplane-agent/certs");
-	curl_easy_setopt(w->curl, CURLOPT_CAINFO, w->k.ca_file);
-	curl_easy_setopt(w->curl, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(w->curl, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(w->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)w->k.timeout_ms);
 	curl_easy_setopt(w->curl, CURLOPT_TIMEOUT_MS, (long)w->k.timeout_ms * 2);
 	curl_easy_setopt(w->curl, CURLOPT_CUSTOMREQUEST, method);
 	if (body)
 		curl_easy_setopt(w->curl, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(w->curl, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(w->curl, CURLOPT_WRITEDATA, w);
-	curl_easy_setopt(w->curl, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(w->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(w->curl, CURLOPT_XFERINFODATA, w);
-	curl_easy_setopt(w->curl, CURLOPT_ERRORBUFFER, ebuf);
-	rc = curl_easy_perform(w->curl);
-	curl_easy_getinfo(w->curl, CURLINFO_RESPONSE_CODE, &code);
-	curl_slist_free_all(h);
-	curl_easy_setopt(w->curl, CURLOPT_HTTPHEADER, NULL);
+	rc = ep_k8s_curl_perform(w->curl, h, &code);
 	if (rc != CURLE_OK) {
 		snprintf(err, errlen, "%s", ebuf[0] ? ebuf : curl_easy_strerror(rc));
 		return 0;

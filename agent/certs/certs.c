@@ -44,28 +44,12 @@
  * one (certbot, a script), short enough that a refusal is said promptly. */
 #define RETRY_NS (1000ULL * 1000000)
 #define AGAIN_NS (20ULL * 1000000)      /* the set changed under the read */
-#define VERIFY_EVERY_NS (20ULL * 1000000)
 #define MAX_AGAIN 500                    /* ~10 s of a source that never holds still */
 #define WATCH_MASK                                                                        \
 	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_MODIFY | \
 	 IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
 
-static void lock(struct cert_set *s)
-{
-	if (s->owner->lock)
-		pthread_mutex_lock(s->owner->lock);
-}
-
-static void unlock(struct cert_set *s)
-{
-	if (s->owner->lock)
-		pthread_mutex_unlock(s->owner->lock);
-}
-
-static void set_result(struct cert_set *s, const char *state, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_result(struct cert_set *s, const char *state, const char *fmt, ...)
+void cert_set_result(struct cert_set *s, const char *state, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -75,231 +59,6 @@ static void set_result(struct cert_set *s, const char *state, const char *fmt, .
 	vsnprintf(s->last_result, sizeof(s->last_result), fmt, ap);
 	va_end(ap);
 	s->last_result_at = ep_wall_seconds();
-}
-
-static void observe_sync(struct cert_set *s)
-{
-	double d;
-	size_t i;
-
-	if (!s->change_ns)
-		return;
-	d = (double)(ep_now_ns() - s->change_ns) / 1e9;
-	for (i = 0; i < N_BUCKETS && d > sync_buckets[i]; i++)
-		;
-	s->hist[i]++;
-	s->hist_sum += d;
-	s->hist_n++;
-	s->last_sync_s = d;
-	s->change_ns = 0;
-}
-
-/* ---- reload ------------------------------------------------------------- */
-
-static void reload_done(struct cert_set *s, bool ok, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void reload_done(struct cert_set *s, bool ok, const char *fmt, ...)
-{
-	char msg[400];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	ep_source_free(&s->reload_io);
-	ep_timer_disarm(s->reload_timer);
-	if (ok) {
-		observe_sync(s);
-		set_result(s, "installed", "installed serial %s; %s (%.1f ms from the source change)",
-			   s->inst.serial, msg, s->last_sync_s * 1000);
-		log_info("certs %s: serial %s installed in %s; %s (%.1f ms)", s->cfg.name,
-			 s->inst.serial, s->cfg.target, msg, s->last_sync_s * 1000);
-	} else {
-		s->rot[ROT_RELOAD_FAILED]++;
-		s->change_ns = 0;
-		set_result(s, "installed", "installed serial %s; reload failed: %s", s->inst.serial,
-			   msg);
-		log_error("certs %s: serial %s installed but the consumer's reload failed: %s",
-			  s->cfg.name, s->inst.serial, msg);
-	}
-}
-
-static bool reload_busy(const struct cert_set *s)
-{
-	return s->cmd_pid > 0 || (s->reload_timer && ep_timer_armed(s->reload_timer));
-}
-
-static void verify_tick(struct cert_set *s)
-{
-	char serial[EP_CERT_SERIAL_MAX] = "", err[300] = "", crt[PATH_MAX], key[PATH_MAX];
-
-	snprintf(crt, sizeof(crt), "%.4000s/tls.crt", s->cfg.target);
-	snprintf(key, sizeof(key), "%.4000s/tls.key", s->cfg.target);
-	if (!ep_cert_peer_serial(s->cfg.reload.verify, s->is_bundle ? NULL : crt,
-				 s->is_bundle ? NULL : key, 500, serial, sizeof(serial), err,
-				 sizeof(err)) &&
-	    !strcmp(serial, s->inst.serial)) {
-		reload_done(s, true, "%s serves it", s->cfg.reload.verify);
-		return;
-	}
-	if (serial[0])
-		snprintf(s->verify_seen, sizeof(s->verify_seen), "serial %s", serial);
-	else
-		snprintf(s->verify_seen, sizeof(s->verify_seen), "%.100s", err);
-	if (ep_now_ns() >= s->reload_deadline_ns) {
-		reload_done(s, false, "%s still shows %s after %u ms", s->cfg.reload.verify,
-			    s->verify_seen, s->cfg.reload.timeout_ms);
-		return;
-	}
-	ep_timer_arm(s->reload_timer, VERIFY_EVERY_NS);
-}
-
-/* The consumer was told; now wait for it to show the serial, or be done. */
-static void after_signal(struct cert_set *s, const char *what)
-{
-	if (!s->cfg.reload.verify[0]) {
-		reload_done(s, true, "%s", what);
-		return;
-	}
-	s->verify_seen[0] = '\0';
-	verify_tick(s);
-}
-
-static int on_reload_timer(sd_event_source *src, uint64_t usec, void *userdata)
-{
-	struct cert_set *s = userdata;
-
-	lock(s);
-	if (s->cmd_pid > 0) {
-		/* The command overran its timeout: kill it; its exit is still
-		 * reaped through the pidfd source. */
-		kill(s->cmd_pid, SIGKILL);
-		reload_done(s, false, "reload command still running after %u ms: killed",
-			    s->cfg.reload.timeout_ms);
-		ep_spawn_reap(s->cmd_pid, true, NULL);
-		close(s->cmd_pidfd);
-		s->cmd_pid = 0;
-		s->cmd_pidfd = -1;
-	} else {
-		verify_tick(s);
-	}
-	unlock(s);
-	return 0;
-}
-
-static int on_cmd_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata)
-{
-	struct cert_set *s = userdata;
-	int status = 0;
-
-	lock(s);
-	ep_source_free(&s->reload_io);
-	ep_timer_disarm(s->reload_timer);
-	if (ep_spawn_reap(s->cmd_pid, true, &status) < 0)
-		status = 0;
-	close(s->cmd_pidfd);
-	s->cmd_pid = 0;
-	s->cmd_pidfd = -1;
-	if (WIFEXITED(status) && !WEXITSTATUS(status))
-		after_signal(s, "reload command succeeded");
-	else if (WIFEXITED(status))
-		reload_done(s, false, "reload command exited with status %d", WEXITSTATUS(status));
-	else
-		reload_done(s, false, "reload command killed by signal %d", WTERMSIG(status));
-	unlock(s);
-	return 0;
-}
-
-static int read_pidfile(const char *path, pid_t *pid, char *err, size_t errlen)
-{
-	char buf[32];
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	ssize_t n;
-	long v;
-	char *end;
-
-	if (fd < 0) {
-		snprintf(err, errlen, "pidfile %.300s: %s", path, strerror(errno));
-		return -1;
-	}
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0) {
-		snprintf(err, errlen, "pidfile %.300s is empty", path);
-		return -1;
-	}
-	buf[n] = '\0';
-	v = strtol(buf, &end, 10);
-	if (v <= 1 || v > INT32_MAX || (*end && *end != '\n')) {
-		snprintf(err, errlen, "pidfile %.300s does not hold a pid", path);
-		return -1;
-	}
-	*pid = (pid_t)v;
-	return 0;
-}
-
-static void start_reload(struct cert_set *s)
-{
-	const struct ep_cfg_cert_reload *r = &s->cfg.reload;
-	char err[400], what[128];
-	pid_t pid;
-	int rc;
-
-	if (!r->present) {
-		reload_done(s, true, "no reload configured");
-		return;
-	}
-	s->reload_start_ns = ep_now_ns();
-	s->reload_deadline_ns = s->reload_start_ns + (uint64_t)r->timeout_ms * 1000000;
-	if (r->pidfile[0]) {
-		if (read_pidfile(r->pidfile, &pid, err, sizeof(err))) {
-			reload_done(s, false, "%s", err);
-			return;
-		}
-		if (kill(pid, r->signal)) {
-			reload_done(s, false, "signal %s to pid %d: %s", strsignal(r->signal), pid,
-				    strerror(errno));
-			return;
-		}
-		snprintf(what, sizeof(what), "signalled pid %d (%s)", pid, strsignal(r->signal));
-		after_signal(s, what);
-		return;
-	}
-	{
-		char *argv[] = {"sh", "-c", (char *)r->command, NULL};
-		int pidfd = -1;
-
-		rc = ep_spawn_detached("/bin/sh", argv, &pid, &pidfd);
-		if (rc) {
-			reload_done(s, false, "cannot run the reload command: %s", strerror(-rc));
-			return;
-		}
-		if (pidfd < 0 ||
-		    sd_event_add_io(s->owner->ev, &s->reload_io, pidfd, EPOLLIN, on_cmd_exit, s) < 0) {
-			/* No pidfd: wait for it here, bounded by the timeout. */
-			int status = 0;
-			uint64_t end = s->reload_deadline_ns;
-
-			while (ep_spawn_reap(pid, false, &status) == 1 && ep_now_ns() < end)
-				usleep(2000);
-			if (pidfd >= 0)
-				close(pidfd);
-			if (ep_now_ns() >= end) {
-				kill(pid, SIGKILL);
-				ep_spawn_reap(pid, true, NULL);
-				reload_done(s, false, "reload command timed out");
-			} else if (WIFEXITED(status) && !WEXITSTATUS(status)) {
-				after_signal(s, "reload command succeeded");
-			} else {
-				reload_done(s, false, "reload command failed (status %d)", status);
-			}
-			return;
-		}
-		s->cmd_pid = pid;
-		s->cmd_pidfd = pidfd;
-		ep_timer_arm(s->reload_timer, (uint64_t)r->timeout_ms * 1000000);
-	}
 }
 
 static void check_expiry(struct cert_set *s);
@@ -385,7 +144,7 @@ static void refuse(struct cert_set *s, uint64_t hash, const struct ep_cert_info 
 	if (s->csr)
 		ep_csr_verdict(s->csr, false, 0, 0, why);
 	s->change_ns = 0;
-	set_result(s, "refused", "refused%s%s: %s; %s", info->serial[0] ? " serial " : "",
+	cert_set_result(s, "refused", "refused%s%s: %s; %s", info->serial[0] ? " serial " : "",
 		   info->serial, why,
 		   s->have_installed ? "the installed set stays" : "nothing is installed");
 	if (s->owner->ann) {
@@ -409,7 +168,7 @@ static void attempt(struct cert_set *s)
 	uint64_t hash;
 	int rc;
 
-	if (reload_busy(s)) {
+	if (cert_reload_busy(s)) {
 		/* One consumer reload at a time; the change is picked up after it. */
 		ep_timer_arm(s->settle, AGAIN_NS);
 		return;
@@ -418,7 +177,7 @@ static void attempt(struct cert_set *s)
 		uint64_t at = 0;
 
 		if (!s->csr) {
-			set_result(s, s->have_installed ? NULL : "error", "%s", s->k8s_error);
+			cert_set_result(s, s->have_installed ? NULL : "error", "%s", s->k8s_error);
 			s->change_ns = 0;
 			return;
 		}
@@ -431,7 +190,7 @@ static void attempt(struct cert_set *s)
 			ep_cert_annotator_event(s->owner->ann, msg);
 		}
 		if (rc == 0 || rc == 2) {
-			set_result(s, s->have_installed ? NULL : "waiting", "%s", err);
+			cert_set_result(s, s->have_installed ? NULL : "waiting", "%s", err);
 			s->change_ns = 0;
 			return;
 		}
@@ -455,13 +214,13 @@ static void attempt(struct cert_set *s)
 		uint64_t at = 0;
 
 		if (!s->sw) {
-			set_result(s, s->have_installed ? NULL : "error", "%s", s->k8s_error);
+			cert_set_result(s, s->have_installed ? NULL : "error", "%s", s->k8s_error);
 			s->change_ns = 0;
 			return;
 		}
 		rc = ep_secret_watch_take(s->sw, &set, &at, err, sizeof(err));
 		if (rc == 0) {
-			set_result(s, s->have_installed ? NULL : "waiting", "%s", err);
+			cert_set_result(s, s->have_installed ? NULL : "waiting", "%s", err);
 			s->change_ns = 0;
 			return;
 		}
@@ -498,7 +257,8 @@ static void attempt(struct cert_set *s)
 			log_warn("certs %s: cannot read the source: %s", s->cfg.name, err);
 			snprintf(s->read_error, sizeof(s->read_error), "%s", err);
 		}
-		set_result(s, s->have_installed ? NULL : "error", "cannot read the source: %s", err);
+		cert_set_result(s, s->have_installed ? NULL : "error", "cannot read the source: %s",
+				err);
 		s->change_ns = 0;
 		return;
 	}
@@ -506,7 +266,8 @@ static void attempt(struct cert_set *s)
 	if (!set.data[EP_CERT_CRT] && !set.data[EP_CERT_KEY] && !set.data[EP_CERT_CA]) {
 		/* Nothing there (yet): a source being created or emptied is not a
 		 * set to refuse. */
-		set_result(s, s->have_installed ? NULL : "waiting", "the source holds no file yet");
+		cert_set_result(s, s->have_installed ? NULL : "waiting",
+				"the source holds no file yet");
 		s->change_ns = 0;
 		return;
 	}
@@ -525,7 +286,7 @@ static void attempt(struct cert_set *s)
 		if (hash != s->failed_hash) {
 			/* Maybe a writer still at work: look again before judging. */
 			s->failed_hash = hash;
-			set_result(s, s->have_installed ? NULL : "waiting",
+			cert_set_result(s, s->have_installed ? NULL : "waiting",
 				   "new set not valid yet (%s); reading it again", err);
 			ep_timer_arm(s->settle, RETRY_NS);
 		} else {
@@ -539,7 +300,7 @@ static void attempt(struct cert_set *s)
 	ep_cert_set_free(&set);
 	if (rc) {
 		s->rot[ROT_INSTALL_FAILED]++;
-		set_result(s, NULL, "install of serial %s failed: %s", info.serial, err);
+		cert_set_result(s, NULL, "install of serial %s failed: %s", info.serial, err);
 		log_error("certs %s: install of serial %s into %s failed: %s; retrying", s->cfg.name,
 			  info.serial, s->cfg.target, err);
 		ep_timer_arm(s->settle, RETRY_NS);
@@ -556,16 +317,16 @@ static void attempt(struct cert_set *s)
 	snprintf(s->state, sizeof(s->state), "installed");
 	check_expiry(s);
 	publish_serials(s->owner);
-	start_reload(s);
+	cert_reload_start(s);
 }
 
 static int on_settle(sd_event_source *src, uint64_t usec, void *userdata)
 {
 	struct cert_set *s = userdata;
 
-	lock(s);
+	cert_set_lock(s);
 	attempt(s);
-	unlock(s);
+	cert_set_unlock(s);
 	return 0;
 }
 
@@ -583,13 +344,13 @@ static int on_inotify(sd_event_source *src, const struct inotify_event *ev, void
 {
 	struct cert_set *s = userdata;
 
-	lock(s);
+	cert_set_lock(s);
 	if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT)) {
 		/* The directory itself went: the poll watches for its return. */
 		ep_source_free(&s->watch);
 	}
 	changed(s, (uint64_t)s->cfg.settle_ms * 1000000);
-	unlock(s);
+	cert_set_unlock(s);
 	return 0;
 }
 
@@ -600,9 +361,9 @@ static int on_secret(sd_event_source *src, int fd, uint32_t revents, void *userd
 
 	if (read(fd, &n, sizeof(n)) < 0)
 		return 0;
-	lock(s);
+	cert_set_lock(s);
 	changed(s, 0);
-	unlock(s);
+	cert_set_unlock(s);
 	return 0;
 }
 
@@ -669,7 +430,7 @@ static void on_poll(void *userdata, uint64_t now)
 	struct cert_set *s = userdata;
 	uint64_t id;
 
-	lock(s);
+	cert_set_lock(s);
 	if (!s->is_secret && !s->is_csr) {
 		if (!s->watch && !add_watch(s))
 			changed(s, 0);
@@ -679,7 +440,7 @@ static void on_poll(void *userdata, uint64_t now)
 		s->src_id = id;
 	}
 	check_expiry(s);
-	unlock(s);
+	cert_set_unlock(s);
 }
 
 /* ---- life --------------------------------------------------------------- */
@@ -742,14 +503,14 @@ static int set_start(struct ep_certs *c, struct cert_set *s, const struct ep_cfg
 			s->inst = info;
 			s->have_installed = true;
 			snprintf(s->state, sizeof(s->state), "installed");
-			set_result(s, NULL, "serial %s found installed at start", info.serial);
+			cert_set_result(s, NULL, "serial %s found installed at start", info.serial);
 			check_expiry(s);
 		}
 		ep_cert_set_free(&cur);
 	}
 	rc = ep_timer_oneshot(c->ev, &s->settle, on_settle, s, "certs-settle");
 	if (!rc)
-		rc = ep_timer_oneshot(c->ev, &s->reload_timer, on_reload_timer, s, "certs-reload");
+		rc = ep_timer_oneshot(c->ev, &s->reload_timer, cert_reload_on_timer, s, "certs-reload");
 	if (!rc)
 		rc = ep_timer_repeat(c->ev, &s->poll, POLL_NS, false, on_poll, s, "certs-poll");
 	if (rc) {
@@ -906,7 +667,7 @@ int ep_certs_reconfigure(struct ep_certs *c, const struct ep_config *cfg, char *
 		old->cfg.name[0] = '\0';
 		rc = ep_timer_oneshot(c->ev, &sets[i].settle, on_settle, &sets[i], "certs-settle");
 		if (!rc)
-			rc = ep_timer_oneshot(c->ev, &sets[i].reload_timer, on_reload_timer, &sets[i],
+			rc = ep_timer_oneshot(c->ev, &sets[i].reload_timer, cert_reload_on_timer, &sets[i],
 					      "certs-reload");
 		if (!rc)
 			rc = ep_timer_repeat(c->ev, &sets[i].poll, POLL_NS, false, on_poll, &sets[i],

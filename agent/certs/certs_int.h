@@ -1,6 +1,7 @@
 /*
- * What certs.c (the sync cycle) and cert_report.c (status, summary,
- * metrics) share: one struct cert_set per certs[] entry and the set of them.
+ * What certs.c (the sync cycle), cert_reload.c (its reload and verify)
+ * and cert_report.c (status, summary, metrics) share: one struct cert_set
+ * per certs[] entry and the set of them.
  * Internal to agent/certs/.
  */
 #ifndef EP_CERTS_INT_H
@@ -98,5 +99,26 @@ static inline const char *src_dir(const struct cert_set *s)
 	       : s->is_secret ? src_cfg(s)->secret : src_cfg(s)->dir;
 }
 
+static inline void cert_set_lock(struct cert_set *s)
+{
+	if (s->owner->lock)
+		pthread_mutex_lock(s->owner->lock);
+}
 
+static inline void cert_set_unlock(struct cert_set *s)
+{
+	if (s->owner->lock)
+		pthread_mutex_unlock(s->owner->lock);
+}
+
+/* certs.c: the set's state ("installed", ...; NULL keeps it) and result. */
+void cert_set_result(struct cert_set *s, const char *state, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* cert_reload.c: tells the consumer about a fresh install, then verifies. */
+void cert_reload_start(struct cert_set *s);
+/* A reload (command or verification) is still running. */
+bool cert_reload_busy(const struct cert_set *s);
+/* The set's reload_timer: the command's timeout, or the next verify. */
+int cert_reload_on_timer(sd_event_source *src, uint64_t usec, void *userdata);
 #endif

@@ -144,8 +144,12 @@ void ep_cli_print_dns(const struct ep_cli_command *cmd, char **argv, json_t *r)
 			printf("fallback   ");
 			json_array_foreach(rs, k, addr)
 				printf(" %s", json_string_value(addr));
-			printf(": %lld answered, %lld unanswered (SERVFAIL)\n", jint(fb, "answered"),
+			printf(": %lld answered, %lld unanswered (SERVFAIL)", jint(fb, "answered"),
 			       jint(fb, "failed"));
+			if (json_is_string(json_object_get(fb, "trust_anchor")))
+				printf(", %lld bogus (SERVFAIL); DNSSEC anchor %s", jint(fb, "bogus"),
+				       jstr(fb, "trust_anchor"));
+			printf("\n");
 		}
 	}
 }

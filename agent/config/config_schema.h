@@ -110,5 +110,6 @@ int ep_cfg_line(struct ep_cfg_ctx *c, const char *path, int fallback);
 /* String checks shared by several sections. */
 bool ep_cfg_valid_text(const char *s);	  /* no control characters */
 bool ep_cfg_valid_abspath(const char *s); /* absolute, no control characters */
+bool ep_cfg_valid_ifname(const char *s);  /* an interface name (length: the field's) */
 
 #endif

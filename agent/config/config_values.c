@@ -75,6 +75,19 @@ bool ep_cfg_valid_abspath(const char *s)
 	return s[0] == '/' && ep_cfg_valid_text(s);
 }
 
+/* What the kernel's dev_valid_name() accepts, minus characters that need
+ * quoting in shells and tools. */
+bool ep_cfg_valid_ifname(const char *s)
+{
+	if (!strcmp(s, ".") || !strcmp(s, ".."))
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || strchr("_.@-", *s)))
+			return false;
+	return true;
+}
+
 /*
  * Decimal only: YAML 1.1 readers take 010 as octal and 0x10 as hex, which
  * would silently change a port number. Returns 0, or a negative reason.
@@ -408,13 +421,22 @@ void ep_cfg_set_hostport(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, con
 	memcpy(dst, v, len + 1);
 }
 
-/* A list of addresses into a fixed array (f->max entries at most). */
-void ep_cfg_set_ip_list(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, yaml_node_t *n,
-			void *base, const char *path)
+/* Sets entry i of a list's array from in; false stops the walk (reported,
+ * and the list's count is then left as it was). */
+typedef bool (*list_item_fn)(struct ep_cfg_ctx *c, const struct ep_cfg_field *item,
+			     yaml_node_t *in, void *arr, size_t i, const char *ipath);
+
+/*
+ * The walk every list setter shares: a YAML sequence into the fixed array
+ * at f->off, its length into f->count_off. noun names the entries in the
+ * error for a count outside [f->min, f->max]; NULL checks f->max only.
+ */
+static void set_list(struct ep_cfg_ctx *c, const struct ep_cfg_field *f,
+		     const struct ep_cfg_field *item, yaml_node_t *n, void *base, const char *path,
+		     const char *noun, list_item_fn set_item)
 {
-	struct ep_ip *arr = (struct ep_ip *)((char *)base + f->off);
 	char ipath[sizeof(((struct ep_cfg_error *)0)->key)];
-	struct ep_cfg_field item = *f;
+	void *arr = (char *)base + f->off;
 	size_t i, cnt;
 
 	if (is_null(n))
@@ -424,12 +446,16 @@ void ep_cfg_set_ip_list(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, yaml
 		return;
 	}
 	cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-	if (cnt > (size_t)f->max || cnt < (size_t)f->min) {
-		ep_cfg_err(c, line_of(n), path, "expected %lld to %lld addresses, got %zu", f->min,
-			   f->max, cnt);
+	if (!noun && cnt > (size_t)f->max) {
+		ep_cfg_err(c, line_of(n), path, "at most %lld entries are allowed, got %zu", f->max,
+			   cnt);
 		return;
 	}
-	item.kind = EP_CFG_IP;
+	if (noun && (cnt > (size_t)f->max || cnt < (size_t)f->min)) {
+		ep_cfg_err(c, line_of(n), path, "expected %lld to %lld %s, got %zu", f->min, f->max,
+			   noun, cnt);
+		return;
+	}
 	for (i = 0; i < cnt; i++) {
 		yaml_node_t *in = node_get(c, n->data.sequence.items.start[i]);
 
@@ -437,87 +463,75 @@ void ep_cfg_set_ip_list(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, yaml
 			return;
 		if (snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i) >= (int)sizeof(ipath))
 			ipath[sizeof(ipath) - 1] = '\0';
-		ep_cfg_set_ip(c, &item, in, &arr[i], ipath);
-		for (size_t j = 0; j < i && arr[i].family; j++)
-			if (ep_ip_eq(&arr[i], &arr[j]))
-				ep_cfg_err(c, line_of(in), ipath, "duplicate address (also [%zu])", j);
+		if (!set_item(c, item, in, arr, i, ipath))
+			return;
 	}
 	memcpy((char *)base + f->count_off, &cnt, sizeof(cnt));
+}
+
+static bool ip_item(struct ep_cfg_ctx *c, const struct ep_cfg_field *item, yaml_node_t *in,
+		    void *arr, size_t i, const char *ipath)
+{
+	struct ep_ip *a = arr;
+
+	ep_cfg_set_ip(c, item, in, &a[i], ipath);
+	for (size_t j = 0; j < i && a[i].family; j++)
+		if (ep_ip_eq(&a[i], &a[j]))
+			ep_cfg_err(c, line_of(in), ipath, "duplicate address (also [%zu])", j);
+	return true;
+}
+
+/* A list of addresses into a fixed array (f->max entries at most). */
+void ep_cfg_set_ip_list(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, yaml_node_t *n,
+			void *base, const char *path)
+{
+	struct ep_cfg_field item = *f;
+
+	item.kind = EP_CFG_IP;
+	set_list(c, f, &item, n, base, path, "addresses", ip_item);
+}
+
+static bool percent_item(struct ep_cfg_ctx *c, const struct ep_cfg_field *item, yaml_node_t *in,
+			 void *arr, size_t i, const char *ipath)
+{
+	uint32_t *a = arr;
+
+	a[i] = UINT32_MAX;
+	ep_cfg_set_percent(c, item, in, &a[i], ipath);
+	if (a[i] == UINT32_MAX)
+		return false; /* reported */
+	if (a[i] == 0 || (i && a[i] <= a[i - 1])) {
+		ep_cfg_err(c, line_of(in), ipath,
+			   "expected a percent above 0 and above the step before it");
+		return false;
+	}
+	return true;
 }
 
 void ep_cfg_set_percent_list(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, yaml_node_t *n,
 			     void *base, const char *path)
 {
-	uint32_t *arr = (uint32_t *)((char *)base + f->off);
-	char ipath[sizeof(((struct ep_cfg_error *)0)->key)];
 	struct ep_cfg_field item = *f;
-	size_t i, cnt;
 
-	if (is_null(n))
-		return;
-	if (n->type != YAML_SEQUENCE_NODE) {
-		ep_cfg_bad_value(c, f, n, path, NULL);
-		return;
-	}
-	cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-	if (cnt > (size_t)f->max || cnt < (size_t)f->min) {
-		ep_cfg_err(c, line_of(n), path, "expected %lld to %lld values, got %zu", f->min,
-			   f->max, cnt);
-		return;
-	}
 	item.kind = EP_CFG_PERCENT;
 	item.size = sizeof(uint32_t);
-	for (i = 0; i < cnt; i++) {
-		yaml_node_t *in = node_get(c, n->data.sequence.items.start[i]);
+	set_list(c, f, &item, n, base, path, "values", percent_item);
+}
 
-		if (!ep_cfg_visit(c, in))
-			return;
-		if (snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i) >= (int)sizeof(ipath))
-			ipath[sizeof(ipath) - 1] = '\0';
-		arr[i] = UINT32_MAX;
-		ep_cfg_set_percent(c, &item, in, &arr[i], ipath);
-		if (arr[i] == UINT32_MAX)
-			return; /* reported */
-		if (arr[i] == 0 || (i && arr[i] <= arr[i - 1])) {
-			ep_cfg_err(c, line_of(in), ipath,
-				   "expected a percent above 0 and above the step before it");
-			return;
-		}
-	}
-	memcpy((char *)base + f->count_off, &cnt, sizeof(cnt));
+static bool str_item(struct ep_cfg_ctx *c, const struct ep_cfg_field *item, yaml_node_t *in,
+		     void *arr, size_t i, const char *ipath)
+{
+	ep_cfg_set_str(c, item, in, (char *)arr + i * item->size, ipath);
+	return true;
 }
 
 void ep_cfg_set_str_list(struct ep_cfg_ctx *c, const struct ep_cfg_field *f, yaml_node_t *n,
 			 void *base, const char *path)
 {
-	char *arr = (char *)base + f->off;
-	char ipath[sizeof(((struct ep_cfg_error *)0)->key)];
 	struct ep_cfg_field item = *f;
-	size_t i, cnt;
 
-	if (is_null(n))
-		return;
-	if (n->type != YAML_SEQUENCE_NODE) {
-		ep_cfg_bad_value(c, f, n, path, NULL);
-		return;
-	}
-	cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-	if (cnt > (size_t)f->max) {
-		ep_cfg_err(c, line_of(n), path, "at most %lld entries are allowed, got %zu", f->max,
-			   cnt);
-		return;
-	}
 	item.kind = EP_CFG_STR;
 	item.min = 1;
 	item.max = (long long)f->size - 1;
-	for (i = 0; i < cnt; i++) {
-		yaml_node_t *in = node_get(c, n->data.sequence.items.start[i]);
-
-		if (!ep_cfg_visit(c, in))
-			return;
-		if (snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i) >= (int)sizeof(ipath))
-			ipath[sizeof(ipath) - 1] = '\0';
-		ep_cfg_set_str(c, &item, in, arr + i * f->size, ipath);
-	}
-	memcpy((char *)base + f->count_off, &cnt, sizeof(cnt));
+	set_list(c, f, &item, n, base, path, NULL, str_item);
 }

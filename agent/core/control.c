@@ -251,7 +251,7 @@ static int client_flush(struct ctl_client *c)
 static void client_reply(struct ctl_client *c)
 {
 	json_t *resp;
-	char *out;
+	char *out, *grown;
 	int rc;
 
 	c->buf[c->len] = '\0';
@@ -266,12 +266,13 @@ static void client_reply(struct ctl_client *c)
 	}
 	c->len = strlen(out);
 	c->cap = c->len + 2;
-	c->buf = realloc(out, c->cap);
-	if (!c->buf) {
+	grown = realloc(out, c->cap);
+	if (!grown) {
 		free(out);
 		client_close(c);
 		return;
 	}
+	c->buf = grown;
 	c->buf[c->len++] = '\n';
 	c->off = 0;
 	c->replying = true;

@@ -101,24 +101,11 @@ const struct ep_cfg_section ep_cfg_datapath_section = {
 	.defaults = datapath_defaults,
 };
 
-/* What the kernel's dev_valid_name() accepts, minus characters that need
- * quoting in shells and tools. */
-static bool valid_ifname(const char *s)
-{
-	if (!strcmp(s, ".") || !strcmp(s, ".."))
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || strchr("_.@-", *s)))
-			return false;
-	return true;
-}
-
 static const struct ep_cfg_field iface_fields[] = {
 	{ .key = "name", .kind = EP_CFG_STR, .required = true,
 	  EP_CFG_MEMBER(struct ep_cfg_iface, name), .min = 1, .max = IFNAMSIZ - 1,
 	  .expect = "an interface name (1-15 characters of A-Z a-z 0-9 _ . @ -)",
-	  .valid_str = valid_ifname },
+	  .valid_str = ep_cfg_valid_ifname },
 	{ .key = "role", .kind = EP_CFG_ENUM, .required = true,
 	  EP_CFG_MEMBER(struct ep_cfg_iface, role), .enums = roles },
 };

@@ -9,44 +9,39 @@
 
 const char *const ep_drop_names[EP_DROP_MAX] = EP_DROP_NAMES;
 
-int ep_stats_backend(int fd, uint32_t id, struct ep_backend_stats *sum)
+int ep_stats_percpu_sum(int fd, const void *key, void *out, size_t size)
 {
 	int n = ep_ncpus();
-	struct ep_backend_stats *v = calloc((size_t)n, sizeof(*v));
+	char *v = calloc((size_t)n, size);
+	__u64 *dst = out;
 
-	memset(sum, 0, sizeof(*sum));
+	memset(out, 0, size);
 	if (!v)
 		return -ENOMEM;
-	if (bpf_map_lookup_elem(fd, &id, v)) {
+	if (bpf_map_lookup_elem(fd, key, v)) {
 		free(v);
 		return -errno;
 	}
-	for (int i = 0; i < n; i++) {
-		sum->packets += v[i].packets;
-		sum->bytes += v[i].bytes;
-		sum->flows += v[i].flows;
-		sum->rnat_packets += v[i].rnat_packets;
+	for (int c = 0; c < n; c++) {
+		const __u64 *src = (const __u64 *)(v + (size_t)c * size);
+
+		for (size_t k = 0; k < size / sizeof(__u64); k++)
+			dst[k] += src[k];
 	}
 	free(v);
 	return 0;
 }
 
+int ep_stats_backend(int fd, uint32_t id, struct ep_backend_stats *sum)
+{
+	return ep_stats_percpu_sum(fd, &id, sum, sizeof(*sum));
+}
+
 int ep_stats_drops(int fd, struct ep_drop_stats out[EP_DROP_MAX])
 {
-	int n = ep_ncpus();
-	struct ep_drop_stats *v = calloc((size_t)n, sizeof(*v));
-
 	memset(out, 0, sizeof(*out) * EP_DROP_MAX);
-	if (!v)
-		return -ENOMEM;
-	for (__u32 r = 0; r < EP_DROP_MAX; r++) {
-		if (bpf_map_lookup_elem(fd, &r, v))
-			continue;
-		for (int i = 0; i < n; i++) {
-			out[r].packets += v[i].packets;
-			out[r].bytes += v[i].bytes;
-		}
-	}
-	free(v);
+	for (__u32 r = 0; r < EP_DROP_MAX; r++)
+		if (ep_stats_percpu_sum(fd, &r, &out[r], sizeof(out[r])) == -ENOMEM)
+			return -ENOMEM;
 	return 0;
 }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "tc_slot.h"
 
 #define EP_TC_HANDLE 0xe9
 #define EP_TC_PRIO 0xe9
@@ -26,19 +27,16 @@
 /* One filter slot per program. DNS runs first (lower priority number) and
  * passes on (TC_ACT_UNSPEC) what it does not consume, so reverse NAT still
  * sees every packet. */
-struct tc_slot {
-	__u32 handle, prio;
-	const char *prefix, *what;
-};
 
-static const struct tc_slot TC_RNAT = {EP_TC_HANDLE, EP_TC_PRIO, EP_TC_PROG_PREFIX, "reverse NAT"};
-static const struct tc_slot TC_DNS = {0xe0, 0xe0, "ep_tc_dns", "DNS observation"};
+static const struct ep_tc_slot TC_RNAT = {EP_TC_HANDLE, EP_TC_PRIO, EP_TC_PROG_PREFIX,
+					  "reverse NAT"};
+static const struct ep_tc_slot TC_DNS = {0xe0, 0xe0, "ep_tc_dns", "DNS observation"};
 /* Flow health must see a backend's answer before reverse NAT rewrites its
  * source into the VIP (and redirects it): a number between the two. */
-static const struct tc_slot TC_HEALTH = {0xe4, 0xe4, "ep_tc_health", "flow health"};
+static const struct ep_tc_slot TC_HEALTH = {0xe4, 0xe4, "ep_tc_health", "flow health"};
 
-static int tc_attach(int ifindex, enum bpf_tc_attach_point where, const struct tc_slot *slot,
-		     int prog_fd)
+int ep_tc_slot_attach(int ifindex, enum bpf_tc_attach_point where, const struct ep_tc_slot *slot,
+		      int prog_fd)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = where);
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = slot->handle, .priority = slot->prio,
@@ -56,8 +54,8 @@ static int tc_attach(int ifindex, enum bpf_tc_attach_point where, const struct t
 	return bpf_tc_attach(&hook, &opts);
 }
 
-/* Is one of our TC programs attached at this hook and slot? */
-static bool tc_is_ours(int ifindex, enum bpf_tc_attach_point where, const struct tc_slot *slot)
+bool ep_tc_slot_is_ours(int ifindex, enum bpf_tc_attach_point where,
+			const struct ep_tc_slot *slot)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = where);
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = slot->handle, .priority = slot->prio);
@@ -77,13 +75,13 @@ static bool tc_is_ours(int ifindex, enum bpf_tc_attach_point where, const struct
 	return ours;
 }
 
-static void tc_detach(int ifindex, enum bpf_tc_attach_point where, const struct tc_slot *slot,
+static void tc_detach(int ifindex, enum bpf_tc_attach_point where, const struct ep_tc_slot *slot,
 		      const char *ifname)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = where);
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = slot->handle, .priority = slot->prio);
 
-	if (!tc_is_ours(ifindex, where, slot))
+	if (!ep_tc_slot_is_ours(ifindex, where, slot))
 		return;
 	if (bpf_tc_detach(&hook, &opts))
 		log_warn("cannot detach TC %s from %s", slot->what, ifname);
@@ -92,15 +90,31 @@ static void tc_detach(int ifindex, enum bpf_tc_attach_point where, const struct 
 			 where == BPF_TC_INGRESS ? "ingress" : "egress", ifname);
 }
 
+/* A program on both hooks of an interface, first a then b; the first error
+ * stops it. */
+static int tc_attach_both(const struct ep_dp_iface *ifc, const struct ep_tc_slot *slot,
+			  enum bpf_tc_attach_point a, int a_fd, enum bpf_tc_attach_point b,
+			  int b_fd, char *err, size_t errlen)
+{
+	int rc = ep_tc_slot_attach(ifc->ifindex, a, slot, a_fd);
+
+	if (!rc)
+		rc = ep_tc_slot_attach(ifc->ifindex, b, slot, b_fd);
+	if (rc)
+		snprintf(err, errlen, "cannot attach TC %s to %s: %s", slot->what, ifc->name,
+			 strerror(-rc));
+	return rc;
+}
+
 int ep_dp_tc_rnat_attach(struct ep_datapath *dp, struct ep_dp_iface *ifc, char *err,
 			 size_t errlen)
 {
 	int rc;
 
 	if (ifc->role == EP_ROLE_UPLINK)
-		rc = tc_attach(ifc->ifindex, BPF_TC_EGRESS, &TC_RNAT, dp->rnat_eg_fd);
+		rc = ep_tc_slot_attach(ifc->ifindex, BPF_TC_EGRESS, &TC_RNAT, dp->rnat_eg_fd);
 	else
-		rc = tc_attach(ifc->ifindex, BPF_TC_INGRESS, &TC_RNAT, dp->rnat_in_fd);
+		rc = ep_tc_slot_attach(ifc->ifindex, BPF_TC_INGRESS, &TC_RNAT, dp->rnat_in_fd);
 	if (rc)
 		snprintf(err, errlen, "cannot attach TC reverse NAT to %s: %s", ifc->name,
 			 strerror(-rc));
@@ -122,14 +136,8 @@ void ep_dp_tc_rnat_detach(struct ep_dp_iface *ifc)
 int ep_dp_tc_dns_attach(struct ep_datapath *dp, struct ep_dp_iface *ifc, char *err,
 			size_t errlen)
 {
-	int rc = tc_attach(ifc->ifindex, BPF_TC_INGRESS, &TC_DNS, dp->dns_in_fd);
-
-	if (!rc)
-		rc = tc_attach(ifc->ifindex, BPF_TC_EGRESS, &TC_DNS, dp->dns_eg_fd);
-	if (rc)
-		snprintf(err, errlen, "cannot attach TC DNS observation to %s: %s", ifc->name,
-			 strerror(-rc));
-	return rc;
+	return tc_attach_both(ifc, &TC_DNS, BPF_TC_INGRESS, dp->dns_in_fd, BPF_TC_EGRESS,
+			      dp->dns_eg_fd, err, errlen);
 }
 
 void ep_dp_tc_dns_detach(struct ep_dp_iface *ifc)
@@ -143,14 +151,8 @@ void ep_dp_tc_dns_detach(struct ep_dp_iface *ifc)
 int ep_dp_tc_health_attach(struct ep_datapath *dp, struct ep_dp_iface *ifc, char *err,
 			   size_t errlen)
 {
-	int rc = tc_attach(ifc->ifindex, BPF_TC_EGRESS, &TC_HEALTH, dp->health_fwd_fd);
-
-	if (!rc)
-		rc = tc_attach(ifc->ifindex, BPF_TC_INGRESS, &TC_HEALTH, dp->health_rev_fd);
-	if (rc)
-		snprintf(err, errlen, "cannot attach TC flow health to %s: %s", ifc->name,
-			 strerror(-rc));
-	return rc;
+	return tc_attach_both(ifc, &TC_HEALTH, BPF_TC_EGRESS, dp->health_fwd_fd, BPF_TC_INGRESS,
+			      dp->health_rev_fd, err, errlen);
 }
 
 void ep_dp_tc_health_detach(struct ep_dp_iface *ifc)

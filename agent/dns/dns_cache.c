@@ -120,6 +120,19 @@ static void fill_policy_opts(const struct ep_dns_cache *c, struct ep_policy_proc
 	snprintf(o->runtime_dir, sizeof(o->runtime_dir), "%s", c->runtime_dir);
 	for (size_t i = 0; i < c->cfg.cache.n_fallback && i < EP_FALLBACK_MAX_SERVERS; i++)
 		ep_ip_str(&c->cfg.cache.fallback[i], o->fallback[o->n_fallback++], sizeof(o->fallback[0]));
+	/* The probes' anchor validates the fallback's answers too: one zone
+	 * the operator vouches for, wherever its answers come from. */
+	snprintf(o->trust_anchor, sizeof(o->trust_anchor), "%s", c->cfg.health.trust_anchor);
+	if (o->trust_anchor[0]) {
+		char *text = NULL;
+		size_t len = 0;
+
+		/* The config check read it moments ago; unreadable now, the
+		 * responder says so itself. */
+		if (ep_read_file(o->trust_anchor, 1 << 20, &text, &len) == 0)
+			o->trust_anchor_sum = ep_hash64(text, len);
+		free(text);
+	}
 }
 
 static uint64_t file_id(const char *path)
@@ -764,9 +777,13 @@ json_t *ep_dns_cache_status(struct ep_dns_cache *c)
 			json_array_append_new(fb, json_string(ep_ip_str(&c->cfg.cache.fallback[i], ip,
 									  sizeof(ip))));
 		json_object_set_new(o, "fallback",
-				    json_pack("{s:o, s:I, s:I}", "resolvers", fb, "answered",
+				    json_pack("{s:o, s:I, s:I, s:I, s:o}", "resolvers", fb, "answered",
 					      (json_int_t)ps.fallback_answered, "failed",
-					      (json_int_t)ps.fallback_failed));
+					      (json_int_t)ps.fallback_failed, "bogus",
+					      (json_int_t)ps.fallback_bogus, "trust_anchor",
+					      c->cfg.cache.n_fallback && c->cfg.health.trust_anchor[0]
+						      ? json_string(c->cfg.health.trust_anchor)
+						      : json_null()));
 	}
 	return o;
 }
@@ -817,11 +834,13 @@ void ep_dns_cache_metrics(struct ep_dns_cache *c, struct ep_strbuf *b)
 			"edgeplane_cache_policy_answers_total{answer=\"nodata\"} %llu\n"
 			"edgeplane_cache_policy_answers_total{answer=\"servfail\"} %llu\n",
 		     (unsigned long long)ps.nodata, (unsigned long long)ps.servfail);
-	ep_sb_printf(b, "# HELP edgeplane_cache_fallback_total Names outside the snapshot sent to dns.cache.fallback, by outcome (failed: none answered in time, SERVFAIL).\n"
+	ep_sb_printf(b, "# HELP edgeplane_cache_fallback_total Names outside the snapshot sent to dns.cache.fallback, by outcome (failed: none answered in time, SERVFAIL; bogus: answers failed DNSSEC validation, SERVFAIL).\n"
 			"# TYPE edgeplane_cache_fallback_total counter\n"
 			"edgeplane_cache_fallback_total{result=\"answered\"} %llu\n"
-			"edgeplane_cache_fallback_total{result=\"failed\"} %llu\n",
-		     (unsigned long long)ps.fallback_answered, (unsigned long long)ps.fallback_failed);
+			"edgeplane_cache_fallback_total{result=\"failed\"} %llu\n"
+			"edgeplane_cache_fallback_total{result=\"bogus\"} %llu\n",
+		     (unsigned long long)ps.fallback_answered, (unsigned long long)ps.fallback_failed,
+		     (unsigned long long)ps.fallback_bogus);
 }
 
 void ep_dns_cache_stop(struct ep_dns_cache *c, bool stop_dnsmasq)

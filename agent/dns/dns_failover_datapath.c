@@ -25,6 +25,7 @@
 #include "log.h"
 #include "map_prune.h"
 #include "snapshot.h"
+#include "stats.h"
 #include "util.h"
 
 /* How long after its timeout a query is remembered, so its answer still
@@ -155,32 +156,6 @@ void ep_dnsf_zero_datapath_stats(struct ep_dns_failover *f, uint32_t idx)
 	}
 }
 
-/* A per-CPU value of __u64 counters (size bytes) summed over the CPUs. */
-static void sum_percpu(int fd, __u32 idx, void *out, size_t size)
-{
-	int n = ep_ncpus();
-	char *v = calloc((size_t)n, size);
-
-	memset(out, 0, size);
-	if (!v)
-		return;
-	if (bpf_map_lookup_elem(fd, &idx, v) == 0) {
-		for (int c = 0; c < n; c++) {
-			const __u64 *src = (const __u64 *)(v + (size_t)c * size);
-			__u64 *dst = out;
-
-			for (size_t k = 0; k < size / sizeof(__u64); k++)
-				dst[k] += src[k];
-		}
-	}
-	free(v);
-}
-
-static void sum_stats(int fd, __u32 idx, struct ep_dns_stats *out)
-{
-	sum_percpu(fd, idx, out, sizeof(*out));
-}
-
 /* Datapath counters since the last read, into the current slot. */
 void ep_dnsf_read_datapath(struct ep_dns_failover *f)
 {
@@ -188,8 +163,9 @@ void ep_dnsf_read_datapath(struct ep_dns_failover *f)
 		struct upstream_state *u = &f->up[i];
 		struct ep_dns_window *w = &u->slots[f->cur];
 		struct ep_dns_stats s;
+		__u32 idx = (__u32)i;
 
-		sum_stats(f->m.stats, (__u32)i, &s);
+		ep_stats_percpu_sum(f->m.stats, &idx, &s, sizeof(s));
 		if (u->have_last) {
 			w->queries += s.queries - u->last.queries;
 			w->answers += s.answers - u->last.answers;
@@ -208,7 +184,7 @@ void ep_dnsf_read_datapath(struct ep_dns_failover *f)
 		}
 		u->last = s;
 		u->have_last = true;
-		sum_percpu(f->m.hstats, (__u32)i, &u->hlast, sizeof(u->hlast));
+		ep_stats_percpu_sum(f->m.hstats, &idx, &u->hlast, sizeof(u->hlast));
 	}
 }
 

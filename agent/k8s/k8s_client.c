@@ -12,6 +12,7 @@
  *    never holds back the label.
  */
 #include "k8s_client.h"
+#include "k8s_curl.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -350,4 +351,66 @@ void k8s_pass_ok(struct k8s_client *c, bool in_sync)
 		c->last_error[0] = '\0';
 		pthread_mutex_unlock(&c->lock);
 	}
+}
+
+/* ----------------------------------------------- callers' own libcurl */
+
+struct curl_slist *ep_k8s_curl_prepare(CURL *curl, const struct ep_k8s_settings *k,
+				       const struct ep_k8s_curl_req *r, char *err, size_t errlen)
+{
+	char tok[8192], hdr[8300];
+	struct curl_slist *h = NULL;
+	FILE *f;
+	size_t n = 0;
+
+	f = fopen(k->token_file, "re");
+	if (f) {
+		n = fread(tok, 1, sizeof(tok) - 1, f);
+		fclose(f);
+	}
+	while (n && (tok[n - 1] == '\n' || tok[n - 1] == '\r' || tok[n - 1] == ' '))
+		n--;
+	tok[n] = '\0';
+	if (!n) {
+		snprintf(err, errlen, "no token in %.400s", k->token_file);
+		return NULL;
+	}
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", tok);
+	h = curl_slist_append(h, hdr);
+	h = curl_slist_append(h, "Accept: application/json");
+	if (r->json_body)
+		h = curl_slist_append(h, "Content-Type: application/json");
+	if (!h) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	curl_easy_reset(curl);
+	curl_easy_setopt(curl, CURLOPT_URL, r->url);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(curl, CURLOPT_USERAGENT, r->user_agent);
+	curl_easy_setopt(curl, CURLOPT_CAINFO, k->ca_file);
+	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)k->timeout_ms);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, r->on_body);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, r->ud);
+	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, r->on_progress);
+	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, r->ud);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, r->errbuf);
+	return h;
+}
+
+CURLcode ep_k8s_curl_perform(CURL *curl, struct curl_slist *hdrs, long *code)
+{
+	CURLcode rc = curl_easy_perform(curl);
+
+	*code = 0;
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, code);
+	curl_slist_free_all(hdrs);
+	/* The list is gone: the handle must not point at it for the next use. */
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
+	return rc;
 }

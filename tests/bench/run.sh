@@ -5,6 +5,7 @@
 #
 #   tests/bench/run.sh [NAME...]     NAME: xdp_cost lb_latency mirror_cost cache_build cache_serve dns_drills
 #                                          dns_onset dns_soak health_cost canary_tap canary_rollback certs_sync
+#                                          fallback_dnssec_cost
 #
 # xdp_cost times the previous commit's XDP object next to this build's
 # (XDP_COST_BASE_REF=<commit> for another one).
@@ -13,7 +14,7 @@ set -u
 cd "$(dirname "$0")/../.."
 B=${EP_BUILD:-build}
 mkdir -p "$B/bench"
-all=(xdp_cost lb_latency mirror_cost cache_build cache_serve dns_drills dns_onset dns_soak health_cost canary_tap canary_rollback certs_sync)
+all=(xdp_cost lb_latency mirror_cost cache_build cache_serve dns_drills dns_onset dns_soak health_cost canary_tap canary_rollback certs_sync fallback_dnssec_cost)
 [ $# -gt 0 ] && all=("$@")
 rc=0
 for b in "${all[@]}"; do
@@ -48,6 +49,7 @@ for b in "${all[@]}"; do
     dns_onset) bash tests/bench/dns_onset.sh || rc=1 ;;
     dns_soak) bash tests/bench/dns_soak.sh || rc=1 ;;
     certs_sync) bash tests/bench/certs_sync.sh "${CERTS_ROTATIONS:-100}" || rc=1 ;;
+    fallback_dnssec_cost) "$B/tests/bench/fallback_dnssec_cost" "${FALLBACK_DNSSEC_REPEAT:-20000}" "$B/bench/fallback_dnssec_cost.json" || rc=1 ;;
     *) echo "unknown benchmark $b"; rc=2 ;;
   esac
 done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The agent built with AddressSanitizer + LeakSanitizer (make asan) runs the
 # lab through start, traffic, good and bad reloads, CLI commands, metrics
-# scrapes and SIGTERM; any ASan error or leak report fails the test.
+# scrapes and SIGTERM, with the cache's responder (a fallback with a trust
+# anchor) the same binary; any ASan error or leak report fails the test.
 set -u
 cd "$(dirname "$0")/../.."
 source tests/lib/tap.sh
@@ -38,7 +39,15 @@ for v in v1 v2; do
     cp "$CERTS_DIR/ca.crt" "$LAB_DIR/certs-sets/$v/" && rm -f "$LAB_DIR/certs-sets/$v"/leaf.*
 done
 mkdir -p "$LAB_DIR/certs-src"; certs_k8s_write "$LAB_DIR/certs-src" "$LAB_DIR/certs-sets/v1"
+# The responder's DNSSEC side too: a fallback with a trust anchor, and
+# nobody at the fallback's address, so the key fetch times out.
+mkdir -p "$LAB_DIR/keys"
+ksk=$(cd "$LAB_DIR/keys" && ldns-keygen -a ECDSAP256SHA256 -k edge.test) &&
+  ldns-key2ds -n -2 "$LAB_DIR/keys/$ksk.key" >"$LAB_DIR/anchor.ds"
 LAB_EXTRA_YAML="$(lab_cache_yaml 0)
+    fallback: [127.0.0.55]
+  health:
+    trust_anchor: $LAB_DIR/anchor.ds
 certs:
   - {name: asan, source: {dir: $LAB_DIR/certs-src}, target: $LAB_DIR/certs-target, reload: {command: 'true'}}"
 lab_config_write
@@ -52,6 +61,14 @@ nodata() {
     grep -q '"rcode": "NOERROR", "ttl": null, "addrs": \[\], "soa": true'
 }
 check "the cache answers NODATA through the ASan policy responder" wait_for 10 nodata
+anchored_servfail() {
+  printf 'fb.edge.test A\n' | ip netns exec "$LAB_NS_NODE" "$PY3" tests/lib/dnsq.py "$LAB_CACHE_IP" batch |
+    grep -q '"rcode": "SERVFAIL"'
+}
+check "a name of the anchored zone whose keys cannot be fetched: SERVFAIL from the ASan responder" \
+  wait_for 10 anchored_servfail
+check "... which runs with the fallback and the anchor" \
+  sh -c "tr '\\0' '\\n' </proc/\$(cat '$LAB_DIR/policy.pid')/cmdline | grep -qx -- '--trust-anchor=$LAB_DIR/anchor.ds'"
 for c in status services dns certs; do lab_cli $c >/dev/null; lab_cli $c -o json >/dev/null; done
 certs_k8s_write "$LAB_DIR/certs-src" "$LAB_DIR/certs-sets/v2"
 check "certificate sync in the ASan agent: rotation installed" \

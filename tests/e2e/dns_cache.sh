@@ -4,7 +4,8 @@
 # agent; answers checked with real queries (exact addresses and TTLs, NODATA
 # for a missing type, SERVFAIL - never NXDOMAIN - outside the snapshot);
 # dnsmasq killed and hung; the preload swapped under continuous queries; the
-# loss guard refusing a broken refresh; agent restarts adopting dnsmasq.
+# loss guard refusing a broken refresh; agent restarts adopting dnsmasq;
+# dns.cache.fallback, plain and DNSSEC-validated (a signed zone, then forged).
 set -u
 cd "$(dirname "$0")/../.."
 source tests/lib/tap.sh
@@ -386,4 +387,91 @@ check "the fallback gone: a name outside the snapshot gets SERVFAIL again, not s
   py 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(0 if r["rcode"]=="SERVFAIL" and not r["timeout"] else 1)' "$j"
 check "metric edgeplane_cache_fallback_total{result=\"failed\"} counts it" \
   wait_for 5 sh -c "ip netns exec $LAB_NS_NODE curl -s http://127.0.0.1:9464/metrics | grep -Eq '^edgeplane_cache_fallback_total\\{result=\"failed\"\\} [1-9]'"
+
+# --- dns.cache.fallback with a trust anchor: answers of the zone validated -----
+# edge.test signed with ldnsutils (dns_zone_sign), with names the snapshot
+# does not have (fb-*), served signed by the lab upstream (the probes validate
+# with the same anchor) and by a second nsd on the node, the fallback. An
+# unsigned zone there (plain.test) is outside the anchor. Then the fallback's
+# copy is tampered with (an address changed under its old RRSIG): SERVFAIL,
+# counted bogus.
+lab_agent_stop
+FBZ=$LAB_DIR/fbzone
+FB2=127.0.0.54
+mkdir -p "$FBZ"
+cp "$LAB_ZONE_DIR/edge.test.zone" "$FBZ/"
+printf 'fb-good\tA\t198.18.77.1\nfb-good2\tA\t198.18.77.3\nfb-bad\tA\t198.18.77.2\nfb-nodata\tTXT\t"text only"\n' >>"$FBZ/edge.test.zone"
+printf '$ORIGIN plain.test.\n$TTL 300\n@\tSOA\tns.plain.test. h.plain.test. 1 3600 600 86400 30\n@\tNS\tns.plain.test.\nns\tA\t198.19.255.253\nwww\tA\t198.18.78.8\n' \
+  >"$FBZ/plain.test.zone"
+printf 'edge.test.zone edge.test\nplain.test.zone plain.test\n' >"$FBZ/zones"
+signed_ok=0
+if dns_zone_sign "$FBZ" edge.test; then
+  dns_upstream_stop "$LAB_ZONE_DIR"
+  cp "$FBZ/edge.test.zone.signed" "$LAB_ZONE_DIR/"
+  awk '$1 == "edge.test.zone" { $1 = "edge.test.zone.signed" } { print }' "$LAB_ZONE_DIR/zones" >"$LAB_ZONE_DIR/zones.tmp" &&
+    mv "$LAB_ZONE_DIR/zones.tmp" "$LAB_ZONE_DIR/zones"
+  dns_upstream_start "$LAB_NS_DNS" $LAB_DNS4 "$LAB_ZONE_DIR" >/dev/null &&
+    dns_upstream_start "$LAB_NS_NODE" $FB2 "$FBZ" >/dev/null && signed_ok=1
+fi
+check "edge.test signed (ldns-signzone), served by the upstream and by the fallback nsd on $FB2" [ $signed_ok -eq 1 ]
+awk '$2 == "resolved" && $3 !~ /:/ && NF == 3' "$LAB_ZONE_DIR/expected.txt" | head -2 >"$LAB_DIR/fb-canaries"
+LAB_EXTRA_YAML="$(lab_cache_yaml 0 | sed "s|domains: .*|domains: $DOMAINS|")
+    fallback: [$FB2]
+  health:
+    trust_anchor: $FBZ/trust-anchor
+    canaries:
+$(awk '{printf "      - {name: %s, expect: [%s]}\n", $1, $3}' "$LAB_DIR/fb-canaries")"
+lab_config_write
+lab_agent_start || not_ok "agent start with dns.cache.fallback and dns.health.trust_anchor"
+# rcode_addrs NAME TYPE : "RCODE ADDR..." of the cache's answer
+rcode_addrs() {
+  printf '%s %s\n' "$1" "$2" | dnsq batch |
+    py 'import json,sys; r=json.loads(sys.stdin.readline()); print(" ".join([r["rcode"]] + r["addrs"]))'
+}
+answers_as() { [ "$(rcode_addrs "$1" A)" = "$2" ]; }
+rpid=$(responder_pid)
+check "the responder runs with the anchor on its command line" \
+  sh -c "tr '\\0' '\\n' </proc/$rpid/cmdline | grep -qx -- '--trust-anchor=$FBZ/trust-anchor'"
+check "a signed name of the zone outside the snapshot: the fallback's validated answer" \
+  wait_for 10 answers_as fb-good.edge.test "NOERROR 198.18.77.1"
+j=$(rcode_addrs fb-nodata.edge.test A)
+check "NODATA of the zone is relayed as it is (no denial proof checked): $j" [ "$j" = "NOERROR" ]
+j=$(rcode_addrs nx-fb.edge.test A)
+check "NXDOMAIN of the zone is relayed as it is: $j" [ "$j" = "NXDOMAIN" ]
+j=$(rcode_addrs www.plain.test A)
+check "a name outside the anchored zone is relayed unvalidated: $j" [ "$j" = "NOERROR 198.18.78.8" ]
+
+# The fallback's copy tampered with: fb-bad's address changed, RRSIG kept.
+awk '$1 == "fb-bad.edge.test." && $4 == "A" { $5 = "198.18.66.66" } { print }' "$FBZ/edge.test.zone.signed" \
+  >"$FBZ/tampered" && mv "$FBZ/tampered" "$FBZ/edge.test.zone.signed"
+dns_upstream_reload "$FBZ"
+fb_serves_forged() {
+  [ "$(ip netns exec "$LAB_NS_NODE" kdig +short +retry=0 +time=1 @$FB2 fb-bad.edge.test A)" = 198.18.66.66 ]
+}
+check "the fallback nsd now serves fb-bad.edge.test A 198.18.66.66 under the old RRSIG" wait_for 10 fb_serves_forged
+j=$(rcode_addrs fb-bad.edge.test A)
+check "the forged answer never reaches the client: SERVFAIL ($j)" [ "$j" = "SERVFAIL" ]
+bogus_counted() {
+  ip netns exec "$LAB_NS_NODE" curl -s http://127.0.0.1:9464/metrics |
+    grep -Eq '^edgeplane_cache_fallback_total\{result="bogus"\} [1-9]'
+}
+check "metric edgeplane_cache_fallback_total{result=\"bogus\"} counts it" wait_for 5 bogus_counted
+diag "dns status cache.fallback: $(fb_json)"
+fb_bogus_shown() {
+  fb_json | py 'import json,sys; f=json.load(sys.stdin); sys.exit(0 if f["trust_anchor"]==sys.argv[1] and f["bogus"]>=1 else 1)' "$FBZ/trust-anchor"
+}
+check "dns status shows the anchor and the bogus count" wait_for 5 fb_bogus_shown
+j=$(rcode_addrs fb-good.edge.test A)
+check "the untampered names keep their validated answers: $j" [ "$j" = "NOERROR 198.18.77.1" ]
+
+# The anchor file rewritten in place (as in a KSK rollover), then a reload:
+# the responder is restarted with it and validates again.
+rpid0=$(responder_pid)
+printf '; rewritten in place\n' >>"$FBZ/trust-anchor"
+lab_cli reload >/dev/null 2>&1
+responder_replaced() { local p; p=$(responder_pid); [ -n "$p" ] && [ "$p" != 0 ] && [ "$p" != "$rpid0" ]; }
+check "the anchor file rewritten in place: a reload restarts the responder (pid $rpid0 -> $(responder_pid))" \
+  wait_for 10 responder_replaced
+check "... which validates with it: fb-good2.edge.test answered" \
+  wait_for 10 answers_as fb-good2.edge.test "NOERROR 198.18.77.3"
 tap_done

@@ -180,7 +180,7 @@ int main(void)
 	fb = udp_bound(FB_B);
 	spoof = udp_bound(5399);
 	client = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	rc = ep_policy_start_fallback(&r, "127.0.0.1", PORT, 30, fallback, 2, TIMEOUT_MS, err, sizeof(err));
+	rc = ep_policy_start_fallback(&r, "127.0.0.1", PORT, 30, fallback, 2, TIMEOUT_MS, NULL, err, sizeof(err));
 	tap_ok(rc == 0 && fa >= 0 && fb >= 0 && spoof >= 0, "responder with two fallbacks listening (%s)", rc ? err : "ok");
 	if (rc)
 		return tap_done();
