@@ -108,10 +108,11 @@ int ep_sup_spawn(struct ep_sup *s, const char *file, char *const argv[], char *e
 	pid_t pid;
 	int n, rc;
 
-	/* Through the spawner (lib/spawn.h) when the agent has one: forked
-	 * before the agent's seccomp filter, so the helper runs under its own
-	 * confinement, not the agent's. */
-	rc = ep_spawn_detached(file, argv, &pid, &s->pidfd);
+	/* Through the cache's spawner (lib/spawn.h): the agent's own, forked
+	 * before its seccomp filter, so the helper runs under its own
+	 * confinement, not the agent's; or, in a pod, the server in the cache's
+	 * container, so the helper outlives the agent's container. */
+	rc = ep_spawn_cache_detached(file, argv, &pid, &s->pidfd);
 	if (rc) {
 		snprintf(err, errlen, "cannot start %s: %s", file, strerror(-rc));
 		return rc;
@@ -144,7 +145,7 @@ void ep_sup_kill(struct ep_sup *s, bool graceful)
 hard:
 	kill(s->pid, SIGKILL);
 	if (s->child) {
-		ep_spawn_reap(s->pid, true, NULL);
+		ep_spawn_cache_reap(s->pid, true, NULL);
 	} else if (s->pidfd >= 0) {
 		/* Adopted, so not ours to reap: wait (bounded) until it is gone,
 		 * or its successor could lose the race for its port. */
@@ -166,7 +167,7 @@ bool ep_sup_exited(struct ep_sup *s, char *why, size_t len)
 	if (s->pid <= 0 || s->pidfd < 0 || poll(&p, 1, 0) <= 0)
 		return false;
 	/* Exited (the pidfd says so): reaping does not block. */
-	if (s->child && ep_spawn_reap(s->pid, true, &status))
+	if (s->child && ep_spawn_cache_reap(s->pid, true, &status))
 		status = 0;
 	if (s->child && WIFSIGNALED(status))
 		snprintf(why, len, "died (signal %d)", WTERMSIG(status));

@@ -124,6 +124,19 @@ void ep_cli_print_dns(const struct ep_cli_command *cmd, char **argv, json_t *r)
 		print_process(json_object_get(c, "responder"));
 	}
 	{
+		json_t *sp = json_object_get(c, "spawner");
+
+		if (json_is_object(sp) && !strcmp(jstr(sp, "kind"), "remote"))
+			if (json_is_true(json_object_get(sp, "reachable")))
+				printf("spawner     %s: reachable (the cache container starts the helpers)\n",
+				       jstr(sp, "socket"));
+			else
+				printf("spawner     UNREACHABLE (%s): a helper that dies stays down until it is back\n",
+				       jstr(sp, "problem"));
+		else if (json_is_object(sp))
+			printf("spawner     the agent's own\n");
+	}
+	{
 		json_t *fb = json_object_get(c, "fallback"), *rs = json_object_get(fb, "resolvers"), *addr;
 		size_t k;
 

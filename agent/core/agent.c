@@ -589,6 +589,20 @@ int ep_agent_run(const struct ep_agent_opts *o)
 		log_error("cannot start: the spawner process: %s", strerror(-rc));
 		return 1;
 	}
+	/* The cache's helpers through the cache container's spawner server
+	 * (lib/spawn.h): never the local one there, whose children would die
+	 * with this container. Reached on first use; unreachable, the cache
+	 * says so and retries with its restart backoff. */
+	if (a.opts.spawner_path) {
+		char why[160];
+
+		ep_spawner_remote_set(a.opts.spawner_path);
+		if (ep_spawner_remote_check(why, sizeof(why)))
+			log_warn("the cache's spawner is not reachable yet (%s)", why);
+		else
+			log_info("the cache's helpers are started by the spawner at %s",
+				 a.opts.spawner_path);
+	}
 	pthread_mutex_init(&a.lock, NULL);
 	a.start_ns = ep_now_ns();
 	a.heartbeat_ns = a.start_ns;

@@ -31,6 +31,7 @@ struct ep_agent_opts {
 	bool no_seccomp; /* --no-seccomp: skip self-confinement (debugging) */
 	bool log_json;	 /* the log format, for the seccomp violation line */
 	char **argv;	 /* main's, retitled in the spawner (lib/spawn.h) */
+	const char *spawner_path; /* --spawner: the cache's spawner server, or NULL */
 };
 
 struct ep_mirror; /* agent/canary/mirror.h */

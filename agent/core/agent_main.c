@@ -9,6 +9,7 @@
 #include "config.h"
 #include "log.h"
 #include "policy_process.h"
+#include "spawn.h"
 
 static void usage(FILE *f)
 {
@@ -30,6 +31,15 @@ static void usage(FILE *f)
 		"                         by default the datapath stays attached and forwarding\n"
 		"      --no-seccomp       do not confine the agent with its seccomp filter (to debug\n"
 		"                         a \"seccomp: forbidden system call\" death); on by default\n"
+		"      --spawner SOCKET   start the DNS cache's helpers (dnsmasq, the policy responder)\n"
+		"                         through the spawner server listening on SOCKET, so they\n"
+		"                         outlive the agent's container (the Helm chart sets it);\n"
+		"                         by default the agent's own spawner starts them\n"
+		"      --spawner-listen SOCKET\n"
+		"                         run as the cache's spawner server instead of the agent:\n"
+		"                         listen on SOCKET (mode 0600) and start and reap the\n"
+		"                         programs an agent asks for; no --config (the Helm\n"
+		"                         chart's \"cache\" container)\n"
 		"  -V, --version          print the version\n"
 		"  -h, --help             this text\n"
 		"\n"
@@ -72,12 +82,15 @@ int main(int argc, char **argv)
 		{"log-level", required_argument, NULL, 'l'},
 		{"detach-on-exit", no_argument, NULL, 'd'},
 		{"no-seccomp", no_argument, NULL, 'S'},
+		{"spawner", required_argument, NULL, 'P'},
+		{"spawner-listen", required_argument, NULL, 'L'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{},
 	};
 	struct ep_agent_opts opts = {};
 	enum ep_log_level level = EP_LOG_INFO;
+	const char *listen = NULL;
 	int json = 0, check = 0, c;
 
 	/* Hidden: the cache's policy responder as a process of its own, started
@@ -111,6 +124,18 @@ int main(int argc, char **argv)
 		case 'S':
 			opts.no_seccomp = true;
 			break;
+		case 'P':
+		case 'L':
+			if (optarg[0] != '/' || strlen(optarg) >= 108) {
+				fprintf(stderr, "edgeplane-agent: --%s must be an absolute path shorter than 108 bytes\n",
+					c == 'P' ? "spawner" : "spawner-listen");
+				return 2;
+			}
+			if (c == 'P')
+				opts.spawner_path = optarg;
+			else
+				listen = optarg;
+			break;
 		case 'V':
 			printf("edgeplane-agent %s\n", EP_VERSION);
 			return 0;
@@ -126,6 +151,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "edgeplane-agent: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
 		return 2;
+	}
+	if (listen) {
+		if (opts.config_path || opts.spawner_path || check) {
+			fprintf(stderr, "edgeplane-agent: --spawner-listen runs the spawner server alone: no --config, --check-config or --spawner\n");
+			return 2;
+		}
+		ep_log_setup(json, level);
+		return ep_spawner_serve(listen);
 	}
 	if (!opts.config_path) {
 		fprintf(stderr, "edgeplane-agent: --config FILE is required\n");

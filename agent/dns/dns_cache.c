@@ -19,6 +19,7 @@
 #include "netaddr.h"
 #include "policy_process.h"
 #include "snapshot.h"
+#include "spawn.h"
 #include "util.h"
 
 #define SNAPSHOT_CHECK_NS (500ULL * 1000000ULL)
@@ -753,6 +754,18 @@ json_t *ep_dns_cache_status(struct ep_dns_cache *c)
 					      "last_problem",
 					      rs.last_problem[0] ? json_string(rs.last_problem)
 								 : json_null()));
+	}
+	{
+		/* Who starts the helpers: in a pod, the cache container's spawner
+		 * server; while it is unreachable a helper that dies stays down. */
+		const char *sp = ep_spawner_remote_path();
+		char why[200] = "";
+		int rc = sp ? ep_spawner_remote_check(why, sizeof(why)) : 0;
+
+		json_object_set_new(o, "spawner",
+				    json_pack("{s:s, s:o, s:b, s:o}", "kind", sp ? "remote" : "local",
+					      "socket", sp ? json_string(sp) : json_null(), "reachable",
+					      rc == 0, "problem", rc ? json_string(why) : json_null()));
 	}
 	json_object_set_new(o, "policy_answers",
 			    json_pack("{s:I, s:I, s:I}", "nodata", (json_int_t)ps.nodata, "servfail",

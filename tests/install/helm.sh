@@ -122,6 +122,8 @@ check "default: image edgeplane/edgeplane:$VERSION (deploy/Dockerfile), same for
   mq default "agent['image'] == 'edgeplane/edgeplane:$VERSION' and init['image'] == agent['image']"
 check "default: metrics on every node address (':9464'), no ServiceMonitor or dashboard" \
   mq default '"listen: :9464" in cfg and not find("ServiceMonitor") and not find("Service") and len(find("ConfigMap")) == 1'
+check "default: no config.dns: no cache container, no shared PID namespace, no --spawner" \
+  mq default 'cache is None and not pod.get("shareProcessNamespace") and "--spawner" not in agent["command"]'
 check "default: no dns/kubernetes/certs/node sections in the config (this agent refuses the first three)" \
   mq default 'not any(l.split(":")[0] in ("dns", "kubernetes", "certs", "node") for l in cfg.splitlines())'
 
@@ -320,8 +322,20 @@ if render future -f tests/install/values/future-sections.yaml; then
     mq future 'mounts["/host/cgroup"]["readOnly"] and volumes[mounts["/host/cgroup"]["name"]]["hostPath"]["path"] == "/sys/fs/cgroup" and "cgroup_root: /host/cgroup" in cfg'
   check "future: a cgroup_root set in the values wins" \
     bash -c "'$HELM' template x '$CHART' -f tests/install/values/future-sections.yaml --set config.datapath.cgroup_root=/custom | grep -q 'cgroup_root: /custom'"
-  check "future: dnsmasq's NET_BIND_SERVICE (port 53), SETUID/SETGID (drop to nobody) added; API token mounted for kubernetes" \
-    mq future "caps_add == $(pyset "$UNIT_CAPS,NET_BIND_SERVICE,SETUID,SETGID") and pod['automountServiceAccountToken'] is True"
+  check "future: the agent: the unit's capabilities and KILL (it signals dnsmasq, which runs as nobody in the cache container); API token mounted for kubernetes" \
+    mq future "caps_add == $(pyset "$UNIT_CAPS,KILL") and pod['automountServiceAccountToken'] is True"
+  # dnsmasq and the policy responder live in the cache container, so a
+  # restart of the agent's container leaves DNS answered (docs/install.md).
+  check "future: a cache container runs the spawner server on the run hostPath's socket; the agent is given that socket" \
+    mq future 'cache["command"] == ["/usr/sbin/edgeplane-agent", "--spawner-listen", "/run/edgeplane/spawner.sock", "--log-format", "json", "--log-level", "info"] and agent["command"][agent["command"].index("--spawner") + 1] == "/run/edgeplane/spawner.sock" and cache["image"] == agent["image"]'
+  check "future: the pod shares one PID namespace (the next agent adopts the cache's processes by pid file)" \
+    mq future 'pod["shareProcessNamespace"] is True'
+  check "future: cache container: dnsmasq's NET_BIND_SERVICE (port 53 and the responder's 299), SETUID/SETGID (drop to nobody) and nothing else; no privilege escalation; read-only root; the chart's seccomp profile" \
+    mq future 'set(cache["securityContext"]["capabilities"]["add"]) == {"NET_BIND_SERVICE", "SETUID", "SETGID"} and cache["securityContext"]["capabilities"]["drop"] == ["ALL"] and cache["securityContext"]["allowPrivilegeEscalation"] is False and cache["securityContext"]["readOnlyRootFilesystem"] is True and cache["securityContext"]["privileged"] is False and cache["securityContext"]["seccompProfile"] == agent["securityContext"]["seccompProfile"]'
+  check "future: cache container mounts the run hostPath (socket, dnsmasq's files) and the state read-only (preload), nothing else; resources from cache.resources" \
+    mq future '{m["mountPath"]: (volumes[m["name"]]["hostPath"]["path"], bool(m.get("readOnly"))) for m in cache["volumeMounts"]} == {"/run/edgeplane": ("/run/edgeplane", False), "/var/lib/edgeplane": ("/var/lib/edgeplane", True)} and cache["resources"]["limits"]["memory"] == "256Mi"'
+  check "future: confinement.installProfiles: the cache container uses the installed Localhost profile too" \
+    bash -c "'$HELM' template x '$CHART' -f tests/install/values/future-sections.yaml --set confinement.installProfiles=true --set confinement.appArmor=false | grep -A40 -- '- name: cache' | grep -q 'localhostProfile: edgeplane/edgeplane-agent.json'"
   # An agent that has these features must accept them as rendered; one that
   # lacks them must refuse them only as "not supported by this version".
   out=$("$AGENT" --check-config --config "$RENDER_DIR/future.config.yaml" 2>&1); rc=$?

@@ -12,7 +12,8 @@ writes into OUTDIR:
              kind: hostPath (source = the host path), configMap (source = the
              ConfigMap's name), serviceAccount (source = "-")
     flags    key=value lines: privileged, rootfs_ro, no_new_privs, seccomp
-             (type[:localhostProfile]), cap_drop_all, run_as_user, automount
+             (type[:localhostProfile]), cap_drop_all, run_as_user, automount,
+             share_pid
 """
 import json
 import os
@@ -78,6 +79,9 @@ def main():
         "cap_drop_all": int("ALL" in [x.upper() for x in caps.get("drop", [])]),
         "run_as_user": sc.get("runAsUser", psc.get("runAsUser", 0)),
         "automount": int(bool(automount)),
+        # shareProcessNamespace: the pod's containers share one PID namespace
+        # whose PID 1 is the pod's pause process (tests/lib/pod.sh).
+        "share_pid": int(bool(pod.get("shareProcessNamespace"))),
     }
     with open(os.path.join(out, "flags"), "w") as f:
         for k, v in flags.items():

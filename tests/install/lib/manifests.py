@@ -12,6 +12,7 @@ Names available in EXPR:
     ds, pod              the DaemonSet and its pod spec
     agent, init          the agent container and the bpffs init container
     caps_add, caps_drop  the agent's added/dropped capabilities as sets
+    cache                the cache container (config.dns), or None
     mounts               agent's volumeMounts by mountPath
     init_mounts          init container's volumeMounts by mountPath
     volumes              pod volumes by name
@@ -49,9 +50,11 @@ def main():
         ds = dss[0]
         pod = ds["spec"]["template"]["spec"]
         agent = [c for c in pod["containers"] if c["name"] == "agent"][0]
+        caches = [c for c in pod["containers"] if c["name"] == "cache"]
         inits = [c for c in pod.get("initContainers", []) if c["name"] == "bpffs"]
         caps = agent.get("securityContext", {}).get("capabilities", {})
         ns.update(ds=ds, pod=pod, agent=agent, init=inits[0] if inits else None,
+                  cache=caches[0] if caches else None,
                   caps_add=set(caps.get("add", [])), caps_drop=set(caps.get("drop", [])),
                   mounts={m["mountPath"]: m for m in agent.get("volumeMounts", [])},
                   init_mounts={m["mountPath"]: m for m in (inits[0].get("volumeMounts", []) if inits else [])},

@@ -162,18 +162,31 @@ false
 {{- end -}}
 {{- end -}}
 
-{{/* The capabilities the agent needs (README.md, "Capabilities"). */}}
+{{/* The capabilities the agent needs (README.md, "Capabilities"). dnsmasq
+and the policy responder run in the cache container (edgeplane.cacheCapabilities). */}}
 {{- define "edgeplane.capabilities" -}}
 {{- $caps := list "BPF" "PERFMON" "NET_ADMIN" "SYS_ADMIN" -}}
 {{- if .Values.config.dns -}}
-{{- /* dnsmasq, started by the agent: port 53, then it drops from root to nobody */ -}}
-{{- $caps = concat $caps (list "NET_BIND_SERVICE" "SETUID" "SETGID") -}}
+{{- /* The agent signals dnsmasq (SIGHUP: a new preload; SIGTERM: a new
+config, a hung one), which runs as nobody in the cache container: root
+without CAP_KILL may not signal another user's process. */ -}}
+{{- $caps = append $caps "KILL" -}}
 {{- end -}}
 {{- range .Values.securityContext.extraCapabilities -}}
 {{- $caps = append $caps (trimPrefix "CAP_" .) -}}
 {{- end -}}
 {{- toYaml (uniq $caps) -}}
 {{- end -}}
+
+{{/* The cache container's (config.dns): dnsmasq binds port 53 and then drops
+from root to nobody; the policy responder binds port 299 (a port only root
+can bind, so no other user can take its place). */}}
+{{- define "edgeplane.cacheCapabilities" -}}
+{{- toYaml (list "NET_BIND_SERVICE" "SETUID" "SETGID") -}}
+{{- end -}}
+
+{{/* The cache's spawner socket, under hostPaths.run as both containers mount it. */}}
+{{- define "edgeplane.spawnerSocket" -}}/run/edgeplane/spawner.sock{{- end -}}
 
 {{/* Checks that need more than one value; each names the values to change. */}}
 {{- define "edgeplane.validate" -}}
