@@ -212,8 +212,17 @@ int ep_dnsmasq_reload(struct ep_dnsmasq *d)
 {
 	if (d->sup.pid <= 0)
 		return -ESRCH;
-	if (kill(d->sup.pid, SIGHUP))
-		return -errno;
+	if (kill(d->sup.pid, SIGHUP)) {
+		static pid_t told; /* once per dnsmasq: the caller retries every tick */
+		int e = errno;
+
+		if (told != d->sup.pid)
+			log_error("dnsmasq (pid %d): cannot send SIGHUP to re-read the preload: %s%s",
+				  (int)d->sup.pid, strerror(e),
+				  e == EPERM ? " (the agent needs CAP_KILL)" : "");
+		told = d->sup.pid;
+		return -e;
+	}
 	d->st.last_reload_at = ep_wall_seconds();
 	d->loading_since_ns = ep_now_ns();
 	d->loading_what = "re-reading the preload";

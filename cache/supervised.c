@@ -133,7 +133,9 @@ void ep_sup_kill(struct ep_sup *s, bool graceful)
 		return;
 	if (!graceful)
 		goto hard;
-	kill(s->pid, SIGTERM);
+	if (kill(s->pid, SIGTERM) && errno == EPERM)
+		log_error("%s (pid %d): cannot signal it: %s (the agent needs CAP_KILL)", s->what,
+			  (int)s->pid, strerror(errno));
 	for (int i = 0; i < 40; i++) {
 		struct pollfd p = {.fd = s->pidfd, .events = POLLIN};
 

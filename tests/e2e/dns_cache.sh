@@ -32,6 +32,13 @@ ip netns exec "$LAB_NS_NODE" "$LAB_CLI_BIN" cache build --domains "$DOMAINS" --r
 check "edgeplane cache build wrote the preload from the lab upstream" test -s "$LAB_DIR/preload.hosts"
 LAB_EXTRA_YAML=$(lab_cache_yaml 0 | sed "s|domains: .*|domains: $DOMAINS|")
 lab_config_write
+# dnsmasq drops to nobody: an agent without CAP_KILL could never signal it
+# (a new preload, a restart), so it refuses the dns section at start.
+nokill=$(ip netns exec "$LAB_NS_NODE" setpriv --bounding-set -kill -- \
+  timeout 20 "$LAB_AGENT_BIN" --config "$LAB_CONFIG" 2>&1); rc=$?
+check "without CAP_KILL the agent refuses the dns cache at start and says why (rc=$rc)" \
+  bash -c '[ "$1" != 0 ] && [ "$1" != 124 ] && grep -q "needs CAP_KILL" <<<"$2"' _ "$rc" "$nokill"
+grep -m1 "CAP_KILL" <<<"$nokill" | sed 's/^/#   /'
 lab_agent_start || { not_ok "agent start"; tap_done; exit 1; }
 check "dnsmasq started by the agent answers on $LAB_CACHE_IP:53" wait_for 10 answers_health
 

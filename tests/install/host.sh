@@ -223,6 +223,22 @@ if command -v dnsmasq >/dev/null 2>&1; then
   check "dnsmasq exits under the unit's capabilities alone (it needs to drop to nobody)" dnsmasq_fails
   check "dnsmasq runs with +NET_BIND_SERVICE,+SETUID,+SETGID (the DNS drop-in / chart's dns capabilities)" \
     dnsmasq_runs ",+net_bind_service,+setuid,+setgid"
+  # ... and then runs as nobody: the agent signals it (SIGHUP: a new preload)
+  # only with the drop-in's CAP_KILL.
+  signals_nobody() { # signals_nobody EXTRA_CAPS: can root under the unit's set signal a nobody process?
+    local p rc
+    setpriv --reuid nobody --regid nogroup --clear-groups sleep 30 &
+    p=$!
+    sleep 0.2
+    setpriv --bounding-set "-all,$caps_arg$1" --inh-caps -all -- sh -c 'kill -0 "$0"' "$p" 2>/dev/null; rc=$?
+    kill "$p" 2>/dev/null; wait "$p" 2>/dev/null
+    return $rc
+  }
+  cannot_signal() { ! signals_nobody "$1"; }
+  check "under the unit's set plus the dnsmasq three, root cannot signal a nobody process" \
+    cannot_signal ",+net_bind_service,+setuid,+setgid"
+  check "with the drop-in's CAP_KILL it can (the agent's SIGHUP to dnsmasq)" \
+    signals_nobody ",+net_bind_service,+setuid,+setgid,+kill"
 else
   tap_skip "dnsmasq capabilities" "dnsmasq not installed"
 fi
