@@ -227,7 +227,7 @@ if command -v dnsmasq >/dev/null 2>&1; then
   # only with the drop-in's CAP_KILL.
   signals_nobody() { # signals_nobody EXTRA_CAPS: can root under the unit's set signal a nobody process?
     local p rc
-    setpriv --reuid nobody --regid nogroup --clear-groups sleep 30 &
+    setpriv --reuid 65534 --regid 65534 --clear-groups sleep 30 &  # nobody, nogroup
     p=$!
     sleep 0.2
     setpriv --bounding-set "-all,$caps_arg$1" --inh-caps -all -- sh -c 'kill -0 "$0"' "$p" 2>/dev/null; rc=$?
