@@ -21,11 +21,13 @@
 
 #include <ldns/ldns.h>
 
+#include "dnsmsg.h"
 #include "fallback.h"
 #include "nameset.h"
 #include "own_netns.h"
 #include "policy_responder.h"
 #include "tap.h"
+#include "udp_lo.h"
 
 #define PORT 299
 #define FB_A 5301
@@ -40,52 +42,13 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static struct sockaddr_in lo(uint16_t port)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
-
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	return sa;
-}
-
-static int udp_bound(uint16_t port)
-{
-	struct sockaddr_in sa = lo(port);
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-static size_t query(uint8_t *out, size_t cap, uint16_t id, const char *name)
-{
-	ldns_pkt *p = NULL;
-	uint8_t *wire = NULL;
-	size_t len = 0;
-
-	if (ldns_pkt_query_new_frm_str(&p, name, LDNS_RR_TYPE_A, LDNS_RR_CLASS_IN, LDNS_RD) != LDNS_STATUS_OK)
-		return 0;
-	ldns_pkt_set_id(p, id);
-	if (ldns_pkt2wire(&wire, p, &len) != LDNS_STATUS_OK || len > cap)
-		len = 0;
-	if (len)
-		memcpy(out, wire, len);
-	free(wire);
-	ldns_pkt_free(p);
-	return len;
-}
-
 /* A resolver's reply to q: same id and question, one A record ADDR. */
 static size_t reply(const uint8_t *q, size_t qlen, const char *name, const char *addr, uint8_t *out,
 		    size_t cap)
 {
 	ldns_pkt *qp = NULL, *r;
 	ldns_rr *rr = NULL;
-	uint8_t *wire = NULL;
-	size_t len = 0;
+	size_t len;
 	char rrs[300];
 
 	if (ldns_wire2pkt(&qp, q, qlen) != LDNS_STATUS_OK)
@@ -99,11 +62,7 @@ static size_t reply(const uint8_t *q, size_t qlen, const char *name, const char 
 	snprintf(rrs, sizeof(rrs), "%s 60 IN A %s", name, addr);
 	if (ldns_rr_new_frm_str(&rr, rrs, 0, NULL, NULL) == LDNS_STATUS_OK)
 		ldns_pkt_push_rr(r, LDNS_SECTION_ANSWER, rr);
-	if (ldns_pkt2wire(&wire, r, &len) != LDNS_STATUS_OK || len > cap)
-		len = 0;
-	if (len)
-		memcpy(out, wire, len);
-	free(wire);
+	len = dnsmsg_wire(r, out, cap);
 	ldns_pkt_free(r);
 	ldns_pkt_free(qp);
 	return len;
@@ -153,7 +112,7 @@ int main(void)
 	const char *fallback[] = { "127.0.0.1#5301", "127.0.0.1#5302" };
 	struct ep_policy_responder *r = NULL;
 	struct ep_policy_stats st;
-	struct sockaddr_in resp = lo(PORT), from;
+	struct sockaddr_in resp = udp_lo_addr(PORT), from;
 	struct ep_nameset names;
 	uint8_t q[512], fq[512], a[512], got[2048];
 	size_t qlen, flen, alen, n;
@@ -176,9 +135,9 @@ int main(void)
 		   ep_fallback_parse_server("192.0.2.1#70000", &ss, &sl) && ep_fallback_parse_server("", &ss, &sl),
 	   "names, an empty or out-of-range port and nothing at all are refused");
 
-	fa = udp_bound(FB_A);
-	fb = udp_bound(FB_B);
-	spoof = udp_bound(5399);
+	fa = udp_lo_bound(FB_A);
+	fb = udp_lo_bound(FB_B);
+	spoof = udp_lo_bound(5399);
 	client = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	rc = ep_policy_start_fallback(&r, "127.0.0.1", PORT, 30, fallback, 2, TIMEOUT_MS, NULL, err, sizeof(err));
 	tap_ok(rc == 0 && fa >= 0 && fb >= 0 && spoof >= 0, "responder with two fallbacks listening (%s)", rc ? err : "ok");
@@ -189,7 +148,7 @@ int main(void)
 	ep_policy_set_names(r, &names);
 
 	/* 1. outside the snapshot: the first fallback is asked and answers */
-	qlen = query(q, sizeof(q), 0x1234, "outside.example");
+	qlen = dnsmsg_query(q, sizeof(q), 0x1234, "outside.example", LDNS_RR_TYPE_A, false);
 	send_to(client, q, qlen, &resp);
 	flen = recv_wait(fa, fq, sizeof(fq), 1000, &from);
 	tap_ok(flen == qlen && !memcmp(fq + 12, q + 12, qlen - 12),
@@ -200,7 +159,8 @@ int main(void)
 	/* the right resolver, the right id, another question */
 	{
 		uint8_t other[512];
-		size_t olen = query(other, sizeof(other), (uint16_t)(fq[0] << 8 | fq[1]), "other.example");
+		size_t olen = dnsmsg_query(other, sizeof(other), (uint16_t)(fq[0] << 8 | fq[1]), "other.example",
+					   LDNS_RR_TYPE_A, false);
 		uint8_t oa[512];
 		size_t oalen = reply(other, olen, "other.example", "192.0.2.67", oa, sizeof(oa));
 
@@ -216,7 +176,7 @@ int main(void)
 	   "and nothing else: the reply from another port and the one with another question were ignored");
 
 	/* 2. the first fallback is silent: the second one is asked after its timeout */
-	qlen = query(q, sizeof(q), 0x2222, "slow.example");
+	qlen = dnsmsg_query(q, sizeof(q), 0x2222, "slow.example", LDNS_RR_TYPE_A, false);
 	t0 = now_s();
 	send_to(client, q, qlen, &resp);
 	tap_ok(recv_wait(fa, fq, sizeof(fq), 1000, &from) > 0, "the first fallback is asked first");
@@ -230,7 +190,7 @@ int main(void)
 	tap_ok(rc == LDNS_RCODE_NOERROR && id == 0x2222 && !strcmp(addr, "192.0.2.8"), "the second fallback's answer reaches the client");
 
 	/* 3. nobody answers: SERVFAIL, promptly */
-	qlen = query(q, sizeof(q), 0x3333, "nobody.example");
+	qlen = dnsmsg_query(q, sizeof(q), 0x3333, "nobody.example", LDNS_RR_TYPE_A, false);
 	t0 = now_s();
 	send_to(client, q, qlen, &resp);
 	n = recv_wait(client, got, sizeof(got), 3000, &from);
@@ -241,7 +201,7 @@ int main(void)
 		;
 
 	/* 4. a name in the snapshot never leaves the node */
-	qlen = query(q, sizeof(q), 0x4444, "in-snapshot.example");
+	qlen = dnsmsg_query(q, sizeof(q), 0x4444, "in-snapshot.example", LDNS_RR_TYPE_A, false);
 	send_to(client, q, qlen, &resp);
 	n = recv_wait(client, got, sizeof(got), 1000, &from);
 	rc = n ? parse_answer(got, n, &id, addr, sizeof(addr)) : -1;
@@ -256,7 +216,7 @@ int main(void)
 		size_t got_len = 0;
 		struct pollfd p = { .fd = t, .events = POLLIN };
 
-		qlen = query(framed + 2, sizeof(framed) - 2, 0x5555, "tcp.example");
+		qlen = dnsmsg_query(framed + 2, sizeof(framed) - 2, 0x5555, "tcp.example", LDNS_RR_TYPE_A, false);
 		framed[0] = (uint8_t)(qlen >> 8);
 		framed[1] = (uint8_t)qlen;
 		tap_ok(t >= 0 && connect(t, (struct sockaddr *)&resp, sizeof(resp)) == 0 &&

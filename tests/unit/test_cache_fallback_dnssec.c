@@ -2,8 +2,8 @@
  * dns.cache.fallback with a trust anchor (cache/fallback.c through
  * cache/policy_responder.c): answers for names of the anchored zone are
  * DNSSEC-validated before they reach the client. Keys (ECDSA P-256 KSK and
- * ZSK) are made and RRsets signed with ldns at test time, as in
- * test_dnssec_check.c; the fallback resolvers are sockets of this test that
+ * ZSK) are made and RRsets signed with ldns at test time by
+ * tests/lib/dnssec_keys.c, as in test_dnssec_check.c; the fallback resolvers are sockets of this test that
  * answer from those signed records - or forge. Checked: the pure verdict
  * (ep_fallback_validate), then the real server thread in a network namespace
  * of its own (needs root): a signed answer relayed, the DNSKEY RRset fetched
@@ -27,11 +27,13 @@
 
 #include "dnsmsg.h"
 #include "dnssec_check.h"
+#include "dnssec_keys.h"
 #include "fallback.h"
 #include "nameset.h"
 #include "own_netns.h"
 #include "policy_responder.h"
 #include "tap.h"
+#include "udp_lo.h"
 
 #define ZONE "edge.test."
 #define PORT 299
@@ -44,57 +46,14 @@ static time_t now;
 
 /* ---- keys and signed records ---------------------------------------------- */
 
-struct key {
-	ldns_key *k;
-	ldns_key_list *kl; /* owns k */
-	ldns_rr *rr;	   /* the DNSKEY record */
-};
-
-static struct key key_new(uint16_t flags)
-{
-	struct key x = {};
-
-	x.k = ldns_key_new_frm_algorithm(LDNS_SIGN_ECDSAP256SHA256, 256);
-	if (!x.k)
-		return x;
-	ldns_key_set_pubkey_owner(x.k, ldns_dname_new_frm_str(ZONE));
-	ldns_key_set_flags(x.k, flags);
-	x.rr = ldns_key2rr(x.k);
-	ldns_rr_set_ttl(x.rr, 3600);
-	ldns_key_set_keytag(x.k, ldns_calc_keytag(x.rr));
-	x.kl = ldns_key_list_new();
-	ldns_key_list_push_key(x.kl, x.k);
-	return x;
-}
-
-static void key_free(struct key *x)
-{
-	ldns_key_list_free(x->kl);
-	ldns_rr_free(x->rr);
-}
-
-static struct key ksk, zsk, rogue; /* rogue: a key the anchor does not know */
-
-static ldns_rr *rr(const char *text)
-{
-	ldns_rr *r = NULL;
-
-	if (ldns_rr_new_frm_str(&r, text, 300, NULL, NULL) != LDNS_STATUS_OK)
-		tap_diag("bad test record: %s", text);
-	return r;
-}
+static struct test_key ksk, zsk, rogue; /* rogue: a key the anchor does not know */
 
 /* SET and its RRSIGs by KEY (valid from an hour ago, ldns's default end)
  * into the answer section of P; frees SET. */
-static void add_signed(ldns_pkt *p, ldns_rr_list *set, struct key *key)
+static void add_signed(ldns_pkt *p, ldns_rr_list *set, struct test_key *key)
 {
-	ldns_rr_list *sigs = NULL;
+	ldns_rr_list *sigs = key ? test_key_sign(key, set, now, 0, 0) : NULL;
 
-	if (key) {
-		ldns_key_set_inception(key->k, (uint32_t)(now - 3600));
-		sigs = ldns_sign_public(set, key->kl);
-		ldns_key_set_inception(key->k, 0);
-	}
 	for (size_t i = 0; i < ldns_rr_list_rr_count(set); i++)
 		ldns_pkt_push_rr(p, LDNS_SECTION_ANSWER, ldns_rr_clone(ldns_rr_list_rr(set, i)));
 	for (size_t i = 0; sigs && i < ldns_rr_list_rr_count(sigs); i++)
@@ -107,7 +66,7 @@ static ldns_rr_list *one(const char *text)
 {
 	ldns_rr_list *l = ldns_rr_list_new();
 
-	ldns_rr_list_push_rr(l, rr(text));
+	ldns_rr_list_push_rr(l, test_rr(text));
 	return l;
 }
 
@@ -155,8 +114,7 @@ static size_t answer(enum mode mode, const uint8_t *wire, size_t len, uint8_t *o
 	ldns_pkt *q = NULL, *p;
 	ldns_rr *question;
 	char *name, text[400];
-	uint8_t *w = NULL;
-	size_t n = 0;
+	size_t n;
 	ldns_rr_type t;
 
 	if (ldns_wire2pkt(&q, wire, len) != LDNS_STATUS_OK)
@@ -200,7 +158,7 @@ static size_t answer(enum mode mode, const uint8_t *wire, size_t len, uint8_t *o
 					if (ldns_rr_get_type(r) == LDNS_RR_TYPE_A) {
 						ldns_rr_free(r);
 						snprintf(text, sizeof(text), "%s 60 IN A 198.18.6.6", name);
-						r = rr(text);
+						r = test_rr(text);
 					}
 					ldns_pkt_push_rr(p, LDNS_SECTION_ANSWER, r);
 				}
@@ -214,64 +172,11 @@ static size_t answer(enum mode mode, const uint8_t *wire, size_t len, uint8_t *o
 		ldns_pkt_set_edns_udp_size(p, 1232);
 		ldns_pkt_set_edns_do(p, true);
 	}
-	if (ldns_pkt2wire(&w, p, &n) != LDNS_STATUS_OK || n > cap)
-		n = 0;
-	if (n)
-		memcpy(out, w, n);
-	free(w);
+	n = dnsmsg_wire(p, out, cap);
 	free(name);
 	ldns_pkt_free(p);
 	ldns_pkt_free(q);
 	return n;
-}
-
-static struct sockaddr_in lo(uint16_t port)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
-
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	return sa;
-}
-
-static int udp_bound(uint16_t port)
-{
-	struct sockaddr_in sa = lo(port);
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* A client query for NAME/TYPE, with the DO bit or without EDNS at all. */
-static size_t query_type(uint8_t *out, size_t cap, uint16_t id, const char *name, ldns_rr_type type,
-			 bool dnssec_ok)
-{
-	ldns_pkt *p = NULL;
-	uint8_t *wire = NULL;
-	size_t len = 0;
-
-	if (ldns_pkt_query_new_frm_str(&p, name, type, LDNS_RR_CLASS_IN, LDNS_RD) != LDNS_STATUS_OK)
-		return 0;
-	ldns_pkt_set_id(p, id);
-	if (dnssec_ok) {
-		ldns_pkt_set_edns_udp_size(p, 4096);
-		ldns_pkt_set_edns_do(p, true);
-	}
-	if (ldns_pkt2wire(&wire, p, &len) != LDNS_STATUS_OK || len > cap)
-		len = 0;
-	if (len)
-		memcpy(out, wire, len);
-	free(wire);
-	ldns_pkt_free(p);
-	return len;
-}
-
-static size_t query(uint8_t *out, size_t cap, uint16_t id, const char *name, bool dnssec_ok)
-{
-	return query_type(out, cap, id, name, LDNS_RR_TYPE_A, dnssec_ok);
 }
 
 struct result {
@@ -289,10 +194,10 @@ struct result {
 static struct result ask(int client, int fa, int fb, enum mode ma, enum mode mb, uint16_t id,
 			 const char *name, bool dnssec_ok, struct seen *sa, struct seen *sb)
 {
-	struct sockaddr_in resp = lo(PORT);
+	struct sockaddr_in resp = udp_lo_addr(PORT);
 	struct result res = { .rcode = -1 };
 	uint8_t q[512], buf[4096], out[4096];
-	size_t qlen = query(q, sizeof(q), id, name, dnssec_ok);
+	size_t qlen = dnsmsg_query(q, sizeof(q), id, name, LDNS_RR_TYPE_A, dnssec_ok);
 	struct timespec t0, t1;
 
 	sendto(client, q, qlen, 0, (struct sockaddr *)&resp, sizeof(resp));
@@ -361,7 +266,7 @@ static void test_validate(struct ep_dnssec_anchor *a)
 	enum ep_fallback_result r;
 
 	/* the DNSKEY reply validated as the fallback does it */
-	qlen = query_type(q, sizeof(q), 7, ZONE, LDNS_RR_TYPE_DNSKEY, true);
+	qlen = dnsmsg_query(q, sizeof(q), 7, ZONE, LDNS_RR_TYPE_DNSKEY, true);
 	n = answer(GOOD, q, qlen, reply, sizeof(reply), &s);
 	memset(&keys, 0, sizeof(keys));
 	if (n && ldns_wire2pkt(&kp, reply, n) == LDNS_STATUS_OK)
@@ -369,7 +274,7 @@ static void test_validate(struct ep_dnssec_anchor *a)
 	ldns_pkt_free(kp);
 	tap_ok(keys.keys != NULL, "the zone's keys validate against the anchor (%s)", why);
 
-	qlen = query(q, sizeof(q), 0x4242, "www." ZONE, false);
+	qlen = dnsmsg_query(q, sizeof(q), 0x4242, "www." ZONE, LDNS_RR_TYPE_A, false);
 	tap_ok(ep_fallback_dnssec_query(q, qlen, &qi, &wire, &wlen) == 0 && !qi.edns && !qi.dnssec_ok &&
 		       qi.qtype == LDNS_RR_TYPE_A && !strcmp(qi.qname, "www." ZONE),
 	       "the question of a client query without EDNS: %s", qi.qname);
@@ -440,9 +345,9 @@ int main(void)
 	now = time(NULL);
 	if (!mkdtemp(tmpdir))
 		return tap_skip_all("no temporary directory");
-	ksk = key_new(LDNS_KEY_ZONE_KEY | LDNS_KEY_SEP_KEY);
-	zsk = key_new(LDNS_KEY_ZONE_KEY);
-	rogue = key_new(LDNS_KEY_ZONE_KEY | LDNS_KEY_SEP_KEY);
+	ksk = test_key_new(ZONE, LDNS_KEY_ZONE_KEY | LDNS_KEY_SEP_KEY);
+	zsk = test_key_new(ZONE, LDNS_KEY_ZONE_KEY);
+	rogue = test_key_new(ZONE, LDNS_KEY_ZONE_KEY | LDNS_KEY_SEP_KEY);
 	a = anchor_new();
 	tap_ok(ksk.rr && zsk.rr && rogue.rr && a, "keys made, the KSK's DS loaded as the anchor");
 	if (!a)
@@ -454,8 +359,8 @@ int main(void)
 		tap_skip("needs root for a network namespace of its own", "the responder checks");
 		goto out;
 	}
-	fa = udp_bound(FB_A);
-	fb = udp_bound(FB_B);
+	fa = udp_lo_bound(FB_A);
+	fb = udp_lo_bound(FB_B);
 	client = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	r = start(one_fb, 1);
 	tap_ok(r && fa >= 0 && fb >= 0, "responder with one fallback and the anchor listening");
@@ -535,9 +440,9 @@ int main(void)
 	close(fa);
 	close(fb);
 out:
-	key_free(&ksk);
-	key_free(&zsk);
-	key_free(&rogue);
+	test_key_free(&ksk);
+	test_key_free(&zsk);
+	test_key_free(&rogue);
 	{
 		char path[300];
 

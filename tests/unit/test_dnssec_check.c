@@ -17,6 +17,7 @@
 
 #include "dnsmsg.h"
 #include "dnssec_check.h"
+#include "dnssec_keys.h"
 #include "tap.h"
 
 #define ZONE "edge.test."
@@ -26,59 +27,6 @@ static char tmpdir[] = "/tmp/ep-dnssec-test.XXXXXX";
 static time_t now;
 
 /* ---- building blocks ------------------------------------------------------ */
-
-struct key {
-	ldns_key *k;
-	ldns_key_list *kl; /* owns k (ldns_key_list_free frees its keys) */
-	ldns_rr *rr;	   /* the DNSKEY record */
-};
-
-static struct key key_new(const char *owner, uint16_t flags)
-{
-	struct key x = {};
-
-	x.k = ldns_key_new_frm_algorithm(LDNS_SIGN_ECDSAP256SHA256, 256);
-	if (!x.k)
-		return x;
-	ldns_key_set_pubkey_owner(x.k, ldns_dname_new_frm_str(owner));
-	ldns_key_set_flags(x.k, flags);
-	x.rr = ldns_key2rr(x.k);
-	ldns_rr_set_ttl(x.rr, 3600);
-	ldns_key_set_keytag(x.k, ldns_calc_keytag(x.rr));
-	x.kl = ldns_key_list_new();
-	ldns_key_list_push_key(x.kl, x.k);
-	return x;
-}
-
-static void key_free(struct key *x)
-{
-	ldns_key_list_free(x->kl);
-	ldns_rr_free(x->rr);
-}
-
-static ldns_rr *rr(const char *text)
-{
-	ldns_rr *r = NULL;
-
-	if (ldns_rr_new_frm_str(&r, text, 300, NULL, NULL) != LDNS_STATUS_OK)
-		tap_diag("bad test record: %s", text);
-	return r;
-}
-
-/* RRSIGs over SET by KEY, valid from INCEPTION to EXPIRATION (0: an hour
- * ago, as signers backdate, and the ldns default, 4 weeks from now). */
-static ldns_rr_list *sign(ldns_rr_list *set, struct key *key, uint32_t inception,
-			  uint32_t expiration)
-{
-	ldns_rr_list *sigs;
-
-	ldns_key_set_inception(key->k, inception ? inception : (uint32_t)(now - 3600));
-	ldns_key_set_expiration(key->k, expiration);
-	sigs = ldns_sign_public(set, key->kl);
-	ldns_key_set_inception(key->k, 0);
-	ldns_key_set_expiration(key->k, 0);
-	return sigs;
-}
 
 /* Appends deep copies of LIST to the answer section; frees LIST. */
 static void answer_add(ldns_pkt *p, ldns_rr_list *list)
@@ -100,14 +48,14 @@ static ldns_rr_list *list_of(ldns_rr *a, ldns_rr *b)
 }
 
 /* A DNSKEY reply with KSK and ZSK, signed by SIGNER. */
-static ldns_pkt *dnskey_reply(struct key *ksk, struct key *zsk, struct key *signer,
+static ldns_pkt *dnskey_reply(struct test_key *ksk, struct test_key *zsk, struct test_key *signer,
 			      uint32_t inception, uint32_t expiration)
 {
 	ldns_pkt *p = dnsmsg_reply(4242, ZONE, LDNS_RR_TYPE_DNSKEY, LDNS_RCODE_NOERROR);
 	ldns_rr_list *set = list_of(ldns_rr_clone(ksk->rr), ldns_rr_clone(zsk->rr));
 
 	if (signer)
-		answer_add(p, sign(set, signer, inception, expiration));
+		answer_add(p, test_key_sign(signer, set, now, inception, expiration));
 	answer_add(p, set);
 	return p;
 }
@@ -139,7 +87,7 @@ static int load_text(const char *text, struct ep_dnssec_anchor **a, char *err, s
 	return ep_dnssec_anchor_load(write_file("anchor", text), a, err, len);
 }
 
-static struct ep_dnssec_anchor *anchor_ds(const struct key *ksk, ldns_hash h)
+static struct ep_dnssec_anchor *anchor_ds(const struct test_key *ksk, ldns_hash h)
 {
 	ldns_rr *ds = ldns_key_rr2ds(ksk->rr, h);
 	char *t = rr_text(ds), err[512];
@@ -152,7 +100,7 @@ static struct ep_dnssec_anchor *anchor_ds(const struct key *ksk, ldns_hash h)
 	return a;
 }
 
-static struct ep_dnssec_anchor *anchor_key(const struct key *ksk)
+static struct ep_dnssec_anchor *anchor_key(const struct test_key *ksk)
 {
 	char *t = rr_text(ksk->rr), err[512];
 	struct ep_dnssec_anchor *a = NULL;
@@ -165,7 +113,7 @@ static struct ep_dnssec_anchor *anchor_key(const struct key *ksk)
 
 /* ---- the anchor file ------------------------------------------------------ */
 
-static void test_anchor_files(struct key *ksk)
+static void test_anchor_files(struct test_key *ksk)
 {
 	struct ep_dnssec_anchor *a = NULL;
 	ldns_rr *ds = ldns_key_rr2ds(ksk->rr, LDNS_SHA256), *ds1 = ldns_key_rr2ds(ksk->rr, LDNS_SHA1);
@@ -291,7 +239,7 @@ static enum ep_dnssec_verdict check_keys(struct ep_dnssec_anchor *a, ldns_pkt *p
 	return v;
 }
 
-static void test_dnskey(struct key *ksk, struct key *zsk, struct key *other)
+static void test_dnskey(struct test_key *ksk, struct test_key *zsk, struct test_key *other)
 {
 	struct ep_dnssec_anchor *by_ds = anchor_ds(ksk, LDNS_SHA256), *by_key = anchor_key(ksk);
 	struct ep_dnssec_anchor *by_sha384 = anchor_ds(ksk, LDNS_SHA384);
@@ -368,7 +316,7 @@ static void test_dnskey(struct key *ksk, struct key *zsk, struct key *other)
 
 		for (size_t i = 0; i < 2; i++)
 			ldns_rr_set_ttl(ldns_rr_list_rr(set, i), 5);
-		answer_add(p, sign(set, ksk, 0, 0));
+		answer_add(p, test_key_sign(ksk, set, now, 0, 0));
 		answer_add(p, set);
 		v = check_keys(by_ds, p, now, &k, why, sizeof(why));
 		tap_ok(v == EP_DNSSEC_SECURE && k.refresh_s == EP_DNSSEC_KEYS_MIN_S,
@@ -379,7 +327,7 @@ static void test_dnskey(struct key *ksk, struct key *zsk, struct key *other)
 		set = list_of(ldns_rr_clone(ksk->rr), ldns_rr_clone(zsk->rr));
 		for (size_t i = 0; i < 2; i++)
 			ldns_rr_set_ttl(ldns_rr_list_rr(set, i), DAY);
-		answer_add(p, sign(set, ksk, 0, 0));
+		answer_add(p, test_key_sign(ksk, set, now, 0, 0));
 		answer_add(p, set);
 		v = check_keys(by_ds, p, now, &k, why, sizeof(why));
 		tap_ok(v == EP_DNSSEC_SECURE && k.refresh_s == EP_DNSSEC_KEYS_MAX_S,
@@ -392,7 +340,7 @@ static void test_dnskey(struct key *ksk, struct key *zsk, struct key *other)
 		ldns_rr_list *set = list_of(ldns_rr_clone(ksk->rr), ldns_rr_clone(zsk->rr));
 		ldns_rr *evil = ldns_rr_clone(other->rr);
 
-		answer_add(p, sign(set, ksk, 0, 0));
+		answer_add(p, test_key_sign(ksk, set, now, 0, 0));
 		answer_add(p, set);
 		ldns_pkt_push_rr(p, LDNS_SECTION_ANSWER, evil);
 		v = check_keys(by_ds, p, now, &k, why, sizeof(why));
@@ -426,7 +374,7 @@ static enum ep_dnssec_verdict check_ans(struct ep_dnssec_anchor *a, const ldns_r
 
 /* A reply for QNAME A with RECORDS (text, ";"-separated), each RRset signed
  * by SIGNER unless it is NULL. */
-static ldns_pkt *answer(const char *qname, const char *records, struct key *signer,
+static ldns_pkt *answer(const char *qname, const char *records, struct test_key *signer,
 			uint32_t inception, uint32_t expiration)
 {
 	ldns_pkt *p = dnsmsg_reply(4242, qname, LDNS_RR_TYPE_A, LDNS_RCODE_NOERROR);
@@ -435,18 +383,18 @@ static ldns_pkt *answer(const char *qname, const char *records, struct key *sign
 
 	snprintf(buf, sizeof(buf), "%s", records);
 	for (tok = strtok_r(buf, ";", &save); tok; tok = strtok_r(NULL, ";", &save))
-		ldns_rr_list_push_rr(all, rr(tok));
+		ldns_rr_list_push_rr(all, test_rr(tok));
 	/* One RRset at a time (ldns_rr_list_pop_rrset takes the last one). */
 	while ((set = ldns_rr_list_pop_rrset(all))) {
 		if (signer)
-			answer_add(p, sign(set, signer, inception, expiration));
+			answer_add(p, test_key_sign(signer, set, now, inception, expiration));
 		answer_add(p, set);
 	}
 	ldns_rr_list_free(all);
 	return p;
 }
 
-static void test_answers(struct key *ksk, struct key *zsk, struct key *other)
+static void test_answers(struct test_key *ksk, struct test_key *zsk, struct test_key *other)
 {
 	struct ep_dnssec_anchor *a = anchor_ds(ksk, LDNS_SHA256), *ka = anchor_key(ksk);
 	struct ep_dnssec_keys k, kk;
@@ -490,7 +438,7 @@ static void test_answers(struct key *ksk, struct key *zsk, struct key *other)
 
 	/* An extra forged address next to the signed one. */
 	p = answer("n1.edge.test.", "n1.edge.test. 300 IN A 198.18.0.1", zsk, 0, 0);
-	ldns_pkt_push_rr(p, LDNS_SECTION_ANSWER, rr("n1.edge.test. 300 IN A 203.0.113.66"));
+	ldns_pkt_push_rr(p, LDNS_SECTION_ANSWER, test_rr("n1.edge.test. 300 IN A 203.0.113.66"));
 	v = check_ans(a, k.keys, p, "n1.edge.test", LDNS_RR_TYPE_A, now, why, sizeof(why));
 	tap_ok(v == EP_DNSSEC_BOGUS, "a forged address added to a signed RRset: bogus (%s)", why);
 
@@ -515,7 +463,7 @@ static void test_answers(struct key *ksk, struct key *zsk, struct key *other)
 
 	{
 		/* The right key material but a key of another zone (signer name). */
-		struct key imp = key_new("evil.test.", 256);
+		struct test_key imp = test_key_new("evil.test.", 256);
 		ldns_rr_list *keys = ldns_rr_list_clone(k.keys);
 
 		ldns_rr_list_push_rr(keys, ldns_rr_clone(imp.rr));
@@ -524,7 +472,7 @@ static void test_answers(struct key *ksk, struct key *zsk, struct key *other)
 		tap_ok(v == EP_DNSSEC_BOGUS && strstr(why, "not by the anchored zone"),
 		       "signed by another zone's key: bogus (%s)", why);
 		ldns_rr_list_deep_free(keys);
-		key_free(&imp);
+		test_key_free(&imp);
 	}
 
 	/* CNAME chains inside the zone. */
@@ -535,12 +483,12 @@ static void test_answers(struct key *ksk, struct key *zsk, struct key *other)
 		      "n13.edge.test", LDNS_RR_TYPE_A, now, why, sizeof(why));
 	tap_ok(v == EP_DNSSEC_SECURE, "CNAME then A, both signed: validates (%s)", why);
 	p = answer("n13.edge.test.", "c13-1.edge.test. 300 IN A 198.18.0.13", zsk, 0, 0);
-	ldns_pkt_push_rr(p, LDNS_SECTION_ANSWER, rr("n13.edge.test. 300 IN CNAME c13-1.edge.test."));
+	ldns_pkt_push_rr(p, LDNS_SECTION_ANSWER, test_rr("n13.edge.test. 300 IN CNAME c13-1.edge.test."));
 	v = check_ans(a, k.keys, p, "n13.edge.test", LDNS_RR_TYPE_A, now, why, sizeof(why));
 	tap_ok(v == EP_DNSSEC_BOGUS && strstr(why, "CNAME"), "an unsigned CNAME in front of a signed A: bogus (%s)",
 	       why);
 	p = answer("n13.edge.test.", "n13.edge.test. 300 IN CNAME c13-1.edge.test.", zsk, 0, 0);
-	ldns_pkt_push_rr(p, LDNS_SECTION_ANSWER, rr("c13-1.edge.test. 300 IN A 203.0.113.66"));
+	ldns_pkt_push_rr(p, LDNS_SECTION_ANSWER, test_rr("c13-1.edge.test. 300 IN A 203.0.113.66"));
 	v = check_ans(a, k.keys, p, "n13.edge.test", LDNS_RR_TYPE_A, now, why, sizeof(why));
 	tap_ok(v == EP_DNSSEC_BOGUS, "a signed CNAME to an unsigned A: bogus (%s)", why);
 	v = check_ans(a, k.keys,
@@ -566,9 +514,9 @@ static void test_answers(struct key *ksk, struct key *zsk, struct key *other)
 	/* AAAA works the same way. */
 	p = dnsmsg_reply(4242, "n10.edge.test.", LDNS_RR_TYPE_AAAA, LDNS_RCODE_NOERROR);
 	{
-		ldns_rr_list *set = list_of(rr("n10.edge.test. 300 IN AAAA 2001:db8:1:b::1"), NULL);
+		ldns_rr_list *set = list_of(test_rr("n10.edge.test. 300 IN AAAA 2001:db8:1:b::1"), NULL);
 
-		answer_add(p, sign(set, zsk, 0, 0));
+		answer_add(p, test_key_sign(zsk, set, now, 0, 0));
 		answer_add(p, set);
 	}
 	v = check_ans(a, k.keys, p, "n10.edge.test", LDNS_RR_TYPE_AAAA, now, why, sizeof(why));
@@ -582,7 +530,7 @@ static void test_answers(struct key *ksk, struct key *zsk, struct key *other)
 
 int main(void)
 {
-	struct key ksk, zsk, other;
+	struct test_key ksk, zsk, other;
 	char cmd[300];
 
 	now = time(NULL);
@@ -590,9 +538,9 @@ int main(void)
 		tap_ok(0, "mkdtemp: %s", strerror(errno));
 		return tap_done();
 	}
-	ksk = key_new(ZONE, 257);
-	zsk = key_new(ZONE, 256);
-	other = key_new(ZONE, 257);
+	ksk = test_key_new(ZONE, 257);
+	zsk = test_key_new(ZONE, 256);
+	other = test_key_new(ZONE, 257);
 	if (!tap_ok(ksk.rr && zsk.rr && other.rr, "ECDSA P-256 keys generated with ldns (KSK %u, ZSK %u)",
 		    ksk.rr ? ldns_calc_keytag(ksk.rr) : 0, zsk.rr ? ldns_calc_keytag(zsk.rr) : 0))
 		return tap_done();
@@ -601,9 +549,9 @@ int main(void)
 	test_dnskey(&ksk, &zsk, &other);
 	test_answers(&ksk, &zsk, &other);
 
-	key_free(&ksk);
-	key_free(&zsk);
-	key_free(&other);
+	test_key_free(&ksk);
+	test_key_free(&zsk);
+	test_key_free(&other);
 	snprintf(cmd, sizeof(cmd), "%s/anchor", tmpdir);
 	unlink(cmd);
 	rmdir(tmpdir);
