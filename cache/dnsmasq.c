@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "log_tail.h"
 #include "supervised.h"
 #include "util.h"
 
@@ -35,7 +36,7 @@ struct ep_dnsmasq {
 	uint64_t loading_since_ns; /* start or SIGHUP not yet followed by an answer */
 	const char *loading_what;
 	unsigned long long loading_cpu; /* its CPU ticks at the last missed check */
-	off_t log_off;
+	struct ep_log_tail log;
 };
 
 static char *render_conf(const struct ep_dnsmasq *d)
@@ -85,6 +86,7 @@ struct ep_dnsmasq *ep_dnsmasq_new(const struct ep_dnsmasq_opts *o)
 	snprintf(d->conf_path, sizeof(d->conf_path), "%s/dnsmasq.conf", o->runtime_dir);
 	snprintf(d->pid_path, sizeof(d->pid_path), "%s/dnsmasq.pid", o->runtime_dir);
 	snprintf(d->log_path, sizeof(d->log_path), "%s/dnsmasq.log", o->runtime_dir);
+	ep_log_tail_init(&d->log, d->log_path);
 	ep_sup_init(&d->sup, "dnsmasq", d->pid_path);
 	ep_sup_probe_init(&d->probe);
 	return d;
@@ -166,12 +168,9 @@ int ep_dnsmasq_start(struct ep_dnsmasq *d, char *err, size_t errlen)
 	if (running) {
 		if (ep_sup_adopt(&d->sup, running) == 0 && same) {
 			/* Same config: keep serving without a gap. */
-			struct stat lst;
-
 			d->st.adopted = true;
 			d->st.started_at = d->sup.started_at;
-			if (stat(d->log_path, &lst) == 0)
-				d->log_off = lst.st_size;
+			ep_log_tail_skip(&d->log);
 			reset_health(d);
 			free(conf);
 			log_info("adopted the running dnsmasq (pid %d, same config)", (int)running);
@@ -239,50 +238,24 @@ static void schedule_restart(struct ep_dnsmasq *d, uint64_t now, const char *why
 	d->st.up = false;
 }
 
+/* dnsmasq has no levels in its log file; its failures read
+ * "failed ..."/"cannot ..."/"error ...". */
+static void log_line(void *arg, const char *line)
+{
+	const char *msg = strstr(line, "]: ");
+	const char *text = msg ? msg + 3 : line;
+
+	if (strstr(text, "failed") || strstr(text, "cannot") || strstr(text, "error") ||
+	    strstr(text, "denied"))
+		log_warn("dnsmasq: %s", text);
+	else
+		log_info("dnsmasq: %s", text);
+}
+
 static void forward_log(struct ep_dnsmasq *d)
 {
-	char buf[8192];
-	ssize_t n;
-	int fd = open(d->log_path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-
-	if (fd < 0)
-		return;
-	if (fstat(fd, &st) == 0 && st.st_size < d->log_off)
-		d->log_off = 0; /* truncated under us */
-	while ((n = pread(fd, buf, sizeof(buf) - 1, d->log_off)) > 0) {
-		char *line = buf, *nl;
-
-		buf[n] = '\0';
-		nl = strrchr(buf, '\n');
-		if (!nl)
-			break; /* wait for a whole line */
-		d->log_off += nl - buf + 1;
-		*nl = '\0';
-		while (line && *line) {
-			char *next = strchr(line, '\n');
-			const char *msg = strstr(line, "]: ");
-
-			if (next)
-				*next++ = '\0';
-			const char *text = msg ? msg + 3 : line;
-
-			/* dnsmasq has no levels in its log file; its failures read
-			 * "failed ..."/"cannot ..."/"error ...". */
-			if (strstr(text, "failed") || strstr(text, "cannot") || strstr(text, "error") ||
-			    strstr(text, "denied"))
-				log_warn("dnsmasq: %s", text);
-			else
-				log_info("dnsmasq: %s", text);
-			line = next;
-		}
-	}
 	/* dnsmasq appends; a log that only grows is truncated in place. */
-	if (fstat(fd, &st) == 0 && st.st_size > LOG_MAX_BYTES && d->log_off >= st.st_size) {
-		if (truncate(d->log_path, 0) == 0)
-			d->log_off = 0;
-	}
-	close(fd);
+	ep_log_tail_read(&d->log, LOG_MAX_BYTES, log_line, NULL);
 }
 
 static int start_cb(void *arg, char *err, size_t errlen)

@@ -18,6 +18,7 @@
 #include "dnssec_check.h"
 #include "hosts_file.h"
 #include "log.h"
+#include "log_tail.h"
 #include "supervised.h"
 #include "util.h"
 
@@ -121,6 +122,17 @@ static int split_listen(char *s, uint16_t *port)
 	return 0;
 }
 
+/* The responder's log: its stats file's name with .log for .stats. */
+static void responder_log_path(const char *stats, char *out, size_t len)
+{
+	size_t n = strlen(stats);
+
+	if (n > 6 && !strcmp(stats + n - 6, ".stats"))
+		snprintf(out, len, "%.*s.log", (int)(n - 6), stats);
+	else
+		snprintf(out, len, "%s.log", stats);
+}
+
 int ep_policy_process_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -188,6 +200,21 @@ int ep_policy_process_main(int argc, char **argv)
 				" --listen ADDR:PORT --ttl N --names FILE --stats FILE"
 				" [--fallback ADDR[#PORT]]... [--trust-anchor FILE]\n");
 		return 2;
+	}
+	/* Detached, its stderr is /dev/null: it logs into a file next to its
+	 * stats instead, which the agent follows and logs as its own
+	 * (lib/log_tail.h), so a bogus DNSSEC answer or a dead fallback is
+	 * seen in the agent's log, the container's in the chart. */
+	{
+		char log_path[PATH_MAX + 32];
+		int lfd;
+
+		responder_log_path(stats_path, log_path, sizeof(log_path));
+		lfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (lfd >= 0) {
+			dup2(lfd, STDERR_FILENO);
+			close(lfd);
+		}
 	}
 	/* Signals through a signalfd, set up before the responder listens:
 	 * the agent sends SIGHUP only to a responder that has answered. */
@@ -270,10 +297,14 @@ int ep_policy_process_main(int argc, char **argv)
 
 /* ---- the agent's side ---------------------------------------------------- */
 
+/* The responder's log is truncated in place once read past this. */
+#define LOG_MAX_BYTES (16u << 20)
+
 struct ep_policy_proc {
 	struct ep_policy_proc_opts o;
 	char self[PATH_MAX]; /* the agent binary: the responder is a mode of it */
 	char names_path[PATH_MAX + 32], pid_path[PATH_MAX + 32], stats_path[PATH_MAX + 32];
+	struct ep_log_tail log; /* the responder's stderr (responder_log_path) */
 	struct ep_sup sup;
 	struct ep_sup_probe probe;
 	uint64_t next_health_ns;
@@ -338,6 +369,15 @@ static void set_paths(struct ep_policy_proc *p)
 	snprintf(p->names_path, sizeof(p->names_path), "%s/policy.names", p->o.runtime_dir);
 	snprintf(p->pid_path, sizeof(p->pid_path), "%s/policy.pid", p->o.runtime_dir);
 	snprintf(p->stats_path, sizeof(p->stats_path), "%s/policy.stats", p->o.runtime_dir);
+	responder_log_path(p->stats_path, p->log.path, sizeof(p->log.path));
+	p->log.off = 0;
+}
+
+/* Lines the responder logged (already in the agent's format: it was told
+ * --log-format), passed on as they are. */
+static void pass_line(void *arg, const char *line)
+{
+	fprintf(stderr, "%s\n", line);
 }
 
 struct ep_policy_proc *ep_policy_proc_new(const struct ep_policy_proc_opts *o)
@@ -378,6 +418,7 @@ static int spawn(struct ep_policy_proc *p, char *err, size_t errlen)
 	int rc;
 
 	render_args(p, &a);
+	ep_log_tail_skip(&p->log); /* what an earlier responder wrote was logged then */
 	rc = ep_sup_spawn(&p->sup, p->self, a.argv, err, errlen);
 	if (rc)
 		return rc;
@@ -402,6 +443,7 @@ int ep_policy_proc_start(struct ep_policy_proc *p, char *err, size_t errlen)
 	running = ep_sup_find(&p->sup, PROG, EP_POLICY_PROCESS_FLAG);
 	if (running) {
 		if (ep_sup_adopt(&p->sup, running) == 0 && ep_sup_cmdline_is(running, a.argv)) {
+			ep_log_tail_skip(&p->log);
 			reset_health(p);
 			p->base_pending = true;
 			/* It serves the names file as it was; the caller has just
@@ -538,6 +580,7 @@ void ep_policy_proc_tick(struct ep_policy_proc *p, uint64_t now)
 	bool down;
 
 	read_stats(p);
+	ep_log_tail_read(&p->log, LOG_MAX_BYTES, pass_line, NULL);
 	if (ep_sup_tick(&p->sup, now, start_cb, p, &down)) {
 		if (down)
 			p->up = false;

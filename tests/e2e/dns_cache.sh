@@ -468,6 +468,11 @@ fb_bogus_shown() {
   fb_json | py 'import json,sys; f=json.load(sys.stdin); sys.exit(0 if f["trust_anchor"]==sys.argv[1] and f["bogus"]>=1 else 1)' "$FBZ/trust-anchor"
 }
 check "dns status shows the anchor and the bogus count" wait_for 5 fb_bogus_shown
+# The responder runs detached (stderr on /dev/null); the agent follows its
+# log file and logs its lines, so the reason is in the agent's log too.
+check "the agent's log carries the responder's reason (DNSSEC validation failed)" \
+  wait_for 5 grep -q "cache fallback: resolver .* DNSSEC validation failed" "$LAB_LOG"
+grep -m1 "cache fallback: resolver .* DNSSEC validation failed" "$LAB_LOG" | sed 's/^/#   /'
 j=$(rcode_addrs fb-good.edge.test A)
 check "the untampered names keep their validated answers: $j" [ "$j" = "NOERROR 198.18.77.1" ]
 
