@@ -799,6 +799,13 @@ void ep_dns_cache_metrics(struct ep_dns_cache *c, struct ep_strbuf *b)
 	ep_sb_printf(b, "# HELP edgeplane_cache_up 1 while dnsmasq runs and has not missed 3 health checks in a row.\n"
 			"# TYPE edgeplane_cache_up gauge\nedgeplane_cache_up %d\n",
 		     ds.up ? 1 : 0);
+	if (ep_spawner_remote_path())
+		/* Only in the chart's pod: while the cache container's spawner is
+		 * unreachable, a helper that dies stays down. */
+		ep_sb_printf(b, "# HELP edgeplane_cache_spawner_up 1 while the cache container's spawner "
+				"server answers (agent --spawner).\n"
+				"# TYPE edgeplane_cache_spawner_up gauge\nedgeplane_cache_spawner_up %d\n",
+			     ep_spawner_remote_check(NULL, 0) == 0);
 	ep_sb_printf(b, "# HELP edgeplane_cache_restarts_total dnsmasq restarts by the agent.\n"
 			"# TYPE edgeplane_cache_restarts_total counter\nedgeplane_cache_restarts_total %llu\n",
 		     (unsigned long long)ds.restarts);

@@ -229,6 +229,8 @@ check "cache restart: dnsmasq and the responder died with the cache container (p
   [ "$(pod_procs cache)" = 0 ]
 sp_reachable() { [ "$(cst 'c["spawner"]["reachable"]')" = "$1" ]; }
 check "cache restart: dns status says the spawner is unreachable ($(cst 'c["spawner"]["problem"]'))" wait_for 10 sp_reachable False
+spawner_metric() { lab_metrics | grep -qx "edgeplane_cache_spawner_up $1"; }
+check "cache restart: the metric says so too (edgeplane_cache_spawner_up 0)" wait_for 10 spawner_metric 0
 check "cache restart: the agent logged that the cache's spawner is unreachable" \
   wait_for 10 grep -q "the cache's spawner at /run/edgeplane/spawner.sock is unreachable" "$LAB_LOG"
 check "cache restart: the redirect to the dead cache was lifted (queries go to the upstream; the datapath still drops forged answers)" \
@@ -243,6 +245,7 @@ check "cache restart: the agent reconnected and started dnsmasq and the responde
   wait_for 40 helpers_back
 t_back=$(date +%s.%N)
 check "cache restart: dns status says the spawner is reachable again" sp_reachable True
+check "cache restart: and the metric (edgeplane_cache_spawner_up 1)" wait_for 5 spawner_metric 1
 dm_host=$(host_pid "$(cst 'c["dnsmasq"]["pid"]')") server=$(pod_cache_pid)
 check "cache restart: the new dnsmasq is a child of the new spawner server (pid $server)" \
   bash -c "[ -n '$dm_host' ] && [ '$(ppid_of "$dm_host")' = '$server' ]"
