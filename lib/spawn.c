@@ -32,11 +32,6 @@
 
 #include "log.h"
 
-#define SPAWN_RUN EP_SPAWN_RUN
-#define SPAWN_REAP EP_SPAWN_REAP
-#define MAX_REQ EP_SPAWN_MAX_REQ
-#define MAX_ARGS EP_SPAWN_MAX_ARGS
-#define spawn_msg ep_spawn_msg
 /* An answer never takes long (fork+exec, or reaping a process already
  * known dead); a stuck spawner must not hang the agent's loop. */
 #define ANSWER_TIMEOUT_S 10
@@ -105,7 +100,7 @@ static int reap(pid_t pid, bool block, int *status)
 	return 0;
 }
 
-static int send_answer(int fd, const struct spawn_msg *m, int pass_fd)
+static int send_answer(int fd, const struct ep_spawn_msg *m, int pass_fd)
 {
 	char cbuf[CMSG_SPACE(sizeof(int))] = {};
 	struct iovec iov = {.iov_base = (void *)m, .iov_len = sizeof(*m)};
@@ -127,23 +122,23 @@ static int send_answer(int fd, const struct spawn_msg *m, int pass_fd)
 
 int ep_spawn_req_parse(const char *buf, size_t n, struct ep_spawn_req *r)
 {
-	struct spawn_msg m;
+	struct ep_spawn_msg m;
 	const char *p, *end;
 	int argc = 0;
 
 	memset(r, 0, sizeof(*r));
-	if (n < sizeof(m) || n > MAX_REQ)
+	if (n < sizeof(m) || n > EP_SPAWN_MAX_REQ)
 		return -EINVAL;
 	memcpy(&m, buf, sizeof(m));
 	r->op = m.op_or_rc;
-	if (m.op_or_rc == SPAWN_REAP) {
+	if (m.op_or_rc == EP_SPAWN_REAP) {
 		if (n != sizeof(m) || m.pid <= 0 || (m.arg != 0 && m.arg != 1))
 			return -EINVAL;
 		r->pid = m.pid;
 		r->block = m.arg;
 		return 0;
 	}
-	if (m.op_or_rc != SPAWN_RUN || m.pid || m.arg)
+	if (m.op_or_rc != EP_SPAWN_RUN || m.pid || m.arg)
 		return -EINVAL;
 	p = buf + sizeof(m);
 	end = buf + n;
@@ -158,7 +153,7 @@ int ep_spawn_req_parse(const char *buf, size_t n, struct ep_spawn_req *r)
 			return -EINVAL;
 		if (argc == 0)
 			r->file = p;
-		else if (argc - 1 >= MAX_ARGS)
+		else if (argc - 1 >= EP_SPAWN_MAX_ARGS)
 			return -E2BIG;
 		else
 			r->argv[argc - 1] = (char *)p;
@@ -173,12 +168,12 @@ int ep_spawn_req_parse(const char *buf, size_t n, struct ep_spawn_req *r)
 
 static void serve(int fd)
 {
-	static char req[MAX_REQ + 1];
+	static char req[EP_SPAWN_MAX_REQ + 1];
 
 	for (;;) {
-		struct spawn_msg ans = {};
+		struct ep_spawn_msg ans = {};
 		struct ep_spawn_req r;
-		ssize_t n = recv(fd, req, MAX_REQ + 1, 0);
+		ssize_t n = recv(fd, req, EP_SPAWN_MAX_REQ + 1, 0);
 		int pidfd = -1;
 
 		if (n < 0 && errno == EINTR)
@@ -188,7 +183,7 @@ static void serve(int fd)
 		ans.op_or_rc = ep_spawn_req_parse(req, (size_t)n, &r);
 		if (ans.op_or_rc) {
 			/* answered -EINVAL/-E2BIG */
-		} else if (r.op == SPAWN_RUN) {
+		} else if (r.op == EP_SPAWN_RUN) {
 			ans.op_or_rc = fork_exec(r.file, r.argv, &ans.pid);
 			if (!ans.op_or_rc)
 				pidfd = pidfd_open_(ans.pid);
@@ -280,7 +275,7 @@ pid_t ep_spawner_pid(void)
 /* One request, one answer on fd; *fd_out gets a passed fd or -1. *sent:
  * whether the request left (a failed send may be retried on a new
  * connection; a request that left may have been carried out). */
-static int ask_on(int fd, const void *req, size_t len, struct spawn_msg *ans, int *fd_out,
+static int ask_on(int fd, const void *req, size_t len, struct ep_spawn_msg *ans, int *fd_out,
 		  bool *sent)
 {
 	char cbuf[CMSG_SPACE(sizeof(int))];
@@ -318,7 +313,7 @@ static int ask_on(int fd, const void *req, size_t len, struct spawn_msg *ans, in
 /* The run request for file + argv into req; its length or -E2BIG. */
 static ssize_t build_run(char *req, const char *file, char *const argv[])
 {
-	struct spawn_msg m = {.op_or_rc = SPAWN_RUN};
+	struct ep_spawn_msg m = {.op_or_rc = EP_SPAWN_RUN};
 	size_t len = sizeof(m);
 
 	memcpy(req, &m, sizeof(m));
@@ -326,7 +321,7 @@ static ssize_t build_run(char *req, const char *file, char *const argv[])
 		const char *a = i < 0 ? file : argv[i];
 		size_t l = strlen(a) + 1;
 
-		if (i >= MAX_ARGS || len + l > MAX_REQ)
+		if (i >= EP_SPAWN_MAX_ARGS || len + l > EP_SPAWN_MAX_REQ)
 			return -E2BIG;
 		memcpy(req + len, a, l);
 		len += l;
@@ -335,7 +330,7 @@ static ssize_t build_run(char *req, const char *file, char *const argv[])
 }
 
 /* The answer to a run request: *pid and *pidfd (may be NULL) set on success. */
-static int run_answer(int rc, const struct spawn_msg *ans, int fd, pid_t *pid, int *pidfd)
+static int run_answer(int rc, const struct ep_spawn_msg *ans, int fd, pid_t *pid, int *pidfd)
 {
 	if (!rc)
 		rc = ans->op_or_rc;
@@ -354,8 +349,8 @@ static int run_answer(int rc, const struct spawn_msg *ans, int fd, pid_t *pid, i
 
 int ep_spawn_detached(const char *file, char *const argv[], pid_t *pid, int *pidfd)
 {
-	static char req[MAX_REQ];
-	struct spawn_msg ans;
+	static char req[EP_SPAWN_MAX_REQ];
+	struct ep_spawn_msg ans;
 	ssize_t len;
 	bool sent;
 	int rc, fd;
@@ -379,7 +374,7 @@ int ep_spawn_detached(const char *file, char *const argv[], pid_t *pid, int *pid
 
 int ep_spawn_reap(pid_t pid, bool block, int *status)
 {
-	struct spawn_msg m = {.op_or_rc = SPAWN_REAP, .pid = pid, .arg = block}, ans;
+	struct ep_spawn_msg m = {.op_or_rc = EP_SPAWN_REAP, .pid = pid, .arg = block}, ans;
 	bool sent;
 	int rc;
 
@@ -482,7 +477,7 @@ static int remote_connect(void)
 
 /* One exchange with the server; a request that could not be sent on an old
  * connection is sent once more on a new one. */
-static int remote_ask(const void *req, size_t len, struct spawn_msg *ans, int *fd_out)
+static int remote_ask(const void *req, size_t len, struct ep_spawn_msg *ans, int *fd_out)
 {
 	bool sent = false;
 	int rc = 0;
@@ -527,8 +522,8 @@ int ep_spawner_remote_check(char *why, size_t len)
 
 int ep_spawn_cache_detached(const char *file, char *const argv[], pid_t *pid, int *pidfd)
 {
-	char req[MAX_REQ];
-	struct spawn_msg ans;
+	char req[EP_SPAWN_MAX_REQ];
+	struct ep_spawn_msg ans;
 	ssize_t len;
 	int rc, fd = -1;
 
@@ -547,7 +542,7 @@ int ep_spawn_cache_detached(const char *file, char *const argv[], pid_t *pid, in
 
 int ep_spawn_cache_reap(pid_t pid, bool block, int *status)
 {
-	struct spawn_msg m = {.op_or_rc = SPAWN_REAP, .pid = pid, .arg = block}, ans;
+	struct ep_spawn_msg m = {.op_or_rc = EP_SPAWN_REAP, .pid = pid, .arg = block}, ans;
 	int rc;
 
 	if (!remote.set)
@@ -634,8 +629,8 @@ static int serve_reap(struct ep_spawn_exited *t, pid_t pid, bool block, int *sta
 
 static void serve_one(int fd, struct ep_spawn_exited *t)
 {
-	static char req[MAX_REQ + 1];
-	struct spawn_msg ans = {};
+	static char req[EP_SPAWN_MAX_REQ + 1];
+	struct ep_spawn_msg ans = {};
 	struct ep_spawn_req r;
 	ssize_t n = recv(fd, req, sizeof(req), MSG_DONTWAIT);
 	int pidfd = -1;
@@ -646,7 +641,7 @@ static void serve_one(int fd, struct ep_spawn_exited *t)
 	if (ans.op_or_rc) {
 		log_warn("spawner: refused a malformed request (%zd bytes): %s", n,
 			 strerror(-ans.op_or_rc));
-	} else if (r.op == SPAWN_RUN) {
+	} else if (r.op == EP_SPAWN_RUN) {
 		ans.op_or_rc = fork_exec(r.file, r.argv, &ans.pid);
 		if (!ans.op_or_rc) {
 			pidfd = pidfd_open_(ans.pid);
