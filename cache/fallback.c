@@ -12,6 +12,7 @@
 
 #include "dns_query.h"
 #include "log.h"
+#include "util.h"
 
 struct pending {
 	bool used;
@@ -192,14 +193,6 @@ int ep_fallback_new(struct ep_fallback **out, const char *const *servers, int n,
 int ep_fallback_fd(const struct ep_fallback *f, int family)
 {
 	return family == AF_INET ? f->fd4 : f->fd6;
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
 static uint16_t fresh_id(const struct ep_fallback *f)
@@ -668,7 +661,7 @@ void ep_fallback_read(struct ep_fallback *f, int fd)
 		id = (uint16_t)(buf[0] << 8 | buf[1]);
 		if (f->kf.active && f->kf.id == id && from_server(f, f->kf.server, &from, fl) &&
 		    ep_fallback_reply_matches(buf, (size_t)n, f->kf.q, f->kf.qlen)) {
-			keyfetch_reply(f, buf, (size_t)n, mono_ns());
+			keyfetch_reply(f, buf, (size_t)n, ep_now_ns());
 			continue;
 		}
 		for (int i = 0; i < EP_FALLBACK_MAX_PENDING && !match; i++) {
@@ -685,7 +678,7 @@ void ep_fallback_read(struct ep_fallback *f, int fd)
 			continue;
 		}
 		if (match->dnssec) {
-			dnssec_reply(f, match, buf, (size_t)n, mono_ns());
+			dnssec_reply(f, match, buf, (size_t)n, ep_now_ns());
 			continue;
 		}
 		buf[0] = match->q[0];
