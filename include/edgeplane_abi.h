@@ -37,6 +37,17 @@
 #define EP_RING_CANARY 1
 #define EP_RINGS_PER_SVC 2
 
+/* A ring's slots are packed 16 to an element (one cache line): an array
+ * map rounds every element up to 8 bytes, so one slot per element spent
+ * half of each line on padding and a 16381-slot ring took 128 KiB, of which
+ * a new flow reads one random line. Packed, it is 64 KiB (docs/benchmarks.md). */
+#define EP_RING_CHUNK_SLOTS 16
+#define EP_RING_CHUNKS(slots) (((slots) + EP_RING_CHUNK_SLOTS - 1) / EP_RING_CHUNK_SLOTS)
+
+struct ep_ring_chunk {
+	__u32 backend_id[EP_RING_CHUNK_SLOTS]; /* slot chunk * 16 + i; 0 = empty */
+};
+
 /* Canary shares are in basis points so 0.01% steps are possible. */
 #define EP_BP_MAX 10000
 

@@ -33,21 +33,35 @@ struct {
 
 /* Inner Maglev rings are built by the agent off to the side and swapped in
  * with one update of the outer slot. BPF_F_INNER_MAP lets rings differ in
- * size, so the table size can change without recreating the outer map. */
-struct ep_maglev_ring {
+ * size, so the table size can change without recreating the outer map.
+ * Slots are packed in chunks (struct ep_ring_chunk). (Builds before the
+ * packing kept one slot per element in a map named ep_maglev; an agent
+ * that finds that pin removes it, see ep_dp_remove_obsolete_pins.) */
+struct ep_ring {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, EP_MAGLEV_DEFAULT_SIZE);
+	__uint(max_entries, EP_RING_CHUNKS(EP_MAGLEV_DEFAULT_SIZE));
 	__uint(map_flags, BPF_F_INNER_MAP);
-	__type(key, __u32);
-	__type(value, __u32);
+	__uint(key_size, sizeof(__u32));
+	/* a size, not a BTF type: clang emits only a forward declaration of
+	 * a struct named nowhere but in an inner map's template */
+	__uint(value_size, sizeof(struct ep_ring_chunk));
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
 	__uint(max_entries, EP_MAX_SERVICES *EP_RINGS_PER_SVC);
 	__type(key, __u32);
-	__array(values, struct ep_maglev_ring);
-} ep_maglev SEC(".maps");
+	__array(values, struct ep_ring);
+} ep_rings SEC(".maps");
+
+/* The backend id in a ring's slot, or NULL. */
+static __always_inline __u32 *ep_ring_slot(void *ring, __u32 slot)
+{
+	__u32 chunk = slot / EP_RING_CHUNK_SLOTS;
+	struct ep_ring_chunk *c = bpf_map_lookup_elem(ring, &chunk);
+
+	return c ? &c->backend_id[slot % EP_RING_CHUNK_SLOTS] : NULL;
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -339,17 +339,17 @@ static __always_inline int ep_pick_backend(struct ep_pkt *pkt, const struct ep_s
 		if (split % EP_BP_MAX < svc->canary_bp) {
 			__u32 cidx = idx + EP_RING_CANARY;
 
-			ring = bpf_map_lookup_elem(&ep_maglev, &cidx);
+			ring = bpf_map_lookup_elem(&ep_rings, &cidx);
 			if (ring)
-				bid = bpf_map_lookup_elem(ring, &slot);
+				bid = ep_ring_slot(ring, slot);
 		}
 	}
 	/* No canary share, or an empty canary ring: the stable ring decides. */
 	if (!bid || !*bid) {
-		ring = bpf_map_lookup_elem(&ep_maglev, &idx);
+		ring = bpf_map_lookup_elem(&ep_rings, &idx);
 		if (!ring)
 			return -1;
-		bid = bpf_map_lookup_elem(ring, &slot);
+		bid = ep_ring_slot(ring, slot);
 		if (!bid || !*bid)
 			return -1;
 	}

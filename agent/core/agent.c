@@ -225,12 +225,15 @@ static int apply_config(struct ep_agent *a, const struct ep_config *cfg, char *e
 	int rc;
 
 	a->dp.xdp_mode = cfg->datapath.xdp_mode;
-	rc = ep_datapath_sync_ifaces(&a->dp, cfg, err, errlen);
 	/* Pinned runtime shares first, so applying never moves one. */
-	if (!rc && a->canary)
+	if (a->canary)
 		ep_canary_prepare(a->canary, cfg);
+	rc = ep_services_apply(&a->svcs, cfg, err, errlen);
+	/* Services before interfaces: an upgrade's XDP program may read maps
+	 * the older one did not fill (ep_rings), and must find them filled
+	 * when it replaces that program (docs/install.md, Upgrades). */
 	if (!rc)
-		rc = ep_services_apply(&a->svcs, cfg, err, errlen);
+		rc = ep_datapath_sync_ifaces(&a->dp, cfg, err, errlen);
 	if (!rc && a->canary)
 		rc = ep_canary_apply(a->canary, cfg, err, errlen);
 	if (!rc)

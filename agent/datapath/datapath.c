@@ -100,6 +100,7 @@ int ep_datapath_open(struct ep_datapath *dp, const struct ep_cfg_datapath *cfg, 
 	rc = ep_dp_check_abi(dp, err, errlen);
 	if (rc)
 		goto fail;
+	ep_dp_remove_obsolete_pins(dp->root);
 	ep_dp_pin_progs(dp->tc_skel->obj, dp->root);
 	rc = health_open(dp, err, errlen);
 	if (rc)

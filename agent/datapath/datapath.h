@@ -20,6 +20,10 @@ struct ep_map_fds {
 	int vips, vip_filter, services, maglev, backends, backend_rev, backend_stats, drops, config,
 		tx_ports;
 	struct ep_ct_fds ct;
+	/* An object built before the rings were packed (make bench's
+	 * baseline) has ep_maglev, one slot per element, and no ep_rings:
+	 * then maglev is -1 and this is ep_maglev's fd; otherwise -1. */
+	int maglev_unpacked;
 };
 
 struct bpf_object;

@@ -87,7 +87,6 @@ int ep_map_fds_from_obj(struct bpf_object *obj, struct ep_map_fds *out)
 		{"ep_vips", &out->vips},
 		{"ep_vip_filter", &out->vip_filter},
 		{"ep_services", &out->services},
-		{"ep_maglev", &out->maglev},
 		{"ep_backends", &out->backends},
 		{"ep_backend_rev", &out->backend_rev},
 		{"ep_ct4", &out->ct.v4},
@@ -103,6 +102,10 @@ int ep_map_fds_from_obj(struct bpf_object *obj, struct ep_map_fds *out)
 		if (*m[i].fd < 0)
 			return -ENOENT;
 	}
+	out->maglev = bpf_object__find_map_fd_by_name(obj, "ep_rings");
+	out->maglev_unpacked = out->maglev < 0 ? bpf_object__find_map_fd_by_name(obj, "ep_maglev") : -1;
+	if (out->maglev < 0 && out->maglev_unpacked < 0)
+		return -ENOENT;
 	/* UDP conntrack maps: an object built before they existed (make
 	 * bench's baseline) keeps UDP flows in the TCP maps. */
 	out->ct.u4 = bpf_object__find_map_fd_by_name(obj, "ep_ctu4");
@@ -234,6 +237,29 @@ void ep_dp_unpin(struct bpf_object *obj, struct bpf_object *keep, const char *ro
 	{
 		snprintf(path, sizeof(path), "%s/progs/%s", root, bpf_program__name(prog));
 		unlink(path);
+	}
+}
+
+/* Pins that older builds made and this one no longer reads. Unpinned, such
+ * a map is freed once no program holds it: an older XDP program still
+ * attached keeps its own reference until this agent replaces it. */
+static const char *const obsolete_pins[] = {
+	"ep_maglev", /* Maglev rings with one slot per element; now ep_rings */
+};
+
+void ep_dp_remove_obsolete_pins(const char *root)
+{
+	char path[PATH_MAX + 64];
+
+	for (size_t i = 0; i < sizeof(obsolete_pins) / sizeof(obsolete_pins[0]); i++) {
+		if (ep_dp_map_pin_path(root, obsolete_pins[i], path, sizeof(path)))
+			continue;
+		if (unlink(path) == 0)
+			log_info("removed %s, a pin of an older build that this one no longer uses",
+				 path);
+		else if (errno != ENOENT)
+			log_warn("cannot remove %s, a pin of an older build: %s", path,
+				 strerror(errno));
 	}
 }
 

@@ -216,6 +216,35 @@ static bool in_ring(const struct ep_be_state *b, int ring)
 	       b->canary == (ring == EP_RING_CANARY);
 }
 
+/* The slots of table, packed EP_RING_CHUNK_SLOTS to an element (the tail of
+ * the last chunk stays 0: no slot maps there). One batch update; one update
+ * per chunk on kernels without batch support. */
+static int fill_ring(int fd, const uint32_t *table, uint32_t slots)
+{
+	uint32_t n = EP_RING_CHUNKS(slots), count = n;
+	struct ep_ring_chunk *chunks = calloc(n, sizeof(*chunks));
+	__u32 *keys = malloc(n * sizeof(*keys));
+	int rc = 0;
+
+	if (!chunks || !keys) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t i = 0; i < slots; i++)
+		chunks[i / EP_RING_CHUNK_SLOTS].backend_id[i % EP_RING_CHUNK_SLOTS] = table[i];
+	for (uint32_t i = 0; i < n; i++)
+		keys[i] = i;
+	if (bpf_map_update_batch(fd, keys, chunks, &count, NULL)) {
+		for (uint32_t i = 0; i < n && !rc; i++)
+			if (bpf_map_update_elem(fd, &keys[i], &chunks[i], BPF_ANY))
+				rc = -errno;
+	}
+out:
+	free(keys);
+	free(chunks);
+	return rc;
+}
+
 /* Builds a ring off to the side and swaps it in with one map update, so the
  * datapath sees either the old ring or the new one, never a half-built one. */
 static int install_ring(struct ep_services *s, struct ep_svc_state *st, int ring, char *err,
@@ -266,39 +295,19 @@ static int install_ring(struct ep_services *s, struct ep_svc_state *st, int ring
 		goto out;
 	}
 	LIBBPF_OPTS(bpf_map_create_opts, mopts, .map_flags = BPF_F_INNER_MAP);
-	inner = bpf_map_create(BPF_MAP_TYPE_ARRAY, "ep_ring", sizeof(__u32), sizeof(__u32),
-			       s->table_size, &mopts);
+	inner = bpf_map_create(BPF_MAP_TYPE_ARRAY, "ep_ring", sizeof(__u32),
+			       sizeof(struct ep_ring_chunk), EP_RING_CHUNKS(s->table_size), &mopts);
 	if (inner < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "service %s: cannot create a Maglev ring of %u slots: %s",
 			 st->name, s->table_size, strerror(errno));
 		goto out;
 	}
-	{
-		/* One batch update fills the ring; fall back to per-slot on old kernels. */
-		__u32 *keys = malloc(s->table_size * sizeof(*keys));
-		__u32 count = s->table_size;
-
-		if (!keys) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		for (uint32_t i = 0; i < s->table_size; i++)
-			keys[i] = i;
-		if (bpf_map_update_batch(inner, keys, table, &count, NULL)) {
-			for (uint32_t i = 0; i < s->table_size; i++) {
-				if (bpf_map_update_elem(inner, &keys[i], &table[i], BPF_ANY)) {
-					rc = -errno;
-					break;
-				}
-			}
-		}
-		free(keys);
-		if (rc) {
-			snprintf(err, errlen, "service %s: cannot fill the Maglev ring: %s", st->name,
-				 strerror(-rc));
-			goto out;
-		}
+	rc = fill_ring(inner, table, s->table_size);
+	if (rc) {
+		snprintf(err, errlen, "service %s: cannot fill the Maglev ring: %s", st->name,
+			 strerror(-rc));
+		goto out;
 	}
 	if (bpf_map_update_elem(s->maps->maglev, &idx, &inner, BPF_ANY)) {
 		rc = -errno;

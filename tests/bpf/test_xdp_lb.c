@@ -141,7 +141,7 @@ static struct pred predict(const struct ep_flow_key *k)
 	p.slot = ep_flow_hash(k) % svc.table_size;
 	idx = svc.id * EP_RINGS_PER_SVC + EP_RING_STABLE;
 	if (bpf_map_lookup_elem(fds.maglev, &idx, &inner_id)) {
-		snprintf(p.why, sizeof(p.why), "no ring at ep_maglev[%u]", idx);
+		snprintf(p.why, sizeof(p.why), "no ring at ep_rings[%u]", idx);
 		return p;
 	}
 	inner = bpf_map_get_fd_by_id(inner_id);
@@ -149,10 +149,16 @@ static struct pred predict(const struct ep_flow_key *k)
 		snprintf(p.why, sizeof(p.why), "ring map id %u: %s", inner_id, strerror(errno));
 		return p;
 	}
-	if (bpf_map_lookup_elem(inner, &p.slot, &p.bid) || !p.bid) {
-		snprintf(p.why, sizeof(p.why), "ring slot %u empty", p.slot);
-		close(inner);
-		return p;
+	{
+		struct ep_ring_chunk chunk;
+		__u32 c = p.slot / EP_RING_CHUNK_SLOTS;
+
+		if (bpf_map_lookup_elem(inner, &c, &chunk) ||
+		    !(p.bid = chunk.backend_id[p.slot % EP_RING_CHUNK_SLOTS])) {
+			snprintf(p.why, sizeof(p.why), "ring slot %u empty", p.slot);
+			close(inner);
+			return p;
+		}
 	}
 	close(inner);
 	if (bpf_map_lookup_elem(fds.backends, &p.bid, &p.be) || !(p.be.flags & EP_BE_F_VALID)) {

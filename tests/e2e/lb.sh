@@ -111,7 +111,13 @@ out=$(lab_load --target "$LAB_VIP4:80" --mode tcp-conns --count 100 --concurrenc
 check "with the agent dead (kill -9) new connections are still balanced" \
   [ "$(jget "$out" 'j["ok"]')" = 100 ]
 sleep 1
+# As after an upgrade from a build that kept its rings in ep_maglev (one
+# slot per element): the agent removes that pin once it runs.
+old_pin=$LAB_BPFFS/edgeplane/maps/ep_maglev
+bpftool map create "$old_pin" type array key 4 value 4 entries 1 name ep_maglev
 lab_agent_start || not_ok "agent restart after kill -9"
+check "an older build's ep_maglev pin is removed at start, and the log says so" \
+  bash -c "[ ! -e '$old_pin' ] && grep -q 'removed $old_pin, a pin of an older build' '$LAB_LOG'"
 grep -q "recovered" "$LAB_LOG" && ok "restarted agent recovered services and backends from the pins" \
   || not_ok "restarted agent recovered services and backends from the pins"
 sleep 2
