@@ -464,6 +464,8 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 	struct ep_backend_stats *st;
 	struct ep_ct_entry fresh, *ct;
 	struct ep_dp_config *cfg;
+	struct ep_syn *syn_rec = NULL;
+	__u32 syn_sig = 0;
 	__u32 bid, zero = 0;
 	int syn = (pkt->tcp_flags & (EP_TCP_SYN | EP_TCP_ACK)) == EP_TCP_SYN;
 
@@ -503,9 +505,9 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 		if (pkt->key.proto == IPPROTO_TCP) {
 			sig = ep_syn_sig(&pkt->key, hash);
 			rec = ep_syn_slot(hash);
-			/* The SYN only writes its record: a load that misses
-			 * the cache stalls, a store does not. The ACK of the
-			 * same handshake acknowledges ISN + 1. */
+			/* The SYN only writes its record (last, below): it
+			 * never loads the cold line. The ACK of the same
+			 * handshake acknowledges ISN + 1. */
 			half = !syn && rec && rec->sig == sig &&
 			       rec->isn == bpf_htonl(bpf_ntohl(pkt->tcp_seq) - 1) &&
 			       cfg->now_s - rec->last_seen_s <= EP_SYN_MAX_AGE_S &&
@@ -520,12 +522,8 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 		}
 		fresh.last_seen_s = cfg->now_s;
 		if (syn) {
-			if (rec) {
-				rec->sig = sig;
-				rec->backend_id = fresh.backend_id;
-				rec->isn = fresh.isn;
-				rec->last_seen_s = cfg->now_s;
-			}
+			syn_rec = rec;
+			syn_sig = sig;
 		} else if (!(pkt->tcp_flags & EP_TCP_RST)) {
 			/* A RST ends a flow: there is nothing to pin. */
 			ep_ct_update_p(&pkt->key, &fresh, family, proto);
@@ -542,6 +540,16 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 	if (st) {
 		st->packets++;
 		st->bytes += ctx->data_end - ctx->data;
+	}
+	/* The SYN's record, written last: its line is almost always cold
+	 * (a random slot of 256 KiB), and x86 commits stores in order, so
+	 * every store after a missing one waits behind it (measured in
+	 * docs/benchmarks.md). */
+	if (syn_rec) {
+		syn_rec->sig = syn_sig;
+		syn_rec->backend_id = bid;
+		syn_rec->isn = ct->isn;
+		syn_rec->last_seen_s = cfg->now_s;
 	}
 	return ep_forward(ctx, pkt, cfg, family);
 }
