@@ -158,10 +158,22 @@ struct ep_ct_entry {
 /* A record older than this is no handshake in progress any more. */
 #define EP_SYN_MAX_AGE_S 30
 
+/*
+ * The same table holds orphans: a TCP packet that is neither a SYN nor the
+ * ACK of a recorded handshake, and has no conntrack entry (a flow whose
+ * entry was evicted or forgotten - or a spoofed ACK). It is balanced by
+ * Maglev and leaves a record with EP_SYN_F_ORPHAN set, no entry: reverse
+ * NAT creates the entry when the backend answers it with anything but a
+ * RST, which a backend only does for a connection it has. So a spoofed ACK
+ * flood, answered with RSTs, never reaches conntrack either (the flag
+ * makes the id an invalid backend index for code that does not know it).
+ */
+#define EP_SYN_F_ORPHAN (1u << 31)
+
 struct ep_syn {
 	__u32 sig;	   /* ep_syn_sig() of the flow; 0 in an unused slot */
-	__u32 backend_id;  /* where the SYN went */
-	__u32 isn;	   /* the client's ISN (network order) */
+	__u32 backend_id;  /* where the SYN went; | EP_SYN_F_ORPHAN for an orphan */
+	__u32 isn;	   /* the client's ISN (network order); an orphan's seq - 1 */
 	__u32 last_seen_s; /* ep_dp_config.now_s of the (latest copy of the) SYN */
 };
 

@@ -7,10 +7,11 @@
  * reverse index names the candidate VIP:ports; conntrack decides which one
  * this client used. Without a conntrack entry nothing is rewritten: the
  * packet may belong to a connection made to the backend directly, and
- * guessing a VIP would break it. The one exception is a SYN-ACK that
- * acknowledges the ISN of a SYN XDP balanced (its half-open record,
- * struct ep_syn): conntrack entries are only created by the client's ACK. (So conntrack must be sized for the flows:
- * docs/datapath.md.)
+ * guessing a VIP would break it. The exceptions are the flows XDP balanced
+ * without an entry, known by their records (struct ep_syn): a SYN-ACK that
+ * acknowledges the ISN of a recorded SYN (its entry comes with the client's
+ * ACK), and an answer to an orphan, which creates the entry here (unless it
+ * is a RST). (So conntrack must be sized for the flows: docs/datapath.md.)
  *
  * Translated replies are forwarded here with bpf_fib_lookup + bpf_redirect
  * rather than handed to the stack: the stack would see a VIP source arriving
@@ -198,6 +199,50 @@ static __always_inline int ep_parse_reply(struct __sk_buff *skb, void *data, voi
 	return ep_parse_reply_l4(data, end, l4_off, proto, r);
 }
 
+/*
+ * A reply on a flow with no entry but an orphan record naming this backend
+ * (struct ep_syn): the backend has the connection, so its entry is created
+ * now - unless the answer is a RST, which ends it (and is what a backend
+ * answers a spoofed ACK with). Either way the reply is translated.
+ */
+static __always_inline int ep_orphan_adopt(const struct ep_reply *r, const struct ep_flow_key *k,
+					   __u32 *backend_id)
+{
+	__u32 hash = ep_flow_hash(k), bid, zero = 0;
+	struct ep_dp_config *cfg = bpf_map_lookup_elem(&ep_config, &zero);
+	struct ep_syn *rec = ep_syn_slot(hash);
+	struct ep_backend_stats *st;
+	struct ep_ct_entry e = {};
+	struct ep_backend *be;
+
+	if (!cfg || !rec || !(rec->backend_id & EP_SYN_F_ORPHAN) ||
+	    rec->sig != ep_syn_sig(k, hash) || cfg->now_s - rec->last_seen_s > EP_SYN_MAX_AGE_S)
+		return -1;
+	bid = rec->backend_id & ~EP_SYN_F_ORPHAN;
+	be = bpf_map_lookup_elem(&ep_backends, &bid);
+	if (!be || !(be->flags & EP_BE_F_VALID) || be->port != r->backend.port ||
+	    !ep_addr_eq(be->addr, r->backend.addr))
+		return -1;
+	*backend_id = bid;
+	if (r->tcp_flags & EP_TCP_RST)
+		return 0;
+	ep_addr_copy(e.baddr, be->addr, 4);
+	e.bport = be->port;
+	e.backend_id = bid;
+	e.isn = rec->isn;
+	e.last_seen_s = cfg->now_s;
+	if (r->tcp_flags & EP_TCP_FIN)
+		e.flags = EP_CT_F_CLOSING;
+	if (r->family == EP_FAMILY_V4)
+		ep_ct_update_p(k, &e, EP_FAMILY_V4, IPPROTO_TCP);
+	else
+		ep_ct_update_p(k, &e, EP_FAMILY_V6, IPPROTO_TCP);
+	st = bpf_map_lookup_elem(&ep_backend_stats, &bid);
+	if (st)
+		st->flows++;
+	return 0;
+}
+
 /* Which VIP:port did this client reach the backend through? */
 static __always_inline int ep_find_vip(const struct ep_reply *r, struct ep_rev_vip *vip,
 				       __u32 *backend_id)
@@ -262,6 +307,11 @@ static __always_inline int ep_find_vip(const struct ep_reply *r, struct ep_rev_v
 				*backend_id = bid;
 				return 0;
 			}
+		}
+		if (!ct && r->backend.proto == IPPROTO_TCP && !r->icmp_error &&
+		    ep_orphan_adopt(r, &k, backend_id) == 0) {
+			*vip = rev->vips[i];
+			return 0;
 		}
 		if (!ct || ct->bport != r->backend.port || !ep_addr_eq(ct->baddr, r->backend.addr))
 			continue;

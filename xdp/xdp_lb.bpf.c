@@ -6,7 +6,8 @@
  * is picked from the service's Maglev ring (canary ring first when the
  * service has a canary share), and the destination is rewritten with
  * incremental checksums. A flow is recorded in conntrack once it exists: a
- * TCP handshake's ACK, a UDP flow's first datagram (rules at ep_balance). The packet then goes on through the
+ * TCP handshake's ACK, a backend's answer to a TCP flow XDP had no entry
+ * for, a UDP flow's first datagram (rules at ep_balance). The packet then goes on through the
  * kernel stack (XDP_PASS) or, in redirect mode, straight to the backend's
  * interface via bpf_fib_lookup.
  *
@@ -453,8 +454,10 @@ static __always_inline int ep_syn_entry(const struct ep_syn *rec, struct ep_ct_e
  * - the client's ACK completing the handshake (seq = ISN + 1) creates the
  *   entry with the record's backend, so a Maglev change between SYN and ACK
  *   does not move the handshake. Any other TCP packet without an entry (a
- *   flow whose entry was evicted, or whose record was overwritten) is
- *   balanced by Maglev and re-creates its entry, except a RST;
+ *   flow whose entry was evicted or forgotten, or a spoofed ACK) is an
+ *   orphan: balanced by Maglev, it leaves an orphan record and no entry;
+ *   reverse NAT creates the entry when the backend answers with anything
+ *   but a RST (struct ep_syn). A RST leaves nothing;
  * - UDP: the first datagram creates the entry (a flow is pinned on its first
  *   packet).
  */
@@ -465,7 +468,7 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 	struct ep_ct_entry fresh, *ct;
 	struct ep_dp_config *cfg;
 	struct ep_syn *syn_rec = NULL;
-	__u32 syn_sig = 0;
+	__u32 syn_sig = 0, orphan = 0;
 	__u32 bid, zero = 0;
 	int syn = (pkt->tcp_flags & (EP_TCP_SYN | EP_TCP_ACK)) == EP_TCP_SYN;
 
@@ -521,9 +524,13 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 				fresh.isn = bpf_htonl(bpf_ntohl(pkt->tcp_seq) - 1);
 		}
 		fresh.last_seen_s = cfg->now_s;
-		if (syn) {
+		if (syn || (proto == IPPROTO_TCP && !half && !(pkt->tcp_flags & EP_TCP_RST))) {
+			/* A SYN, or an orphan (struct ep_syn): a record, no
+			 * entry. The backend's answer decides about the entry. */
 			syn_rec = rec;
 			syn_sig = sig;
+			if (!syn)
+				orphan = EP_SYN_F_ORPHAN;
 		} else if (!(pkt->tcp_flags & EP_TCP_RST)) {
 			/* A RST ends a flow: there is nothing to pin. */
 			ep_ct_update_p(&pkt->key, &fresh, family, proto);
@@ -547,7 +554,7 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 	 * docs/benchmarks.md). */
 	if (syn_rec) {
 		syn_rec->sig = syn_sig;
-		syn_rec->backend_id = bid;
+		syn_rec->backend_id = bid | orphan;
 		syn_rec->isn = ct->isn;
 		syn_rec->last_seen_s = cfg->now_s;
 	}

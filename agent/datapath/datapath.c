@@ -236,12 +236,29 @@ int ep_datapath_sync_ifaces(struct ep_datapath *dp, const struct ep_config *cfg,
 	/* Reverse NAT everywhere before XDP on any uplink: on an upgrade, a new
 	 * XDP program may rely on what only the new TC program understands
 	 * (a SYN leaves a half-open record, not a conntrack entry), while an
-	 * old XDP program next to a new TC program is fine. */
-	for (size_t i = 0; i < cfg->n_ifaces && !rc; i++)
-		rc = attach_iface_tc(dp, &want[i], err, errlen);
-	for (size_t i = 0; i < cfg->n_ifaces && !rc; i++)
-		if (want[i].role == EP_ROLE_UPLINK)
-			rc = ep_dp_xdp_sync(dp, &want[i], err, errlen);
+	 * old XDP program next to a new TC program is fine. Except when the
+	 * conntrack itself was replaced (removed by hand to resize it): then
+	 * the old TC programs hold the only copy of the established flows, and
+	 * keep translating their replies until the new XDP program has made
+	 * those flows orphans that the new TC programs record again. */
+	bool xdp_first = false;
+
+	for (size_t i = 0; i < cfg->n_ifaces; i++)
+		if (want[i].role == EP_ROLE_UPLINK && ep_dp_xdp_ct_replaced(dp, &want[i]))
+			xdp_first = true;
+	if (xdp_first)
+		log_info("the pinned conntrack is new: XDP is replaced before reverse NAT, whose "
+			 "programs still hold the old one");
+	for (int pass = 0; pass < 2 && !rc; pass++) {
+		bool xdp = (pass == 0) == xdp_first;
+
+		for (size_t i = 0; i < cfg->n_ifaces && !rc; i++) {
+			if (!xdp)
+				rc = attach_iface_tc(dp, &want[i], err, errlen);
+			else if (want[i].role == EP_ROLE_UPLINK)
+				rc = ep_dp_xdp_sync(dp, &want[i], err, errlen);
+		}
+	}
 	free(dp->ifaces);
 	dp->ifaces = want;
 	dp->n_ifaces = cfg->n_ifaces;

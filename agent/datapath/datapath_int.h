@@ -25,6 +25,9 @@ int ep_dp_ensure_bpffs(const char *root, char *err, size_t errlen);
  * and the clock into ep_config otherwise. */
 int ep_dp_check_abi(struct ep_datapath *dp, char *err, size_t errlen);
 void ep_dp_remove_obsolete_pins(const char *root);
+/* The XDP program of ours attached to ifc uses a TCP conntrack that is no
+ * longer pinned (removed by hand, created anew by this agent). */
+bool ep_dp_xdp_ct_replaced(struct ep_datapath *dp, const struct ep_dp_iface *ifc);
 
 /* xdp_attach.c */
 uint64_t ep_dp_xdp_build_id(void);

@@ -106,6 +106,58 @@ static void record_xdp_build(struct ep_datapath *dp)
 	bpf_map_update_elem(dp->maps.config, &zero, &c, BPF_ANY);
 }
 
+/* Does the program use every one of these maps? */
+static bool xdp_uses_maps(int prog_fd, const int *fds, size_t n)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info), ids[64];
+
+	info.nr_map_ids = sizeof(ids) / sizeof(ids[0]);
+	info.map_ids = (__u64)(uintptr_t)ids;
+	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		struct bpf_map_info mi = {};
+		__u32 mlen = sizeof(mi);
+		bool found = false;
+
+		if (bpf_obj_get_info_by_fd(fds[i], &mi, &mlen))
+			return false;
+		for (__u32 k = 0; k < info.nr_map_ids && k < sizeof(ids) / sizeof(ids[0]); k++)
+			found |= ids[k] == mi.id;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+/* Does the attached program use the maps pinned now? A pin removed by hand
+ * (a conntrack resized the documented way) leaves a program of the same
+ * build working on the old map, while reverse NAT, loaded afresh, reads the
+ * new one: new flows would be recorded where replies never look. */
+static bool xdp_uses_pinned_maps(const struct ep_datapath *dp, int prog_fd)
+{
+	const int fds[] = {dp->maps.vips,    dp->maps.vip_filter, dp->maps.services,
+			   dp->maps.maglev,  dp->maps.backends,	  dp->maps.backend_stats,
+			   dp->maps.drops,   dp->maps.config,	  dp->maps.tx_ports,
+			   dp->maps.ct.v4,   dp->maps.ct.v6,	  dp->maps.ct.u4,
+			   dp->maps.ct.u6};
+
+	return xdp_uses_maps(prog_fd, fds, sizeof(fds) / sizeof(fds[0]));
+}
+
+bool ep_dp_xdp_ct_replaced(struct ep_datapath *dp, const struct ep_dp_iface *ifc)
+{
+	const int ct[] = {dp->maps.ct.v4, dp->maps.ct.v6};
+	struct xdp_multiprog *mp = NULL;
+	struct xdp_program *ours = xdp_find_ours(ifc->ifindex, &mp);
+	bool replaced = ours && !xdp_uses_maps(xdp_program__fd(ours), ct, 2);
+
+	if (mp)
+		xdp_multiprog__close(mp);
+	return replaced;
+}
+
 static bool xdp_same_build(struct ep_datapath *dp, enum xdp_attach_mode attached_mode)
 {
 	struct ep_dp_config c = {};
@@ -220,7 +272,7 @@ int ep_dp_xdp_sync(struct ep_datapath *dp, struct ep_dp_iface *ifc, char *err, s
 	struct xdp_multiprog *mp;
 	int inspect_err = 0;
 	struct xdp_program *ours = xdp_find_ours_err(ifc->ifindex, &mp, &inspect_err);
-	bool kept = false;
+	bool kept = false, same_build = false;
 	int rc = 0;
 
 	if (inspect_err) {
@@ -241,7 +293,8 @@ int ep_dp_xdp_sync(struct ep_datapath *dp, struct ep_dp_iface *ifc, char *err, s
 		if (!rc)
 			log_info("attached XDP load balancer to %s (%s mode)", ifc->name,
 				 xdp_mode_name(dp->xdp_mode));
-	} else if (xdp_same_build(dp, xdp_multiprog__attach_mode(mp))) {
+	} else if ((same_build = xdp_same_build(dp, xdp_multiprog__attach_mode(mp))) &&
+		   xdp_uses_pinned_maps(dp, xdp_program__fd(ours))) {
 		kept = true;
 		log_debug("XDP load balancer already attached to %s (%s mode, same build): kept",
 			  ifc->name, xdp_mode_name(dp->xdp_mode));
@@ -249,8 +302,9 @@ int ep_dp_xdp_sync(struct ep_datapath *dp, struct ep_dp_iface *ifc, char *err, s
 		   xdp_multiprog__attach_mode(mp) == xdp_mode_of(dp->xdp_mode)) {
 		rc = xdp_replace_legacy(dp, ifc, xdp_program__fd(ours), err, errlen);
 		if (!rc)
-			log_info("replaced the XDP load balancer on %s atomically (new build)",
-				 ifc->name);
+			log_info("replaced the XDP load balancer on %s atomically (%s)", ifc->name,
+				 same_build ? "same build, but it used maps no longer pinned"
+					    : "new build");
 	} else {
 		/* Dispatcher: add the new program first, then remove the old one;
 		 * only the first to see a VIP rewrites it, so no gap and no double

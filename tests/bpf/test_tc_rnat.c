@@ -32,6 +32,7 @@
 #include "frames.h"
 #include "log.h"
 #include "services.h"
+#include "stats.h"
 #include "svc_cfg.h"
 #include "tap.h"
 #include "tc_rnat.skel.h"
@@ -531,6 +532,91 @@ static void test_tcp_state(void)
 	       "tcp state: backend RST translated and marks the flow closing");
 }
 
+/* Flows counted for the backend at addr:port (host order; any service). */
+static uint64_t backend_flows(const struct ep_ip *addr, uint16_t port)
+{
+	uint64_t flows = 0;
+
+	for (uint32_t id = 1; id < 4096; id++) {
+		struct ep_backend be;
+		struct ep_backend_stats st;
+
+		if (bpf_map_lookup_elem(fds.backends, &id, &be) || !(be.flags & EP_BE_F_VALID) ||
+		    be.port != htons(port) || !ip_eq_raw(addr, be.addr, be.family))
+			continue;
+		if (ep_stats_backend(fds.backend_stats, id, &st) == 0)
+			flows += st.flows;
+	}
+	return flows;
+}
+
+/* Orphans (struct ep_syn): a client's ACK with no entry and no handshake
+ * record - an evicted flow, or a spoofed ACK - is balanced by Maglev and
+ * creates no entry. The backend's answer decides: a RST (what a backend
+ * answers a spoofed ACK with) is translated and creates none; anything else
+ * means the backend has the connection, and creates it. A backend that is
+ * not the one the orphan went to is not answering it. */
+static void test_orphans(void)
+{
+	const char *clients[2] = {"198.51.100.79", "2001:db8::79"};
+	const char *vips[2] = {"10.0.0.100", "fd00::100"};
+	const char *others[2][3] = {{"10.1.0.11", "10.1.0.12", "10.1.0.13"},
+				    {"fd00:1::11", "fd00:1::12", "fd00:1::13"}};
+
+	for (int v = 0; v < 2; v++) {
+		struct flow f = mkflow(clients[v], 43100, vips[v], 80, P_TCP);
+		struct ep_flow_key k = flow_key(&f);
+		const char *fam = v ? "IPv6" : "IPv4";
+		struct ep_ct_entry ct;
+		uint8_t in[FRAME_MAX];
+		struct ep_ip gb, other;
+		uint16_t bport;
+		size_t n;
+		int flows0;
+
+		n = pkt_between(in, &f.client, f.cport, &f.vip, f.vport, P_TCP, TCP_ACK, 0, false, 10);
+		tcp_set_seq(in, n, 0x31323334);
+		prog_run(xdp_fd, in, n);
+		gb = Rp.dst;
+		bport = Rp.dport;
+		tap_ok(R.verdict == XDP_PASS && Rp.ok && ep_ct_get(&fds.ct, &k, &ct) != 0,
+		       "orphans (%s): an ACK without entry or record is balanced, creates no entry", fam);
+		for (int b = 0; b < 3; b++) {
+			ep_ip_parse(others[v][b], &other);
+			if (!ip_eq_raw(&gb, other.addr, other.family))
+				break;
+		}
+		n = pkt_between(in, &other, bport, &f.client, f.cport, P_TCP, TCP_ACK, 0, false, 0);
+		expect_untouched(v ? "orphans (IPv6): an answer from another backend"
+				   : "orphans (IPv4): an answer from another backend",
+				 rnat_eg_fd, in, n);
+		n = pkt_between(in, &gb, bport, &f.client, f.cport, P_TCP, TCP_RST, 0, false, 0);
+		prog_run(rnat_eg_fd, in, n);
+		tap_ok(R.verdict == TC_ACT_OK && Rp.ok && Rp.sport == f.vport &&
+			       ip_eq_raw(&f.vip, Rp.src.addr, Rp.family) &&
+			       ep_ct_get(&fds.ct, &k, &ct) != 0,
+		       "orphans (%s): the backend's RST is translated to the VIP, creates no entry",
+		       fam);
+		flows0 = (int)backend_flows(&gb, bport);
+		n = pkt_between(in, &gb, bport, &f.client, f.cport, P_TCP, TCP_ACK, 0, false, 20);
+		prog_run(rnat_eg_fd, in, n);
+		tap_ok(R.verdict == TC_ACT_OK && Rp.ok && Rp.sport == f.vport &&
+			       ip_eq_raw(&f.vip, Rp.src.addr, Rp.family) &&
+			       ep_ct_get(&fds.ct, &k, &ct) == 0 && ct.isn == htonl(0x31323333) &&
+			       ct.bport == htons(bport) && ip_eq_raw(&gb, ct.baddr, gb.family),
+		       "orphans (%s): the backend's data is translated and creates the entry, on "
+		       "this backend, with the orphan's sequence number - 1 as the ISN",
+		       fam);
+		tap_ok((int)backend_flows(&gb, bport) == flows0 + 1,
+		       "orphans (%s): the backend's flow counter counts it", fam);
+		n = pkt_between(in, &f.client, f.cport, &f.vip, f.vport, P_TCP, TCP_ACK, 0, false, 10);
+		prog_run(xdp_fd, in, n);
+		tap_ok(R.verdict == XDP_PASS && Rp.ok && ip_eq_raw(&gb, Rp.dst.addr, Rp.family) &&
+			       Rp.dport == bport,
+		       "orphans (%s): the client's next packet follows the entry", fam);
+	}
+}
+
 static void test_shared_backend(void)
 {
 	struct {
@@ -666,6 +752,7 @@ int main(void)
 	test_udp_csum_corners();
 	test_not_ours();
 	test_tcp_state();
+	test_orphans();
 	test_shared_backend();
 	test_icmp();
 

@@ -1,12 +1,13 @@
 #!/usr/bin/python3
 """Writes a spoofed flood to a VIP as a pcap for tcpreplay (Debian's /usr/bin/python3).
 
-    flood_pcap.py OUT.pcap {syn|udp} COUNT SOURCES DST_MAC VIP PORT [SEED]
+    flood_pcap.py OUT.pcap {syn|ack|udp} COUNT SOURCES DST_MAC VIP PORT [SEED]
 
 COUNT packets from SOURCES random addresses in 198.18.0.0/15 (RFC 2544
 benchmarking space: routed nowhere, so backends' answers die at the node),
-random source ports, to VIP:PORT; TCP SYNs with random ISNs or 16-byte UDP
-datagrams. The first packet is built with scapy and checked against the
+random source ports, to VIP:PORT; TCP SYNs with random ISNs, TCP ACKs
+with random sequence and acknowledgement numbers (packets of connections
+that do not exist), or 16-byte UDP datagrams. The first packet is built with scapy and checked against the
 hand-made one; the rest are patched from a template (scapy builds a few
 thousand packets a second, the flood needs hundreds of thousands), with
 real checksums so backends accept them. Prints a JSON summary.
@@ -30,8 +31,10 @@ def csum(data):
 
 def frame(kind, src, sport, dst, dport, seq, dmac):
     eth = dmac + b"\x02\x00\x00\x00\x00\x01" + b"\x08\x00"
-    if kind == "syn":
-        l4 = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, 0x02, 65535, 0, 0)
+    if kind in ("syn", "ack"):
+        syn = kind == "syn"
+        l4 = struct.pack("!HHIIBBHHH", sport, dport, seq, 0 if syn else seq ^ 0x5A5A5A5A, 5 << 4,
+                         0x02 if syn else 0x10, 65535, 0, 0)
         proto = 6
     else:
         payload = b"flood %08x\n" % seq
@@ -59,8 +62,12 @@ def main():
     srcs = [struct.pack("!I", (198 << 24 | 18 << 16) + rnd.randrange(1, 1 << 17)) for _ in range(nsrc)]
     # Cross-check the hand-made frame against scapy's.
     f0 = frame(kind, srcs[0], 40000, dst, port, 12345, dmac)
-    l4 = TCP(sport=40000, dport=port, seq=12345, flags="S", window=65535) if kind == "syn" else \
-        UDP(sport=40000, dport=port) / (b"flood %08x\n" % 12345)[:16].ljust(16, b"\0")
+    if kind == "syn":
+        l4 = TCP(sport=40000, dport=port, seq=12345, flags="S", window=65535)
+    elif kind == "ack":
+        l4 = TCP(sport=40000, dport=port, seq=12345, ack=12345 ^ 0x5A5A5A5A, flags="A", window=65535)
+    else:
+        l4 = UDP(sport=40000, dport=port) / (b"flood %08x\n" % 12345)[:16].ljust(16, b"\0")
     ref = raw(Ether(dst=dmac_s, src="02:00:00:00:00:01") /
               IP(src=".".join(str(b) for b in srcs[0]), dst=vip, ttl=64, id=0) / l4)
     if ref != f0:

@@ -5,6 +5,8 @@
 # which a backend is removed and another added: no long-lived connection may
 # break (SYNs never create conntrack entries), and the flood's SYNs still
 # reach backends (they are indistinguishable from real clients). The same
+# with spoofed ACKs (packets of connections that do not exist: no entry
+# until a backend answers with anything but a RST). The same
 # with a spoofed UDP flood, whose first datagrams do pin flows (UDP has no
 # handshake): it fills the UDP conntrack maps, which are not the TCP ones, so
 # the TCP connections must survive it too.
@@ -127,6 +129,21 @@ for shape in "$FLOOD $SOURCES" "$((FLOOD / 3)) 64"; do
   fi
 done
 
+# --- ACK flood ------------------------------------------------------------
+# Packets of connections that do not exist (random sequence numbers) look
+# like flows whose entries were evicted: balanced by Maglev, they leave only
+# an orphan record, and the backends' RSTs create no entry either.
+if flood ack; then
+  check "ACK flood: its packets reach the backends (${BE_DELTA} received for ${SENT:-0} sent)" \
+    [ "${SENT:-0}" -gt 0 -a "$BE_DELTA" -ge $(( ${SENT:-0} / 2 )) ]
+  check "ACK flood: created no conntrack flows (lb_flows_total +$FLOWS_DELTA)" \
+    [ "$FLOWS_DELTA" -lt 100 ]
+  check "ACK flood with be3 removed and be4 added mid-flood: 0 of $CONNS long-lived connections broken (broken=$(jget "$HOLD" 'j["broken"]'), backend_changed=$(jget "$HOLD" 'j["backend_changed"]'))" \
+    py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if j["alive"]==j["conns"] and j["broken"]==0 and j["backend_changed"]==0 and j["ping_failures"]==0 else 1)' "$HOLD"
+else
+  not_ok "ACK flood: could not be set up (see $LAB_DIR)"
+fi
+
 # --- UDP flood ------------------------------------------------------------
 # UDP has no handshake: a flow is pinned on its first datagram, so every
 # spoofed datagram is a conntrack entry and the flood churns the UDP maps
@@ -142,4 +159,40 @@ if flood udp; then
 else
   not_ok "UDP flood: could not be set up (see $LAB_DIR)"
 fi
+
+# --- conntrack resized the documented way ---------------------------------
+# docs/install.md: stop, remove the pinned conntrack, start with the new
+# size. Every tracked flow is forgotten, yet live connections carry on: their
+# packets are orphans (Maglev, same ring) until the backend answers, and then
+# recorded again. The XDP program is of the same build but still uses the
+# removed maps, so it must be replaced, or new flows would be recorded where
+# reverse NAT no longer looks.
+ct_pins() { ls "$LAB_BPFFS"/edgeplane/maps/ep_ct{4,6,u4,u6} 2>/dev/null; }
+hold=$LAB_DIR/hold-resize.json
+ip netns exec "$LAB_NS_CLIENT" "$LAB_TOOLS/ep_load" --target "$LAB_VIP4:80" --mode hold --conns 50 \
+  --duration 60 --interval-ms 100 --timeout-ms 5000 --ready-file "$LAB_DIR/hold-resize.ready" >"$hold" 2>/dev/null &
+h=$!; netns_track_pid $h
+check "resize: 50 long-lived connections established" wait_for 20 test -f "$LAB_DIR/hold-resize.ready"
+lab_agent_stop
+LAB_DATAPATH_YAML="  conntrack_size: 8192" LAB_SERVICES_YAML=$(services_yaml 1 2 4) lab_config_write
+LAB_AGENT_WAIT=3 lab_agent_start 2>/dev/null
+check "resize: the agent refuses the new conntrack_size over the pinned conntrack, naming the map to remove" \
+  grep -q "datapath.conntrack_size is 8192 but the pinned conntrack .* holds 4096 entries" "$LAB_LOG"
+lab_agent_stop
+check "resize: the four pinned conntrack maps removed as the message says" \
+  bash -c "rm -f $(ct_pins | tr '\n' ' ') && [ -z \"\$(ls $LAB_BPFFS/edgeplane/maps/ep_ct{4,6,u4,u6} 2>/dev/null)\" ]"
+lab_agent_start || not_ok "resize: agent start with conntrack_size 8192"
+check "resize: the XDP program of the same build, still on the removed maps, was replaced" \
+  grep -qE "(replaced the XDP load balancer on|re-attached the XDP load balancer to) up0" "$LAB_LOG"
+out=$(lab_load --target "$LAB_VIP4:80" --mode tcp-conns --count 200 --concurrency 8 2>/dev/null)
+check "resize: 200 new connections through the VIP succeed" [ "$(jget "$out" 'j["ok"]')" = 200 ]
+sleep 2
+# The new conntrack holds only what was recorded since: the 200 new
+# connections and the long-lived ones, recorded again by reverse NAT.
+n_ct=$(bpftool -j map dump pinned "$LAB_BPFFS/edgeplane/maps/ep_ct4" | py 'import json,sys; print(len(json.load(sys.stdin)))')
+kill -USR1 $h; wait $h
+check "resize: 0 of 50 long-lived connections broken by the forgotten conntrack ($(head -c 160 "$hold"))" \
+  py 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j["alive"]==j["conns"]==50 and j["broken"]==0 and j["backend_changed"]==0 else 1)' "$hold"
+check "resize: the long-lived connections were recorded again when their backends answered ($n_ct entries in the new conntrack, 250 expected)" \
+  [ "$n_ct" -ge 250 ]
 tap_done
