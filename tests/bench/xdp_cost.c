@@ -11,8 +11,10 @@
  *
  * Cases: a conntrack hit (an ACK of an established flow), a new flow (a TCP
  * SYN from a new source port), the ACK completing a new flow's handshake
- * (where the conntrack entry is created; its SYN runs first, untimed) and a
- * packet to an address that is no VIP.
+ * (where the conntrack entry is created; its SYN runs first, untimed), an
+ * orphan ACK (a packet of a connection the balancer has no entry for: an
+ * evicted flow, or a spoofed ACK of a flood) and a packet to an address that
+ * is no VIP.
  *
  * With XDP_COST_BASELINE=path/to/xdp_lb.bpf.o (tests/bench/run.sh builds the
  * previous commit's object there), that object is timed in the same rounds,
@@ -130,6 +132,14 @@ static void new_syn(int i, struct pkt *p, void *arg)
 	(void)i;
 	(void)arg;
 	fresh_flow(p, TCP_SYN);
+}
+
+/* orphan_ack: an ACK of a connection never seen (a new source port). */
+static void orphan_ack(int i, struct pkt *p, void *arg)
+{
+	(void)i;
+	(void)arg;
+	fresh_flow(p, TCP_ACK);
 }
 
 /* handshake_ack: the ACK completing a new connection; its SYN runs first
@@ -281,7 +291,7 @@ static int lb_open_file(struct lb *l, const char *path)
 	return l->prog < 0 ? -1 : 0;
 }
 
-#define NCASES 5
+#define NCASES 6
 
 static void accumulate(struct result *acc, const struct result *cur, int rounds)
 {
@@ -413,6 +423,7 @@ int main(int argc, char **argv)
 				time_case("ct_hit", fd, &hit, runs / rounds, XDP_PASS, NULL, NULL),
 				time_case("new_flow", fd, &hit, runs / rounds, XDP_PASS, new_syn, NULL),
 				time_case("handshake_ack", fd, &hit, runs / rounds, XDP_PASS, new_ack, &fd),
+				time_case("orphan_ack", fd, &hit, runs / rounds, XDP_PASS, orphan_ack, NULL),
 				time_case("non_vip_pass", fd, &nonvip, runs / rounds, XDP_PASS, NULL, NULL),
 			};
 
