@@ -24,6 +24,7 @@ int ep_dp_ensure_bpffs(const char *root, char *err, size_t errlen);
 /* Refuses a datapath pinned by an agent of another ABI version; stamps ours
  * and the clock into ep_config otherwise. */
 int ep_dp_check_abi(struct ep_datapath *dp, char *err, size_t errlen);
+/* Unpins maps that older builds pinned and this one no longer uses. */
 void ep_dp_remove_obsolete_pins(const char *root);
 /* The XDP program of ours attached to ifc uses a TCP conntrack that is no
  * longer pinned (removed by hand, created anew by this agent). */
