@@ -197,6 +197,26 @@ static __always_inline struct ep_syn *ep_syn_slot(__u32 flow_hash)
 	return bpf_map_lookup_elem(&ep_syn, &idx);
 }
 
+/* The backend a record names (its id in *bid), if the record is of this
+ * kind (0: a handshake's, EP_SYN_F_ORPHAN: an orphan's), not older than
+ * EP_SYN_MAX_AGE_S, and the backend is still in service. (An id is only
+ * reused once conntrack no longer names it, so a record outliving its
+ * backend's removal points nowhere, not elsewhere, except in the rare case
+ * the id was reused within EP_SYN_MAX_AGE_S.) XDP records a handshake's
+ * ACK with it, reverse NAT an orphan's answer. */
+static __always_inline struct ep_backend *ep_syn_backend(const struct ep_syn *rec, __u32 kind,
+							 __u32 now_s, __u32 *bid)
+{
+	struct ep_backend *be;
+
+	if ((rec->backend_id & EP_SYN_F_ORPHAN) != kind ||
+	    now_s - rec->last_seen_s > EP_SYN_MAX_AGE_S)
+		return NULL;
+	*bid = rec->backend_id & ~EP_SYN_F_ORPHAN;
+	be = bpf_map_lookup_elem(&ep_backends, bid);
+	return be && (be->flags & EP_BE_F_VALID) ? be : NULL;
+}
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, EP_MAX_BACKENDS);

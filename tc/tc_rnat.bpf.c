@@ -215,13 +215,10 @@ static __always_inline int ep_orphan_adopt(const struct ep_reply *r, const struc
 	struct ep_ct_entry e = {};
 	struct ep_backend *be;
 
-	if (!cfg || !rec || !(rec->backend_id & EP_SYN_F_ORPHAN) ||
-	    rec->sig != ep_syn_sig(k, hash) || cfg->now_s - rec->last_seen_s > EP_SYN_MAX_AGE_S)
+	if (!cfg || !rec || rec->sig != ep_syn_sig(k, hash))
 		return -1;
-	bid = rec->backend_id & ~EP_SYN_F_ORPHAN;
-	be = bpf_map_lookup_elem(&ep_backends, &bid);
-	if (!be || !(be->flags & EP_BE_F_VALID) || be->port != r->backend.port ||
-	    !ep_addr_eq(be->addr, r->backend.addr))
+	be = ep_syn_backend(rec, EP_SYN_F_ORPHAN, cfg->now_s, &bid);
+	if (!be || be->port != r->backend.port || !ep_addr_eq(be->addr, r->backend.addr))
 		return -1;
 	*backend_id = bid;
 	if (r->tcp_flags & EP_TCP_RST)

@@ -423,16 +423,14 @@ static __always_inline int ep_forward(struct xdp_md *ctx, struct ep_pkt *pkt,
 	return bpf_redirect_map(&ep_tx_ports, fib.ifindex, XDP_PASS);
 }
 
-/* The entry a half-open record stands for, if its backend is still in
- * service. (An id is only reused once conntrack no longer names it, so a
- * record outliving its backend's removal points nowhere, not elsewhere,
- * except in the rare case the id was reused within EP_SYN_MAX_AGE_S.) */
-static __always_inline int ep_syn_entry(const struct ep_syn *rec, struct ep_ct_entry *out)
+/* The entry a handshake's record stands for (ep_syn_backend's rules). */
+static __always_inline int ep_syn_entry(const struct ep_syn *rec, __u32 now_s,
+					struct ep_ct_entry *out)
 {
-	__u32 bid = rec->backend_id;
-	struct ep_backend *be = bpf_map_lookup_elem(&ep_backends, &bid);
+	__u32 bid;
+	struct ep_backend *be = ep_syn_backend(rec, 0, now_s, &bid);
 
-	if (!be || !(be->flags & EP_BE_F_VALID))
+	if (!be)
 		return -1;
 	ep_addr_copy(out->baddr, be->addr, 4);
 	out->bport = be->port;
@@ -513,8 +511,7 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 			 * handshake acknowledges ISN + 1. */
 			half = !syn && rec && rec->sig == sig &&
 			       rec->isn == bpf_htonl(bpf_ntohl(pkt->tcp_seq) - 1) &&
-			       cfg->now_s - rec->last_seen_s <= EP_SYN_MAX_AGE_S &&
-			       ep_syn_entry(rec, &fresh) == 0;
+			       ep_syn_entry(rec, cfg->now_s, &fresh) == 0;
 		}
 		if (!half) {
 			if (ep_pick_backend(pkt, svc, hash, &fresh))
