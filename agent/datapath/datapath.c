@@ -190,6 +190,27 @@ static int update_tx_ports(struct ep_datapath *dp)
 	return 0;
 }
 
+static int attach_tc_all(struct ep_datapath *dp, struct ep_dp_iface *ifs, size_t n, char *err,
+			 size_t errlen)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = attach_iface_tc(dp, &ifs[i], err, errlen);
+	return rc;
+}
+
+static int sync_xdp_all(struct ep_datapath *dp, struct ep_dp_iface *ifs, size_t n, char *err,
+			size_t errlen)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < n && !rc; i++)
+		if (ifs[i].role == EP_ROLE_UPLINK)
+			rc = ep_dp_xdp_sync(dp, &ifs[i], err, errlen);
+	return rc;
+}
+
 int ep_datapath_sync_ifaces(struct ep_datapath *dp, const struct ep_config *cfg, char *err,
 			    size_t errlen)
 {
@@ -249,16 +270,12 @@ int ep_datapath_sync_ifaces(struct ep_datapath *dp, const struct ep_config *cfg,
 	if (xdp_first)
 		log_info("the pinned conntrack is new: XDP is replaced before reverse NAT, whose "
 			 "programs still hold the old one");
-	for (int pass = 0; pass < 2 && !rc; pass++) {
-		bool xdp = (pass == 0) == xdp_first;
-
-		for (size_t i = 0; i < cfg->n_ifaces && !rc; i++) {
-			if (!xdp)
-				rc = attach_iface_tc(dp, &want[i], err, errlen);
-			else if (want[i].role == EP_ROLE_UPLINK)
-				rc = ep_dp_xdp_sync(dp, &want[i], err, errlen);
-		}
-	}
+	if (xdp_first)
+		rc = sync_xdp_all(dp, want, cfg->n_ifaces, err, errlen);
+	if (!rc)
+		rc = attach_tc_all(dp, want, cfg->n_ifaces, err, errlen);
+	if (!rc && !xdp_first)
+		rc = sync_xdp_all(dp, want, cfg->n_ifaces, err, errlen);
 	free(dp->ifaces);
 	dp->ifaces = want;
 	dp->n_ifaces = cfg->n_ifaces;

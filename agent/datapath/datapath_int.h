@@ -26,11 +26,11 @@ int ep_dp_ensure_bpffs(const char *root, char *err, size_t errlen);
 int ep_dp_check_abi(struct ep_datapath *dp, char *err, size_t errlen);
 /* Unpins maps that older builds pinned and this one no longer uses. */
 void ep_dp_remove_obsolete_pins(const char *root);
+
+/* xdp_attach.c */
 /* The XDP program of ours attached to ifc uses a TCP conntrack that is no
  * longer pinned (removed by hand, created anew by this agent). */
 bool ep_dp_xdp_ct_replaced(struct ep_datapath *dp, const struct ep_dp_iface *ifc);
-
-/* xdp_attach.c */
 uint64_t ep_dp_xdp_build_id(void);
 /* Attaches (or keeps, or replaces) the XDP load balancer on an uplink. */
 int ep_dp_xdp_sync(struct ep_datapath *dp, struct ep_dp_iface *ifc, char *err, size_t errlen);
