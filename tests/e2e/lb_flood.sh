@@ -47,6 +47,10 @@ services_yaml() {
     for i in "$@"; do echo "      - {address: $(lab_be4 "$i"), port: 8080}"; done
   done
 }
+# hold_intact JSON: every held connection alive, none broken, moved or silent
+hold_intact() {
+  py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if j["alive"]==j["conns"] and j["broken"]==0 and j["backend_changed"]==0 and j["ping_failures"]==0 else 1)' "$1"
+}
 reloads_ok() { lab_cli status -o json | py 'import json,sys; print(json.load(sys.stdin)["config"]["reloads_ok"])'; }
 reloaded_since() { [ "$(reloads_ok)" -gt "$1" ]; }
 reconfigure() { # reconfigure BACKEND_INDEX...
@@ -117,7 +121,7 @@ for shape in "$FLOOD $SOURCES" "$((FLOOD / 3)) 64"; do
     check "SYN flood ($1 SYNs, $2 sources): $CONNS long-lived connections established before it" \
       [ "$(jget "$HOLD" 'j["established"]')" = "$CONNS" ]
     check "SYN flood ($1 SYNs, $2 sources) with be3 removed and be4 added mid-flood: 0 of $CONNS long-lived connections broken (broken=$(jget "$HOLD" 'j["broken"]'), backend_changed=$(jget "$HOLD" 'j["backend_changed"]'))" \
-      py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if j["alive"]==j["conns"] and j["broken"]==0 and j["backend_changed"]==0 and j["ping_failures"]==0 else 1)' "$HOLD"
+      hold_intact "$HOLD"
     # Every SYN is balanced and delivered; some may be lost on the veths at
     # topspeed, so at least half of what was sent must arrive.
     check "SYN flood ($1 SYNs, $2 sources): its SYNs reach the backends (${BE_DELTA} received for ${SENT:-0} sent)" \
@@ -139,7 +143,7 @@ if flood ack; then
   check "ACK flood: created no conntrack flows (lb_flows_total +$FLOWS_DELTA)" \
     [ "$FLOWS_DELTA" -lt 100 ]
   check "ACK flood with be3 removed and be4 added mid-flood: 0 of $CONNS long-lived connections broken (broken=$(jget "$HOLD" 'j["broken"]'), backend_changed=$(jget "$HOLD" 'j["backend_changed"]'))" \
-    py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if j["alive"]==j["conns"] and j["broken"]==0 and j["backend_changed"]==0 and j["ping_failures"]==0 else 1)' "$HOLD"
+    hold_intact "$HOLD"
 else
   not_ok "ACK flood: could not be set up (see $LAB_DIR)"
 fi
@@ -155,7 +159,7 @@ if flood udp; then
   check "UDP flood: each spoofed datagram's flow is pinned (lb_flows_total +$FLOWS_DELTA)" \
     [ "$FLOWS_DELTA" -ge $(( ${SENT:-0} / 2 )) ]
   check "UDP flood with be3 removed and be4 added mid-flood: 0 of $CONNS long-lived TCP connections broken (broken=$(jget "$HOLD" 'j["broken"]'), backend_changed=$(jget "$HOLD" 'j["backend_changed"]'))" \
-    py 'import json,sys; j=json.loads(sys.argv[1]); sys.exit(0 if j["alive"]==j["conns"] and j["broken"]==0 and j["backend_changed"]==0 and j["ping_failures"]==0 else 1)' "$HOLD"
+    hold_intact "$HOLD"
 else
   not_ok "UDP flood: could not be set up (see $LAB_DIR)"
 fi
