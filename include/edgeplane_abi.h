@@ -96,16 +96,17 @@ struct ep_backend {
 };
 
 /* Conntrack key: the client's view of the flow (client -> VIP). IPv6 flows
- * are tracked with this key in ep_ct6; IPv4 flows with the 16-byte
- * ep_flow_key4 in ep_ct4, because hashing the key is most of a conntrack
- * hit's cost and IPv4 needs less than half of it. */
+ * are tracked with this key in ep_ct6/ep_ctu6; IPv4 flows with the 12-byte
+ * ep_flow_key4 in ep_ct4/ep_ctu4, because hashing the key is most of a
+ * conntrack hit's cost: the kernel hashes 3 words with jhash2's final round
+ * alone, 4 words with a mixing round more (docs/benchmarks.md). The protocol
+ * is the map's (TCP or UDP), not part of the key. (Builds before this kept
+ * the protocol in a 16-byte key; ep_dp_pin_maps replaces such a pin.) */
 struct ep_flow_key4 {
 	__u32 src;
 	__u32 dst;
 	__u16 sport;
 	__u16 dport;
-	__u8 proto;
-	__u8 pad[3];
 };
 
 struct ep_flow_key {

@@ -125,7 +125,6 @@ struct {
 #define EP_CT_KEY4(k)                                                                              \
 	{                                                                                          \
 		.src = (k)->src[0], .dst = (k)->dst[0], .sport = (k)->sport, .dport = (k)->dport,  \
-		.proto = (k)->proto,                                                               \
 	}
 
 static __always_inline struct ep_ct_entry *ep_ct_lookup_p(const struct ep_flow_key *k,

@@ -129,6 +129,29 @@ int ep_dp_map_pin_path(const char *root, const char *name, char *path, size_t le
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
+/* A conntrack pinned by an older build with another layout (the IPv4 key
+ * was 16 bytes before the protocol left it) cannot be reused, and the
+ * operator has nothing to decide: the pin goes, and a new map is made.
+ * Established flows carry on as orphans (Maglev, same ring) until their
+ * backends answer and reverse NAT records them again; the old programs
+ * keep the old map until they are replaced (XDP first, ep_dp_xdp_ct_replaced). */
+static int replace_old_ct(const char *path, const struct bpf_map_info *old,
+			  const struct bpf_map *map, char *err, size_t errlen)
+{
+	if (unlink(path) && errno != ENOENT) {
+		int rc = -errno;
+
+		snprintf(err, errlen, "cannot remove %s, a conntrack of an older build: %s", path,
+			 strerror(-rc));
+		return rc;
+	}
+	log_info("replaced %s, a conntrack of an older build (%u-byte keys, %u-byte entries; "
+		 "this build's: %u, %u): established flows are recorded again as their backends answer",
+		 path, old->key_size, old->value_size, bpf_map__key_size(map),
+		 bpf_map__value_size(map));
+	return 0;
+}
+
 /* Every ep_* map of obj pinned under root/maps, so objects share them and
  * they outlive the agent. A pinned conntrack of another size cannot be
  * reused: say so instead of letting libbpf fail obscurely. */
@@ -158,7 +181,12 @@ int ep_dp_pin_maps(struct bpf_object *obj, const char *root, uint32_t ct_size, c
 				int rc = bpf_obj_get_info_by_fd(fd, &info, &len);
 
 				close(fd);
-				if (!rc && info.max_entries != ct_size) {
+				if (!rc && (info.key_size != bpf_map__key_size(map) ||
+					    info.value_size != bpf_map__value_size(map))) {
+					rc = replace_old_ct(path, &info, map, err, errlen);
+					if (rc)
+						return rc;
+				} else if (!rc && info.max_entries != ct_size) {
 					snprintf(err, errlen,
 						 "datapath.conntrack_size is %u but the pinned conntrack %s holds %u entries; "
 						 "a live conntrack cannot be resized: set it back to %u, or stop the agent, "

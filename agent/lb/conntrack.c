@@ -26,20 +26,31 @@ int ep_ncpus(void)
  * which entries to delete afterwards. */
 typedef int (*ct_visit_fn)(const struct ep_flow_key *k, const struct ep_ct_entry *v, void *arg);
 
-static void key_from4(struct ep_flow_key *k, const struct ep_flow_key4 *k4)
+/* An IPv4 key carries no protocol: it is the map's. */
+static void key_from4(struct ep_flow_key *k, const struct ep_flow_key4 *k4, __u8 proto)
 {
 	memset(k, 0, sizeof(*k));
 	k->src[0] = k4->src;
 	k->dst[0] = k4->dst;
 	k->sport = k4->sport;
 	k->dport = k4->dport;
-	k->proto = k4->proto;
+	k->proto = proto;
 	k->family = EP_FAMILY_V4;
 }
 
-static long ct_walk(int fd, int family, ct_visit_fn fn, void *arg, uint64_t *scanned)
+static long ct_walk(int fd, int family, __u8 proto, ct_visit_fn fn, void *arg,
+		    uint64_t *scanned)
 {
 	size_t ksz = family == EP_FAMILY_V4 ? sizeof(struct ep_flow_key4) : sizeof(struct ep_flow_key);
+	struct bpf_map_info info = {};
+	__u32 ilen = sizeof(info);
+
+	/* The batch writes keys of the map's size into ksz-sized slots. */
+	if (bpf_obj_get_info_by_fd(fd, &info, &ilen))
+		return -errno;
+	if (info.key_size != ksz)
+		return -EINVAL;
+
 	unsigned char *keys = calloc(CT_BATCH, ksz);
 	struct ep_ct_entry *vals = calloc(CT_BATCH, sizeof(*vals));
 	unsigned char *dead = NULL;
@@ -66,7 +77,7 @@ static long ct_walk(int fd, int family, ct_visit_fn fn, void *arg, uint64_t *sca
 			struct ep_flow_key k;
 
 			if (family == EP_FAMILY_V4)
-				key_from4(&k, (const struct ep_flow_key4 *)(keys + i * ksz));
+				key_from4(&k, (const struct ep_flow_key4 *)(keys + i * ksz), proto);
 			else
 				memcpy(&k, keys + i * ksz, sizeof(k));
 			if (scanned)
@@ -115,12 +126,35 @@ int ep_ct_get(const struct ep_ct_fds *ct, const struct ep_flow_key *k, struct ep
 	if (k->family == EP_FAMILY_V4) {
 		struct ep_flow_key4 k4 = {
 			.src = k->src[0], .dst = k->dst[0], .sport = k->sport, .dport = k->dport,
-			.proto = k->proto,
 		};
 
 		return bpf_map_lookup_elem(fd, &k4, out) ? -errno : 0;
 	}
 	return bpf_map_lookup_elem(fd, k, out) ? -errno : 0;
+}
+
+/* The conntrack maps, each with the family and protocol of its flows. An
+ * older object without UDP maps (make bench's baseline) hands the TCP ones
+ * twice: they are listed once. */
+struct ct_map {
+	int fd, family;
+	__u8 proto;
+};
+
+static size_t ct_maps(const struct ep_ct_fds *ct, struct ct_map out[4])
+{
+	const struct ct_map all[4] = {
+		{ct->v4, EP_FAMILY_V4, IPPROTO_TCP},
+		{ct->u4, EP_FAMILY_V4, IPPROTO_UDP},
+		{ct->v6, EP_FAMILY_V6, IPPROTO_TCP},
+		{ct->u6, EP_FAMILY_V6, IPPROTO_UDP},
+	};
+	size_t n = 0;
+
+	for (size_t i = 0; i < 4; i++)
+		if (!(i % 2 && all[i].fd == all[i - 1].fd))
+			out[n++] = all[i];
+	return n;
 }
 
 struct gc_arg {
@@ -155,24 +189,15 @@ int ep_ct_gc(const struct ep_ct_fds *ct, uint32_t now_s, uint32_t tcp_timeout_s,
 		.udp_s = udp_timeout_s,
 		.refs = refs,
 	};
-	const struct {
-		int fd, family;
-	} maps[] = {
-		{ct->v4, EP_FAMILY_V4},
-		{ct->u4, EP_FAMILY_V4},
-		{ct->v6, EP_FAMILY_V6},
-		{ct->u6, EP_FAMILY_V6},
-	};
+	struct ct_map maps[4];
+	size_t n = ct_maps(ct, maps);
 
 	memset(res, 0, sizeof(*res));
-	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+	for (size_t i = 0; i < n; i++) {
 		uint64_t kept = a.kept;
 		long d;
 
-		/* An older object without UDP maps hands the TCP ones twice. */
-		if (i % 2 && maps[i].fd == maps[i - 1].fd)
-			continue;
-		d = ct_walk(maps[i].fd, maps[i].family, gc_visit, &a, &res->scanned);
+		d = ct_walk(maps[i].fd, maps[i].family, maps[i].proto, gc_visit, &a, &res->scanned);
 		if (d < 0)
 			return (int)d;
 		res->expired += (uint64_t)d;
@@ -196,8 +221,8 @@ static int purge_visit(const struct ep_flow_key *k, const struct ep_ct_entry *v,
 
 long ep_ct_purge_service(const struct ep_ct_fds *ct, const struct ep_endpoint *svc)
 {
-	return ct_walk(ct_fd(ct, svc->family, svc->proto), svc->family, purge_visit, (void *)svc,
-		       NULL);
+	return ct_walk(ct_fd(ct, svc->family, svc->proto), svc->family, svc->proto, purge_visit,
+		       (void *)svc, NULL);
 }
 
 static int purge_be_visit(const struct ep_flow_key *k, const struct ep_ct_entry *v, void *arg)
@@ -211,8 +236,8 @@ static int purge_be_visit(const struct ep_flow_key *k, const struct ep_ct_entry 
 
 long ep_ct_purge_backends(const struct ep_ct_fds *ct, const uint8_t *ids)
 {
-	long d4 = ct_walk(ct->v4, EP_FAMILY_V4, purge_be_visit, (void *)ids, NULL);
-	long d6 = ct_walk(ct->v6, EP_FAMILY_V6, purge_be_visit, (void *)ids, NULL);
+	long d4 = ct_walk(ct->v4, EP_FAMILY_V4, IPPROTO_TCP, purge_be_visit, (void *)ids, NULL);
+	long d6 = ct_walk(ct->v6, EP_FAMILY_V6, IPPROTO_TCP, purge_be_visit, (void *)ids, NULL);
 
 	if (d4 < 0 || d6 < 0)
 		return d4 < 0 ? d4 : d6;

@@ -337,24 +337,29 @@ static double steady_median(double *d)
 static int hit_in_place(struct bpf_object *obj, const char *src, uint16_t sport)
 {
 	struct bpf_map *m = bpf_object__find_map_by_name(obj, "ep_ct4");
-	struct ep_flow_key4 k = {.sport = htons(sport), .dport = htons(80), .proto = IPPROTO_TCP};
+	struct ep_flow_key4 k = {.sport = htons(sport), .dport = htons(80)};
+	unsigned char key[16] = {0};
 	struct ep_ct_entry v;
 	int fd = m ? bpf_map__fd(m) : -1;
 
 	inet_pton(AF_INET, src, &k.src);
 	inet_pton(AF_INET, VIP, &k.dst);
-	if (fd < 0)
+	if (fd < 0 || bpf_map__key_size(m) > sizeof(key))
 		return -1;
+	memcpy(key, &k, sizeof(k));
+	/* A baseline built before the 12-byte key has the protocol next. */
+	if (bpf_map__key_size(m) == 16)
+		key[12] = IPPROTO_TCP;
 	/* A baseline may not have recorded the flow (another conntrack rule):
 	 * then the entry is made here, naming the first backend. */
-	if (bpf_map_lookup_elem(fd, &k, &v)) {
+	if (bpf_map_lookup_elem(fd, key, &v)) {
 		memset(&v, 0, sizeof(v));
 		v.backend_id = 1;
 	}
 	memset(v.baddr, 0, sizeof(v.baddr));
 	v.baddr[0] = k.dst;
 	v.bport = k.dport;
-	return bpf_map_update_elem(fd, &k, &v, BPF_ANY);
+	return bpf_map_update_elem(fd, key, &v, BPF_ANY);
 }
 
 static void steady_row(const char *name, double ns, double triv, const char *label)

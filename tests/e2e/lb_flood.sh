@@ -199,4 +199,41 @@ check "resize: 0 of 50 long-lived connections broken by the forgotten conntrack 
   py 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j["alive"]==j["conns"]==50 and j["broken"]==0 and j["backend_changed"]==0 else 1)' "$hold"
 check "resize: the long-lived connections were recorded again when their backends answered ($n_ct entries in the new conntrack, 250 expected)" \
   [ "$n_ct" -ge 250 ]
+
+# --- upgrade from a build whose IPv4 conntrack keys held the protocol -----
+# Builds before the 12-byte IPv4 key pinned ep_ct4 and ep_ctu4 with 16-byte
+# keys. The agent replaces such pins by itself (nothing for the operator to
+# decide), and live connections carry on as orphans until their backends
+# answer, as after a resize. The planted maps stand for the older build's.
+hold=$LAB_DIR/hold-upgrade.json
+ip netns exec "$LAB_NS_CLIENT" "$LAB_TOOLS/ep_load" --target "$LAB_VIP4:80" --mode hold --conns 50 \
+  --duration 60 --interval-ms 100 --timeout-ms 5000 --ready-file "$LAB_DIR/hold-upgrade.ready" >"$hold" 2>/dev/null &
+h=$!; netns_track_pid $h
+check "upgrade: 50 long-lived connections established" wait_for 20 test -f "$LAB_DIR/hold-upgrade.ready"
+lab_agent_stop
+# The log runs on across restarts: the resize above said the same line once.
+xdp_first() { grep -c "the pinned conntrack is new: XDP is replaced before reverse NAT" "$LAB_LOG"; }
+n_xdp_first=$(xdp_first)
+for m in ep_ct4 ep_ctu4; do
+  rm -f "$LAB_BPFFS/edgeplane/maps/$m"
+  bpftool map create "$LAB_BPFFS/edgeplane/maps/$m" type lru_hash key 16 value 32 entries 8192 flags 2 name $m
+done
+lab_agent_start || not_ok "upgrade: agent start over the older build's conntrack pins"
+for m in ep_ct4 ep_ctu4; do
+  check "upgrade: the older build's $m (16-byte keys) replaced at start, and the log says so" \
+    grep -q "replaced $LAB_BPFFS/edgeplane/maps/$m, a conntrack of an older build (16-byte keys" "$LAB_LOG"
+  check "upgrade: the new $m has 12-byte keys" \
+    [ "$(bpftool -j map show pinned "$LAB_BPFFS/edgeplane/maps/$m" | py 'import json,sys; print(json.load(sys.stdin)["bytes_key"])')" = 12 ]
+done
+check "upgrade: XDP was replaced before reverse NAT (the old programs still held the old conntrack)" \
+  [ "$(xdp_first)" -gt "$n_xdp_first" ]
+out=$(lab_load --target "$LAB_VIP4:80" --mode tcp-conns --count 100 --concurrency 8 2>/dev/null)
+check "upgrade: 100 new connections through the VIP succeed" [ "$(jget "$out" 'j["ok"]')" = 100 ]
+sleep 2
+n_ct=$(bpftool -j map dump pinned "$LAB_BPFFS/edgeplane/maps/ep_ct4" | py 'import json,sys; print(len(json.load(sys.stdin)))')
+kill -USR1 $h; wait $h
+check "upgrade: 0 of 50 long-lived connections broken ($(head -c 160 "$hold"))" \
+  py 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j["alive"]==j["conns"]==50 and j["broken"]==0 and j["backend_changed"]==0 else 1)' "$hold"
+check "upgrade: the long-lived connections were recorded again in the new conntrack ($n_ct entries, 150 expected)" \
+  [ "$n_ct" -ge 150 ]
 tap_done
