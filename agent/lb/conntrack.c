@@ -236,10 +236,17 @@ static int purge_be_visit(const struct ep_flow_key *k, const struct ep_ct_entry 
 
 long ep_ct_purge_backends(const struct ep_ct_fds *ct, const uint8_t *ids)
 {
-	long d4 = ct_walk(ct->v4, EP_FAMILY_V4, IPPROTO_TCP, purge_be_visit, (void *)ids, NULL);
-	long d6 = ct_walk(ct->v6, EP_FAMILY_V6, IPPROTO_TCP, purge_be_visit, (void *)ids, NULL);
+	struct ct_map maps[4];
+	size_t n = ct_maps(ct, maps);
+	long deleted = 0;
 
-	if (d4 < 0 || d6 < 0)
-		return d4 < 0 ? d4 : d6;
-	return d4 + d6;
+	for (size_t i = 0; i < n; i++) {
+		long d = ct_walk(maps[i].fd, maps[i].family, maps[i].proto, purge_be_visit,
+				 (void *)ids, NULL);
+
+		if (d < 0)
+			return d;
+		deleted += d;
+	}
+	return deleted;
 }
