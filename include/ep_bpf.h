@@ -18,15 +18,24 @@ static __always_inline __u16 ep_csum_fold(__u32 csum)
 	return (__u16)~csum;
 }
 
-/* RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), for a 32-bit field change. The
- * sum is byte-order neutral, so fields are used exactly as they sit in the
- * packet. */
+/* RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'). ep_csum_delta4 is ~m + m' for a
+ * 32-bit field change, unfolded: deltas of several fields add up (a 16-byte
+ * address and a port stay far below 2^32) and are applied with one
+ * ep_csum_add. The sum is byte-order neutral, so fields are used exactly as
+ * they sit in the packet. */
+static __always_inline __u32 ep_csum_delta4(__u32 from, __u32 to)
+{
+	return (~from & 0xffff) + (~from >> 16) + (to & 0xffff) + (to >> 16);
+}
+
+static __always_inline void ep_csum_add(__u16 *sum, __u32 delta)
+{
+	*sum = ep_csum_fold((__u16)~*sum + delta);
+}
+
 static __always_inline void ep_csum_replace4(__u16 *sum, __u32 from, __u32 to)
 {
-	__u32 s = (__u16)~*sum;
-
-	s += (~from & 0xffff) + (~from >> 16) + (to & 0xffff) + (to >> 16);
-	*sum = ep_csum_fold(s);
+	ep_csum_add(sum, ep_csum_delta4(from, to));
 }
 
 static __always_inline void ep_csum_replace2(__u16 *sum, __u16 from, __u16 to)

@@ -305,8 +305,35 @@ static __always_inline void ep_dnat(struct ep_pkt *pkt, const struct ep_ct_entry
 	 * parsing filled every pointer on every path. */
 	if (!pkt->daddr || !pkt->port)
 		return;
+	if (!pkt->icmp_error) {
+		/* A flow's own packet: the address change summed once and
+		 * applied to each checksum with one fold, the port's joining
+		 * it in the L4 checksum (3 ns of a 27 ns conntrack hit,
+		 * docs/benchmarks.md). */
+		__u32 delta = 0;
+
+#pragma unroll
+		for (int i = 0; i < 4; i++) {
+			if (i < words) {
+				delta += ep_csum_delta4(pkt->daddr[i], ct->baddr[i]);
+				pkt->daddr[i] = ct->baddr[i];
+			}
+		}
+		if (pkt->l3_csum)
+			ep_csum_add(pkt->l3_csum, delta);
+		if (pkt->l4_csum) {
+			ep_csum_add(pkt->l4_csum, delta + (__u16)~*pkt->port + ct->bport);
+			/* A UDP checksum that computes to 0 is sent as 0xffff (RFC 768). */
+			if (pkt->key.proto == IPPROTO_UDP && *pkt->l4_csum == 0)
+				*pkt->l4_csum = 0xffff;
+		}
+		*pkt->port = ct->bport;
+		return;
+	}
+	/* An ICMP error: the outer destination, and the quoted packet's source
+	 * with its IPv4 header checksum, which the ICMP checksum covers. */
 	ep_set_addr(pkt->daddr, ct->baddr, words, pkt->l3_csum, pkt->pseudo_csum);
-	if (pkt->icmp_error && pkt->inner_saddr) {
+	if (pkt->inner_saddr) {
 		__u16 old_csum = pkt->inner_l3_csum ? *pkt->inner_l3_csum : 0;
 
 		ep_set_addr(pkt->inner_saddr, ct->baddr, words, pkt->inner_l3_csum, pkt->l4_csum);
@@ -316,10 +343,6 @@ static __always_inline void ep_dnat(struct ep_pkt *pkt, const struct ep_ct_entry
 	if (pkt->l4_csum)
 		ep_csum_replace2(pkt->l4_csum, *pkt->port, ct->bport);
 	*pkt->port = ct->bport;
-	/* A UDP checksum that computes to 0 is sent as 0xffff (RFC 768). */
-	if (pkt->key.proto == IPPROTO_UDP && !pkt->icmp_error && pkt->l4_csum &&
-	    *pkt->l4_csum == 0)
-		*pkt->l4_csum = 0xffff;
 }
 
 static __always_inline int ep_pick_backend(struct ep_pkt *pkt, const struct ep_service *svc,
