@@ -9,7 +9,9 @@
 # until a backend answers with anything but a RST). The same
 # with a spoofed UDP flood, whose first datagrams do pin flows (UDP has no
 # handshake): it fills the UDP conntrack maps, which are not the TCP ones, so
-# the TCP connections must survive it too.
+# the TCP connections must survive it too. Last, conntrack replaced under 50
+# held connections, twice: resized the documented way, and over an older
+# build's 16-byte-key pins (replaced by the agent itself); none may break.
 set -u
 cd "$(dirname "$0")/../.."
 source tests/lib/tap.sh
@@ -172,11 +174,32 @@ fi
 # removed maps, so it must be replaced, or new flows would be recorded where
 # reverse NAT no longer looks.
 ct_pins() { ls "$LAB_BPFFS"/edgeplane/maps/ep_ct{4,6,u4,u6} 2>/dev/null; }
-hold=$LAB_DIR/hold-resize.json
-ip netns exec "$LAB_NS_CLIENT" "$LAB_TOOLS/ep_load" --target "$LAB_VIP4:80" --mode hold --conns 50 \
-  --duration 60 --interval-ms 100 --timeout-ms 5000 --ready-file "$LAB_DIR/hold-resize.ready" >"$hold" 2>/dev/null &
-h=$!; netns_track_pid $h
-check "resize: 50 long-lived connections established" wait_for 20 test -f "$LAB_DIR/hold-resize.ready"
+# hold50 NAME: 50 long-lived connections through the VIP in the background
+# (pid $h, results in $hold when it gets SIGUSR1)
+hold50() {
+  hold=$LAB_DIR/hold-$1.json
+  ip netns exec "$LAB_NS_CLIENT" "$LAB_TOOLS/ep_load" --target "$LAB_VIP4:80" --mode hold --conns 50 \
+    --duration 60 --interval-ms 100 --timeout-ms 5000 --ready-file "$LAB_DIR/hold-$1.ready" >"$hold" 2>/dev/null &
+  h=$!; netns_track_pid $h
+  check "$1: 50 long-lived connections established" wait_for 20 test -f "$LAB_DIR/hold-$1.ready"
+}
+# held50_after NAME N, once conntrack was replaced: N new connections succeed,
+# the 50 held ones survived, and the new conntrack holds only what was
+# recorded since: the new connections and the held ones, recorded again by
+# reverse NAT when their backends answered.
+held50_after() {
+  local out n_ct
+  out=$(lab_load --target "$LAB_VIP4:80" --mode tcp-conns --count "$2" --concurrency 8 2>/dev/null)
+  check "$1: $2 new connections through the VIP succeed" [ "$(jget "$out" 'j["ok"]')" = "$2" ]
+  sleep 2
+  n_ct=$(bpftool -j map dump pinned "$LAB_BPFFS/edgeplane/maps/ep_ct4" | py 'import json,sys; print(len(json.load(sys.stdin)))')
+  kill -USR1 $h; wait $h
+  check "$1: 0 of 50 long-lived connections broken by the forgotten conntrack ($(head -c 160 "$hold"))" \
+    py 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j["alive"]==j["conns"]==50 and j["broken"]==0 and j["backend_changed"]==0 else 1)' "$hold"
+  check "$1: the long-lived connections were recorded again when their backends answered ($n_ct entries in the new conntrack, $(($2 + 50)) expected)" \
+    [ "$n_ct" -ge $(($2 + 50)) ]
+}
+hold50 resize
 lab_agent_stop
 LAB_DATAPATH_YAML="  conntrack_size: 8192" LAB_SERVICES_YAML=$(services_yaml 1 2 4) lab_config_write
 LAB_AGENT_WAIT=3 lab_agent_start 2>/dev/null
@@ -188,28 +211,14 @@ check "resize: the four pinned conntrack maps removed as the message says" \
 lab_agent_start || not_ok "resize: agent start with conntrack_size 8192"
 check "resize: the XDP program of the same build, still on the removed maps, was replaced" \
   grep -qE "(replaced the XDP load balancer on|re-attached the XDP load balancer to) up0" "$LAB_LOG"
-out=$(lab_load --target "$LAB_VIP4:80" --mode tcp-conns --count 200 --concurrency 8 2>/dev/null)
-check "resize: 200 new connections through the VIP succeed" [ "$(jget "$out" 'j["ok"]')" = 200 ]
-sleep 2
-# The new conntrack holds only what was recorded since: the 200 new
-# connections and the long-lived ones, recorded again by reverse NAT.
-n_ct=$(bpftool -j map dump pinned "$LAB_BPFFS/edgeplane/maps/ep_ct4" | py 'import json,sys; print(len(json.load(sys.stdin)))')
-kill -USR1 $h; wait $h
-check "resize: 0 of 50 long-lived connections broken by the forgotten conntrack ($(head -c 160 "$hold"))" \
-  py 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j["alive"]==j["conns"]==50 and j["broken"]==0 and j["backend_changed"]==0 else 1)' "$hold"
-check "resize: the long-lived connections were recorded again when their backends answered ($n_ct entries in the new conntrack, 250 expected)" \
-  [ "$n_ct" -ge 250 ]
+held50_after resize 200
 
 # --- upgrade from a build whose IPv4 conntrack keys held the protocol -----
 # Builds before the 12-byte IPv4 key pinned ep_ct4 and ep_ctu4 with 16-byte
 # keys. The agent replaces such pins by itself (nothing for the operator to
 # decide), and live connections carry on as orphans until their backends
 # answer, as after a resize. The planted maps stand for the older build's.
-hold=$LAB_DIR/hold-upgrade.json
-ip netns exec "$LAB_NS_CLIENT" "$LAB_TOOLS/ep_load" --target "$LAB_VIP4:80" --mode hold --conns 50 \
-  --duration 60 --interval-ms 100 --timeout-ms 5000 --ready-file "$LAB_DIR/hold-upgrade.ready" >"$hold" 2>/dev/null &
-h=$!; netns_track_pid $h
-check "upgrade: 50 long-lived connections established" wait_for 20 test -f "$LAB_DIR/hold-upgrade.ready"
+hold50 upgrade
 lab_agent_stop
 # The log runs on across restarts: the resize above said the same line once.
 xdp_first() { grep -c "the pinned conntrack is new: XDP is replaced before reverse NAT" "$LAB_LOG"; }
@@ -227,13 +236,5 @@ for m in ep_ct4 ep_ctu4; do
 done
 check "upgrade: XDP was replaced before reverse NAT (the old programs still held the old conntrack)" \
   [ "$(xdp_first)" -gt "$n_xdp_first" ]
-out=$(lab_load --target "$LAB_VIP4:80" --mode tcp-conns --count 100 --concurrency 8 2>/dev/null)
-check "upgrade: 100 new connections through the VIP succeed" [ "$(jget "$out" 'j["ok"]')" = 100 ]
-sleep 2
-n_ct=$(bpftool -j map dump pinned "$LAB_BPFFS/edgeplane/maps/ep_ct4" | py 'import json,sys; print(len(json.load(sys.stdin)))')
-kill -USR1 $h; wait $h
-check "upgrade: 0 of 50 long-lived connections broken ($(head -c 160 "$hold"))" \
-  py 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j["alive"]==j["conns"]==50 and j["broken"]==0 and j["backend_changed"]==0 else 1)' "$hold"
-check "upgrade: the long-lived connections were recorded again in the new conntrack ($n_ct entries, 150 expected)" \
-  [ "$n_ct" -ge 150 ]
+held50_after upgrade 100
 tap_done
