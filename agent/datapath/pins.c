@@ -154,7 +154,8 @@ static int replace_old_ct(const char *path, const struct bpf_map_info *old,
 
 /* Every ep_* map of obj pinned under root/maps, so objects share them and
  * they outlive the agent. A pinned conntrack of another size cannot be
- * reused: say so instead of letting libbpf fail obscurely. */
+ * reused: say so instead of letting libbpf fail obscurely (one of an older
+ * layout is replaced, see replace_old_ct). */
 int ep_dp_pin_maps(struct bpf_object *obj, const char *root, uint32_t ct_size, char *err,
 		   size_t errlen)
 {
