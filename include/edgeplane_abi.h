@@ -160,22 +160,38 @@ struct ep_ct_entry {
 #define EP_SYN_MAX_AGE_S 30
 
 /*
- * The same table holds orphans: a TCP packet that is neither a SYN nor the
- * ACK of a recorded handshake, and has no conntrack entry (a flow whose
- * entry was evicted or forgotten - or a spoofed ACK). It is balanced by
- * Maglev and leaves a record with EP_SYN_F_ORPHAN set, no entry: reverse
- * NAT creates the entry when the backend answers it with anything but a
- * RST, which a backend only does for a connection it has. So a spoofed ACK
- * flood, answered with RSTs, never reaches conntrack either (the flag
- * makes the id an invalid backend index for code that does not know it).
+ * Orphans: a TCP packet that is neither a SYN nor the ACK of a recorded
+ * handshake, and has no conntrack entry (a flow whose entry was evicted or
+ * forgotten - or a spoofed ACK). It is balanced by Maglev and leaves a
+ * record with EP_SYN_F_ORPHAN set, no entry: reverse NAT creates the entry
+ * when the backend answers it with anything but a RST, which a backend only
+ * does for a connection it has. So a spoofed ACK flood, answered with RSTs,
+ * never reaches conntrack either (the flag makes the id an invalid backend
+ * index for code that does not know it).
+ *
+ * Orphan records have a table of their own, ep_orphans: a record lost
+ * before the backend answers leaves the answer untranslated, and the client
+ * resets the connection. In the handshakes' table every SYN could overwrite
+ * one (a burst of new connections while a conntrack replaced at an upgrade
+ * makes every live flow an orphan broke 1 in 50 in lb_flood.sh). Here a
+ * bucket of EP_ORPHAN_WAYS records shares one cache line: an orphan takes
+ * its own flow's way, else a free one, else the oldest, and reverse NAT
+ * frees it once the backend has answered. Floods of spoofed ACKs still
+ * overwrite records (docs/datapath.md).
  */
 #define EP_SYN_F_ORPHAN (1u << 31)
+#define EP_ORPHAN_WAYS 4
+#define EP_ORPHAN_BUCKETS 4096
 
 struct ep_syn {
 	__u32 sig;	   /* ep_syn_sig() of the flow; 0 in an unused slot */
 	__u32 backend_id;  /* where the SYN went; | EP_SYN_F_ORPHAN for an orphan */
 	__u32 isn;	   /* the client's ISN (network order); an orphan's seq - 1 */
 	__u32 last_seen_s; /* ep_dp_config.now_s of the (latest copy of the) SYN */
+};
+
+struct ep_orphan_bucket {
+	struct ep_syn way[EP_ORPHAN_WAYS]; /* sig 0: free */
 };
 
 /* Reverse index: which VIP:ports a backend address:port serves. */

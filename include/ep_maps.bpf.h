@@ -196,6 +196,59 @@ static __always_inline struct ep_syn *ep_syn_slot(__u32 flow_hash)
 	return bpf_map_lookup_elem(&ep_syn, &idx);
 }
 
+/* Orphan records (see EP_SYN_F_ORPHAN): written by XDP, read and freed by
+ * reverse NAT, so not per-CPU either. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, EP_ORPHAN_BUCKETS);
+	__type(key, __u32);
+	__type(value, struct ep_orphan_bucket);
+} ep_orphans SEC(".maps");
+
+static __always_inline struct ep_orphan_bucket *ep_orphan_bucket(__u32 flow_hash)
+{
+	__u32 idx = flow_hash & (EP_ORPHAN_BUCKETS - 1);
+
+	return bpf_map_lookup_elem(&ep_orphans, &idx);
+}
+
+/* The flow's record in its bucket, or NULL. */
+static __always_inline struct ep_syn *ep_orphan_find(struct ep_orphan_bucket *b, __u32 sig)
+{
+#pragma unroll
+	for (int w = 0; w < EP_ORPHAN_WAYS; w++)
+		if (b->way[w].sig == sig)
+			return &b->way[w];
+	return NULL;
+}
+
+/* Where a new orphan record goes: the flow's own way, else a free one,
+ * else the one written longest ago. */
+static __always_inline struct ep_syn *ep_orphan_way(__u32 flow_hash, __u32 sig)
+{
+	struct ep_orphan_bucket *b = ep_orphan_bucket(flow_hash);
+	struct ep_syn *own, *pick;
+	__u64 best = ~0ULL;
+
+	if (!b)
+		return NULL;
+	own = ep_orphan_find(b, sig);
+	if (own)
+		return own;
+	pick = &b->way[0];
+#pragma unroll
+	for (int w = 0; w < EP_ORPHAN_WAYS; w++) {
+		/* free ways first (0), then by age */
+		__u64 score = b->way[w].sig ? (__u64)b->way[w].last_seen_s + 1 : 0;
+
+		if (score < best) {
+			best = score;
+			pick = &b->way[w];
+		}
+	}
+	return pick;
+}
+
 /* The backend a record names (its id in *bid), if the record is of this
  * kind (0: a handshake's, EP_SYN_F_ORPHAN: an orphan's), not older than
  * EP_SYN_MAX_AGE_S, and the backend is still in service. (An id is only

@@ -210,12 +210,16 @@ static __always_inline int ep_orphan_adopt(const struct ep_reply *r, const struc
 {
 	__u32 hash = ep_flow_hash(k), bid, zero = 0;
 	struct ep_dp_config *cfg = bpf_map_lookup_elem(&ep_config, &zero);
-	struct ep_syn *rec = ep_syn_slot(hash);
+	struct ep_orphan_bucket *b = ep_orphan_bucket(hash);
 	struct ep_backend_stats *st;
 	struct ep_ct_entry e = {};
 	struct ep_backend *be;
+	struct ep_syn *rec;
 
-	if (!cfg || !rec || rec->sig != ep_syn_sig(k, hash))
+	if (!cfg || !b)
+		return -1;
+	rec = ep_orphan_find(b, ep_syn_sig(k, hash));
+	if (!rec)
 		return -1;
 	be = ep_syn_backend(rec, EP_SYN_F_ORPHAN, cfg->now_s, &bid);
 	if (!be || be->port != r->backend.port || !ep_addr_eq(be->addr, r->backend.addr))
@@ -223,6 +227,8 @@ static __always_inline int ep_orphan_adopt(const struct ep_reply *r, const struc
 	*backend_id = bid;
 	if (r->tcp_flags & EP_TCP_RST)
 		return 0;
+	/* Recorded: the way is free for the next orphan of its bucket. */
+	rec->sig = 0;
 	ep_addr_copy(e.baddr, be->addr, 4);
 	e.bport = be->port;
 	e.backend_id = bid;

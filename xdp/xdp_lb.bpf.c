@@ -549,8 +549,10 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 			 * entry. The backend's answer decides about the entry. */
 			syn_rec = rec;
 			syn_sig = sig;
-			if (!syn)
+			if (!syn) {
 				orphan = EP_SYN_F_ORPHAN;
+				syn_rec = ep_orphan_way(hash, sig);
+			}
 		} else if (!(pkt->tcp_flags & EP_TCP_RST)) {
 			/* A RST ends a flow: there is nothing to pin. */
 			ep_ct_update_p(&pkt->key, &fresh, family, proto);

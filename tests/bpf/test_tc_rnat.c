@@ -617,6 +617,102 @@ static void test_orphans(void)
 	}
 }
 
+/* An orphan sent through XDP, and where Maglev sent it. */
+struct orphan {
+	struct flow f;
+	struct ep_ip backend;
+	uint16_t bport;
+};
+
+static bool orphan_send(struct orphan *o, uint32_t seq)
+{
+	uint8_t in[FRAME_MAX];
+	size_t n = pkt_between(in, &o->f.client, o->f.cport, &o->f.vip, o->f.vport, P_TCP, TCP_ACK,
+			       0, false, 10);
+
+	tcp_set_seq(in, n, seq);
+	prog_run(xdp_fd, in, n);
+	o->backend = Rp.dst;
+	o->bport = Rp.dport;
+	return R.verdict == XDP_PASS && Rp.ok;
+}
+
+/* The backend answers with data: translated, and the flow recorded? */
+static bool orphan_answered(const struct orphan *o)
+{
+	struct ep_flow_key k = flow_key(&o->f);
+	struct ep_ct_entry ct;
+	uint8_t in[FRAME_MAX];
+	size_t n = pkt_between(in, &o->backend, o->bport, &o->f.client, o->f.cport, P_TCP, TCP_ACK,
+			       0, false, 20);
+
+	prog_run(rnat_eg_fd, in, n);
+	return R.verdict == TC_ACT_OK && Rp.ok && Rp.sport == o->f.vport &&
+	       ip_eq_raw(&o->f.vip, Rp.src.addr, Rp.family) && ep_ct_get(&fds.ct, &k, &ct) == 0 &&
+	       ct.bport == htons(o->bport);
+}
+
+/* What a conntrack replaced at an upgrade looks like: every live flow is an
+ * orphan at once, while new connections keep coming. A burst of SYNs must
+ * not overwrite an orphan's record before its backend answers (the answer
+ * would pass untranslated, and the client reset the connection), nor may
+ * orphans sharing a bucket push each other out. */
+static void test_orphan_records(void)
+{
+	struct orphan o = {.f = mkflow("198.51.100.81", 43200, "10.0.0.100", 80, P_TCP)};
+	struct orphan same[EP_ORPHAN_WAYS];
+	struct ep_ip vip;
+	uint8_t in[FRAME_MAX];
+	int syns = 0, found = 0, adopted = 0;
+	uint32_t want = 0;
+
+	ep_ip_parse("10.0.0.100", &vip);
+	orphan_send(&o, 0x41424344);
+	for (int i = 0; i < 50000; i++) {
+		char src[32];
+		struct ep_ip c;
+		size_t n;
+
+		snprintf(src, sizeof(src), "100.%d.%d.%d", 64 + i / 62500, i / 250 % 250, 1 + i % 250);
+		ep_ip_parse(src, &c);
+		n = pkt_between(in, &c, (uint16_t)(2000 + i % 60000), &vip, 80, P_TCP, TCP_SYN, 0, false, 0);
+		prog_run(xdp_fd, in, n);
+		syns += R.verdict == XDP_PASS;
+	}
+	tap_ok(syns == 50000 && orphan_answered(&o),
+	       "orphan records: an orphan's record outlives 50000 SYNs of new connections (%d "
+	       "balanced): the backend's answer is translated and records the flow", syns);
+
+	/* EP_ORPHAN_WAYS flows of one bucket, all orphans before any answer. */
+	for (uint16_t port = 1024; port < 65535 && found < EP_ORPHAN_WAYS; port++) {
+		struct flow g = mkflow("198.51.100.82", port, "10.0.0.100", 80, P_TCP);
+		struct ep_flow_key k = flow_key(&g);
+		uint32_t b = ep_flow_hash(&k) & (EP_ORPHAN_BUCKETS - 1);
+
+		if (found == 0)
+			want = b;
+		if (b == want)
+			same[found++].f = g;
+	}
+	for (int i = 0; i < found; i++)
+		orphan_send(&same[i], 0x51525354 + (uint32_t)i);
+	for (int i = 0; i < found; i++)
+		adopted += orphan_answered(&same[i]);
+	tap_ok(found == EP_ORPHAN_WAYS && adopted == EP_ORPHAN_WAYS,
+	       "orphan records: %d orphans of one bucket, all answered after the last: %d "
+	       "recorded", found, adopted);
+	{
+		struct ep_orphan_bucket b = {0};
+		int used = 0;
+
+		bpf_map_lookup_elem(bpf_map__fd(xskel->maps.ep_orphans), &want, &b);
+		for (int w = 0; w < EP_ORPHAN_WAYS; w++)
+			used += b.way[w].sig != 0;
+		tap_ok(used == 0, "orphan records: once recorded, their ways are free (%d in use)",
+		       used);
+	}
+}
+
 static void test_shared_backend(void)
 {
 	struct {
@@ -753,6 +849,7 @@ int main(void)
 	test_not_ours();
 	test_tcp_state();
 	test_orphans();
+	test_orphan_records();
 	test_shared_backend();
 	test_icmp();
 

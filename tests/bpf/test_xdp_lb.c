@@ -1530,16 +1530,24 @@ static void test_syn_rules(void)
 		       "syn rules: a RST without an entry is forwarded, creates none");
 		r = send_tcp(&f, TCP_ACK, 0x9000);
 		{
-			uint32_t slot = ep_flow_hash(&k) & (EP_SYN_SLOTS - 1);
-			struct ep_syn rec = {0};
+			uint32_t hash = ep_flow_hash(&k), sig = ep_syn_sig(&k, hash);
+			uint32_t bucket = hash & (EP_ORPHAN_BUCKETS - 1);
+			uint32_t slot = hash & (EP_SYN_SLOTS - 1);
+			struct ep_orphan_bucket b = {0};
+			struct ep_syn rec = {0}, syn = {0};
 
-			bpf_map_lookup_elem(bpf_map__fd(skel->maps.ep_syn), &slot, &rec);
+			bpf_map_lookup_elem(bpf_map__fd(skel->maps.ep_orphans), &bucket, &b);
+			for (int w = 0; w < EP_ORPHAN_WAYS; w++)
+				if (b.way[w].sig == sig)
+					rec = b.way[w];
+			bpf_map_lookup_elem(bpf_map__fd(skel->maps.ep_syn), &slot, &syn);
 			tap_ok(r == predict(&k).bid && !ct_get(&k, &ct) &&
 				       rec.backend_id == (r | EP_SYN_F_ORPHAN) &&
-				       rec.isn == htonl(0x9000 - 1),
+				       rec.isn == htonl(0x9000 - 1) && syn.sig != sig,
 			       "syn rules: an ACK without an entry or record (an evicted flow, or a "
 			       "spoofed ACK) goes where Maglev says, creates no entry, and leaves an "
-			       "orphan record for reverse NAT (test_tc_rnat)");
+			       "orphan record for reverse NAT in ep_orphans, not among the handshakes "
+			       "(test_tc_rnat)");
 		}
 	}
 }
