@@ -227,20 +227,19 @@ static __always_inline struct ep_syn *ep_orphan_find(struct ep_orphan_bucket *b,
 static __always_inline struct ep_syn *ep_orphan_way(__u32 flow_hash, __u32 sig)
 {
 	struct ep_orphan_bucket *b = ep_orphan_bucket(flow_hash);
-	struct ep_syn *own, *pick;
+	struct ep_syn *pick;
 	__u64 best = ~0ULL;
 
 	if (!b)
 		return NULL;
-	own = ep_orphan_find(b, sig);
-	if (own)
-		return own;
 	pick = &b->way[0];
 #pragma unroll
 	for (int w = 0; w < EP_ORPHAN_WAYS; w++) {
 		/* free ways first (0), then by age */
 		__u64 score = b->way[w].sig ? (__u64)b->way[w].last_seen_s + 1 : 0;
 
+		if (b->way[w].sig == sig)
+			return &b->way[w];
 		if (score < best) {
 			best = score;
 			pick = &b->way[w];

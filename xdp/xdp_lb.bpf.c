@@ -278,19 +278,20 @@ static __always_inline int ep_parse_v6(void *l3, void *end, struct ep_pkt *pkt)
 	return ep_parse_l4(ip6h + 1, end, plen, pkt);
 }
 
-static __always_inline void ep_set_addr(__u32 *field, const __u32 *to, int words, __u16 *c1,
-					__u16 *c2)
+/* Writes `words` address words; returns the checksum delta of the change
+ * (ep_csum_delta4, unfolded) for the checksums that cover the address. */
+static __always_inline __u32 ep_set_addr(__u32 *field, const __u32 *to, int words)
 {
+	__u32 delta = 0;
+
 #pragma unroll
 	for (int i = 0; i < 4; i++) {
 		if (i < words) {
-			if (c1)
-				ep_csum_replace4(c1, field[i], to[i]);
-			if (c2)
-				ep_csum_replace4(c2, field[i], to[i]);
+			delta += ep_csum_delta4(field[i], to[i]);
 			field[i] = to[i];
 		}
 	}
+	return delta;
 }
 
 /* Rewrite VIP:port -> backend:port everywhere the packet carries it.
@@ -300,27 +301,19 @@ static __always_inline void ep_dnat(struct ep_pkt *pkt, const struct ep_ct_entry
 				    const __u8 family)
 {
 	int words = ep_addr_words(family);
+	__u32 delta;
 
 	/* The NULL checks cost nothing and spare the verifier from proving that
 	 * parsing filled every pointer on every path. */
 	if (!pkt->daddr || !pkt->port)
 		return;
+	delta = ep_set_addr(pkt->daddr, ct->baddr, words);
+	if (pkt->l3_csum)
+		ep_csum_add(pkt->l3_csum, delta);
 	if (!pkt->icmp_error) {
-		/* A flow's own packet: the address change summed once and
-		 * applied to each checksum with one fold, the port's joining
-		 * it in the L4 checksum (3 ns of a 27 ns conntrack hit,
-		 * docs/benchmarks.md). */
-		__u32 delta = 0;
-
-#pragma unroll
-		for (int i = 0; i < 4; i++) {
-			if (i < words) {
-				delta += ep_csum_delta4(pkt->daddr[i], ct->baddr[i]);
-				pkt->daddr[i] = ct->baddr[i];
-			}
-		}
-		if (pkt->l3_csum)
-			ep_csum_add(pkt->l3_csum, delta);
+		/* A flow's own packet: the address change and the port's applied
+		 * to the L4 checksum with one fold (3 ns of a 27 ns conntrack
+		 * hit, docs/benchmarks.md). */
 		if (pkt->l4_csum) {
 			ep_csum_add(pkt->l4_csum, delta + (__u16)~*pkt->port + ct->bport);
 			/* A UDP checksum that computes to 0 is sent as 0xffff (RFC 768). */
@@ -330,13 +323,19 @@ static __always_inline void ep_dnat(struct ep_pkt *pkt, const struct ep_ct_entry
 		*pkt->port = ct->bport;
 		return;
 	}
-	/* An ICMP error: the outer destination, and the quoted packet's source
-	 * with its IPv4 header checksum, which the ICMP checksum covers. */
-	ep_set_addr(pkt->daddr, ct->baddr, words, pkt->l3_csum, pkt->pseudo_csum);
+	/* An ICMP error: ICMPv6's checksum covers the outer destination too;
+	 * the quoted packet's source changes with its IPv4 header checksum,
+	 * both covered by the ICMP checksum. */
+	if (pkt->pseudo_csum)
+		ep_csum_add(pkt->pseudo_csum, delta);
 	if (pkt->inner_saddr) {
 		__u16 old_csum = pkt->inner_l3_csum ? *pkt->inner_l3_csum : 0;
 
-		ep_set_addr(pkt->inner_saddr, ct->baddr, words, pkt->inner_l3_csum, pkt->l4_csum);
+		delta = ep_set_addr(pkt->inner_saddr, ct->baddr, words);
+		if (pkt->inner_l3_csum)
+			ep_csum_add(pkt->inner_l3_csum, delta);
+		if (pkt->l4_csum)
+			ep_csum_add(pkt->l4_csum, delta);
 		if (pkt->inner_l3_csum && pkt->l4_csum)
 			ep_csum_replace2(pkt->l4_csum, old_csum, *pkt->inner_l3_csum);
 	}
@@ -547,12 +546,10 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 		if (syn || (proto == IPPROTO_TCP && !half && !(pkt->tcp_flags & EP_TCP_RST))) {
 			/* A SYN, or an orphan (struct ep_syn): a record, no
 			 * entry. The backend's answer decides about the entry. */
-			syn_rec = rec;
+			syn_rec = syn ? rec : ep_orphan_way(hash, sig);
 			syn_sig = sig;
-			if (!syn) {
+			if (!syn)
 				orphan = EP_SYN_F_ORPHAN;
-				syn_rec = ep_orphan_way(hash, sig);
-			}
 		} else if (!(pkt->tcp_flags & EP_TCP_RST)) {
 			/* A RST ends a flow: there is nothing to pin. */
 			ep_ct_update_p(&pkt->key, &fresh, family, proto);
