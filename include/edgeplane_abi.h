@@ -97,11 +97,8 @@ struct ep_backend {
 
 /* Conntrack key: the client's view of the flow (client -> VIP). IPv6 flows
  * are tracked with this key in ep_ct6/ep_ctu6; IPv4 flows with the 12-byte
- * ep_flow_key4 in ep_ct4/ep_ctu4, because hashing the key is most of a
- * conntrack hit's cost: the kernel hashes 3 words with jhash2's final round
- * alone, 4 words with a mixing round more (docs/benchmarks.md). The protocol
- * is the map's (TCP or UDP), not part of the key. (Builds before this kept
- * the protocol in a 16-byte key; ep_dp_pin_maps replaces such a pin.) */
+ * ep_flow_key4 in ep_ct4/ep_ctu4. The protocol is the table's (TCP or UDP),
+ * not part of an IPv4 key. */
 struct ep_flow_key4 {
 	__u32 src;
 	__u32 dst;
@@ -136,6 +133,58 @@ struct ep_ct_entry {
 	 * older connection and the reply is not ours to translate. */
 	__u32 isn;
 };
+
+/*
+ * Conntrack tables (docs/datapath.md, "The conntrack table"): arrays of
+ * buckets, EP_CT_WAYS slots each, indexed by ep_ct_hash4/ep_ct_hash6
+ * (include/ep_hash.h). A table of our own instead of the kernel's LRU hash
+ * map because a conntrack hit was mostly the kernel hashing the key with
+ * jhash (docs/benchmarks.md): a multiplicative hash and one inlined array
+ * lookup cost a fifth of that.
+ *
+ * A slot is free while its key is zero (no flow has destination 0, nor
+ * family 0). seq is a per-slot sequence: odd while a writer owns the slot.
+ * Writers (XDP, reverse NAT, the agent through the mmapped table) claim a
+ * slot by compare-and-swap from even to odd, write the entry and then the
+ * key, and release it at the next even number; a writer that finds the
+ * slot owned gives up (the flow stays without an entry, an orphan, and is
+ * recorded again by its next answer). Readers never write seq: a key that
+ * matches in a slot whose seq is odd is a miss.
+ *
+ * A full bucket evicts its least recently seen slot: an approximate LRU,
+ * per bucket. Tables hold EP_CT_SLOTS_PER_FLOW slots per flow of
+ * datapath.conntrack_size, so a bucket overflows rarely before the table
+ * is nearly full.
+ */
+#define EP_CT_WAYS 4
+#define EP_CT_SLOTS_PER_FLOW 2
+
+struct ep_ct_slot4 {
+	__u64 seq; /* 64 bits: BPF's compare-and-swap of 32 needs -mcpu=v3 */
+	struct ep_flow_key4 key;
+	struct ep_ct_entry v;
+};
+
+struct ep_ct_bucket4 {
+	struct ep_ct_slot4 way[EP_CT_WAYS];
+};
+
+struct ep_ct_slot6 {
+	__u64 seq;
+	struct ep_flow_key key;
+	struct ep_ct_entry v;
+};
+
+struct ep_ct_bucket6 {
+	struct ep_ct_slot6 way[EP_CT_WAYS];
+};
+
+/* Buckets of a table sized for `flows` flows (its max_entries). */
+static inline __u32 ep_ct_buckets(__u32 flows)
+{
+	return (__u32)(((__u64)flows * EP_CT_SLOTS_PER_FLOW + EP_CT_WAYS - 1) / EP_CT_WAYS);
+}
+
 
 /*
  * Half-open TCP handshakes. A SYN is balanced statelessly by Maglev and

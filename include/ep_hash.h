@@ -122,6 +122,48 @@ EP_INLINE __u32 ep_client_hash(const struct ep_flow_key *k)
 	return ep_jhash_5words(k->src[0], k->src[1], k->src[2], k->src[3], 0, EP_HASH_SEED_CLIENT);
 }
 
+/* Conntrack (struct ep_ct_bucket4/6): the hash of a key, and its bucket
+ * in a table of n buckets with seed `seed` (the table's map id: the same
+ * for every program and the agent while the table lives, another for a new
+ * table). Multiplicative: each word times its own odd constant, combined by
+ * xor; the bucket is taken from the top bits (multiply by n, keep the high
+ * word: no division, any n), which depend on every bit of every word. jhash,
+ * as the kernel's hash map uses, was most of a conntrack hit's cost
+ * (docs/benchmarks.md). */
+#define EP_CT_K0 0x9E3779B1u
+#define EP_CT_K1 0x85EBCA77u
+#define EP_CT_K2 0xC2B2AE3Du
+#define EP_CT_K3 0x27D4EB2Fu
+#define EP_CT_K4 0x165667B1u
+#define EP_CT_K5 0xD3A2646Du
+#define EP_CT_K6 0xFD7046C5u
+
+EP_INLINE __u32 ep_ct_hash4w(__u32 src, __u32 dst, __u16 sport, __u16 dport)
+{
+	__u32 ports = ((__u32)sport << 16) | dport;
+
+	return (src * EP_CT_K0) ^ (dst * EP_CT_K1) ^ (ports * EP_CT_K2);
+}
+
+EP_INLINE __u32 ep_ct_hash4(const struct ep_flow_key4 *k)
+{
+	return ep_ct_hash4w(k->src, k->dst, k->sport, k->dport);
+}
+
+EP_INLINE __u32 ep_ct_hash6(const struct ep_flow_key *k)
+{
+	__u32 ports = ((__u32)k->sport << 16) | k->dport;
+
+	return (k->src[0] * EP_CT_K0) ^ (k->src[1] * EP_CT_K1) ^ (k->src[2] * EP_CT_K2) ^
+	       (k->src[3] * EP_CT_K4) ^ ((k->dst[0] ^ k->dst[1] ^ k->dst[2] ^ k->dst[3]) * EP_CT_K3) ^
+	       ((ports ^ k->proto) * EP_CT_K5);
+}
+
+EP_INLINE __u32 ep_ct_index(__u32 hash, __u32 seed, __u32 n)
+{
+	return (__u32)(((__u64)(hash ^ (seed * EP_CT_K6)) * n) >> 32);
+}
+
 /* Slot of a destination address in the VIP pre-filter (multiplicative hash:
  * one multiply, good enough to spread a handful of VIPs). */
 EP_INLINE __u32 ep_vip_filter_slot(const __u32 *addr, __u8 family)

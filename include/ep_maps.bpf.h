@@ -9,6 +9,7 @@
 #define EP_MAPS_BPF_H
 
 #include "edgeplane_abi.h"
+#include "ep_hash.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -77,108 +78,329 @@ struct {
 	__type(value, struct ep_backend_rev);
 } ep_backend_rev SEC(".maps");
 
-/* Conntrack, one map per family (see ep_flow_key4) and per protocol: TCP
- * in ep_ct4/ep_ct6, UDP in ep_ctu4/ep_ctu6. A UDP flow is pinned on its
- * first datagram, so a spoofed UDP flood fills conntrack; in maps of its
+/* Conntrack, one table per family (see ep_flow_key4) and per protocol:
+ * TCP in ep_ct4/ep_ct6, UDP in ep_ctu4/ep_ctu6. A UDP flow is pinned on its
+ * first datagram, so a spoofed UDP flood fills conntrack; in tables of its
  * own it can only evict UDP flows, never established TCP connections.
- * Sizes set by the agent from datapath.conntrack_size before load (each
- * map). Per-CPU LRU lists: inserting a new flow takes no global lock
- * (lookups still see every CPU's entries). */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, EP_CT_DEFAULT_SIZE);
-	__uint(map_flags, BPF_F_NO_COMMON_LRU);
-	__type(key, struct ep_flow_key4);
-	__type(value, struct ep_ct_entry);
-} ep_ct4 SEC(".maps");
+ * Buckets of slots (struct ep_ct_bucket4, its protocol in the ABI header);
+ * the agent sets max_entries to ep_ct_buckets(datapath.conntrack_size)
+ * before load, and reads and deletes through the mmapped table. */
+#define EP_CT_TABLE(name, bucket)                                                                  \
+	struct {                                                                                   \
+		__uint(type, BPF_MAP_TYPE_ARRAY);                                                  \
+		__uint(max_entries, (EP_CT_DEFAULT_SIZE * EP_CT_SLOTS_PER_FLOW) / EP_CT_WAYS);     \
+		__uint(map_flags, BPF_F_MMAPABLE);                                                 \
+		__type(key, __u32);                                                                \
+		__type(value, bucket);                                                             \
+	} name SEC(".maps")
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, EP_CT_DEFAULT_SIZE);
-	__uint(map_flags, BPF_F_NO_COMMON_LRU);
-	__type(key, struct ep_flow_key);
-	__type(value, struct ep_ct_entry);
-} ep_ct6 SEC(".maps");
+EP_CT_TABLE(ep_ct4, struct ep_ct_bucket4);
+EP_CT_TABLE(ep_ctu4, struct ep_ct_bucket4);
+EP_CT_TABLE(ep_ct6, struct ep_ct_bucket6);
+EP_CT_TABLE(ep_ctu6, struct ep_ct_bucket6);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, EP_CT_DEFAULT_SIZE);
-	__uint(map_flags, BPF_F_NO_COMMON_LRU);
-	__type(key, struct ep_flow_key4);
-	__type(value, struct ep_ct_entry);
-} ep_ctu4 SEC(".maps");
+/* The bucket of a key. The table's size and seed are read from the map
+ * itself (struct bpf_map, one cache line), so every program and the agent
+ * agree on them without a word of configuration. */
+static __always_inline void *ep_ct_bucket(void *table, __u32 h)
+{
+	const struct bpf_map *m = table;
+	__u32 idx = ep_ct_index(h, m->id, m->max_entries);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, EP_CT_DEFAULT_SIZE);
-	__uint(map_flags, BPF_F_NO_COMMON_LRU);
-	__type(key, struct ep_flow_key);
-	__type(value, struct ep_ct_entry);
-} ep_ctu6 SEC(".maps");
+	return bpf_map_lookup_elem(table, &idx);
+}
 
-/* The conntrack map and key of a flow. `family` and `proto` must be
- * constants at the call site (they are, after inlining), so each call site
- * names one map and the verifier can inline the hash lookup; a map chosen
- * at run time would turn every lookup into an indirect helper call. The
- * _p variants take the protocol as that constant (the fast path); the
- * others branch on k->proto first. */
 #define EP_CT_KEY4(k)                                                                              \
 	{                                                                                          \
 		.src = (k)->src[0], .dst = (k)->dst[0], .sport = (k)->sport, .dport = (k)->dport,  \
 	}
 
+static __always_inline int ep_ct_key4_eq(const struct ep_flow_key4 *a, const struct ep_flow_key *b)
+{
+	return a->src == b->src[0] && a->dst == b->dst[0] &&
+	       *(const __u32 *)&a->sport == *(const __u32 *)&b->sport;
+}
+
+static __always_inline int ep_ct_key6_eq(const struct ep_flow_key *a, const struct ep_flow_key *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+	__u32 d = 0;
+
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(*a) / 4); i++)
+		d |= x[i] ^ y[i];
+	return d == 0;
+}
+
+/* The table of a family and protocol. Both must be constants at the call
+ * site (they are, after inlining), so each call site names one map and the
+ * verifier inlines the array lookup. */
+#define EP_CT_TABLE_OF(family, proto)                                                              \
+	((family) == EP_FAMILY_V4 ? ((proto) == IPPROTO_UDP ? (void *)&ep_ctu4 : (void *)&ep_ct4)  \
+				  : ((proto) == IPPROTO_UDP ? (void *)&ep_ctu6 : (void *)&ep_ct6))
+
+/* The slot holding k (its seq in *seq), or the one to write k into (a free
+ * one, else the least recently seen) when `want_free`; NULL when neither. */
+static __always_inline void *ep_ct_find(const struct ep_flow_key *k, const __u8 family,
+					const __u8 proto, int want_free)
+{
+	void *table = EP_CT_TABLE_OF(family, proto);
+	__u64 best = ~0ULL;
+	void *pick = NULL;
+
+	if (family == EP_FAMILY_V4) {
+		struct ep_ct_bucket4 *b =
+			ep_ct_bucket(table, ep_ct_hash4w(k->src[0], k->dst[0], k->sport, k->dport));
+
+		if (!b)
+			return NULL;
+#pragma unroll
+		for (int w = 0; w < EP_CT_WAYS; w++) {
+			struct ep_ct_slot4 *s = &b->way[w];
+			__u64 score;
+
+			if (ep_ct_key4_eq(&s->key, k))
+				return s;
+			if (!want_free)
+				continue;
+			/* free slots first (0), then by age */
+			score = s->key.dst ? (__u64)s->v.last_seen_s + 1 : 0;
+			if (score < best) {
+				best = score;
+				pick = s;
+			}
+		}
+		return pick;
+	}
+	struct ep_ct_bucket6 *b = ep_ct_bucket(table, ep_ct_hash6(k));
+
+	if (!b)
+		return NULL;
+/* Not unrolled: four copies of a 40-byte compare cost reverse NAT and
+	 * health more stack than they have. */
+#pragma clang loop unroll(disable)
+	for (int w = 0; w < EP_CT_WAYS; w++) {
+		struct ep_ct_slot6 *s = &b->way[w];
+		__u64 score;
+
+		/* k's ten words are read again for each way rather than held
+		 * across the loop: held, they spill, and the stack is short. */
+		asm volatile("" ::: "memory");
+		if (ep_ct_key6_eq(&s->key, k))
+			return s;
+		if (!want_free)
+			continue;
+		score = s->key.family ? (__u64)s->v.last_seen_s + 1 : 0;
+		if (score < best) {
+			best = score;
+			pick = s;
+		}
+	}
+	return pick;
+}
+
+/* Both slot layouts begin with seq; the entry's offset differs. */
+#define EP_CT_SLOT_SEQ(s) ((__u64 *)(s))
+#define EP_CT_SLOT_ENTRY(s, family)                                                                \
+	((family) == EP_FAMILY_V4 ? &((struct ep_ct_slot4 *)(s))->v : &((struct ep_ct_slot6 *)(s))->v)
+
 static __always_inline struct ep_ct_entry *ep_ct_lookup_p(const struct ep_flow_key *k,
 							   const __u8 family, const __u8 proto)
 {
+	void *s = ep_ct_find(k, family, proto, 0);
+
+	/* An odd seq: a writer owns the slot right now; not an entry yet. */
+	if (!s || (*EP_CT_SLOT_SEQ(s) & 1))
+		return NULL;
+	return EP_CT_SLOT_ENTRY(s, family);
+}
+
+/* Owns the slot (seq even -> odd) or fails; returns the even seq it had. */
+static __always_inline int ep_ct_claim(void *s, __u64 *was)
+{
+	__u64 seq = *EP_CT_SLOT_SEQ(s);
+
+	if (seq & 1)
+		return -1;
+	if (__sync_val_compare_and_swap(EP_CT_SLOT_SEQ(s), seq, seq + 1) != seq)
+		return -1;
+	*was = seq;
+	return 0;
+}
+
+/* Releases a claimed slot. A compare-and-swap rather than a store: it is a
+ * full barrier on every architecture, so the entry and key are visible
+ * before the even seq is. */
+static __always_inline void ep_ct_release(void *s, __u64 was)
+{
+	__sync_val_compare_and_swap(EP_CT_SLOT_SEQ(s), was + 1, was + 2);
+}
+
+/* Insert or replace (BPF_ANY); 0, or -1 when another writer owns the slot:
+ * the flow goes on without an entry, as an orphan would. */
+static __always_inline long ep_ct_update_inl(const struct ep_flow_key *k,
+					   const struct ep_ct_entry *v, const __u8 family,
+					   const __u8 proto)
+{
+	void *s = ep_ct_find(k, family, proto, 1);
+	__u64 was;
+
+	if (!s)
+		return -1;
+	if (ep_ct_claim(s, &was))
+		return -1;
+	/* A reader that matches the key while seq is odd sees a miss; the key
+	 * goes last so that one matching it after release sees this entry. */
 	if (family == EP_FAMILY_V4) {
+		struct ep_ct_slot4 *s4 = s;
 		struct ep_flow_key4 k4 = EP_CT_KEY4(k);
 
-		return bpf_map_lookup_elem(proto == IPPROTO_UDP ? (void *)&ep_ctu4 : (void *)&ep_ct4,
-					   &k4);
+		s4->v = *v;
+		s4->key = k4;
+	} else {
+		struct ep_ct_slot6 *s6 = s;
+
+		s6->v = *v;
+		s6->key = *k;
 	}
-	return bpf_map_lookup_elem(proto == IPPROTO_UDP ? (void *)&ep_ctu6 : (void *)&ep_ct6, k);
+	ep_ct_release(s, was);
+	return 0;
+}
+
+/* Inserts are out of line, one function per table: inlined, the slot
+ * choice took registers from the whole program and slowed paths that never
+ * insert (a SYN's, measured in docs/benchmarks.md). */
+static __noinline long ep_ct_update_tcp4(const struct ep_flow_key *k, const struct ep_ct_entry *v)
+{
+	return ep_ct_update_inl(k, v, EP_FAMILY_V4, IPPROTO_TCP);
+}
+
+static __noinline long ep_ct_update_udp4(const struct ep_flow_key *k, const struct ep_ct_entry *v)
+{
+	return ep_ct_update_inl(k, v, EP_FAMILY_V4, IPPROTO_UDP);
+}
+
+static __noinline long ep_ct_update_tcp6(const struct ep_flow_key *k, const struct ep_ct_entry *v)
+{
+	return ep_ct_update_inl(k, v, EP_FAMILY_V6, IPPROTO_TCP);
+}
+
+static __noinline long ep_ct_update_udp6(const struct ep_flow_key *k, const struct ep_ct_entry *v)
+{
+	return ep_ct_update_inl(k, v, EP_FAMILY_V6, IPPROTO_UDP);
 }
 
 static __always_inline long ep_ct_update_p(const struct ep_flow_key *k,
 					   const struct ep_ct_entry *v, const __u8 family,
 					   const __u8 proto)
 {
-	if (family == EP_FAMILY_V4) {
-		struct ep_flow_key4 k4 = EP_CT_KEY4(k);
-
-		return bpf_map_update_elem(proto == IPPROTO_UDP ? (void *)&ep_ctu4 : (void *)&ep_ct4,
-					   &k4, v, BPF_ANY);
-	}
-	return bpf_map_update_elem(proto == IPPROTO_UDP ? (void *)&ep_ctu6 : (void *)&ep_ct6, k, v,
-				   BPF_ANY);
+	if (family == EP_FAMILY_V4)
+		return proto == IPPROTO_UDP ? ep_ct_update_udp4(k, v) : ep_ct_update_tcp4(k, v);
+	return proto == IPPROTO_UDP ? ep_ct_update_udp6(k, v) : ep_ct_update_tcp6(k, v);
 }
 
 static __always_inline long ep_ct_delete_p(const struct ep_flow_key *k, const __u8 family,
 					   const __u8 proto)
 {
-	if (family == EP_FAMILY_V4) {
-		struct ep_flow_key4 k4 = EP_CT_KEY4(k);
+	void *s = ep_ct_find(k, family, proto, 0);
+	__u64 was;
 
-		return bpf_map_delete_elem(proto == IPPROTO_UDP ? (void *)&ep_ctu4 : (void *)&ep_ct4,
-					   &k4);
-	}
-	return bpf_map_delete_elem(proto == IPPROTO_UDP ? (void *)&ep_ctu6 : (void *)&ep_ct6, k);
+	if (!s)
+		return -1;
+	if (ep_ct_claim(s, &was))
+		return -1;
+	if (family == EP_FAMILY_V4)
+		__builtin_memset(&((struct ep_ct_slot4 *)s)->key, 0, sizeof(struct ep_flow_key4));
+	else
+		__builtin_memset(&((struct ep_ct_slot6 *)s)->key, 0, sizeof(struct ep_flow_key));
+	ep_ct_release(s, was);
+	return 0;
 }
 
-static __always_inline struct ep_ct_entry *ep_ct_lookup(const struct ep_flow_key *k,
-							 const __u8 family)
+/*
+ * Conntrack for the TC programs (reverse NAT, health, mirroring): global
+ * functions, each verified once on its own. Inlined, a lookup's four ways
+ * are four pointers the verifier tracks apart, and a loop over a backend's
+ * services multiplied them past the verifier's limit. The family and
+ * protocol are k's. The entry is copied out between two reads of the
+ * slot's seq, so TC never reads one half-written. 0, or -1: no entry.
+ */
+#define EP_CT_DISPATCH(call)                                                                       \
+	do {                                                                                       \
+		if (k->family == EP_FAMILY_V4)                                                     \
+			return k->proto == IPPROTO_UDP ? call(EP_FAMILY_V4, IPPROTO_UDP)           \
+						       : call(EP_FAMILY_V4, IPPROTO_TCP);          \
+		return k->proto == IPPROTO_UDP ? call(EP_FAMILY_V6, IPPROTO_UDP)                   \
+					       : call(EP_FAMILY_V6, IPPROTO_TCP);                  \
+	} while (0)
+
+static __always_inline int ep_ct_read_p(const struct ep_flow_key *k, struct ep_ct_entry *out,
+					const __u8 family, const __u8 proto)
 {
-	if (k->proto == IPPROTO_UDP)
-		return ep_ct_lookup_p(k, family, IPPROTO_UDP);
-	return ep_ct_lookup_p(k, family, IPPROTO_TCP);
+	void *s = ep_ct_find(k, family, proto, 0);
+	__u64 seq;
+
+	if (!s)
+		return -1;
+	seq = *EP_CT_SLOT_SEQ(s);
+	if (seq & 1)
+		return -1;
+	*out = *EP_CT_SLOT_ENTRY(s, family);
+	return *EP_CT_SLOT_SEQ(s) == seq ? 0 : -1;
 }
 
-static __always_inline long ep_ct_delete(const struct ep_flow_key *k, const __u8 family)
+static __always_inline int ep_ct_close_p(const struct ep_flow_key *k, const __u8 family,
+					 const __u8 proto)
 {
-	if (k->proto == IPPROTO_UDP)
-		return ep_ct_delete_p(k, family, IPPROTO_UDP);
-	return ep_ct_delete_p(k, family, IPPROTO_TCP);
+	void *s = ep_ct_find(k, family, proto, 0);
+	struct ep_ct_entry *e;
+
+	if (!s || (*EP_CT_SLOT_SEQ(s) & 1))
+		return -1;
+	e = EP_CT_SLOT_ENTRY(s, family);
+	if (!(e->flags & EP_CT_F_CLOSING))
+		e->flags |= EP_CT_F_CLOSING;
+	return 0;
 }
+
+#ifdef EP_CT_OUT_OF_LINE
+__noinline int ep_ct_read(const struct ep_flow_key *k, struct ep_ct_entry *out)
+{
+	if (!k || !out)
+		return -1;
+#define EP_CT_READ(f, p) ep_ct_read_p(k, out, f, p)
+	EP_CT_DISPATCH(EP_CT_READ);
+#undef EP_CT_READ
+}
+
+/* Marks the flow closing (a FIN or RST seen). */
+__noinline int ep_ct_close(const struct ep_flow_key *k)
+{
+	if (!k)
+		return -1;
+#define EP_CT_CLOSE(f, p) ep_ct_close_p(k, f, p)
+	EP_CT_DISPATCH(EP_CT_CLOSE);
+#undef EP_CT_CLOSE
+}
+
+__noinline int ep_ct_remove(const struct ep_flow_key *k)
+{
+	if (!k)
+		return -1;
+#define EP_CT_REMOVE(f, p) (int)ep_ct_delete_p(k, f, p)
+	EP_CT_DISPATCH(EP_CT_REMOVE);
+#undef EP_CT_REMOVE
+}
+
+__noinline int ep_ct_write(const struct ep_flow_key *k, const struct ep_ct_entry *v)
+{
+	if (!k || !v)
+		return -1;
+#define EP_CT_WRITE(f, p) (int)ep_ct_update_inl(k, v, f, p)
+	EP_CT_DISPATCH(EP_CT_WRITE);
+#undef EP_CT_WRITE
+}
+#endif
 
 /* Half-open handshakes (see struct ep_syn): shared by XDP (writes on a SYN,
  * reads on the ACK) and TC (reads on the SYN-ACK), so not per-CPU. */

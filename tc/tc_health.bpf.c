@@ -35,6 +35,7 @@
 
 #include "ep_bpf.h"
 #include "ep_hash.h"
+#define EP_CT_OUT_OF_LINE
 #include "ep_maps.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -210,15 +211,14 @@ static __always_inline int ep_hflow(const struct ep_hpkt *p, __u32 *bid, __u32 *
 	for (int i = 0; i < EP_MAX_SVCS_PER_BACKEND; i++) {
 		struct ep_health_svc *hs;
 		struct ep_backend *b;
-		struct ep_ct_entry *ct;
+		struct ep_ct_entry entry, *ct;
 		__u32 id;
 
 		if (i >= rev->count)
 			break;
 		ep_addr_copy(k.dst, rev->vips[i].addr, 4);
 		k.dport = rev->vips[i].port;
-		ct = p->key.family == EP_FAMILY_V4 ? ep_ct_lookup(&k, EP_FAMILY_V4)
-						    : ep_ct_lookup(&k, EP_FAMILY_V6);
+		ct = ep_ct_read(&k, &entry) == 0 ? &entry : NULL;
 		if (ct && ct->bport == be.port && ep_addr_eq(ct->baddr, be.addr)) {
 			*bid = ct->backend_id;
 			*isn = ct->isn;

@@ -29,6 +29,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "ep_bpf.h"
+#define EP_CT_OUT_OF_LINE
 #include "ep_maps.bpf.h"
 #include "ep_mirror.h"
 
@@ -167,13 +168,13 @@ static __always_inline int ep_mirror_flow(const __u32 *backend, __u16 bport, con
 	k->proto = proto;
 	k->family = family;
 	for (int i = 0; i < EP_MAX_SVCS_PER_BACKEND; i++) {
-		struct ep_ct_entry *ct;
+		struct ep_ct_entry entry, *ct;
 
 		if (i >= rev->count)
 			break;
 		ep_addr_copy(k->dst, rev->vips[i].addr, 4);
 		k->dport = rev->vips[i].port;
-		ct = ep_ct_lookup(k, family);
+		ct = ep_ct_read(k, &entry) == 0 ? &entry : NULL;
 		if (!ct || ct->bport != bport || !ep_addr_eq(ct->baddr, be.addr)) {
 #ifdef EP_SYN_SLOTS
 			if (proto == IPPROTO_TCP && !ep_mirror_half_open(k, be.addr, bport, t, reply)) {

@@ -27,6 +27,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "ep_bpf.h"
+#define EP_CT_OUT_OF_LINE
 #include "ep_maps.bpf.h"
 #include "ep_hash.h"
 
@@ -236,10 +237,7 @@ static __always_inline int ep_orphan_adopt(const struct ep_reply *r, const struc
 	e.last_seen_s = cfg->now_s;
 	if (r->tcp_flags & EP_TCP_FIN)
 		e.flags = EP_CT_F_CLOSING;
-	if (r->family == EP_FAMILY_V4)
-		ep_ct_update_p(k, &e, EP_FAMILY_V4, IPPROTO_TCP);
-	else
-		ep_ct_update_p(k, &e, EP_FAMILY_V6, IPPROTO_TCP);
+	ep_ct_write(k, &e);
 	st = bpf_map_lookup_elem(&ep_backend_stats, &bid);
 	if (st)
 		st->flows++;
@@ -271,14 +269,13 @@ static __always_inline int ep_find_vip(const struct ep_reply *r, struct ep_rev_v
 	k.proto = r->backend.proto;
 	k.family = r->family;
 	for (int i = 0; i < EP_MAX_SVCS_PER_BACKEND; i++) {
-		struct ep_ct_entry *ct;
+		struct ep_ct_entry entry, *ct;
 
 		if (i >= rev->count)
 			break;
 		ep_addr_copy(k.dst, rev->vips[i].addr, 4);
 		k.dport = rev->vips[i].port;
-		ct = r->family == EP_FAMILY_V4 ? ep_ct_lookup(&k, EP_FAMILY_V4)
-						: ep_ct_lookup(&k, EP_FAMILY_V6);
+		ct = ep_ct_read(&k, &entry) == 0 ? &entry : NULL;
 		if (synack || ((refusal || icmp_syn) && !(ct && ct->bport == r->backend.port &&
 							  ep_addr_eq(ct->baddr, r->backend.addr)))) {
 			/* A handshake in progress has no entry yet, only its
@@ -301,10 +298,7 @@ static __always_inline int ep_find_vip(const struct ep_reply *r, struct ep_rev_v
 			    ep_addr_eq(be->addr, r->backend.addr)) {
 				if (ct && (ct->isn != rec->isn || ct->backend_id != bid ||
 					   (ct->flags & EP_CT_F_CLOSING))) {
-					if (r->family == EP_FAMILY_V4)
-						ep_ct_delete(&k, EP_FAMILY_V4);
-					else
-						ep_ct_delete(&k, EP_FAMILY_V6);
+					ep_ct_remove(&k);
 				}
 				*vip = rev->vips[i];
 				*backend_id = bid;
@@ -324,14 +318,11 @@ static __always_inline int ep_find_vip(const struct ep_reply *r, struct ep_rev_v
 			 * VIP (a direct connection reusing an old flow's
 			 * 4-tuple): the entry is stale. Forget it, leave the
 			 * packet alone. */
-			if (r->family == EP_FAMILY_V4)
-				ep_ct_delete(&k, EP_FAMILY_V4);
-			else
-				ep_ct_delete(&k, EP_FAMILY_V6);
+			ep_ct_remove(&k);
 			return -1;
 		}
 		if ((r->tcp_flags & (EP_TCP_FIN | EP_TCP_RST)) && !(ct->flags & EP_CT_F_CLOSING))
-			ct->flags |= EP_CT_F_CLOSING;
+			ep_ct_close(&k);
 		*vip = rev->vips[i];
 		*backend_id = ct->backend_id;
 		return 0;

@@ -392,7 +392,8 @@ static __always_inline int ep_forward(struct xdp_md *ctx, struct ep_pkt *pkt,
 	struct bpf_fib_lookup fib = {};
 	long rc;
 
-	if (!(cfg->flags & EP_CFG_F_XDP_REDIRECT) || pkt->has_vlan)
+	/* (port is never NULL here; the test spares the verifier proving it) */
+	if (!(cfg->flags & EP_CFG_F_XDP_REDIRECT) || pkt->has_vlan || !pkt->port)
 		return XDP_PASS;
 
 	fib.ifindex = ctx->ingress_ifindex;

@@ -129,9 +129,10 @@ int ep_dp_map_pin_path(const char *root, const char *name, char *path, size_t le
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-/* A conntrack pinned by an older build with another layout (the IPv4 key
- * was 16 bytes before the protocol left it) cannot be reused, and the
- * operator has nothing to decide: the pin goes, and a new map is made.
+/* A conntrack pinned by an older build with another layout (a kernel LRU
+ * hash map before the table of buckets; before that a 16-byte IPv4 key)
+ * cannot be reused, and the operator has nothing to decide: the pin goes,
+ * and a new table is made.
  * Established flows carry on as orphans (Maglev, same ring) until their
  * backends answer and reverse NAT records them again; the old programs
  * keep the old map until they are replaced (XDP first, ep_dp_xdp_ct_replaced). */
@@ -145,10 +146,11 @@ static int replace_old_ct(const char *path, const struct bpf_map_info *old,
 			 strerror(-rc));
 		return rc;
 	}
-	log_info("replaced %s, a conntrack of an older build (%u-byte keys, %u-byte entries; "
-		 "this build's: %u, %u): established flows are recorded again as their backends answer",
-		 path, old->key_size, old->value_size, bpf_map__key_size(map),
-		 bpf_map__value_size(map));
+	log_info("replaced %s, a conntrack of an older build (map type %u, %u-byte keys, %u-byte "
+		 "values; this build's: type %u, %u, %u): established flows are recorded again as "
+		 "their backends answer",
+		 path, old->type, old->key_size, old->value_size, bpf_map__type(map),
+		 bpf_map__key_size(map), bpf_map__value_size(map));
 	return 0;
 }
 
@@ -182,21 +184,26 @@ int ep_dp_pin_maps(struct bpf_object *obj, const char *root, uint32_t ct_size, c
 				int rc = bpf_obj_get_info_by_fd(fd, &info, &len);
 
 				close(fd);
-				if (!rc && (info.key_size != bpf_map__key_size(map) ||
-					    info.value_size != bpf_map__value_size(map))) {
+				if (!rc && (info.type != bpf_map__type(map) ||
+					    info.key_size != bpf_map__key_size(map) ||
+					    info.value_size != bpf_map__value_size(map) ||
+					    info.map_flags != bpf_map__map_flags(map))) {
 					rc = replace_old_ct(path, &info, map, err, errlen);
 					if (rc)
 						return rc;
-				} else if (!rc && info.max_entries != ct_size) {
+				} else if (!rc && info.max_entries != ep_ct_buckets(ct_size)) {
+					/* the size it was made for, in flows */
+					__u32 was = info.max_entries * EP_CT_WAYS / EP_CT_SLOTS_PER_FLOW;
+
 					snprintf(err, errlen,
 						 "datapath.conntrack_size is %u but the pinned conntrack %s holds %u entries; "
 						 "a live conntrack cannot be resized: set it back to %u, or stop the agent, "
 						 "remove %s (forgets every tracked flow) and start again",
-						 ct_size, path, info.max_entries, info.max_entries, path);
+						 ct_size, path, was, was, path);
 					return -EINVAL;
 				}
 			}
-			bpf_map__set_max_entries(map, ct_size);
+			bpf_map__set_max_entries(map, ep_ct_buckets(ct_size));
 		}
 		if (bpf_map__type(map) == BPF_MAP_TYPE_DEVMAP_HASH) {
 			/* The kernel adds BPF_F_RDONLY_PROG to every devmap it creates,

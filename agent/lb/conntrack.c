@@ -4,10 +4,13 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
-#define CT_BATCH 4096
+#include "ep_hash.h"
 
 int ep_ncpus(void)
 {
@@ -21,12 +24,9 @@ int ep_ncpus(void)
 	return n;
 }
 
-/* Visits every entry in batches (one syscall per CT_BATCH entries instead of
- * two per entry); the callback sees every key in the IPv6 layout and decides
- * which entries to delete afterwards. */
 typedef int (*ct_visit_fn)(const struct ep_flow_key *k, const struct ep_ct_entry *v, void *arg);
 
-/* An IPv4 key carries no protocol: it is the map's. */
+/* An IPv4 key carries no protocol: it is the table's. */
 static void key_from4(struct ep_flow_key *k, const struct ep_flow_key4 *k4, __u8 proto)
 {
 	memset(k, 0, sizeof(*k));
@@ -38,78 +38,145 @@ static void key_from4(struct ep_flow_key *k, const struct ep_flow_key4 *k4, __u8
 	k->family = EP_FAMILY_V4;
 }
 
+/* A conntrack table mapped into this process: the agent is one more writer
+ * and follows the slots' protocol (struct ep_ct_slot4 in the ABI header). */
+struct ct_table {
+	unsigned char *mem;
+	size_t len;
+	__u32 n_buckets, seed, bucket_size, slot_size;
+	int family;
+};
+
+static int ct_table_map(int fd, int family, struct ct_table *t)
+{
+	size_t bsz = family == EP_FAMILY_V4 ? sizeof(struct ep_ct_bucket4)
+					    : sizeof(struct ep_ct_bucket6);
+	struct bpf_map_info info = {};
+	__u32 ilen = sizeof(info);
+	long page = sysconf(_SC_PAGESIZE);
+
+	memset(t, 0, sizeof(*t));
+	if (bpf_obj_get_info_by_fd(fd, &info, &ilen))
+		return -errno;
+	/* A table of another layout (an older build's LRU map) is not ours to
+	 * read. */
+	if (info.type != BPF_MAP_TYPE_ARRAY || info.key_size != 4 || info.value_size != bsz ||
+	    !(info.map_flags & BPF_F_MMAPABLE) || !info.max_entries)
+		return -EINVAL;
+	t->len = ((size_t)info.max_entries * bsz + (size_t)page - 1) / (size_t)page * (size_t)page;
+	t->mem = mmap(NULL, t->len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (t->mem == MAP_FAILED) {
+		t->mem = NULL;
+		return -errno;
+	}
+	t->n_buckets = info.max_entries;
+	t->seed = info.id;
+	t->bucket_size = (__u32)bsz;
+	t->slot_size = family == EP_FAMILY_V4 ? sizeof(struct ep_ct_slot4) : sizeof(struct ep_ct_slot6);
+	t->family = family;
+	return 0;
+}
+
+static void ct_table_unmap(struct ct_table *t)
+{
+	if (t->mem)
+		munmap(t->mem, t->len);
+	t->mem = NULL;
+}
+
+static __u64 *slot_seq(unsigned char *slot)
+{
+	return (__u64 *)slot;
+}
+
+static struct ep_ct_entry *slot_entry(const struct ct_table *t, unsigned char *slot)
+{
+	return t->family == EP_FAMILY_V4 ? &((struct ep_ct_slot4 *)slot)->v
+					 : &((struct ep_ct_slot6 *)slot)->v;
+}
+
+static bool slot_free(const struct ct_table *t, const unsigned char *slot)
+{
+	return t->family == EP_FAMILY_V4 ? ((const struct ep_ct_slot4 *)slot)->key.dst == 0
+					 : ((const struct ep_ct_slot6 *)slot)->key.family == 0;
+}
+
+/* The slot's key in the IPv6 layout. */
+static void slot_key(const struct ct_table *t, const unsigned char *slot, __u8 proto,
+		     struct ep_flow_key *k)
+{
+	if (t->family == EP_FAMILY_V4)
+		key_from4(k, &((const struct ep_ct_slot4 *)slot)->key, proto);
+	else
+		memcpy(k, &((const struct ep_ct_slot6 *)slot)->key, sizeof(*k));
+}
+
+/* A consistent copy of a slot (key and entry) taken between two reads of
+ * an even, unchanged seq; false for a slot being written or free. */
+static bool slot_read(const struct ct_table *t, unsigned char *slot, __u8 proto,
+		      struct ep_flow_key *k, struct ep_ct_entry *v, __u64 *seq)
+{
+	__u64 s1 = __atomic_load_n(slot_seq(slot), __ATOMIC_ACQUIRE);
+
+	if (s1 & 1)
+		return false;
+	bool used = !slot_free(t, slot);
+
+	slot_key(t, slot, proto, k);
+	memcpy(v, slot_entry(t, slot), sizeof(*v));
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	if (__atomic_load_n(slot_seq(slot), __ATOMIC_RELAXED) != s1)
+		return false;
+	*seq = s1;
+	return used;
+}
+
+/* Frees a slot if it still holds what was read at seq. */
+static bool slot_delete(const struct ct_table *t, unsigned char *slot, __u64 seq)
+{
+	__u64 want = seq;
+
+	if (!__atomic_compare_exchange_n(slot_seq(slot), &want, seq + 1, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_RELAXED))
+		return false;
+	if (t->family == EP_FAMILY_V4)
+		memset(&((struct ep_ct_slot4 *)slot)->key, 0, sizeof(struct ep_flow_key4));
+	else
+		memset(&((struct ep_ct_slot6 *)slot)->key, 0, sizeof(struct ep_flow_key));
+	__atomic_store_n(slot_seq(slot), seq + 2, __ATOMIC_RELEASE);
+	return true;
+}
+
+/* Visits every entry; the callback sees every key in the IPv6 layout and
+ * says whether to delete it. Returns how many were deleted, or -errno. */
 static long ct_walk(int fd, int family, __u8 proto, ct_visit_fn fn, void *arg,
 		    uint64_t *scanned)
 {
-	size_t ksz = family == EP_FAMILY_V4 ? sizeof(struct ep_flow_key4) : sizeof(struct ep_flow_key);
-	struct bpf_map_info info = {};
-	__u32 ilen = sizeof(info);
-
-	/* The batch writes keys of the map's size into ksz-sized slots. */
-	if (bpf_obj_get_info_by_fd(fd, &info, &ilen))
-		return -errno;
-	if (info.key_size != ksz)
-		return -EINVAL;
-
-	unsigned char *keys = calloc(CT_BATCH, ksz);
-	struct ep_ct_entry *vals = calloc(CT_BATCH, sizeof(*vals));
-	unsigned char *dead = NULL;
-	size_t n_dead = 0, cap_dead = 0;
-	__u8 batch_buf[sizeof(struct ep_flow_key)];
-	void *in = NULL;
+	struct ct_table t;
 	long deleted = 0;
-	int rc = 0;
+	int rc = ct_table_map(fd, family, &t);
 
-	if (!keys || !vals) {
-		free(keys);
-		free(vals);
-		return -ENOMEM;
-	}
-	for (;;) {
-		__u32 count = CT_BATCH;
+	if (rc)
+		return rc;
+	for (__u32 b = 0; b < t.n_buckets; b++) {
+		unsigned char *bucket = t.mem + (size_t)b * t.bucket_size;
 
-		rc = bpf_map_lookup_batch(fd, in, batch_buf, keys, vals, &count, NULL);
-		if (rc && errno != ENOENT) {
-			rc = -errno;
-			break;
-		}
-		for (__u32 i = 0; i < count; i++) {
+		for (int w = 0; w < EP_CT_WAYS; w++) {
+			unsigned char *slot = bucket + (size_t)w * t.slot_size;
 			struct ep_flow_key k;
+			struct ep_ct_entry v;
+			__u64 seq;
 
-			if (family == EP_FAMILY_V4)
-				key_from4(&k, (const struct ep_flow_key4 *)(keys + i * ksz), proto);
-			else
-				memcpy(&k, keys + i * ksz, sizeof(k));
+			if (!slot_read(&t, slot, proto, &k, &v, &seq))
+				continue;
 			if (scanned)
 				(*scanned)++;
-			if (!fn(&k, &vals[i], arg))
-				continue;
-			if (n_dead == cap_dead) {
-				size_t nc = cap_dead ? cap_dead * 2 : 1024;
-				void *nd = realloc(dead, nc * ksz);
-
-				if (!nd)
-					continue;
-				dead = nd;
-				cap_dead = nc;
-			}
-			memcpy(dead + n_dead++ * ksz, keys + i * ksz, ksz);
+			if (fn(&k, &v, arg) && slot_delete(&t, slot, seq))
+				deleted++;
 		}
-		if (rc) { /* ENOENT: that was the last batch */
-			rc = 0;
-			break;
-		}
-		in = batch_buf;
 	}
-	/* Delete after the walk: deleting during a hash-bucket walk can make
-	 * the batch cursor skip or repeat entries. */
-	for (size_t i = 0; i < n_dead; i++)
-		if (bpf_map_delete_elem(fd, dead + i * ksz) == 0)
-			deleted++;
-	free(dead);
-	free(keys);
-	free(vals);
-	return rc ? rc : deleted;
+	ct_table_unmap(&t);
+	return deleted;
 }
 
 static int ct_fd(const struct ep_ct_fds *ct, int family, int proto)
@@ -119,18 +186,102 @@ static int ct_fd(const struct ep_ct_fds *ct, int family, int proto)
 	return family == EP_FAMILY_V4 ? ct->v4 : ct->v6;
 }
 
-int ep_ct_get(const struct ep_ct_fds *ct, const struct ep_flow_key *k, struct ep_ct_entry *out)
+/* The slot of k in its table, as BPF finds it (ep_ct_find): k's own, or
+ * with `for_insert` where k would go (a free slot, else the least recently
+ * seen). */
+static unsigned char *ct_slot_of(const struct ct_table *t, const struct ep_flow_key *k,
+				 bool for_insert)
 {
-	int fd = ct_fd(ct, k->family, k->proto);
+	unsigned char *bucket, *pick = NULL;
+	uint64_t best = UINT64_MAX;
+	__u32 h;
 
-	if (k->family == EP_FAMILY_V4) {
+	if (t->family == EP_FAMILY_V4) {
 		struct ep_flow_key4 k4 = {
 			.src = k->src[0], .dst = k->dst[0], .sport = k->sport, .dport = k->dport,
 		};
 
-		return bpf_map_lookup_elem(fd, &k4, out) ? -errno : 0;
+		h = ep_ct_hash4(&k4);
+	} else {
+		h = ep_ct_hash6(k);
 	}
-	return bpf_map_lookup_elem(fd, k, out) ? -errno : 0;
+	bucket = t->mem + (size_t)ep_ct_index(h, t->seed, t->n_buckets) * t->bucket_size;
+	for (int w = 0; w < EP_CT_WAYS; w++) {
+		unsigned char *slot = bucket + (size_t)w * t->slot_size;
+		struct ep_flow_key sk;
+		uint64_t score = 0;
+
+		if (!slot_free(t, slot)) {
+			slot_key(t, slot, k->proto, &sk);
+			if (!memcmp(&sk, k, sizeof(sk)))
+				return slot;
+			score = (uint64_t)slot_entry(t, slot)->last_seen_s + 1;
+		}
+		if (score < best) {
+			best = score;
+			pick = slot;
+		}
+	}
+	return for_insert ? pick : NULL;
+}
+
+int ep_ct_get(const struct ep_ct_fds *ct, const struct ep_flow_key *k, struct ep_ct_entry *out)
+{
+	struct ct_table t;
+	int rc = ct_table_map(ct_fd(ct, k->family, k->proto), k->family, &t);
+	unsigned char *slot;
+
+	if (rc)
+		return rc;
+	slot = ct_slot_of(&t, k, false);
+	rc = -ENOENT;
+	/* A slot being written is read again (bounded: a writer holds it for
+	 * nanoseconds). */
+	for (int tries = 0; slot && tries < 1000; tries++) {
+		struct ep_flow_key sk;
+		__u64 seq;
+
+		if (slot_read(&t, slot, k->proto, &sk, out, &seq)) {
+			rc = memcmp(&sk, k, sizeof(sk)) ? -ENOENT : 0;
+			break;
+		}
+		rc = -EBUSY;
+	}
+	ct_table_unmap(&t);
+	return rc;
+}
+
+int ep_ct_put(const struct ep_ct_fds *ct, const struct ep_flow_key *k,
+	      const struct ep_ct_entry *v)
+{
+	struct ct_table t;
+	int rc = ct_table_map(ct_fd(ct, k->family, k->proto), k->family, &t);
+	unsigned char *slot;
+	__u64 seq;
+
+	if (rc)
+		return rc;
+	slot = ct_slot_of(&t, k, true);
+	seq = __atomic_load_n(slot_seq(slot), __ATOMIC_ACQUIRE);
+	rc = -EBUSY;
+	if (!(seq & 1) && __atomic_compare_exchange_n(slot_seq(slot), &seq, seq + 1, false,
+						      __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+		/* the entry before the key, as BPF writes it */
+		memcpy(slot_entry(&t, slot), v, sizeof(*v));
+		if (t.family == EP_FAMILY_V4) {
+			struct ep_flow_key4 k4 = {
+				.src = k->src[0], .dst = k->dst[0], .sport = k->sport, .dport = k->dport,
+			};
+
+			memcpy(&((struct ep_ct_slot4 *)slot)->key, &k4, sizeof(k4));
+		} else {
+			memcpy(&((struct ep_ct_slot6 *)slot)->key, k, sizeof(*k));
+		}
+		__atomic_store_n(slot_seq(slot), seq + 2, __ATOMIC_RELEASE);
+		rc = 0;
+	}
+	ct_table_unmap(&t);
+	return rc;
 }
 
 /* The conntrack maps, each with the family and protocol of its flows. An
@@ -249,4 +400,30 @@ long ep_ct_purge_backends(const struct ep_ct_fds *ct, const uint8_t *ids)
 		deleted += d;
 	}
 	return deleted;
+}
+
+static int count_visit(const struct ep_flow_key *k, const struct ep_ct_entry *v, void *arg)
+{
+	(void)k;
+	(void)v;
+	(*(uint64_t *)arg)++;
+	return 0;
+}
+
+long ep_ct_count(const struct ep_ct_fds *ct, int family, int proto)
+{
+	struct ct_map maps[4];
+	size_t n = ct_maps(ct, maps);
+	uint64_t count = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if ((family && maps[i].family != family) || (proto && maps[i].proto != proto))
+			continue;
+		long rc = ct_walk(maps[i].fd, maps[i].family, maps[i].proto, count_visit, &count,
+				  NULL);
+
+		if (rc < 0)
+			return rc;
+	}
+	return (long)count;
 }

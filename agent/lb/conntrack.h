@@ -1,7 +1,9 @@
 /* Conntrack housekeeping from user space: counting, idle expiry, purging a
- * removed service, and which backend ids flows still reference. The LRU map
- * evicts under pressure on its own; this keeps the count honest and lets
- * removed backends be released once their last flow is gone. */
+ * removed service, and which backend ids flows still reference. A full
+ * bucket evicts its oldest slot on its own (struct ep_ct_slot4); this keeps
+ * the count honest and lets removed backends be released once their last
+ * flow is gone. The agent maps the tables and takes part in the slots'
+ * protocol as one more writer, so it never stops traffic. */
 #ifndef EP_CONNTRACK_H
 #define EP_CONNTRACK_H
 
@@ -34,6 +36,14 @@ int ep_ct_gc(const struct ep_ct_fds *ct, uint32_t now_s, uint32_t tcp_timeout_s,
 
 /* Looks a flow up in the map of its family and protocol. 0 or -errno. */
 int ep_ct_get(const struct ep_ct_fds *ct, const struct ep_flow_key *k, struct ep_ct_entry *out);
+
+/* Records a flow (or replaces its entry) where the datapath would: tests
+ * and tools. -EBUSY if the datapath is writing that slot. 0 or -errno. */
+int ep_ct_put(const struct ep_ct_fds *ct, const struct ep_flow_key *k,
+	      const struct ep_ct_entry *v);
+
+/* Flows in the tables of this family and protocol (0: any), or -errno. */
+long ep_ct_count(const struct ep_ct_fds *ct, int family, int proto);
 
 /* Deletes every flow of one service (VIP:port/proto). Returns how many. */
 long ep_ct_purge_service(const struct ep_ct_fds *ct, const struct ep_endpoint *svc);

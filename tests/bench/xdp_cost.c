@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "conntrack.h"
 #include "ep_hash.h"
 #include "frames.h"
 #include "services.h"
@@ -253,8 +254,11 @@ static void set_ct_size(struct bpf_object *obj)
 	for (const char **n = (const char *[]){"ep_ct4", "ep_ct6", "ep_ctu4", "ep_ctu6", NULL}; *n; n++) {
 		struct bpf_map *m = bpf_object__find_map_by_name(obj, *n);
 
+		/* a table of buckets (this build) or an LRU map of entries */
 		if (m)
-			bpf_map__set_max_entries(m, (unsigned)atoi(sz));
+			bpf_map__set_max_entries(m, bpf_map__type(m) == BPF_MAP_TYPE_ARRAY
+							    ? ep_ct_buckets((unsigned)atoi(sz))
+							    : (unsigned)atoi(sz));
 	}
 }
 
@@ -344,6 +348,19 @@ static int hit_in_place(struct bpf_object *obj, const char *src, uint16_t sport)
 
 	inet_pton(AF_INET, src, &k.src);
 	inet_pton(AF_INET, VIP, &k.dst);
+	if (fd >= 0 && bpf_map__type(m) == BPF_MAP_TYPE_ARRAY) {
+		/* this build's table of buckets */
+		struct ep_ct_fds fds = {.v4 = fd, .u4 = fd};
+		struct ep_flow_key fk = {.src = {k.src}, .dst = {k.dst}, .sport = k.sport,
+					 .dport = k.dport, .proto = IPPROTO_TCP, .family = EP_FAMILY_V4};
+
+		if (ep_ct_get(&fds, &fk, &v))
+			return -1;
+		memset(v.baddr, 0, sizeof(v.baddr));
+		v.baddr[0] = k.dst;
+		v.bport = k.dport;
+		return ep_ct_put(&fds, &fk, &v);
+	}
 	if (fd < 0 || bpf_map__key_size(m) > sizeof(key))
 		return -1;
 	memcpy(key, &k, sizeof(k));

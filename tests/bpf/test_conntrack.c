@@ -1,12 +1,15 @@
 /*
  * The agent's conntrack housekeeping (agent/lb/conntrack.c) on the real
- * maps of xdp_lb (loaded, not attached): the four maps hold flows of both
- * families and protocols, IPv4 keys without a protocol (it is the map's).
- * Checks that a lookup finds each protocol's flow in its own map, that the
- * GC pass expires by each protocol's timeout and reports the backends still
- * referenced, and that purging a service or backends reaches every map that
- * can hold their flows (UDP ones included: a canary's on_rollback reset
- * must cut its UDP flows too).
+ * tables of xdp_lb (loaded, not attached): the four tables hold flows of
+ * both families and protocols, IPv4 keys without a protocol (it is the
+ * table's). Checks the tables' layout, that a lookup finds each protocol's
+ * flow in its own table, that the GC pass expires by each protocol's
+ * timeout and reports the backends still referenced, and that purging a
+ * service or backends reaches every table that can hold their flows (UDP
+ * ones included: a canary's on_rollback reset must cut its UDP flows too).
+ * Then the table's own rules: a full bucket gives up its least recently
+ * seen flow, and a slot a writer owns (odd seq) is nobody's to read or
+ * write.
  */
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -16,11 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "conntrack.h"
 #include "datapath.h"
 #include "edgeplane_abi.h"
+#include "ep_hash.h"
 #include "log.h"
 #include "tap.h"
 #include "xdp_lb.skel.h"
@@ -42,42 +47,18 @@ static struct ep_flow_key key(int family, const char *src, const char *dst, uint
 	return k;
 }
 
-/* Writes a flow as the datapath would: IPv4 keys in their 12-byte layout. */
+/* Writes a flow where the datapath would. */
 static int put(const struct ep_flow_key *k, uint32_t backend_id, uint32_t idle_s)
 {
 	struct ep_ct_entry v = {.backend_id = backend_id, .last_seen_s = NOW - idle_s,
 				.bport = htons(8080)};
-	int fd;
 
-	if (k->family == EP_FAMILY_V4) {
-		struct ep_flow_key4 k4 = {.src = k->src[0], .dst = k->dst[0], .sport = k->sport,
-					  .dport = k->dport};
-
-		fd = k->proto == IPPROTO_UDP ? fds.ct.u4 : fds.ct.v4;
-		return bpf_map_update_elem(fd, &k4, &v, BPF_NOEXIST);
-	}
-	fd = k->proto == IPPROTO_UDP ? fds.ct.u6 : fds.ct.v6;
-	return bpf_map_update_elem(fd, k, &v, BPF_NOEXIST);
-}
-
-static int count(int fd, size_t key_size)
-{
-	unsigned char cur[64], next[64];
-	int n = 0;
-
-	for (void *prev = NULL; bpf_map_get_next_key(fd, prev, next) == 0 && n < 100000; n++) {
-		memcpy(cur, next, key_size);
-		prev = cur;
-	}
-	return n;
+	return ep_ct_put(&fds.ct, k, &v);
 }
 
 static int total(void)
 {
-	return count(fds.ct.v4, sizeof(struct ep_flow_key4)) +
-	       count(fds.ct.u4, sizeof(struct ep_flow_key4)) +
-	       count(fds.ct.v6, sizeof(struct ep_flow_key)) +
-	       count(fds.ct.u6, sizeof(struct ep_flow_key));
+	return (int)ep_ct_count(&fds.ct, 0, 0);
 }
 
 /* The same client 4-tuple to the same VIP:port over TCP (backend 1) and
@@ -106,7 +87,7 @@ static int fill(void)
 
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 		if (put(&f[i].k, f[i].be, f[i].idle))
-			return -errno;
+			return -EIO;
 	return 0;
 }
 
@@ -179,6 +160,140 @@ static void test_purge(void)
 	       total());
 }
 
+static void test_layout(struct xdp_lb *skel)
+{
+	struct bpf_map *m[4] = {skel->maps.ep_ct4, skel->maps.ep_ctu4, skel->maps.ep_ct6,
+				skel->maps.ep_ctu6};
+	int ok = 0;
+
+	for (int i = 0; i < 4; i++)
+		ok += bpf_map__type(m[i]) == BPF_MAP_TYPE_ARRAY &&
+		      (bpf_map__map_flags(m[i]) & BPF_F_MMAPABLE) &&
+		      bpf_map__value_size(m[i]) == (i < 2 ? sizeof(struct ep_ct_bucket4)
+							  : sizeof(struct ep_ct_bucket6)) &&
+		      bpf_map__max_entries(m[i]) == ep_ct_buckets(EP_CT_DEFAULT_SIZE);
+	tap_ok(ok == 4,
+	       "tables: mmapable arrays of %u buckets of %d slots (%zu and %zu bytes), %d of 4",
+	       ep_ct_buckets(EP_CT_DEFAULT_SIZE), EP_CT_WAYS, sizeof(struct ep_ct_bucket4),
+	       sizeof(struct ep_ct_bucket6), ok);
+	tap_ok(sizeof(struct ep_ct_slot4) == 56 && sizeof(struct ep_ct_slot6) == 80,
+	       "slots: 56 bytes (IPv4), 80 (IPv6): %zu, %zu", sizeof(struct ep_ct_slot4),
+	       sizeof(struct ep_ct_slot6));
+}
+
+/* The IPv4 TCP table's seed and size, as BPF reads them off the map. */
+static void table4(uint32_t *seed, uint32_t *n)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+
+	bpf_obj_get_info_by_fd(fds.ct.v4, &info, &len);
+	*seed = info.id;
+	*n = info.max_entries;
+}
+
+/* n flows to 10.0.0.100:80 that share one bucket: clients 198.18.0.x,
+ * ports from 1024. */
+static int same_bucket(struct ep_flow_key *out, int n)
+{
+	uint32_t seed, nb, want = 0;
+	int got = 0;
+
+	table4(&seed, &nb);
+	for (uint32_t i = 0; i < 256 * 64512 && got < n; i++) {
+		char src[32];
+		struct ep_flow_key k;
+		struct ep_flow_key4 k4;
+		uint32_t b;
+
+		snprintf(src, sizeof(src), "198.18.0.%u", i % 256);
+		k = key(EP_FAMILY_V4, src, "10.0.0.100", (uint16_t)(1024 + i / 256), 80, IPPROTO_TCP);
+		k4 = (struct ep_flow_key4){.src = k.src[0], .dst = k.dst[0], .sport = k.sport,
+					   .dport = k.dport};
+		b = ep_ct_index(ep_ct_hash4(&k4), seed, nb);
+		if (!got)
+			want = b;
+		if (b == want)
+			out[got++] = k;
+	}
+	return got;
+}
+
+static void test_bucket_full(void)
+{
+	/* idle seconds of the first four; the fifth is new */
+	const uint32_t idle[4] = {5, 30, 1, 12};
+	struct ep_flow_key k[5];
+	struct ep_ct_entry e;
+	int kept = 0;
+
+	if (!tap_ok(same_bucket(k, 5) == 5, "bucket: five flows that share a bucket found"))
+		return;
+	for (int i = 0; i < 4; i++)
+		put(&k[i], 10 + (uint32_t)i, idle[i]);
+	tap_ok(put(&k[4], 20, 0) == 0 && ep_ct_get(&fds.ct, &k[4], &e) == 0 && e.backend_id == 20,
+	       "bucket: a fifth flow goes into a full bucket");
+	tap_ok(ep_ct_get(&fds.ct, &k[1], &e) == -ENOENT,
+	       "bucket: ... in place of the least recently seen (idle 30 s)");
+	for (int i = 0; i < 4; i++)
+		kept += i != 1 && ep_ct_get(&fds.ct, &k[i], &e) == 0 && e.backend_id == 10 + (uint32_t)i;
+	tap_ok(kept == 3, "bucket: the other three kept, entries intact (%d)", kept);
+	tap_ok(put(&k[0], 30, 0) == 0 && ep_ct_get(&fds.ct, &k[0], &e) == 0 && e.backend_id == 30 &&
+		       total() == 4,
+	       "bucket: writing a tracked flow replaces its entry in place (%d flows)", total());
+	ep_ct_purge_backends(&fds.ct, (uint8_t[EP_MAX_BACKENDS / 8]){[1] = 0xff, [2] = 0xff, [3] = 0xff});
+	tap_ok(total() == 0, "bucket: purged (%d left)", total());
+}
+
+/* A slot whose seq is odd is owned by a writer: readers see no entry,
+ * other writers give up, GC leaves it alone. */
+static void test_slot_owned(void)
+{
+	struct ep_flow_key k = key(EP_FAMILY_V4, "192.0.2.10", "10.0.0.100", 41000, 80, IPPROTO_TCP);
+	struct ep_ct_entry e;
+	uint32_t seed, nb;
+	struct ep_ct_bucket4 *t;
+	struct ep_ct_slot4 *s = NULL;
+	size_t len;
+	uint8_t refs[EP_MAX_BACKENDS / 8] = {0};
+	struct ep_ct_gc_result r;
+	int rc;
+
+	table4(&seed, &nb);
+	len = (size_t)nb * sizeof(*t);
+	t = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fds.ct.v4, 0);
+	if (!tap_ok(t != MAP_FAILED, "owned: the table maps into the test"))
+		return;
+	put(&k, 7, 1);
+	for (int w = 0; w < EP_CT_WAYS; w++) {
+		struct ep_ct_bucket4 *b = &t[ep_ct_index(ep_ct_hash4(&(struct ep_flow_key4){
+								 .src = k.src[0], .dst = k.dst[0],
+								 .sport = k.sport, .dport = k.dport}),
+							 seed, nb)];
+
+		if (b->way[w].key.sport == k.sport && b->way[w].key.src == k.src[0])
+			s = &b->way[w];
+	}
+	if (!tap_ok(s && !(s->seq & 1), "owned: the flow's slot found, seq even (%llu)",
+		    s ? (unsigned long long)s->seq : 0ULL)) {
+		munmap(t, len);
+		return;
+	}
+	s->seq++;
+	tap_ok(ep_ct_get(&fds.ct, &k, &e) == -EBUSY, "owned: a read while a writer owns the slot: -EBUSY");
+	tap_ok(put(&k, 8, 0) == -EBUSY, "owned: another writer gives up");
+	rc = ep_ct_gc(&fds.ct, NOW + 100000, 1, 1, refs, &r);
+	tap_ok(rc == 0 && r.expired == 0, "owned: GC leaves it alone, however idle (%llu expired)",
+	       (unsigned long long)r.expired);
+	s->seq++;
+	tap_ok(ep_ct_get(&fds.ct, &k, &e) == 0 && e.backend_id == 7,
+	       "owned: released (seq even again), the entry is read as written");
+	rc = ep_ct_gc(&fds.ct, NOW + 100000, 1, 1, refs, &r);
+	tap_ok(rc == 0 && r.expired == 1 && total() == 0, "owned: and GC expires it now (%llu)",
+	       (unsigned long long)r.expired);
+	munmap(t, len);
+}
+
 int main(void)
 {
 	struct xdp_lb *skel;
@@ -190,10 +305,7 @@ int main(void)
 	skel = xdp_lb__open_and_load();
 	if (!tap_ok(skel != NULL, "xdp_lb loaded (maps not pinned)"))
 		return tap_done();
-	tap_ok(bpf_map__key_size(skel->maps.ep_ct4) == 12 &&
-		       bpf_map__key_size(skel->maps.ep_ctu4) == 12,
-	       "IPv4 conntrack keys are 12 bytes (TCP %u, UDP %u)",
-	       bpf_map__key_size(skel->maps.ep_ct4), bpf_map__key_size(skel->maps.ep_ctu4));
+	test_layout(skel);
 	rc = ep_map_fds_from_obj(skel->obj, &fds);
 	if (tap_ok(rc == 0, "the load balancer's maps found (rc %d)", rc)) {
 		rc = fill();
@@ -202,6 +314,8 @@ int main(void)
 			test_get();
 			test_gc();
 			test_purge();
+			test_bucket_full();
+			test_slot_owned();
 		}
 	}
 	xdp_lb__destroy(skel);

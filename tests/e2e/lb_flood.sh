@@ -11,7 +11,8 @@
 # handshake): it fills the UDP conntrack maps, which are not the TCP ones, so
 # the TCP connections must survive it too. Last, conntrack replaced under 50
 # held connections, twice: resized the documented way, and over an older
-# build's 16-byte-key pins (replaced by the agent itself); none may break.
+# build's conntrack pins, kernel LRU hash maps (replaced by the agent itself);
+# none may break.
 set -u
 cd "$(dirname "$0")/../.."
 source tests/lib/tap.sh
@@ -174,6 +175,13 @@ fi
 # removed maps, so it must be replaced, or new flows would be recorded where
 # reverse NAT no longer looks.
 ct_pins() { ls "$LAB_BPFFS"/edgeplane/maps/ep_ct{4,6,u4,u6} 2>/dev/null; }
+# ct4_flows: IPv4 TCP flows in the pinned table (slots with a key; bpftool
+# prints each bucket through the table's BTF)
+ct4_flows() {
+  bpftool -j map dump pinned "$LAB_BPFFS/edgeplane/maps/ep_ct4" | py '
+import json, sys
+print(sum(1 for e in json.load(sys.stdin) for w in e["formatted"]["value"]["way"] if w["key"]["dst"]))'
+}
 # hold50 NAME: 50 long-lived connections through the VIP in the background
 # (pid $h, results in $hold when it gets SIGUSR1)
 hold50() {
@@ -192,7 +200,7 @@ held50_after() {
   out=$(lab_load --target "$LAB_VIP4:80" --mode tcp-conns --count "$2" --concurrency 8 2>/dev/null)
   check "$1: $2 new connections through the VIP succeed" [ "$(jget "$out" 'j["ok"]')" = "$2" ]
   sleep 2
-  n_ct=$(bpftool -j map dump pinned "$LAB_BPFFS/edgeplane/maps/ep_ct4" | py 'import json,sys; print(len(json.load(sys.stdin)))')
+  n_ct=$(ct4_flows)
   kill -USR1 $h; wait $h
   if py 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j["alive"]==j["conns"]==50 and j["broken"]==0 and j["backend_changed"]==0 else 1)' "$hold"; then
     ok "$1: 0 of 50 long-lived connections broken by the forgotten conntrack"
@@ -218,26 +226,27 @@ check "resize: the XDP program of the same build, still on the removed maps, was
   grep -qE "(replaced the XDP load balancer on|re-attached the XDP load balancer to) up0" "$LAB_LOG"
 held50_after resize 200
 
-# --- upgrade from a build whose IPv4 conntrack keys held the protocol -----
-# Builds before the 12-byte IPv4 key pinned ep_ct4 and ep_ctu4 with 16-byte
-# keys. The agent replaces such pins by itself (nothing for the operator to
-# decide), and live connections carry on as orphans until their backends
-# answer, as after a resize. The planted maps stand for the older build's.
+# --- upgrade from a build whose conntrack was the kernel's LRU hash map ----
+# Builds before the table of buckets pinned ep_ct4/ep_ctu4 (12-byte keys) and
+# ep_ct6/ep_ctu6 (40-byte keys) as LRU hash maps. The agent replaces such
+# pins by itself (nothing for the operator to decide), and live connections
+# carry on as orphans until their backends answer, as after a resize. The
+# planted maps stand for the older build's.
 hold50 upgrade
 lab_agent_stop
 # The log runs on across restarts: the resize above said the same line once.
 xdp_first() { grep -c "the pinned conntrack is new: XDP is replaced before reverse NAT" "$LAB_LOG"; }
 n_xdp_first=$(xdp_first)
-for m in ep_ct4 ep_ctu4; do
-  rm -f "$LAB_BPFFS/edgeplane/maps/$m"
-  bpftool map create "$LAB_BPFFS/edgeplane/maps/$m" type lru_hash key 16 value 32 entries 8192 flags 2 name $m
+for m in ep_ct4:12 ep_ctu4:12 ep_ct6:40 ep_ctu6:40; do
+  rm -f "$LAB_BPFFS/edgeplane/maps/${m%:*}"
+  bpftool map create "$LAB_BPFFS/edgeplane/maps/${m%:*}" type lru_hash key "${m#*:}" value 32 entries 8192 flags 2 name "${m%:*}"
 done
 lab_agent_start || not_ok "upgrade: agent start over the older build's conntrack pins"
-for m in ep_ct4 ep_ctu4; do
-  check "upgrade: the older build's $m (16-byte keys) replaced at start, and the log says so" \
-    grep -q "replaced $LAB_BPFFS/edgeplane/maps/$m, a conntrack of an older build (16-byte keys" "$LAB_LOG"
-  check "upgrade: the new $m has 12-byte keys" \
-    [ "$(bpftool -j map show pinned "$LAB_BPFFS/edgeplane/maps/$m" | py 'import json,sys; print(json.load(sys.stdin)["bytes_key"])')" = 12 ]
+for m in ep_ct4:12 ep_ctu4:12 ep_ct6:40 ep_ctu6:40; do
+  check "upgrade: the older build's ${m%:*} (an LRU hash map) replaced at start, and the log says so" \
+    grep -q "replaced $LAB_BPFFS/edgeplane/maps/${m%:*}, a conntrack of an older build (map type 9, ${m#*:}-byte keys" "$LAB_LOG"
+  check "upgrade: the new ${m%:*} is a table of buckets (an array, 4-byte keys)" \
+    [ "$(bpftool -j map show pinned "$LAB_BPFFS/edgeplane/maps/${m%:*}" | py 'import json,sys; j=json.load(sys.stdin); print(j["type"], j["bytes_key"])')" = "array 4" ]
 done
 check "upgrade: XDP was replaced before reverse NAT (the old programs still held the old conntrack)" \
   [ "$(xdp_first)" -gt "$n_xdp_first" ]
