@@ -228,8 +228,6 @@ static __always_inline int ep_parse_v4(void *l3, void *end, struct ep_pkt *pkt)
 	if ((void *)(iph + 1) > end)
 		return EP_V_PASS;
 	pkt->key.dst[0] = iph->daddr;
-	if (!ep_maybe_vip(pkt->key.dst, EP_FAMILY_V4))
-		return EP_V_PASS;
 	if (iph->version != 4 || iph->ihl < 5)
 		return EP_DROP_MALFORMED;
 	if (iph->ihl != 5)
@@ -258,8 +256,6 @@ static __always_inline int ep_parse_v6(void *l3, void *end, struct ep_pkt *pkt)
 	if ((void *)(ip6h + 1) > end)
 		return EP_V_PASS;
 	ep_addr_copy(pkt->key.dst, ip6h->daddr.in6_u.u6_addr32, 4);
-	if (!ep_maybe_vip(pkt->key.dst, EP_FAMILY_V6))
-		return EP_V_PASS;
 	if (ip6h->version != 6)
 		return EP_DROP_MALFORMED;
 	plen = bpf_ntohs(ip6h->payload_len);
@@ -609,20 +605,12 @@ int ep_xdp_lb(struct xdp_md *ctx)
 	struct ep_pkt pkt;
 	struct ethhdr *eth = data;
 	__u32 off = sizeof(*eth);
+	__u8 has_vlan = 0;
 	__u16 proto;
 	int v;
 
 	if ((void *)(eth + 1) > end)
 		return XDP_PASS;
-	/* Only what every path reads is initialised here (the key must be all
-	 * zero padding for hashing); parsing sets the rest before it is used. */
-	__builtin_memset(&pkt.key, 0, sizeof(pkt.key));
-	pkt.l3_csum = pkt.pseudo_csum = pkt.l4_csum = pkt.inner_l3_csum = NULL;
-	pkt.daddr = pkt.inner_saddr = NULL;
-	pkt.port = NULL;
-	pkt.icmp_error = pkt.has_vlan = pkt.tcp_flags = 0;
-	pkt.tcp_seq = 0;
-	pkt.eth = eth;
 	proto = eth->h_proto;
 #pragma unroll
 	for (int i = 0; i < 2; i++) {
@@ -635,16 +623,38 @@ int ep_xdp_lb(struct xdp_md *ctx)
 			return XDP_PASS;
 		proto = vh->proto;
 		off += sizeof(*vh);
-		pkt.has_vlan = 1;
+		has_vlan = 1;
 	}
+	/* Not a VIP (the common case): passed before anything else is done,
+	 * the packet state below included (docs/benchmarks.md). */
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *iph = data + off;
 
+		if ((void *)(iph + 1) > end || !ep_maybe_vip(&iph->daddr, EP_FAMILY_V4))
+			return XDP_PASS;
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6h = data + off;
+
+		if ((void *)(ip6h + 1) > end ||
+		    !ep_maybe_vip(ip6h->daddr.in6_u.u6_addr32, EP_FAMILY_V6))
+			return XDP_PASS;
+	} else {
+		return XDP_PASS;
+	}
+	/* Only what every path reads is initialised here (the key must be all
+	 * zero padding for hashing); parsing sets the rest before it is used. */
+	__builtin_memset(&pkt.key, 0, sizeof(pkt.key));
+	pkt.l3_csum = pkt.pseudo_csum = pkt.l4_csum = pkt.inner_l3_csum = NULL;
+	pkt.daddr = pkt.inner_saddr = NULL;
+	pkt.port = NULL;
+	pkt.icmp_error = pkt.tcp_flags = 0;
+	pkt.has_vlan = has_vlan;
+	pkt.tcp_seq = 0;
+	pkt.eth = eth;
 	if (proto == bpf_htons(ETH_P_IP)) {
 		v = ep_parse_v4(data + off, end, &pkt);
 		return ep_verdict(ctx, &pkt, v, EP_FAMILY_V4);
 	}
-	if (proto == bpf_htons(ETH_P_IPV6)) {
-		v = ep_parse_v6(data + off, end, &pkt);
-		return ep_verdict(ctx, &pkt, v, EP_FAMILY_V6);
-	}
-	return XDP_PASS;
+	v = ep_parse_v6(data + off, end, &pkt);
+	return ep_verdict(ctx, &pkt, v, EP_FAMILY_V6);
 }
