@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -281,6 +282,123 @@ static void diag_outcome(const struct flow *f, const struct outcome *o)
 }
 
 /* ==== config ============================================================= */
+
+/* A table's seed and bucket count, as BPF reads them off the map. */
+static void ct_table_params(int fd, uint32_t *seed, uint32_t *n)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+
+	bpf_obj_get_info_by_fd(fd, &info, &len);
+	*seed = info.id;
+	*n = info.max_entries;
+}
+
+static uint32_t ct_bucket4(int fd, const struct ep_flow_key *k)
+{
+	struct ep_flow_key4 k4 = {.src = k->src[0], .dst = k->dst[0], .sport = k->sport,
+				  .dport = k->dport};
+	uint32_t seed, n;
+
+	ct_table_params(fd, &seed, &n);
+	return ep_ct_index(ep_ct_hash4(&k4), seed, n);
+}
+
+/*
+ * The conntrack table's rules as XDP applies them: a key in a slot that a
+ * writer owns (odd seq) is a miss, not an entry; a flow recorded into a full
+ * bucket takes the least recently seen slot, and the others keep theirs.
+ */
+static void test_ct_table(void)
+{
+	struct flow f = mkflow("198.51.100.150", 45000, "10.0.0.100", 80, P_TCP);
+	struct ep_flow_key k = flow_key(&f);
+	struct outcome o = send_flow(&f, 0, false, 0);
+	struct ep_ct_entry ct = o.ct, e;
+	struct ep_ip far = IP("192.0.2.250");
+	uint8_t in[FRAME_MAX];
+	uint32_t seed, nb, b;
+	struct ep_ct_bucket4 *t;
+	struct ep_ct_slot4 *slot = NULL;
+	size_t len, n;
+
+	if (!tap_ok(o.ct_found, "ct table: a TCP flow recorded by its handshake"))
+		return;
+	/* The entry, pointed elsewhere, tells a hit from Maglev's choice. */
+	ct.baddr[0] = far.addr[0];
+	ct.bport = htons(9999);
+	ep_ct_put(&fds.ct, &k, &ct);
+	n = flow_ack_pkt(in, &f);
+	xdp_run(in, n);
+	tap_ok(R.verdict == XDP_PASS && Rp.ok && ip_eq_raw(&far, Rp.dst.addr, Rp.family) && Rp.dport == 9999,
+	       "ct table: the client's next packet follows the entry");
+	ct_table_params(fds.ct.v4, &seed, &nb);
+	len = (size_t)nb * sizeof(*t);
+	t = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fds.ct.v4, 0);
+	if (!tap_ok(t != MAP_FAILED, "ct table: the IPv4 TCP table maps into the test"))
+		return;
+	b = ct_bucket4(fds.ct.v4, &k);
+	for (int w = 0; w < EP_CT_WAYS; w++)
+		if (t[b].way[w].key.src == k.src[0] && t[b].way[w].key.sport == k.sport)
+			slot = &t[b].way[w];
+	if (tap_ok(slot != NULL, "ct table: the flow's slot is in the bucket its hash names")) {
+		slot->seq++;
+		n = flow_ack_pkt(in, &f);
+		xdp_run(in, n);
+		tap_ok(R.verdict == XDP_PASS && Rp.ok && ip_eq_raw(&o.went, Rp.dst.addr, Rp.family) &&
+			       Rp.dport == o.went_port,
+		       "ct table: while a writer owns the slot (odd seq) the entry is not read: the "
+		       "packet goes where Maglev says");
+		slot->seq++;
+		n = flow_ack_pkt(in, &f);
+		xdp_run(in, n);
+		tap_ok(R.verdict == XDP_PASS && Rp.ok && ip_eq_raw(&far, Rp.dst.addr, Rp.family),
+		       "ct table: released, the entry is followed again");
+	}
+	munmap(t, len);
+	ep_ct_put(&fds.ct, &k, &o.ct);
+
+	/* Five UDP flows to 10.0.0.100:53 sharing one bucket: four recorded
+	 * with ages, the fifth's first datagram through XDP. */
+	struct ep_dp_config c = {0};
+	struct flow uf[5];
+	struct ep_flow_key uk[5];
+	const uint32_t idle[4] = {5, 30, 1, 12};
+	uint32_t want = 0, zero = 0;
+	int got = 0, kept = 0;
+
+	bpf_map_lookup_elem(fds.config, &zero, &c);
+	for (uint32_t i = 0; i < 256 * 60000 && got < 5; i++) {
+		char src[32];
+
+		snprintf(src, sizeof(src), "198.18.1.%u", i % 256);
+		uf[got] = mkflow(src, (uint16_t)(2000 + i / 256), "10.0.0.100", 53, P_UDP);
+		uk[got] = flow_key(&uf[got]);
+		b = ct_bucket4(fds.ct.u4, &uk[got]);
+		if (!got)
+			want = b;
+		if (b == want)
+			got++;
+	}
+	if (!tap_ok(got == 5, "ct table: five UDP flows sharing a bucket"))
+		return;
+	for (int i = 0; i < 4; i++) {
+		struct ep_ct_entry v = o.ct;
+
+		v.backend_id = o.ct.backend_id;
+		v.last_seen_s = c.now_s - idle[i];
+		v.isn = (uint32_t)i;
+		ep_ct_put(&fds.ct, &uk[i], &v);
+	}
+	n = flow_pkt(in, &uf[4], 0, false, 8);
+	xdp_run(in, n);
+	tap_ok(R.verdict == XDP_PASS && ct_get(&uk[4], &e),
+	       "ct table: a first datagram into a full bucket is recorded");
+	tap_ok(!ct_get(&uk[1], &e), "ct table: ... in the least recently seen slot (idle 30 s)");
+	for (int i = 0; i < 4; i++)
+		kept += i != 1 && ct_get(&uk[i], &e) && e.isn == (uint32_t)i;
+	tap_ok(kept == 3, "ct table: the other three flows keep their entries (%d)", kept);
+}
 
 static struct ep_config cfg;
 
@@ -1713,6 +1831,7 @@ int main(void)
 	test_vlan();
 	test_icmp_errors();
 	test_syn_rules();
+	test_ct_table();
 	test_weights();
 	test_drain();
 	test_spread();
