@@ -396,7 +396,7 @@ char *ep_metrics_render(struct ep_agent *a)
 	ep_sb_printf(&b, "edgeplane_conntrack_family_entries{family=\"ipv6\"} %llu\n",
 		     (unsigned long long)a->gc.last.entries6);
 	family(&b, "conntrack_capacity", "gauge",
-	       "Size of each family's conntrack LRU map (datapath.conntrack_size).");
+	       "Flows each conntrack table is sized for (datapath.conntrack_size).");
 	ep_sb_printf(&b, "edgeplane_conntrack_capacity %u\n", a->dp.ct_size);
 	family(&b, "conntrack_expired_total", "counter", "Flows forgotten after being idle too long.");
 	ep_sb_printf(&b, "edgeplane_conntrack_expired_total %llu\n",
