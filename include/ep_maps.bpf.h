@@ -339,14 +339,21 @@ static __always_inline int ep_ct_read_p(const struct ep_flow_key *k, struct ep_c
 {
 	void *s = ep_ct_find(k, family, proto, 0);
 	__u64 seq;
+	int same;
 
 	if (!s)
 		return -1;
 	seq = *EP_CT_SLOT_SEQ(s);
 	if (seq & 1)
 		return -1;
+	/* The key again, now that seq is read: the slot may have changed
+	 * hands between the search and that read. */
+	if (family == EP_FAMILY_V4)
+		same = ep_ct_key4_eq(&((struct ep_ct_slot4 *)s)->key, k);
+	else
+		same = ep_ct_key6_eq(&((struct ep_ct_slot6 *)s)->key, k);
 	*out = *EP_CT_SLOT_ENTRY(s, family);
-	return *EP_CT_SLOT_SEQ(s) == seq ? 0 : -1;
+	return same && *EP_CT_SLOT_SEQ(s) == seq ? 0 : -1;
 }
 
 static __always_inline int ep_ct_close_p(const struct ep_flow_key *k, const __u8 family,
