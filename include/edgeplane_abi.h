@@ -179,6 +179,20 @@ struct ep_ct_bucket6 {
 	struct ep_ct_slot6 way[EP_CT_WAYS];
 };
 
+/* Which buckets hold flows: one bit per bucket, a bitmap per table in
+ * ep_ct_used (EP_CT_USED_WORDS words each, tables in the order ct4, ctu4,
+ * ct6, ctu6), sized for the largest conntrack_size so that a resize never
+ * touches it. A writer sets its bucket's bit after recording a flow; the
+ * agent's pass visits only buckets whose bit is set, clears the bit first
+ * and sets it again if the bucket still holds a flow. So a pass costs what
+ * the flows cost, not what the table does. */
+#define EP_CT_MAX_SIZE 16777216
+#define EP_CT_USED_WORDS ((EP_CT_MAX_SIZE * EP_CT_SLOTS_PER_FLOW / EP_CT_WAYS + 63) / 64)
+#define EP_CT_TABLE_CT4 0
+#define EP_CT_TABLE_CTU4 1
+#define EP_CT_TABLE_CT6 2
+#define EP_CT_TABLE_CTU6 3
+
 /* Buckets of a table sized for `flows` flows (its max_entries). */
 static inline __u32 ep_ct_buckets(__u32 flows)
 {

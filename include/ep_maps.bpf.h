@@ -99,15 +99,35 @@ EP_CT_TABLE(ep_ctu4, struct ep_ct_bucket4);
 EP_CT_TABLE(ep_ct6, struct ep_ct_bucket6);
 EP_CT_TABLE(ep_ctu6, struct ep_ct_bucket6);
 
-/* The bucket of a key. The table's size and seed are read from the map
- * itself (struct bpf_map, one cache line), so every program and the agent
- * agree on them without a word of configuration. */
-static __always_inline void *ep_ct_bucket(void *table, __u32 h)
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 4 * EP_CT_USED_WORDS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+} ep_ct_used SEC(".maps");
+
+/* The bucket of a key (its index in *idx). The table's size and seed are
+ * read from the map itself (struct bpf_map, one cache line), so every
+ * program and the agent agree on them without a word of configuration. */
+static __always_inline void *ep_ct_bucket(void *table, __u32 h, __u32 *idx)
 {
 	const struct bpf_map *m = table;
-	__u32 idx = ep_ct_index(h, m->id, m->max_entries);
 
-	return bpf_map_lookup_elem(table, &idx);
+	*idx = ep_ct_index(h, m->id, m->max_entries);
+	return bpf_map_lookup_elem(table, idx);
+}
+
+/* After a flow is recorded: its bucket's bit in ep_ct_used (ABI header).
+ * Read first: the bit is usually set already, and a plain load keeps the
+ * line shared. */
+static __always_inline void ep_ct_mark_used(__u32 table_no, __u32 bucket)
+{
+	__u32 w = table_no * EP_CT_USED_WORDS + bucket / 64;
+	__u64 bit = 1ULL << (bucket % 64), *word = bpf_map_lookup_elem(&ep_ct_used, &w);
+
+	if (word && !(*word & bit))
+		__sync_fetch_and_or(word, bit);
 }
 
 #define EP_CT_KEY4(k)                                                                              \
@@ -139,10 +159,10 @@ static __always_inline int ep_ct_key6_eq(const struct ep_flow_key *a, const stru
 	((family) == EP_FAMILY_V4 ? ((proto) == IPPROTO_UDP ? (void *)&ep_ctu4 : (void *)&ep_ct4)  \
 				  : ((proto) == IPPROTO_UDP ? (void *)&ep_ctu6 : (void *)&ep_ct6))
 
-/* The slot holding k (its seq in *seq), or the one to write k into (a free
- * one, else the least recently seen) when `want_free`; NULL when neither. */
+/* The slot holding k, or with `want_free` the one to write k into when k
+ * has none (a free one, else the least recently seen); NULL when neither. */
 static __always_inline void *ep_ct_find(const struct ep_flow_key *k, const __u8 family,
-					const __u8 proto, int want_free)
+					const __u8 proto, int want_free, __u32 *bucket)
 {
 	void *table = EP_CT_TABLE_OF(family, proto);
 	__u64 best = ~0ULL;
@@ -150,7 +170,8 @@ static __always_inline void *ep_ct_find(const struct ep_flow_key *k, const __u8 
 
 	if (family == EP_FAMILY_V4) {
 		struct ep_ct_bucket4 *b =
-			ep_ct_bucket(table, ep_ct_hash4w(k->src[0], k->dst[0], k->sport, k->dport));
+			ep_ct_bucket(table, ep_ct_hash4w(k->src[0], k->dst[0], k->sport, k->dport),
+				     bucket);
 
 		if (!b)
 			return NULL;
@@ -172,11 +193,11 @@ static __always_inline void *ep_ct_find(const struct ep_flow_key *k, const __u8 
 		}
 		return pick;
 	}
-	struct ep_ct_bucket6 *b = ep_ct_bucket(table, ep_ct_hash6(k));
+	struct ep_ct_bucket6 *b = ep_ct_bucket(table, ep_ct_hash6(k), bucket);
 
 	if (!b)
 		return NULL;
-/* Not unrolled: four copies of a 40-byte compare cost reverse NAT and
+	/* Not unrolled: four copies of a 40-byte compare cost reverse NAT and
 	 * health more stack than they have. */
 #pragma clang loop unroll(disable)
 	for (int w = 0; w < EP_CT_WAYS; w++) {
@@ -207,7 +228,8 @@ static __always_inline void *ep_ct_find(const struct ep_flow_key *k, const __u8 
 static __always_inline struct ep_ct_entry *ep_ct_lookup_p(const struct ep_flow_key *k,
 							   const __u8 family, const __u8 proto)
 {
-	void *s = ep_ct_find(k, family, proto, 0);
+	__u32 bucket;
+	void *s = ep_ct_find(k, family, proto, 0, &bucket);
 
 	/* An odd seq: a writer owns the slot right now; not an entry yet. */
 	if (!s || (*EP_CT_SLOT_SEQ(s) & 1))
@@ -239,10 +261,11 @@ static __always_inline void ep_ct_release(void *s, __u64 was)
 /* Insert or replace (BPF_ANY); 0, or -1 when another writer owns the slot:
  * the flow goes on without an entry, as an orphan would. */
 static __always_inline long ep_ct_update_inl(const struct ep_flow_key *k,
-					   const struct ep_ct_entry *v, const __u8 family,
-					   const __u8 proto)
+					     const struct ep_ct_entry *v, const __u8 family,
+					     const __u8 proto)
 {
-	void *s = ep_ct_find(k, family, proto, 1);
+	__u32 bucket;
+	void *s = ep_ct_find(k, family, proto, 1, &bucket);
 	__u64 was;
 
 	if (!s)
@@ -264,6 +287,9 @@ static __always_inline long ep_ct_update_inl(const struct ep_flow_key *k,
 		s6->key = *k;
 	}
 	ep_ct_release(s, was);
+	ep_ct_mark_used(family == EP_FAMILY_V4 ? (proto == IPPROTO_UDP ? EP_CT_TABLE_CTU4 : EP_CT_TABLE_CT4)
+					       : (proto == IPPROTO_UDP ? EP_CT_TABLE_CTU6 : EP_CT_TABLE_CT6),
+			bucket);
 	return 0;
 }
 
@@ -302,13 +328,16 @@ static __always_inline long ep_ct_update_p(const struct ep_flow_key *k,
 static __always_inline long ep_ct_delete_p(const struct ep_flow_key *k, const __u8 family,
 					   const __u8 proto)
 {
-	void *s = ep_ct_find(k, family, proto, 0);
+	__u32 bucket;
+	void *s = ep_ct_find(k, family, proto, 0, &bucket);
 	__u64 was;
 
 	if (!s)
 		return -1;
 	if (ep_ct_claim(s, &was))
 		return -1;
+	/* The bucket's bit stays: the agent's pass clears it once it finds
+	 * the bucket empty. */
 	if (family == EP_FAMILY_V4)
 		__builtin_memset(&((struct ep_ct_slot4 *)s)->key, 0, sizeof(struct ep_flow_key4));
 	else
@@ -337,7 +366,8 @@ static __always_inline long ep_ct_delete_p(const struct ep_flow_key *k, const __
 static __always_inline int ep_ct_read_p(const struct ep_flow_key *k, struct ep_ct_entry *out,
 					const __u8 family, const __u8 proto)
 {
-	void *s = ep_ct_find(k, family, proto, 0);
+	__u32 bucket;
+	void *s = ep_ct_find(k, family, proto, 0, &bucket);
 	__u64 seq;
 	int same;
 
@@ -359,7 +389,8 @@ static __always_inline int ep_ct_read_p(const struct ep_flow_key *k, struct ep_c
 static __always_inline int ep_ct_close_p(const struct ep_flow_key *k, const __u8 family,
 					 const __u8 proto)
 {
-	void *s = ep_ct_find(k, family, proto, 0);
+	__u32 bucket;
+	void *s = ep_ct_find(k, family, proto, 0, &bucket);
 	struct ep_ct_entry *e;
 
 	if (!s || (*EP_CT_SLOT_SEQ(s) & 1))

@@ -108,6 +108,9 @@ int ep_map_fds_from_obj(struct bpf_object *obj, struct ep_map_fds *out)
 		return -ENOENT;
 	/* UDP conntrack maps: an object built before they existed (make
 	 * bench's baseline) keeps UDP flows in the TCP maps. */
+	/* Which buckets hold flows; an older object has no such map: every
+	 * GC pass is then a full one. */
+	out->ct.used = bpf_object__find_map_fd_by_name(obj, "ep_ct_used");
 	out->ct.u4 = bpf_object__find_map_fd_by_name(obj, "ep_ctu4");
 	out->ct.u6 = bpf_object__find_map_fd_by_name(obj, "ep_ctu6");
 	if (out->ct.u4 < 0 || out->ct.u6 < 0) {

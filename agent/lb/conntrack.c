@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,49 @@ struct ct_table {
 	int family;
 };
 
+/* Mapping a table costs what the table does (the kernel maps every page of
+ * it at mmap: 4 ms for the default tables, 60 ms at 4M flows), so each table
+ * is mapped once and kept, found again by its map id. A table replaced
+ * (a new id) gets a new mapping; the oldest goes when all are taken. The
+ * agent calls conntrack from its loop thread only; the lock is for tests
+ * and tools that might not. */
+#define CT_MAPPINGS 8
+
+static struct {
+	__u32 id;
+	void *mem;
+	size_t len;
+} mappings[CT_MAPPINGS];
+static unsigned next_mapping;
+static pthread_mutex_t mappings_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *ct_mmap(int fd, __u32 id, size_t len)
+{
+	void *mem = NULL;
+	unsigned i;
+
+	pthread_mutex_lock(&mappings_lock);
+	for (i = 0; i < CT_MAPPINGS; i++)
+		if (mappings[i].mem && mappings[i].id == id && mappings[i].len == len) {
+			mem = mappings[i].mem;
+			goto out;
+		}
+	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (mem == MAP_FAILED) {
+		mem = NULL;
+		goto out;
+	}
+	i = next_mapping++ % CT_MAPPINGS;
+	if (mappings[i].mem)
+		munmap(mappings[i].mem, mappings[i].len);
+	mappings[i].id = id;
+	mappings[i].mem = mem;
+	mappings[i].len = len;
+out:
+	pthread_mutex_unlock(&mappings_lock);
+	return mem;
+}
+
 static int ct_table_map(int fd, int family, struct ct_table *t)
 {
 	size_t bsz = family == EP_FAMILY_V4 ? sizeof(struct ep_ct_bucket4)
@@ -64,11 +108,9 @@ static int ct_table_map(int fd, int family, struct ct_table *t)
 	    !(info.map_flags & BPF_F_MMAPABLE) || !info.max_entries)
 		return -EINVAL;
 	t->len = ((size_t)info.max_entries * bsz + (size_t)page - 1) / (size_t)page * (size_t)page;
-	t->mem = mmap(NULL, t->len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (t->mem == MAP_FAILED) {
-		t->mem = NULL;
+	t->mem = ct_mmap(fd, info.id, t->len);
+	if (!t->mem)
 		return -errno;
-	}
 	t->n_buckets = info.max_entries;
 	t->seed = info.id;
 	t->bucket_size = (__u32)bsz;
@@ -77,10 +119,9 @@ static int ct_table_map(int fd, int family, struct ct_table *t)
 	return 0;
 }
 
+/* The mapping stays (ct_mmap). */
 static void ct_table_unmap(struct ct_table *t)
 {
-	if (t->mem)
-		munmap(t->mem, t->len);
 	t->mem = NULL;
 }
 
@@ -147,36 +188,123 @@ static bool slot_delete(const struct ct_table *t, unsigned char *slot, __u64 seq
 	return true;
 }
 
-/* Visits every entry; the callback sees every key in the IPv6 layout and
- * says whether to delete it. Returns how many were deleted, or -errno. */
-static long ct_walk(int fd, int family, __u8 proto, ct_visit_fn fn, void *arg,
-		    uint64_t *scanned)
+/* ep_ct_used mapped into this process (NULL words: none, every pass is a
+ * full one). */
+struct ct_used {
+	__u64 *words;
+	size_t len;
+};
+
+static void ct_used_map(int fd, struct ct_used *u)
 {
+	struct bpf_map_info info = {};
+	__u32 ilen = sizeof(info);
+	long page = sysconf(_SC_PAGESIZE);
+
+	memset(u, 0, sizeof(*u));
+	if (fd <= 0 || bpf_obj_get_info_by_fd(fd, &info, &ilen) ||
+	    info.type != BPF_MAP_TYPE_ARRAY || info.value_size != sizeof(__u64) ||
+	    info.max_entries != 4 * EP_CT_USED_WORDS || !(info.map_flags & BPF_F_MMAPABLE))
+		return;
+	u->len = ((size_t)info.max_entries * sizeof(__u64) + (size_t)page - 1) / (size_t)page *
+		 (size_t)page;
+	u->words = ct_mmap(fd, info.id, u->len);
+}
+
+static void ct_used_unmap(struct ct_used *u)
+{
+	u->words = NULL;
+}
+
+struct walk {
+	ct_visit_fn fn;
+	void *arg;
+	uint64_t *scanned, *buckets;
+	long deleted;
+};
+
+/* One bucket: every flow to the callback; returns how many slots still
+ * hold a flow or are being written. */
+static int walk_bucket(const struct ct_table *t, __u32 b, __u8 proto, struct walk *w)
+{
+	unsigned char *bucket = t->mem + (size_t)b * t->bucket_size;
+	int live = 0;
+
+	if (w->buckets)
+		(*w->buckets)++;
+	for (int i = 0; i < EP_CT_WAYS; i++) {
+		unsigned char *slot = bucket + (size_t)i * t->slot_size;
+		struct ep_flow_key k;
+		struct ep_ct_entry v;
+		__u64 seq;
+
+		if (!slot_read(t, slot, proto, &k, &v, &seq)) {
+			/* free, or a writer owns it: then it may be a flow */
+			live += !slot_free(t, slot) || (__atomic_load_n(slot_seq(slot), __ATOMIC_RELAXED) & 1);
+			continue;
+		}
+		if (w->scanned)
+			(*w->scanned)++;
+		if (w->fn(&k, &v, w->arg) && slot_delete(t, slot, seq)) {
+			w->deleted++;
+			continue;
+		}
+		live++;
+	}
+	return live;
+}
+
+/* Visits every flow of a table; the callback sees every key in the IPv6
+ * layout and says whether to delete it. With a bitmap (u) and !full, only
+ * buckets whose bit is set: each bit is cleared before its bucket is read
+ * and set again if the bucket still holds a flow, so a flow recorded
+ * meanwhile (its writer sets the bit after recording it) is never left
+ * without one. A full pass reads every bucket and sets the bits of those
+ * that hold flows (what the agent does first at every start). Returns how
+ * many flows were deleted, or -errno. */
+static long ct_walk(int fd, int family, __u8 proto, const struct ct_used *u, int table_no,
+		    bool full, struct walk *w)
+{
+	__u64 *bits = u && u->words ? u->words + (size_t)table_no * EP_CT_USED_WORDS : NULL;
 	struct ct_table t;
-	long deleted = 0;
 	int rc = ct_table_map(fd, family, &t);
 
 	if (rc)
 		return rc;
-	for (__u32 b = 0; b < t.n_buckets; b++) {
-		unsigned char *bucket = t.mem + (size_t)b * t.bucket_size;
+	w->deleted = 0;
+	if (!bits || full) {
+		for (__u32 b = 0; b < t.n_buckets; b++)
+			if (walk_bucket(&t, b, proto, w) && bits && b / 64 < EP_CT_USED_WORDS)
+				__atomic_fetch_or(&bits[b / 64], 1ULL << (b % 64), __ATOMIC_SEQ_CST);
+	} else {
+		__u32 nw = (t.n_buckets + 63) / 64;
 
-		for (int w = 0; w < EP_CT_WAYS; w++) {
-			unsigned char *slot = bucket + (size_t)w * t.slot_size;
-			struct ep_flow_key k;
-			struct ep_ct_entry v;
-			__u64 seq;
+		for (__u32 i = 0; i < nw && i < EP_CT_USED_WORDS; i++) {
+			__u64 word = __atomic_load_n(&bits[i], __ATOMIC_RELAXED);
 
-			if (!slot_read(&t, slot, proto, &k, &v, &seq))
-				continue;
-			if (scanned)
-				(*scanned)++;
-			if (fn(&k, &v, arg) && slot_delete(&t, slot, seq))
-				deleted++;
+			while (word) {
+				int bit = __builtin_ctzll(word);
+				__u32 b = i * 64 + (__u32)bit;
+				__u64 mask = 1ULL << bit;
+
+				word &= word - 1;
+				__atomic_fetch_and(&bits[i], ~mask, __ATOMIC_SEQ_CST);
+				if (b < t.n_buckets && walk_bucket(&t, b, proto, w))
+					__atomic_fetch_or(&bits[i], mask, __ATOMIC_SEQ_CST);
+			}
 		}
 	}
 	ct_table_unmap(&t);
-	return deleted;
+	return w->deleted;
+}
+
+/* A full pass over one table without a bitmap (purges, counting: rare,
+ * and right even before the first GC pass has set the bits). */
+static long ct_walk_all(int fd, int family, __u8 proto, ct_visit_fn fn, void *arg)
+{
+	struct walk w = {.fn = fn, .arg = arg};
+
+	return ct_walk(fd, family, proto, NULL, 0, true, &w);
 }
 
 static int ct_fd(const struct ep_ct_fds *ct, int family, int proto)
@@ -190,7 +318,7 @@ static int ct_fd(const struct ep_ct_fds *ct, int family, int proto)
  * with `for_insert` where k would go (a free slot, else the least recently
  * seen). */
 static unsigned char *ct_slot_of(const struct ct_table *t, const struct ep_flow_key *k,
-				 bool for_insert)
+				 bool for_insert, __u32 *bucket_no)
 {
 	unsigned char *bucket, *pick = NULL;
 	uint64_t best = UINT64_MAX;
@@ -205,7 +333,8 @@ static unsigned char *ct_slot_of(const struct ct_table *t, const struct ep_flow_
 	} else {
 		h = ep_ct_hash6(k);
 	}
-	bucket = t->mem + (size_t)ep_ct_index(h, t->seed, t->n_buckets) * t->bucket_size;
+	*bucket_no = ep_ct_index(h, t->seed, t->n_buckets);
+	bucket = t->mem + (size_t)*bucket_no * t->bucket_size;
 	for (int w = 0; w < EP_CT_WAYS; w++) {
 		unsigned char *slot = bucket + (size_t)w * t->slot_size;
 		struct ep_flow_key sk;
@@ -230,10 +359,11 @@ int ep_ct_get(const struct ep_ct_fds *ct, const struct ep_flow_key *k, struct ep
 	struct ct_table t;
 	int rc = ct_table_map(ct_fd(ct, k->family, k->proto), k->family, &t);
 	unsigned char *slot;
+	__u32 b;
 
 	if (rc)
 		return rc;
-	slot = ct_slot_of(&t, k, false);
+	slot = ct_slot_of(&t, k, false, &b);
 	rc = -ENOENT;
 	/* A slot being written is read again (bounded: a writer holds it for
 	 * nanoseconds). */
@@ -257,11 +387,13 @@ int ep_ct_put(const struct ep_ct_fds *ct, const struct ep_flow_key *k,
 	struct ct_table t;
 	int rc = ct_table_map(ct_fd(ct, k->family, k->proto), k->family, &t);
 	unsigned char *slot;
+	struct ct_used used;
 	__u64 seq;
+	__u32 b;
 
 	if (rc)
 		return rc;
-	slot = ct_slot_of(&t, k, true);
+	slot = ct_slot_of(&t, k, true, &b);
 	seq = __atomic_load_n(slot_seq(slot), __ATOMIC_ACQUIRE);
 	rc = -EBUSY;
 	if (!(seq & 1) && __atomic_compare_exchange_n(slot_seq(slot), &seq, seq + 1, false,
@@ -278,6 +410,17 @@ int ep_ct_put(const struct ep_ct_fds *ct, const struct ep_flow_key *k,
 			memcpy(&((struct ep_ct_slot6 *)slot)->key, k, sizeof(*k));
 		}
 		__atomic_store_n(slot_seq(slot), seq + 2, __ATOMIC_RELEASE);
+		/* the bucket's mark, as BPF sets it (ep_ct_mark_used) */
+		ct_used_map(ct->used, &used);
+		if (used.words) {
+			int tno = k->family == EP_FAMILY_V4
+					  ? (k->proto == IPPROTO_UDP ? EP_CT_TABLE_CTU4 : EP_CT_TABLE_CT4)
+					  : (k->proto == IPPROTO_UDP ? EP_CT_TABLE_CTU6 : EP_CT_TABLE_CT6);
+
+			__atomic_fetch_or(&used.words[(size_t)tno * EP_CT_USED_WORDS + b / 64],
+					  1ULL << (b % 64), __ATOMIC_SEQ_CST);
+		}
+		ct_used_unmap(&used);
 		rc = 0;
 	}
 	ct_table_unmap(&t);
@@ -290,15 +433,16 @@ int ep_ct_put(const struct ep_ct_fds *ct, const struct ep_flow_key *k,
 struct ct_map {
 	int fd, family;
 	__u8 proto;
+	int table_no; /* its bitmap in ep_ct_used */
 };
 
 static size_t ct_maps(const struct ep_ct_fds *ct, struct ct_map out[4])
 {
 	const struct ct_map all[4] = {
-		{ct->v4, EP_FAMILY_V4, IPPROTO_TCP},
-		{ct->u4, EP_FAMILY_V4, IPPROTO_UDP},
-		{ct->v6, EP_FAMILY_V6, IPPROTO_TCP},
-		{ct->u6, EP_FAMILY_V6, IPPROTO_UDP},
+		{ct->v4, EP_FAMILY_V4, IPPROTO_TCP, EP_CT_TABLE_CT4},
+		{ct->u4, EP_FAMILY_V4, IPPROTO_UDP, EP_CT_TABLE_CTU4},
+		{ct->v6, EP_FAMILY_V6, IPPROTO_TCP, EP_CT_TABLE_CT6},
+		{ct->u6, EP_FAMILY_V6, IPPROTO_UDP, EP_CT_TABLE_CTU6},
 	};
 	size_t n = 0;
 
@@ -332,7 +476,7 @@ static int gc_visit(const struct ep_flow_key *k, const struct ep_ct_entry *v, vo
 }
 
 int ep_ct_gc(const struct ep_ct_fds *ct, uint32_t now_s, uint32_t tcp_timeout_s,
-	     uint32_t udp_timeout_s, uint8_t *refs, struct ep_ct_gc_result *res)
+	     uint32_t udp_timeout_s, uint8_t *refs, bool full, struct ep_ct_gc_result *res)
 {
 	struct gc_arg a = {
 		.now = now_s,
@@ -342,23 +486,33 @@ int ep_ct_gc(const struct ep_ct_fds *ct, uint32_t now_s, uint32_t tcp_timeout_s,
 	};
 	struct ct_map maps[4];
 	size_t n = ct_maps(ct, maps);
+	struct ct_used used;
+	int rc = 0;
 
 	memset(res, 0, sizeof(*res));
+	ct_used_map(ct->used, &used);
+	res->full = full || !used.words;
 	for (size_t i = 0; i < n; i++) {
+		struct walk w = {.fn = gc_visit, .arg = &a, .scanned = &res->scanned,
+				 .buckets = &res->buckets};
 		uint64_t kept = a.kept;
 		long d;
 
-		d = ct_walk(maps[i].fd, maps[i].family, maps[i].proto, gc_visit, &a, &res->scanned);
-		if (d < 0)
-			return (int)d;
+		d = ct_walk(maps[i].fd, maps[i].family, maps[i].proto, &used, maps[i].table_no, full,
+			    &w);
+		if (d < 0) {
+			rc = (int)d;
+			break;
+		}
 		res->expired += (uint64_t)d;
 		if (maps[i].family == EP_FAMILY_V4)
 			res->entries4 += a.kept - kept;
 		else
 			res->entries6 += a.kept - kept;
 	}
+	ct_used_unmap(&used);
 	res->entries = a.kept;
-	return 0;
+	return rc;
 }
 
 static int purge_visit(const struct ep_flow_key *k, const struct ep_ct_entry *v, void *arg)
@@ -372,8 +526,8 @@ static int purge_visit(const struct ep_flow_key *k, const struct ep_ct_entry *v,
 
 long ep_ct_purge_service(const struct ep_ct_fds *ct, const struct ep_endpoint *svc)
 {
-	return ct_walk(ct_fd(ct, svc->family, svc->proto), svc->family, svc->proto, purge_visit,
-		       (void *)svc, NULL);
+	return ct_walk_all(ct_fd(ct, svc->family, svc->proto), svc->family, svc->proto,
+			   purge_visit, (void *)svc);
 }
 
 static int purge_be_visit(const struct ep_flow_key *k, const struct ep_ct_entry *v, void *arg)
@@ -392,8 +546,8 @@ long ep_ct_purge_backends(const struct ep_ct_fds *ct, const uint8_t *ids)
 	long deleted = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		long d = ct_walk(maps[i].fd, maps[i].family, maps[i].proto, purge_be_visit,
-				 (void *)ids, NULL);
+		long d = ct_walk_all(maps[i].fd, maps[i].family, maps[i].proto, purge_be_visit,
+				     (void *)ids);
 
 		if (d < 0)
 			return d;
@@ -419,8 +573,7 @@ long ep_ct_count(const struct ep_ct_fds *ct, int family, int proto)
 	for (size_t i = 0; i < n; i++) {
 		if ((family && maps[i].family != family) || (proto && maps[i].proto != proto))
 			continue;
-		long rc = ct_walk(maps[i].fd, maps[i].family, maps[i].proto, count_visit, &count,
-				  NULL);
+		long rc = ct_walk_all(maps[i].fd, maps[i].family, maps[i].proto, count_visit, &count);
 
 		if (rc < 0)
 			return rc;

@@ -7,6 +7,7 @@
 #ifndef EP_CONNTRACK_H
 #define EP_CONNTRACK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "edgeplane_abi.h"
@@ -16,6 +17,7 @@
 struct ep_ct_fds {
 	int v4, v6;
 	int u4, u6;
+	int used; /* ep_ct_used, or <= 0: none (every pass a full one) */
 };
 
 struct ep_ct_gc_result {
@@ -23,6 +25,8 @@ struct ep_ct_gc_result {
 	uint64_t entries4, entries6;
 	uint64_t expired;  /* deleted for idleness */
 	uint64_t scanned;
+	uint64_t buckets;  /* buckets read */
+	bool full;	   /* every bucket read, not only those marked used */
 };
 
 int ep_ncpus(void);
@@ -30,9 +34,11 @@ int ep_ncpus(void);
 /* One pass over conntrack: deletes entries idle longer than their protocol's
  * timeout and sets bit `backend_id` in refs (EP_MAX_BACKENDS bits) for every
  * entry kept. now_s is the clock the agent publishes to the datapath
- * (ep_datapath_publish_clock). */
+ * (ep_datapath_publish_clock). A pass reads only the buckets ep_ct_used
+ * marks, unless `full` (the first pass after a start: it also sets the marks
+ * of every bucket holding a flow, whoever wrote the tables before). */
 int ep_ct_gc(const struct ep_ct_fds *ct, uint32_t now_s, uint32_t tcp_timeout_s,
-	     uint32_t udp_timeout_s, uint8_t *refs, struct ep_ct_gc_result *res);
+	     uint32_t udp_timeout_s, uint8_t *refs, bool full, struct ep_ct_gc_result *res);
 
 /* Looks a flow up in the map of its family and protocol. 0 or -errno. */
 int ep_ct_get(const struct ep_ct_fds *ct, const struct ep_flow_key *k, struct ep_ct_entry *out);

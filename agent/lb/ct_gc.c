@@ -14,8 +14,12 @@ void ep_ct_gc_run(struct ep_ct_gc *g)
 
 	if (!refs)
 		return;
+	/* The first pass reads every bucket: the marks of which buckets hold
+	 * flows may be missing for flows written before this agent (another
+	 * build, a removed pin). */
 	if (ep_ct_gc(g->ct, ep_datapath_clock_now(), g->cfg->ct_timeout_tcp_s,
-		     g->cfg->ct_timeout_udp_s, refs, &res) == 0) {
+		     g->cfg->ct_timeout_udp_s, refs, !g->passes, &res) == 0) {
+		g->passes++;
 		pthread_mutex_lock(g->lock);
 		g->last = res;
 		g->expired_total += res.expired;

@@ -26,6 +26,7 @@ struct ep_ct_gc {
 	/* results, under *lock */
 	struct ep_ct_gc_result last;
 	uint64_t expired_total;
+	uint64_t passes; /* the first one is full (ep_ct_gc) */
 	sd_event_source *timer;
 };
 

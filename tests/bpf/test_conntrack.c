@@ -122,9 +122,12 @@ static void test_gc(void)
 {
 	uint8_t refs[EP_MAX_BACKENDS / 8] = {0};
 	struct ep_ct_gc_result r;
-	int rc = ep_ct_gc(&fds.ct, NOW, TCP_S, UDP_S, refs, &r);
+	int rc = ep_ct_gc(&fds.ct, NOW, TCP_S, UDP_S, refs, false, &r);
 
-	tap_ok(rc == 0, "gc: one pass over the four maps (rc %d)", rc);
+	tap_ok(rc == 0 && !r.full, "gc: one pass over the four tables (rc %d)", rc);
+	tap_ok(r.buckets >= 1 && r.buckets <= 12,
+	       "gc: it reads only the buckets marked as holding flows (%llu of %u)",
+	       (unsigned long long)r.buckets, 4 * ep_ct_buckets(EP_CT_DEFAULT_SIZE));
 	tap_ok(r.scanned == 12 && r.expired == 4,
 	       "gc: 12 entries scanned, 4 idle past their protocol's timeout expired (%llu, %llu)",
 	       (unsigned long long)r.scanned, (unsigned long long)r.expired);
@@ -135,6 +138,48 @@ static void test_gc(void)
 	       "gc: backends 1, 2, 4 and 5 still referenced, 3 (idle flows only) not (bits 0x%02x)",
 	       refs[0]);
 	tap_ok(total() == 8, "gc: the expired entries are gone from the maps (%d left)", total());
+	rc = ep_ct_gc(&fds.ct, NOW, TCP_S, UDP_S, refs, false, &r);
+	tap_ok(rc == 0 && r.scanned == 8 && r.buckets <= 8,
+	       "gc: the emptied buckets lost their marks: the next pass reads %llu buckets for %llu "
+	       "flows",
+	       (unsigned long long)r.buckets, (unsigned long long)r.scanned);
+	rc = ep_ct_gc(&fds.ct, NOW, TCP_S, UDP_S, refs, true, &r);
+	tap_ok(rc == 0 && r.full && r.scanned == 8 &&
+		       r.buckets == 4ULL * ep_ct_buckets(EP_CT_DEFAULT_SIZE),
+	       "gc: a full pass reads every bucket (%llu) and finds the same %llu flows",
+	       (unsigned long long)r.buckets, (unsigned long long)r.scanned);
+}
+
+/* A flow whose bucket lost its mark (written by a build without marks, or
+ * before a pin was replaced) is found by the full pass a start begins with,
+ * which marks it again. */
+static void test_marks(void)
+{
+	struct ep_flow_key k = key(EP_FAMILY_V4, "192.0.2.11", "10.0.0.100", 42000, 80, IPPROTO_TCP);
+	uint8_t refs[EP_MAX_BACKENDS / 8] = {0};
+	struct ep_ct_gc_result r;
+	size_t len = 4 * (size_t)EP_CT_USED_WORDS * sizeof(__u64);
+	__u64 *bits = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fds.ct.used, 0);
+	int rc;
+
+	if (!tap_ok(bits != MAP_FAILED, "marks: ep_ct_used maps into the test"))
+		return;
+	put(&k, 9, 1);
+	memset(bits, 0, len);
+	rc = ep_ct_gc(&fds.ct, NOW, TCP_S, UDP_S, refs, false, &r);
+	tap_ok(rc == 0 && r.scanned == 0 && total() == 1,
+	       "marks: without its mark a flow is not seen by a marks-only pass (%llu seen)",
+	       (unsigned long long)r.scanned);
+	rc = ep_ct_gc(&fds.ct, NOW, TCP_S, UDP_S, refs, true, &r);
+	tap_ok(rc == 0 && r.scanned == 1, "marks: the full pass finds it (%llu)",
+	       (unsigned long long)r.scanned);
+	rc = ep_ct_gc(&fds.ct, NOW, TCP_S, UDP_S, refs, false, &r);
+	tap_ok(rc == 0 && r.scanned == 1 && r.buckets == 1,
+	       "marks: ... and marks its bucket: the next pass reads that one bucket (%llu, %llu)",
+	       (unsigned long long)r.scanned, (unsigned long long)r.buckets);
+	ep_ct_purge_backends(&fds.ct, (uint8_t[EP_MAX_BACKENDS / 8]){[1] = 1 << 1});
+	tap_ok(total() == 0, "marks: purged (%d left)", total());
+	munmap(bits, len);
 }
 
 static void test_purge(void)
@@ -282,13 +327,13 @@ static void test_slot_owned(void)
 	s->seq++;
 	tap_ok(ep_ct_get(&fds.ct, &k, &e) == -EBUSY, "owned: a read while a writer owns the slot: -EBUSY");
 	tap_ok(put(&k, 8, 0) == -EBUSY, "owned: another writer gives up");
-	rc = ep_ct_gc(&fds.ct, NOW + 100000, 1, 1, refs, &r);
+	rc = ep_ct_gc(&fds.ct, NOW + 100000, 1, 1, refs, false, &r);
 	tap_ok(rc == 0 && r.expired == 0, "owned: GC leaves it alone, however idle (%llu expired)",
 	       (unsigned long long)r.expired);
 	s->seq++;
 	tap_ok(ep_ct_get(&fds.ct, &k, &e) == 0 && e.backend_id == 7,
 	       "owned: released (seq even again), the entry is read as written");
-	rc = ep_ct_gc(&fds.ct, NOW + 100000, 1, 1, refs, &r);
+	rc = ep_ct_gc(&fds.ct, NOW + 100000, 1, 1, refs, false, &r);
 	tap_ok(rc == 0 && r.expired == 1 && total() == 0, "owned: and GC expires it now (%llu)",
 	       (unsigned long long)r.expired);
 	munmap(t, len);
@@ -316,6 +361,7 @@ int main(void)
 			test_purge();
 			test_bucket_full();
 			test_slot_owned();
+			test_marks();
 		}
 	}
 	xdp_lb__destroy(skel);

@@ -398,6 +398,24 @@ static void test_ct_table(void)
 	for (int i = 0; i < 4; i++)
 		kept += i != 1 && ct_get(&uk[i], &e) && e.isn == (uint32_t)i;
 	tap_ok(kept == 3, "ct table: the other three flows keep their entries (%d)", kept);
+
+	/* XDP marks the bucket it recorded a flow in (ep_ct_used), the mark
+	 * the agent's GC pass goes by. */
+	{
+		struct flow mf = mkflow("198.18.2.1", 3000, "10.0.0.100", 53, P_UDP);
+		struct ep_flow_key mk = flow_key(&mf);
+		uint32_t mb = ct_bucket4(fds.ct.u4, &mk);
+		uint32_t w = EP_CT_TABLE_CTU4 * EP_CT_USED_WORDS + mb / 64;
+		__u64 word = 0, zero64 = 0;
+
+		bpf_map_update_elem(fds.ct.used, &w, &zero64, BPF_ANY);
+		n = flow_pkt(in, &mf, 0, false, 8);
+		xdp_run(in, n);
+		bpf_map_lookup_elem(fds.ct.used, &w, &word);
+		tap_ok(R.verdict == XDP_PASS && ct_get(&mk, &e) && (word & (1ULL << (mb % 64))),
+		       "ct table: recording a flow marks its bucket in ep_ct_used (word 0x%llx, bit %u)",
+		       (unsigned long long)word, mb % 64);
+	}
 }
 
 static struct ep_config cfg;

@@ -147,7 +147,7 @@ check "no_new_privs set" grep -qE '^NoNewPrivs:\s+1' "/proc/$pid/status"
 smoke() {
   local out
   out=$(lab_load --target "$LAB_VIP4:80" --mode tcp-conns --count 200 --concurrency 16 2>/dev/null)
-  diag "$(json_get "$out" '"ok %s failed %s backends %s" % (j["ok"], j["failed"], j["backends"])' 2>/dev/null || echo "$out")"
+  diag "$(json_get "$out" '"ok %s failed %s backends %s" % (j["ok"], j["failed"], j["backends"]) + ("" if not j["failed"] else " errors %s first failure %s" % (j["errors"], j["first_failure"]))' 2>/dev/null || echo "$out")"
   [ "$(json_get "$out" 'j["ok"]')" = 200 ] && [ "$(json_get "$out" 'len(j["backends"])')" = 3 ]
 }
 check "load-balancer smoke test: 200 TCP connections to the VIP all succeed, spread over 3 backends" smoke
