@@ -192,6 +192,7 @@ struct ep_ct_bucket6 {
 #define EP_CT_TABLE_CTU4 1
 #define EP_CT_TABLE_CT6 2
 #define EP_CT_TABLE_CTU6 3
+#define EP_CT_TABLE_NO(family, udp) (((family) == EP_FAMILY_V4 ? 0 : 2) + ((udp) ? 1 : 0))
 
 /* Buckets of a table sized for `flows` flows (its max_entries). */
 static inline __u32 ep_ct_buckets(__u32 flows)

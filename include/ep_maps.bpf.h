@@ -287,9 +287,7 @@ static __always_inline long ep_ct_update_inl(const struct ep_flow_key *k,
 		s6->key = *k;
 	}
 	ep_ct_release(s, was);
-	ep_ct_mark_used(family == EP_FAMILY_V4 ? (proto == IPPROTO_UDP ? EP_CT_TABLE_CTU4 : EP_CT_TABLE_CT4)
-					       : (proto == IPPROTO_UDP ? EP_CT_TABLE_CTU6 : EP_CT_TABLE_CT6),
-			bucket);
+	ep_ct_mark_used(EP_CT_TABLE_NO(family, proto == IPPROTO_UDP), bucket);
 	return 0;
 }
 

@@ -119,12 +119,6 @@ static int ct_table_map(int fd, int family, struct ct_table *t)
 	return 0;
 }
 
-/* The mapping stays (ct_mmap). */
-static void ct_table_unmap(struct ct_table *t)
-{
-	t->mem = NULL;
-}
-
 static __u64 *slot_seq(unsigned char *slot)
 {
 	return (__u64 *)slot;
@@ -211,11 +205,6 @@ static void ct_used_map(int fd, struct ct_used *u)
 	u->words = ct_mmap(fd, info.id, u->len);
 }
 
-static void ct_used_unmap(struct ct_used *u)
-{
-	u->words = NULL;
-}
-
 struct walk {
 	ct_visit_fn fn;
 	void *arg;
@@ -294,7 +283,6 @@ static long ct_walk(int fd, int family, __u8 proto, const struct ct_used *u, int
 			}
 		}
 	}
-	ct_table_unmap(&t);
 	return w->deleted;
 }
 
@@ -324,15 +312,8 @@ static unsigned char *ct_slot_of(const struct ct_table *t, const struct ep_flow_
 	uint64_t best = UINT64_MAX;
 	__u32 h;
 
-	if (t->family == EP_FAMILY_V4) {
-		struct ep_flow_key4 k4 = {
-			.src = k->src[0], .dst = k->dst[0], .sport = k->sport, .dport = k->dport,
-		};
-
-		h = ep_ct_hash4(&k4);
-	} else {
-		h = ep_ct_hash6(k);
-	}
+	h = t->family == EP_FAMILY_V4 ? ep_ct_hash4w(k->src[0], k->dst[0], k->sport, k->dport)
+				       : ep_ct_hash6(k);
 	*bucket_no = ep_ct_index(h, t->seed, t->n_buckets);
 	bucket = t->mem + (size_t)*bucket_no * t->bucket_size;
 	for (int w = 0; w < EP_CT_WAYS; w++) {
@@ -377,7 +358,6 @@ int ep_ct_get(const struct ep_ct_fds *ct, const struct ep_flow_key *k, struct ep
 		}
 		rc = -EBUSY;
 	}
-	ct_table_unmap(&t);
 	return rc;
 }
 
@@ -412,18 +392,14 @@ int ep_ct_put(const struct ep_ct_fds *ct, const struct ep_flow_key *k,
 		__atomic_store_n(slot_seq(slot), seq + 2, __ATOMIC_RELEASE);
 		/* the bucket's mark, as BPF sets it (ep_ct_mark_used) */
 		ct_used_map(ct->used, &used);
-		if (used.words) {
-			int tno = k->family == EP_FAMILY_V4
-					  ? (k->proto == IPPROTO_UDP ? EP_CT_TABLE_CTU4 : EP_CT_TABLE_CT4)
-					  : (k->proto == IPPROTO_UDP ? EP_CT_TABLE_CTU6 : EP_CT_TABLE_CT6);
-
-			__atomic_fetch_or(&used.words[(size_t)tno * EP_CT_USED_WORDS + b / 64],
+		if (used.words)
+			__atomic_fetch_or(&used.words[(size_t)EP_CT_TABLE_NO(k->family,
+									   k->proto == IPPROTO_UDP) *
+							  EP_CT_USED_WORDS +
+						  b / 64],
 					  1ULL << (b % 64), __ATOMIC_SEQ_CST);
-		}
-		ct_used_unmap(&used);
 		rc = 0;
 	}
-	ct_table_unmap(&t);
 	return rc;
 }
 
@@ -510,7 +486,6 @@ int ep_ct_gc(const struct ep_ct_fds *ct, uint32_t now_s, uint32_t tcp_timeout_s,
 		else
 			res->entries6 += a.kept - kept;
 	}
-	ct_used_unmap(&used);
 	res->entries = a.kept;
 	return rc;
 }
