@@ -204,20 +204,30 @@ static inline __u32 ep_ct_buckets(__u32 flows)
 /*
  * Half-open TCP handshakes. A SYN is balanced statelessly by Maglev and
  * leaves a record here instead of a conntrack entry: a direct-mapped table
- * indexed by the flow hash, where a newer SYN simply overwrites an older one
- * (no lock, no allocation, no eviction of anything that matters). The
- * conntrack entry is created by the client's next packet, the ACK
- * completing the handshake, so spoofed SYNs, whose sources never answer,
- * never reach conntrack. The record is what lets reverse NAT translate the
- * backend's SYN-ACK before any entry exists, and keeps a handshake on the
- * backend that got its SYN when the Maglev ring changes before the ACK.
+ * where a newer SYN simply overwrites an older one (no lock, no allocation,
+ * no eviction of anything that matters). The conntrack entry is created by
+ * the client's next packet, the ACK completing the handshake, so spoofed
+ * SYNs, whose sources never answer, never reach conntrack. The record is
+ * what lets reverse NAT translate the backend's SYN-ACK before any entry
+ * exists, and keeps a handshake on the backend that got its SYN when the
+ * Maglev ring changes before the ACK.
  *
- * 16 bytes, four to a cache line, both families in one table: the flow is
- * named by a 32-bit signature of its key (ep_syn_sig) and must also match
- * the ISN, so a wrong match needs 64 bits to agree. Sized so that a record
- * outlives the SYN -> SYN-ACK time (the backend's answer, microseconds to
- * milliseconds) even under a flood: at 1M SYN/s a slot is overwritten every
- * 16 ms on average; 256 KiB, small enough to stay cached.
+ * 16 bytes, both families in one table: the flow is named by a 32-bit
+ * signature of its key (ep_syn_sig) and must also match the ISN, so a wrong
+ * match needs 64 bits to agree. Every SYN writes its record twice, to two
+ * slots chosen by different bits of the flow hash (ep_syn_slot: the slot
+ * older builds used, so both find each other's records during an upgrade;
+ * ep_syn_slot2), and a reader takes either copy. One copy lost the record
+ * whenever any SYN hashing to its slot came between a SYN and its SYN-ACK:
+ * 1 connection in about 20,000 of a lab smoke test waited out a SYN
+ * retransmission (docs/datapath.md). If one copy was lost with
+ * probability p, both are with about (2p)^2 (each slot takes twice the
+ * writes). The SYN only stores, never loads: a
+ * table that must be read first (ways to choose from) made every SYN wait
+ * for a cold line (docs/benchmarks.md). Sized so that a record outlives the
+ * SYN -> SYN-ACK time (the backend's answer, microseconds to milliseconds)
+ * even under a flood: at 1M SYN/s a slot is overwritten every 8 ms on
+ * average; 256 KiB, small enough to stay cached.
  */
 #define EP_SYN_SLOTS 16384
 /* A record older than this is no handshake in progress any more. */

@@ -447,11 +447,32 @@ struct {
 	__type(value, struct ep_syn);
 } ep_syn SEC(".maps");
 
+/* The two slots of a flow's record: the low bits of its hash, and bits
+ * 16 and up (independent of them in a jhash). */
 static __always_inline struct ep_syn *ep_syn_slot(__u32 flow_hash)
 {
 	__u32 idx = flow_hash & (EP_SYN_SLOTS - 1);
 
 	return bpf_map_lookup_elem(&ep_syn, &idx);
+}
+
+static __always_inline struct ep_syn *ep_syn_slot2(__u32 flow_hash)
+{
+	__u32 idx = (flow_hash >> 16) & (EP_SYN_SLOTS - 1);
+
+	return bpf_map_lookup_elem(&ep_syn, &idx);
+}
+
+/* The flow's handshake record: a copy with its signature, or NULL. Every
+ * SYN writes both copies, so either is the latest. */
+static __always_inline struct ep_syn *ep_syn_find(__u32 flow_hash, __u32 sig)
+{
+	struct ep_syn *r = ep_syn_slot(flow_hash);
+
+	if (r && r->sig == sig)
+		return r;
+	r = ep_syn_slot2(flow_hash);
+	return r && r->sig == sig ? r : NULL;
 }
 
 /* Orphan records (see EP_SYN_F_ORPHAN): written by XDP, read and freed by

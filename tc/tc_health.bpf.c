@@ -174,8 +174,8 @@ static __always_inline int ep_hflow_half_open(const struct ep_hpkt *p, const str
 
 	if (!(p->tcp_flags & (EP_TCP_SYN | EP_TCP_RST)))
 		return -1;
-	rec = ep_syn_slot(hash);
-	if (!rec || rec->sig != ep_syn_sig(k, hash))
+	rec = ep_syn_find(hash, ep_syn_sig(k, hash));
+	if (!rec)
 		return -1;
 	if ((p->tcp_flags & (EP_TCP_SYN | EP_TCP_ACK)) == EP_TCP_SYN ? p->seq != rec->isn
 								   : p->ack != bpf_htonl(bpf_ntohl(rec->isn) + 1))

@@ -130,8 +130,8 @@ static __always_inline int ep_mirror_half_open(const struct ep_flow_key *k, cons
 
 	if (!(t->tcp_flags & EP_TCP_SYN))
 		return -1;
-	rec = ep_syn_slot(hash);
-	if (!rec || rec->sig != ep_syn_sig(k, hash))
+	rec = ep_syn_find(hash, ep_syn_sig(k, hash));
+	if (!rec)
 		return -1;
 	if (reply ? t->tcp_ack != bpf_htonl(bpf_ntohl(rec->isn) + 1) : t->tcp_seq != rec->isn)
 		return -1;

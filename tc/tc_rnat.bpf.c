@@ -284,11 +284,11 @@ static __always_inline int ep_find_vip(const struct ep_reply *r, struct ep_rev_v
 			 * backend that got it. An entry of an older connection
 			 * on the same 4-tuple goes. */
 			__u32 hash = ep_flow_hash(&k);
-			struct ep_syn *rec = ep_syn_slot(hash);
+			struct ep_syn *rec = ep_syn_find(hash, ep_syn_sig(&k, hash));
 			struct ep_backend *be = NULL;
 			__u32 bid = 0;
 
-			if (rec && rec->sig == ep_syn_sig(&k, hash) &&
+			if (rec &&
 			    (icmp_syn ? r->inner_seq == rec->isn
 				      : r->tcp_ack == bpf_htonl(bpf_ntohl(rec->isn) + 1))) {
 				bid = rec->backend_id;

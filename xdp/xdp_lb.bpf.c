@@ -484,7 +484,7 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 	struct ep_backend_stats *st;
 	struct ep_ct_entry fresh, *ct;
 	struct ep_dp_config *cfg;
-	struct ep_syn *syn_rec = NULL;
+	struct ep_syn *syn_rec = NULL, *syn_rec2 = NULL;
 	__u32 syn_sig = 0, orphan = 0;
 	__u32 bid, zero = 0;
 	int syn = (pkt->tcp_flags & (EP_TCP_SYN | EP_TCP_ACK)) == EP_TCP_SYN;
@@ -524,12 +524,11 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 		hash = ep_flow_hash(&pkt->key);
 		if (pkt->key.proto == IPPROTO_TCP) {
 			sig = ep_syn_sig(&pkt->key, hash);
-			rec = ep_syn_slot(hash);
 			/* The SYN only writes its record (last, below): it
-			 * never loads the cold line. The ACK of the same
+			 * never loads the cold lines. The ACK of the same
 			 * handshake acknowledges ISN + 1. */
-			half = !syn && rec && rec->sig == sig &&
-			       rec->isn == bpf_htonl(bpf_ntohl(pkt->tcp_seq) - 1) &&
+			rec = syn ? NULL : ep_syn_find(hash, sig);
+			half = rec && rec->isn == bpf_htonl(bpf_ntohl(pkt->tcp_seq) - 1) &&
 			       ep_syn_entry(rec, cfg->now_s, &fresh) == 0;
 		}
 		if (!half) {
@@ -543,7 +542,9 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 		if (syn || (proto == IPPROTO_TCP && !half && !(pkt->tcp_flags & EP_TCP_RST))) {
 			/* A SYN, or an orphan (struct ep_syn): a record, no
 			 * entry. The backend's answer decides about the entry. */
-			syn_rec = syn ? rec : ep_orphan_way(hash, sig);
+			syn_rec = syn ? ep_syn_slot(hash) : ep_orphan_way(hash, sig);
+			if (syn)
+				syn_rec2 = ep_syn_slot2(hash);
 			syn_sig = sig;
 			if (!syn)
 				orphan = EP_SYN_F_ORPHAN;
@@ -573,6 +574,12 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 		syn_rec->backend_id = bid | orphan;
 		syn_rec->isn = ct->isn;
 		syn_rec->last_seen_s = cfg->now_s;
+	}
+	if (syn_rec2) {
+		syn_rec2->sig = syn_sig;
+		syn_rec2->backend_id = bid;
+		syn_rec2->isn = ct->isn;
+		syn_rec2->last_seen_s = cfg->now_s;
 	}
 	return ep_forward(ctx, pkt, cfg, family);
 }
