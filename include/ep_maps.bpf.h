@@ -463,6 +463,17 @@ static __always_inline struct ep_syn *ep_syn_slot2(__u32 flow_hash)
 	return bpf_map_lookup_elem(&ep_syn, &idx);
 }
 
+/* Writes a record field by field: stores only, never a load of its line
+ * (a struct copy would read it back). */
+static __always_inline void ep_syn_put(struct ep_syn *r, __u32 sig, __u32 backend_id, __u32 isn,
+				       __u32 now_s)
+{
+	r->sig = sig;
+	r->backend_id = backend_id;
+	r->isn = isn;
+	r->last_seen_s = now_s;
+}
+
 /* The flow's handshake record: a copy with its signature, or NULL. Every
  * SYN writes both copies, so either is the latest. */
 static __always_inline struct ep_syn *ep_syn_find(__u32 flow_hash, __u32 sig)

@@ -569,18 +569,10 @@ static __always_inline int ep_balance(struct xdp_md *ctx, struct ep_pkt *pkt, co
 	 * (a random slot of 256 KiB), and x86 commits stores in order, so
 	 * every store after a missing one waits behind it (measured in
 	 * docs/benchmarks.md). */
-	if (syn_rec) {
-		syn_rec->sig = syn_sig;
-		syn_rec->backend_id = bid | orphan;
-		syn_rec->isn = ct->isn;
-		syn_rec->last_seen_s = cfg->now_s;
-	}
-	if (syn_rec2) {
-		syn_rec2->sig = syn_sig;
-		syn_rec2->backend_id = bid;
-		syn_rec2->isn = ct->isn;
-		syn_rec2->last_seen_s = cfg->now_s;
-	}
+	if (syn_rec)
+		ep_syn_put(syn_rec, syn_sig, bid | orphan, ct->isn, cfg->now_s);
+	if (syn_rec2)
+		ep_syn_put(syn_rec2, syn_sig, bid, ct->isn, cfg->now_s);
 	return ep_forward(ctx, pkt, cfg, family);
 }
 

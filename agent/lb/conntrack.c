@@ -91,13 +91,26 @@ out:
 	return mem;
 }
 
+/* A map's values as mmap sees them: whole pages. */
+static size_t map_pages(__u32 entries, size_t value_size)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+	return ((size_t)entries * value_size + page - 1) / page * page;
+}
+
+/* Sets bucket b's bit in a table's bitmap, as BPF does (ep_ct_mark_used). */
+static void used_mark(__u64 *bits, __u32 b)
+{
+	__atomic_fetch_or(&bits[b / 64], 1ULL << (b % 64), __ATOMIC_SEQ_CST);
+}
+
 static int ct_table_map(int fd, int family, struct ct_table *t)
 {
 	size_t bsz = family == EP_FAMILY_V4 ? sizeof(struct ep_ct_bucket4)
 					    : sizeof(struct ep_ct_bucket6);
 	struct bpf_map_info info = {};
 	__u32 ilen = sizeof(info);
-	long page = sysconf(_SC_PAGESIZE);
 
 	memset(t, 0, sizeof(*t));
 	if (bpf_obj_get_info_by_fd(fd, &info, &ilen))
@@ -107,7 +120,7 @@ static int ct_table_map(int fd, int family, struct ct_table *t)
 	if (info.type != BPF_MAP_TYPE_ARRAY || info.key_size != 4 || info.value_size != bsz ||
 	    !(info.map_flags & BPF_F_MMAPABLE) || !info.max_entries)
 		return -EINVAL;
-	t->len = ((size_t)info.max_entries * bsz + (size_t)page - 1) / (size_t)page * (size_t)page;
+	t->len = map_pages(info.max_entries, bsz);
 	t->mem = ct_mmap(fd, info.id, t->len);
 	if (!t->mem)
 		return -errno;
@@ -193,15 +206,13 @@ static void ct_used_map(int fd, struct ct_used *u)
 {
 	struct bpf_map_info info = {};
 	__u32 ilen = sizeof(info);
-	long page = sysconf(_SC_PAGESIZE);
 
 	memset(u, 0, sizeof(*u));
 	if (fd <= 0 || bpf_obj_get_info_by_fd(fd, &info, &ilen) ||
 	    info.type != BPF_MAP_TYPE_ARRAY || info.value_size != sizeof(__u64) ||
 	    info.max_entries != 4 * EP_CT_USED_WORDS || !(info.map_flags & BPF_F_MMAPABLE))
 		return;
-	u->len = ((size_t)info.max_entries * sizeof(__u64) + (size_t)page - 1) / (size_t)page *
-		 (size_t)page;
+	u->len = map_pages(info.max_entries, sizeof(__u64));
 	u->words = ct_mmap(fd, info.id, u->len);
 }
 
@@ -264,7 +275,7 @@ static long ct_walk(int fd, int family, __u8 proto, const struct ct_used *u, int
 	if (!bits || full) {
 		for (__u32 b = 0; b < t.n_buckets; b++)
 			if (walk_bucket(&t, b, proto, w) && bits && b / 64 < EP_CT_USED_WORDS)
-				__atomic_fetch_or(&bits[b / 64], 1ULL << (b % 64), __ATOMIC_SEQ_CST);
+				used_mark(bits, b);
 	} else {
 		__u32 nw = (t.n_buckets + 63) / 64;
 
@@ -393,11 +404,10 @@ int ep_ct_put(const struct ep_ct_fds *ct, const struct ep_flow_key *k,
 		/* the bucket's mark, as BPF sets it (ep_ct_mark_used) */
 		ct_used_map(ct->used, &used);
 		if (used.words)
-			__atomic_fetch_or(&used.words[(size_t)EP_CT_TABLE_NO(k->family,
-									   k->proto == IPPROTO_UDP) *
-							  EP_CT_USED_WORDS +
-						  b / 64],
-					  1ULL << (b % 64), __ATOMIC_SEQ_CST);
+			used_mark(used.words + (size_t)EP_CT_TABLE_NO(k->family,
+								      k->proto == IPPROTO_UDP) *
+						       EP_CT_USED_WORDS,
+				  b);
 		rc = 0;
 	}
 	return rc;
